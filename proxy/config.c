@@ -1,0 +1,495 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "inifile.h"
+#include "util/num.h"
+
+struct load {
+    struct config *c;
+    struct diag *d;
+    const char *file;
+    int line;
+    char last_key[80]; /* section/key of the previous line, for continuations */
+    unsigned seen;     /* bit per key, for duplicates */
+};
+
+static char *
+xstrdup(const char *s)
+{
+    char *r = strdup(s);
+    if (r == NULL)
+        abort(); /* startup / reload only: nothing sensible to do */
+    return r;
+}
+
+/* Resolves p against the config directory. Returns owned. */
+static char *
+resolve_path(const char *dir, const char *p)
+{
+    if (p[0] == '/' || dir == NULL || dir[0] == '\0')
+        return xstrdup(p);
+    size_t n = strlen(dir) + strlen(p) + 2;
+    char *r = malloc(n);
+    if (r == NULL)
+        abort();
+    snprintf(r, n, "%s/%s", dir, p);
+    return r;
+}
+
+static int
+bad(struct load *l, const char *key, const char *value, const char *why)
+{
+    diag_error(l->d, l->file, l->line, "%s = %s: %s", key, value, why);
+    return -1;
+}
+
+/* --- list item callbacks --- */
+
+static int
+add_listen(void *arg, const char *item)
+{
+    struct load *l = arg;
+    struct config *c = l->c;
+    const char *err;
+    struct listen_addr a;
+    if (item == NULL)
+        return bad(l, "listen", "...", "item too long");
+    if (addr_parse_listen(item, &a.ss, &a.len, &err) < 0)
+        return bad(l, "listen", item, err);
+    snprintf(a.text, sizeof(a.text), "%s", item);
+    struct listen_addr *nv = realloc(c->listen, (c->nlisten + 1) * sizeof(*nv));
+    if (nv == NULL)
+        abort();
+    c->listen = nv;
+    c->listen[c->nlisten++] = a;
+    return 0;
+}
+
+static int
+add_cidr_to(struct load *l, struct cidrset *set, const char *key, const char *item)
+{
+    struct cidr cd;
+    const char *err;
+    if (item == NULL)
+        return bad(l, key, "...", "item too long");
+    if (addr_parse_cidr(item, &cd, &err) < 0)
+        return bad(l, key, item, err);
+    if (cidrset_add(set, &cd) < 0)
+        abort();
+    return 0;
+}
+
+static int
+add_client(void *arg, const char *item)
+{
+    struct load *l = arg;
+    return add_cidr_to(l, &l->c->clients, "clients", item);
+}
+
+static int
+add_block(void *arg, const char *item)
+{
+    static const struct {
+        const char *name;
+        const char *cidrs[4];
+    } named[] = {
+        {"loopback", {"127.0.0.0/8", "::1/128", NULL}},
+        {"link-local", {"169.254.0.0/16", "fe80::/10", NULL}},
+        {"private", {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"}},
+        {"unspecified", {"0.0.0.0/8", "::/128", NULL}},
+        {"multicast", {"224.0.0.0/4", "ff00::/8", NULL}},
+    };
+    struct load *l = arg;
+    if (item == NULL)
+        return bad(l, "block_destinations", "...", "item too long");
+    if (strcasecmp(item, "none") == 0)
+        return 0;
+    for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+        if (strcasecmp(item, named[i].name) != 0)
+            continue;
+        for (size_t k = 0; k < 4 && named[i].cidrs[k]; k++)
+            add_cidr_to(l, &l->c->block_destinations, "block_destinations", named[i].cidrs[k]);
+        return 0;
+    }
+    if (strchr(item, '.') == NULL && strchr(item, ':') == NULL)
+        return bad(l, "block_destinations", item,
+                   "expected loopback, link-local, private, multicast, unspecified, none or a CIDR");
+    return add_cidr_to(l, &l->c->block_destinations, "block_destinations", item);
+}
+
+static int
+add_port(void *arg, const char *item)
+{
+    struct load *l = arg;
+    struct config *c = l->c;
+    uint64_t p;
+    const char *err;
+    if (item == NULL || num_parse_u64(item, strlen(item), 65535, &p, &err) < 0 || p == 0)
+        return bad(l, "connect_ports", item ? item : "...", "expected a port number 1-65535");
+    uint16_t *nv = realloc(c->connect_ports, (c->nconnect_ports + 1) * sizeof(*nv));
+    if (nv == NULL)
+        abort();
+    c->connect_ports = nv;
+    c->connect_ports[c->nconnect_ports++] = (uint16_t)p;
+    return 0;
+}
+
+static int
+add_nameserver(void *arg, const char *item)
+{
+    struct load *l = arg;
+    struct config *c = l->c;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    const char *err;
+    if (item == NULL)
+        return bad(l, "nameservers", "...", "item too long");
+    if (strcasecmp(item, "system") == 0) {
+        c->dns_system = 1;
+        return 0;
+    }
+    /* "1.2.3.4", "1.2.3.4:53", "[::1]:53", "::1" */
+    struct cidr cd;
+    if (addr_parse_cidr(item, &cd, &err) < 0 && addr_parse_listen(item, &ss, &len, &err) < 0)
+        return bad(l, "nameservers", item, "expected system or IP[:port] addresses");
+    if (strchr(item, '/') != NULL)
+        return bad(l, "nameservers", item, "expected an address, not a network");
+    char **nv = realloc(c->nameservers, (c->nnameservers + 1) * sizeof(*nv));
+    if (nv == NULL)
+        abort();
+    c->nameservers = nv;
+    c->nameservers[c->nnameservers++] = xstrdup(item);
+    return 0;
+}
+
+/* --- keys --- */
+
+enum ktype { K_LIST, K_DURATION, K_SIZE, K_COUNT, K_STRING, K_PATH, K_SPECIAL };
+
+struct key {
+    const char *section, *name;
+    enum ktype type;
+    size_t off;                            /* into struct config */
+    int (*item)(void *arg, const char *);  /* K_LIST */
+    uint64_t min, max;                     /* K_COUNT, K_DURATION, K_SIZE */
+};
+
+#define OFF(f) offsetof(struct config, f)
+static const struct key keys[] = {
+    {"proxy", "listen", K_LIST, 0, add_listen, 0, 0},
+    {"proxy", "clients", K_LIST, 0, add_client, 0, 0},
+    {"proxy", "connect_ports", K_LIST, 0, add_port, 0, 0},
+    {"proxy", "rules", K_PATH, OFF(rules_dir), NULL, 0, 0},
+    {"proxy", "timezone", K_SPECIAL, 0, NULL, 0, 0},
+    {"proxy", "workers", K_SPECIAL, 0, NULL, 0, 0},
+    {"proxy", "state_dir", K_PATH, OFF(state_dir), NULL, 0, 0},
+    {"dns", "nameservers", K_LIST, 0, add_nameserver, 0, 0},
+    {"dns", "hosts_file", K_SPECIAL, 0, NULL, 0, 0},
+    {"limits", "max_connections", K_COUNT, OFF(max_connections), NULL, 1, 10000000},
+    {"limits", "max_per_client", K_COUNT, OFF(max_per_client), NULL, 1, 10000000},
+    {"limits", "max_header_bytes", K_SIZE, OFF(max_header_bytes), NULL, 1024, 1048576},
+    {"limits", "connect_timeout", K_DURATION, OFF(connect_timeout_ms), NULL, 1, 86400000},
+    {"limits", "header_timeout", K_DURATION, OFF(header_timeout_ms), NULL, 1, 86400000},
+    {"limits", "idle_timeout", K_DURATION, OFF(idle_timeout_ms), NULL, 1, 7 * 86400000ULL},
+    {"limits", "drain", K_DURATION, OFF(drain_ms), NULL, 0, 86400000},
+    {"limits", "block_destinations", K_LIST, 0, add_block, 0, 0},
+    {"log", "access", K_SPECIAL, 0, NULL, 0, 0},
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static int
+set_special(struct load *l, const struct key *k, const char *value)
+{
+    struct config *c = l->c;
+    const char *err;
+
+    if (strcmp(k->name, "workers") == 0) {
+        uint64_t n;
+        if (strcasecmp(value, "auto") == 0) {
+            c->workers = 0;
+            return 0;
+        }
+        if (num_parse_u64(value, strlen(value), 64, &n, &err) < 0 || n == 0)
+            return bad(l, k->name, value, "expected auto or a number of threads 1-64");
+        c->workers = (int)n;
+        return 0;
+    }
+    if (strcmp(k->name, "timezone") == 0) {
+        /* A tz database name: letters, digits, _ - + / and no "..". */
+        for (const char *p = value; *p; p++)
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9') || strchr("_-+/", *p)))
+                return bad(l, k->name, value, "not a time zone name");
+        if (value[0] == '\0' || value[0] == '/' || strstr(value, "..") != NULL)
+            return bad(l, k->name, value, "not a time zone name");
+        const char *tzdir = getenv("TZDIR");
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", tzdir ? tzdir : "/usr/share/zoneinfo", value);
+        struct stat st;
+        if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+            return bad(l, k->name, value, "unknown time zone (not in the tz database)");
+        free(c->timezone);
+        c->timezone = xstrdup(value);
+        return 0;
+    }
+    if (strcmp(k->name, "hosts_file") == 0) {
+        free(c->hosts_file);
+        c->hosts_file = NULL;
+        if (strcasecmp(value, "none") == 0)
+            return 0;
+        c->hosts_file = resolve_path(c->dir, value);
+        if (access(c->hosts_file, R_OK) < 0)
+            return bad(l, k->name, value, strerror(errno));
+        return 0;
+    }
+    if (strcmp(k->name, "access") == 0) {
+        free(c->access_log);
+        if (strcmp(value, "-") == 0 || strcmp(value, "syslog") == 0) {
+            c->access_log = xstrdup(value);
+            if (strcmp(value, "syslog") == 0)
+                return bad(l, k->name, value, "syslog output is not supported yet");
+            return 0;
+        }
+        c->access_log = resolve_path(c->dir, value);
+        char *slash = strrchr(c->access_log, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            int ok = access(slash == c->access_log ? "/" : c->access_log, W_OK) == 0;
+            int e = errno;
+            *slash = '/';
+            if (!ok)
+                return bad(l, k->name, value, e == ENOENT ? "directory does not exist"
+                                                          : "directory is not writable");
+        }
+        return 0;
+    }
+    return bad(l, k->name, value, "internal: unhandled key");
+}
+
+static int
+on_key(void *arg, const char *file, int line, const char *section, const char *name,
+       const char *value, int continued)
+{
+    struct load *l = arg;
+    l->file = file;
+    l->line = line;
+
+    const struct key *k = NULL;
+    size_t idx = 0;
+    int known_section = 0;
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strcmp(keys[i].section, section) != 0)
+            continue;
+        known_section = 1;
+        if (strcmp(keys[i].name, name) == 0) {
+            k = &keys[i];
+            idx = i;
+        }
+    }
+    if (section[0] == '\0') {
+        diag_error(l->d, file, line, "%s: key outside of a section", name);
+        return -1;
+    }
+    if (!known_section) {
+        if (strcmp(section, "auth") == 0 || strcmp(section, "admin") == 0)
+            diag_error(l->d, file, line, "[%s] is not supported yet by this version", section);
+        else
+            diag_error(l->d, file, line, "unknown section [%s]", section);
+        return -1;
+    }
+    if (k == NULL) {
+        diag_error(l->d, file, line, "unknown key '%s' in [%s]", name, section);
+        return -1;
+    }
+    if (continued && k->type != K_LIST) {
+        diag_error(l->d, file, line, "%s: only lists continue on indented lines", name);
+        return -1;
+    }
+    if (!continued) {
+        if (l->seen & (1u << idx)) {
+            diag_error(l->d, file, line, "duplicate key '%s' in [%s]", name, section);
+            return -1;
+        }
+        l->seen |= 1u << idx;
+    }
+    char *base = (char *)l->c;
+    uint64_t v;
+    const char *err = NULL;
+    switch (k->type) {
+    case K_LIST:
+        return list_foreach(value, k->item, l);
+    case K_DURATION:
+        if (num_parse_duration(value, &v, &err) < 0)
+            return bad(l, name, value, err);
+        break;
+    case K_SIZE:
+        if (num_parse_size(value, &v, &err) < 0)
+            return bad(l, name, value, err);
+        break;
+    case K_COUNT:
+        if (num_parse_u64(value, strlen(value), UINT64_MAX, &v, &err) < 0)
+            return bad(l, name, value, err);
+        break;
+    case K_PATH: {
+        char **dst = (char **)(base + k->off);
+        if (value[0] == '\0')
+            return bad(l, name, value, "empty path");
+        free(*dst);
+        *dst = resolve_path(l->c->dir, value);
+        return 0;
+    }
+    case K_STRING:
+    case K_SPECIAL:
+        return set_special(l, k, value);
+    }
+    if (v < k->min || v > k->max) {
+        char why[96];
+        snprintf(why, sizeof(why), "out of range (%llu to %llu%s)", (unsigned long long)k->min,
+                 (unsigned long long)k->max, k->type == K_DURATION ? " ms" : "");
+        return bad(l, name, value, why);
+    }
+    *(uint64_t *)(base + k->off) = v;
+    return 0;
+}
+
+static struct config *
+config_new(const char *path, const char *dir)
+{
+    struct config *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        abort();
+    c->path = xstrdup(path);
+    c->dir = xstrdup(dir);
+    c->workers = 0;
+    c->dns_system = 0;
+    c->max_connections = 20000;
+    c->max_per_client = 512;
+    c->max_header_bytes = 65536;
+    c->connect_timeout_ms = 10000;
+    c->header_timeout_ms = 15000;
+    c->idle_timeout_ms = 300000;
+    c->drain_ms = 30000;
+    return c;
+}
+
+static int
+apply_defaults(struct config *c, struct load *l)
+{
+    const char *err;
+    struct diag *d = l->d;
+    if (c->nlisten == 0) {
+        struct listen_addr a;
+        addr_parse_listen("127.0.0.1:3128", &a.ss, &a.len, &err);
+        snprintf(a.text, sizeof(a.text), "127.0.0.1:3128");
+        c->listen = malloc(sizeof(a));
+        if (c->listen == NULL)
+            abort();
+        c->listen[0] = a;
+        c->nlisten = 1;
+    }
+    /* Never an open proxy: without `clients`, loopback only. */
+    if (!(l->seen & (1u << 1))) {
+        add_cidr_to(l, &c->clients, "clients", "127.0.0.0/8");
+        add_cidr_to(l, &c->clients, "clients", "::1");
+    }
+    if (!(l->seen & (1u << 2)))
+        add_port(l, "443");
+    if (!(l->seen & (1u << 16))) {
+        add_block(l, "loopback");
+        add_block(l, "link-local");
+    }
+    if (c->nnameservers == 0)
+        c->dns_system = 1;
+    if (c->rules_dir == NULL)
+        c->rules_dir = resolve_path(c->dir, "rules");
+    if (c->state_dir == NULL)
+        c->state_dir = xstrdup("/var/lib/socialgate");
+    if (c->hosts_file == NULL && !(l->seen & (1u << 8)))
+        c->hosts_file = xstrdup("/etc/hosts");
+    if (c->access_log == NULL)
+        c->access_log = xstrdup("-");
+    struct stat st;
+    if (stat(c->rules_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+        diag_error(d, c->path, 0, "rules = %s: not a directory", c->rules_dir);
+    return d->errors ? -1 : 0;
+}
+
+static struct config *
+load_common(const char *path, const char *text, const char *name, const char *dir,
+            struct diag *d)
+{
+    size_t before = d->errors;
+    struct config *c = config_new(name, dir);
+    struct load l = {.c = c, .d = d, .file = name};
+    if (text)
+        inifile_parse_string(text, name, on_key, &l, d);
+    else
+        inifile_parse(path, name, on_key, &l, d);
+    if (d->errors == before)
+        apply_defaults(c, &l);
+    if (d->errors != before) {
+        config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct config *
+config_load(const char *path, struct diag *d)
+{
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    struct config *c = load_common(path, NULL, path, dir, d);
+    free(dir);
+    return c;
+}
+
+struct config *
+config_load_string(const char *text, const char *name, const char *dir, struct diag *d)
+{
+    return load_common(NULL, text, name, dir, d);
+}
+
+void
+config_free(struct config *c)
+{
+    if (c == NULL)
+        return;
+    free(c->path);
+    free(c->dir);
+    free(c->listen);
+    cidrset_free(&c->clients);
+    free(c->connect_ports);
+    free(c->rules_dir);
+    free(c->timezone);
+    free(c->state_dir);
+    for (size_t i = 0; i < c->nnameservers; i++)
+        free(c->nameservers[i]);
+    free(c->nameservers);
+    free(c->hosts_file);
+    cidrset_free(&c->block_destinations);
+    free(c->access_log);
+    free(c);
+}
+
+int
+config_connect_port_allowed(const struct config *c, uint16_t port)
+{
+    for (size_t i = 0; i < c->nconnect_ports; i++)
+        if (c->connect_ports[i] == port)
+            return 1;
+    return 0;
+}

@@ -1,0 +1,62 @@
+/* proxy.ini: the main configuration (pure: reads files, no libevent). */
+#ifndef SG_CONFIG_H
+#define SG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "diag.h"
+#include "util/addr.h"
+
+struct listen_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char text[80];
+};
+
+struct config {
+    char *path; /* as given */
+    char *dir;  /* its directory: relative paths are resolved against it */
+
+    /* [proxy] */
+    struct listen_addr *listen;
+    size_t nlisten;
+    struct cidrset clients;
+    uint16_t *connect_ports;
+    size_t nconnect_ports;
+    char *rules_dir;
+    char *timezone; /* NULL: the system's */
+    int workers;    /* 0 = auto */
+    char *state_dir;
+
+    /* [dns] */
+    int dns_system;
+    char **nameservers;
+    size_t nnameservers;
+    char *hosts_file; /* NULL: none */
+
+    /* [limits] */
+    uint64_t max_connections;
+    uint64_t max_per_client;
+    uint64_t max_header_bytes;
+    uint64_t connect_timeout_ms;
+    uint64_t header_timeout_ms;
+    uint64_t idle_timeout_ms;
+    uint64_t drain_ms;
+    struct cidrset block_destinations;
+
+    /* [log] */
+    char *access_log; /* "-" stdout, "syslog", or a path */
+};
+
+/* Loads and validates `path`. Returns an owned config, or NULL with every
+ * problem in d (as FILE:LINE: message). Warnings may be in d on success. */
+struct config *config_load(const char *path, struct diag *d);
+/* The same from text; relative paths resolve against `dir`. */
+struct config *config_load_string(const char *text, const char *name, const char *dir,
+                                  struct diag *d);
+void config_free(struct config *c);
+int config_connect_port_allowed(const struct config *c, uint16_t port);
+
+#endif

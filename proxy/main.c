@@ -1,0 +1,367 @@
+/* socialgate: command line, configuration, signals, workers. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "accesslog.h"
+#include "config.h"
+#include "log.h"
+#include "snapshot.h"
+#include "worker.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/usr/local/etc"
+#endif
+#define DEFAULT_CONFIG SYSCONFDIR "/socialgate/proxy.ini"
+#define SOCIALGATE_VERSION "0.1.0"
+
+static const char *config_path = DEFAULT_CONFIG;
+static struct worker **workers;
+static int nworkers;
+static struct event_base *main_base;
+static struct event *drain_ev, *poll_ev;
+static int stopping;
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: socialgate [-v] [-c FILE]       run in the foreground\n"
+               "       socialgate -t [-c FILE]          check the configuration and exit\n"
+               "       socialgate -V                    print the version\n"
+               "default FILE: %s\n",
+            DEFAULT_CONFIG);
+}
+
+static void
+print_diag(const struct diag *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        fprintf(stderr, "%s\n", d->msgs[i]);
+}
+
+static void
+log_diag(const struct diag *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        log_warnx("%s", d->msgs[i]);
+}
+
+static void
+config_event(const char *result, const struct config *c)
+{
+    char line[512], t[48];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    logfmt_time(&ts, t, sizeof(t));
+    int n = snprintf(line, sizeof(line), "%s ev=config result=%s files=1 rules=0 platforms=0\n",
+                     t, result);
+    (void)c;
+    if (n > 0 && (size_t)n < sizeof(line))
+        accesslog_write(line, (size_t)n);
+}
+
+/* One listening socket per worker and address: the kernel spreads new
+ * connections over the workers (SO_REUSEPORT). */
+static int
+make_listener(const struct listen_addr *a)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&a->ss;
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+        goto fail;
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        int v6only = !IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+    }
+    if (bind(fd, sa, a->len) < 0 || listen(fd, 4096) < 0)
+        goto fail;
+    return fd;
+fail:;
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+}
+
+static void
+raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int
+worker_count(const struct config *c)
+{
+    if (c->workers > 0)
+        return c->workers;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+static void
+reload(void)
+{
+    struct diag d = {0};
+    struct config *c = config_load(config_path, &d);
+    if (c == NULL) {
+        log_diag(&d);
+        log_warnx("reload of %s failed: keeping the running configuration", config_path);
+        struct snapshot *cur = snapshot_acquire();
+        config_event("error", cur->cfg);
+        snapshot_release(cur);
+        diag_free(&d);
+        return;
+    }
+    log_diag(&d);
+    diag_free(&d);
+    struct snapshot *cur = snapshot_acquire();
+    const struct config *old = cur->cfg;
+    int same_listen = old->nlisten == c->nlisten;
+    for (size_t i = 0; same_listen && i < c->nlisten; i++)
+        same_listen = strcmp(old->listen[i].text, c->listen[i].text) == 0;
+    if (!same_listen)
+        log_warnx("reload: a change of [proxy] listen takes effect at the next restart");
+    if ((old->timezone == NULL) != (c->timezone == NULL) ||
+        (old->timezone && strcmp(old->timezone, c->timezone) != 0))
+        log_warnx("reload: a change of [proxy] timezone takes effect at the next restart");
+    if (worker_count(old) != worker_count(c))
+        log_warnx("reload: a change of [proxy] workers takes effect at the next restart");
+    snapshot_release(cur);
+    struct snapshot *s = snapshot_new(c);
+    if (s == NULL) {
+        config_free(c);
+        log_warnx("reload: out of memory");
+        return;
+    }
+    snapshot_install(s);
+    log_info("configuration reloaded from %s", config_path);
+    config_event("ok", c);
+}
+
+static void
+poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    int running = 0;
+    for (int i = 0; i < nworkers; i++)
+        running += !atomic_load(&workers[i]->finished);
+    if (running == 0)
+        event_base_loopexit(main_base, NULL);
+}
+
+static void
+drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    log_info("drain time is up: closing the remaining connections");
+    for (int i = 0; i < nworkers; i++)
+        worker_command(workers[i], WORKER_CMD_STOP);
+}
+
+static void
+stop(int at_once)
+{
+    struct snapshot *s = snapshot_acquire();
+    uint64_t drain = s->cfg->drain_ms;
+    snapshot_release(s);
+    if (!stopping) {
+        log_info(at_once ? "interrupted: stopping now" : "stopping: draining for up to %llu ms",
+                 (unsigned long long)drain);
+        for (int i = 0; i < nworkers; i++)
+            worker_command(workers[i], at_once ? WORKER_CMD_STOP : WORKER_CMD_DRAIN);
+        struct timeval tv = {(time_t)(drain / 1000), (suseconds_t)(drain % 1000) * 1000};
+        evtimer_add(drain_ev, &tv);
+        struct timeval p = {0, 20000};
+        event_add(poll_ev, &p);
+    } else if (at_once) {
+        for (int i = 0; i < nworkers; i++)
+            worker_command(workers[i], WORKER_CMD_STOP);
+    }
+    stopping = 1;
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    switch (sig) {
+    case SIGTERM:
+        stop(0);
+        break;
+    case SIGINT:
+        stop(1);
+        break;
+    case SIGHUP:
+        reload();
+        break;
+    case SIGUSR1:
+        if (accesslog_reopen() < 0)
+            log_warn("cannot reopen the usage log");
+        else
+            log_info("usage log reopened");
+        break;
+    }
+}
+
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    accesslog_flush();
+}
+
+int
+main(int argc, char **argv)
+{
+    int opt, test_only = 0;
+
+    while ((opt = getopt(argc, argv, "c:thvV")) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 't':
+            test_only = 1;
+            break;
+        case 'v':
+            log_set_verbosity(LOG_LVL_DEBUG);
+            break;
+        case 'V':
+            printf("socialgate %s\n", SOCIALGATE_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "socialgate: unexpected argument: %s\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    struct diag d = {0};
+    struct config *cfg = config_load(config_path, &d);
+    print_diag(&d);
+    if (cfg == NULL) {
+        fprintf(stderr, "socialgate: %s: %zu error%s\n", config_path, d.errors,
+                d.errors == 1 ? "" : "s");
+        diag_free(&d);
+        return 1;
+    }
+    diag_free(&d);
+    if (test_only) {
+        printf("socialgate: %s: configuration ok (%zu listen address%s, %d worker%s, rules %s)\n",
+               config_path, cfg->nlisten, cfg->nlisten == 1 ? "" : "es", worker_count(cfg),
+               worker_count(cfg) == 1 ? "" : "s", cfg->rules_dir);
+        config_free(cfg);
+        return 0;
+    }
+
+    if (cfg->timezone) {
+        setenv("TZ", cfg->timezone, 1);
+    }
+    tzset();
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+    if (evthread_use_pthreads() != 0)
+        fatalx("libevent: no pthreads support");
+    if (accesslog_open(cfg->access_log) < 0)
+        fatal("cannot open the usage log %s", cfg->access_log);
+
+    char host[128];
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "socialgate");
+    host[sizeof(host) - 1] = '\0';
+    worker_set_via(host);
+
+    nworkers = worker_count(cfg);
+    size_t nl = cfg->nlisten;
+    int *fds = calloc((size_t)nworkers * nl, sizeof(int));
+    workers = calloc((size_t)nworkers, sizeof(*workers));
+    if (fds == NULL || workers == NULL)
+        fatalx("out of memory");
+    for (int i = 0; i < nworkers; i++)
+        for (size_t k = 0; k < nl; k++)
+            if ((fds[(size_t)i * nl + k] = make_listener(&cfg->listen[k])) < 0)
+                fatal("cannot listen on %s", cfg->listen[k].text);
+
+    struct snapshot *snap = snapshot_new(cfg);
+    if (snap == NULL)
+        fatalx("out of memory");
+    snapshot_install(snap);
+
+    main_base = event_base_new();
+    if (main_base == NULL)
+        fatalx("libevent: cannot create the event loop");
+    for (int i = 0; i < nworkers; i++) {
+        workers[i] = worker_new(i, fds + (size_t)i * nl, nl);
+        if (workers[i] == NULL)
+            fatalx("cannot start worker %d", i);
+    }
+    free(fds);
+    int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        struct event *ev = evsignal_new(main_base, sigs[i], signal_cb, NULL);
+        if (ev == NULL || event_add(ev, NULL) != 0)
+            fatalx("cannot handle signal %d", sigs[i]);
+    }
+    struct event *flush_ev = event_new(main_base, -1, EV_PERSIST, flush_cb, NULL);
+    struct timeval sec = {1, 0};
+    event_add(flush_ev, &sec);
+    drain_ev = evtimer_new(main_base, drain_timeout_cb, NULL);
+    poll_ev = event_new(main_base, -1, EV_PERSIST, poll_cb, NULL);
+
+    for (int i = 0; i < nworkers; i++)
+        if (worker_start(workers[i]) != 0)
+            fatal("cannot start worker thread");
+    for (size_t k = 0; k < nl; k++)
+        log_info("listening on %s", cfg->listen[k].text);
+    log_info("socialgate %s started: %d worker%s, config %s", SOCIALGATE_VERSION, nworkers,
+             nworkers == 1 ? "" : "s", config_path);
+    config_event("ok", cfg);
+
+    event_base_dispatch(main_base);
+
+    for (int i = 0; i < nworkers; i++)
+        worker_join_free(workers[i]);
+    free(workers);
+    log_info("stopped");
+    accesslog_close();
+    event_free(flush_ev);
+    event_free(drain_ev);
+    event_free(poll_ev);
+    event_base_free(main_base);
+    snapshot_install(snapshot_new(NULL));
+    return 0;
+}

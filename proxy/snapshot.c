@@ -1,0 +1,55 @@
+#include "snapshot.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+/* Readers take a reference under the lock so a swap can never free a
+ * snapshot between loading the pointer and counting the reference. The
+ * lock is held for a few instructions once per connection. */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct snapshot *current;
+static uint64_t next_generation = 1;
+
+struct snapshot *
+snapshot_new(struct config *cfg)
+{
+    struct snapshot *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    atomic_init(&s->refs, 1);
+    s->cfg = cfg;
+    return s;
+}
+
+struct snapshot *
+snapshot_acquire(void)
+{
+    pthread_mutex_lock(&mu);
+    struct snapshot *s = current;
+    if (s != NULL)
+        atomic_fetch_add(&s->refs, 1);
+    pthread_mutex_unlock(&mu);
+    return s;
+}
+
+void
+snapshot_release(struct snapshot *s)
+{
+    if (s == NULL)
+        return;
+    if (atomic_fetch_sub(&s->refs, 1) == 1) {
+        config_free(s->cfg);
+        free(s);
+    }
+}
+
+void
+snapshot_install(struct snapshot *s)
+{
+    pthread_mutex_lock(&mu);
+    struct snapshot *old = current;
+    s->generation = next_generation++;
+    current = s;
+    pthread_mutex_unlock(&mu);
+    snapshot_release(old);
+}

@@ -1,0 +1,391 @@
+#include "worker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "conn.h"
+#include "dns.h"
+#include "log.h"
+#include "snapshot.h"
+
+#define POOL_MAX_PER_WORKER 256
+#define POOL_IDLE_SECONDS 30
+#define ACCEPT_PAUSE_MS 100
+
+static atomic_long total_conns;
+static char via[160] = "1.1 socialgate";
+
+const char *
+worker_via(void)
+{
+    return via;
+}
+
+void
+worker_set_via(const char *hostname)
+{
+    snprintf(via, sizeof(via), "1.1 %s (socialgate)", hostname);
+}
+
+long
+worker_total_connections(void)
+{
+    return atomic_load(&total_conns);
+}
+
+/* --- connections per client address --------------------------------------
+ * Shared by all workers behind one mutex: a short hash lookup per accept
+ * and per close. */
+#define CC_BUCKETS 4096
+
+struct cc_node {
+    struct cc_node *next;
+    uint8_t key[17];
+    unsigned count;
+};
+
+static pthread_mutex_t cc_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct cc_node *cc_table[CC_BUCKETS];
+
+static void
+cc_key(const struct sockaddr *sa, uint8_t key[17])
+{
+    memset(key, 0, 17);
+    if (sa->sa_family == AF_INET) {
+        key[0] = 4;
+        memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            key[0] = 4;
+            memcpy(key + 1, in6->sin6_addr.s6_addr + 12, 4);
+        } else {
+            key[0] = 6;
+            memcpy(key + 1, &in6->sin6_addr, 16);
+        }
+    }
+}
+
+static unsigned
+cc_hash(const uint8_t key[17])
+{
+    unsigned h = 2166136261u;
+    for (int i = 0; i < 17; i++)
+        h = (h ^ key[i]) * 16777619u;
+    return h % CC_BUCKETS;
+}
+
+/* Returns the new count for this address (0 on allocation failure). */
+static unsigned
+cc_inc(const struct sockaddr *sa)
+{
+    uint8_t key[17];
+    cc_key(sa, key);
+    unsigned b = cc_hash(key), r = 0;
+    pthread_mutex_lock(&cc_mu);
+    struct cc_node *n = cc_table[b];
+    while (n && memcmp(n->key, key, 17) != 0)
+        n = n->next;
+    if (n == NULL && (n = calloc(1, sizeof(*n))) != NULL) {
+        memcpy(n->key, key, 17);
+        n->next = cc_table[b];
+        cc_table[b] = n;
+    }
+    if (n)
+        r = ++n->count;
+    pthread_mutex_unlock(&cc_mu);
+    return r;
+}
+
+static void
+cc_dec(const struct sockaddr *sa)
+{
+    uint8_t key[17];
+    cc_key(sa, key);
+    unsigned b = cc_hash(key);
+    pthread_mutex_lock(&cc_mu);
+    struct cc_node **pp = &cc_table[b];
+    while (*pp && memcmp((*pp)->key, key, 17) != 0)
+        pp = &(*pp)->next;
+    if (*pp && --(*pp)->count == 0) {
+        struct cc_node *dead = *pp;
+        *pp = dead->next;
+        free(dead);
+    }
+    pthread_mutex_unlock(&cc_mu);
+}
+
+void
+worker_conn_closed(struct worker *w, struct conn *c, const struct sockaddr *peer)
+{
+    (void)c;
+    w->nconns--;
+    atomic_fetch_sub(&total_conns, 1);
+    cc_dec(peer);
+    if (w->draining && w->nconns == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+/* --- accepting ----------------------------------------------------------- */
+
+static void
+pause_accepting(struct worker *w)
+{
+    if (w->paused)
+        return;
+    w->paused = 1;
+    for (size_t i = 0; i < w->nls; i++)
+        evconnlistener_disable(w->ls[i]);
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+    evtimer_add(w->resume_ev, &tv);
+}
+
+static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    if (w->draining)
+        return;
+    w->paused = 0;
+    for (size_t i = 0; i < w->nls; i++)
+        evconnlistener_enable(w->ls[i]);
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+    struct worker *w = arg;
+    (void)l;
+    struct snapshot *s = snapshot_acquire();
+    long max_conn = (long)s->cfg->max_connections;
+    unsigned max_client = (unsigned)s->cfg->max_per_client;
+    snapshot_release(s);
+
+    if (atomic_fetch_add(&total_conns, 1) >= max_conn) {
+        atomic_fetch_sub(&total_conns, 1);
+        static atomic_long last_warn;
+        long now = (long)time(NULL);
+        if (atomic_exchange(&last_warn, now) != now)
+            log_warnx("max_connections (%ld) reached: pausing accept", max_conn);
+        close(fd);
+        pause_accepting(w);
+        return;
+    }
+    unsigned n = cc_inc(sa);
+    if (n == 0) {
+        atomic_fetch_sub(&total_conns, 1);
+        close(fd);
+        return;
+    }
+    if (conn_new(w, fd, sa, (socklen_t)len, n > max_client) == NULL) {
+        atomic_fetch_sub(&total_conns, 1);
+        cc_dec(sa);
+        log_warnx("out of memory for a new connection");
+    }
+}
+
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    struct worker *w = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    (void)l;
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        static atomic_long last_warn;
+        long now = (long)time(NULL);
+        if (atomic_exchange(&last_warn, now) != now)
+            log_warnx("accept: %s: pausing accept for %d ms", strerror(err), ACCEPT_PAUSE_MS);
+        pause_accepting(w);
+        return;
+    }
+    log_warnx("accept: %s", strerror(err));
+}
+
+/* --- upstream pool ------------------------------------------------------- */
+
+static void
+pool_drop(struct pooled *p)
+{
+    struct worker *w = p->w;
+    TAILQ_REMOVE(&w->pool, p, link);
+    w->npool--;
+    bufferevent_free(p->bev);
+    free(p);
+}
+
+/* An idle pooled connection that becomes readable was closed or spoke
+ * out of turn: either way it is useless. */
+static void
+pool_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    pool_drop(arg);
+}
+
+static void
+pool_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    pool_drop(arg);
+}
+
+struct bufferevent *
+worker_pool_get(struct worker *w, const char *key)
+{
+    struct pooled *p;
+    TAILQ_FOREACH_REVERSE(p, &w->pool, pool_head_s, link)
+    {
+        if (strcmp(p->key, key) == 0) {
+            struct bufferevent *bev = p->bev;
+            TAILQ_REMOVE(&w->pool, p, link);
+            w->npool--;
+            free(p);
+            bufferevent_disable(bev, EV_READ);
+            return bev;
+        }
+    }
+    return NULL;
+}
+
+void
+worker_pool_put(struct worker *w, const char *key, struct bufferevent *bev)
+{
+    struct pooled *p = w->draining ? NULL : calloc(1, sizeof(*p));
+    if (p == NULL) {
+        bufferevent_free(bev);
+        return;
+    }
+    if (w->npool >= POOL_MAX_PER_WORKER)
+        pool_drop(TAILQ_FIRST(&w->pool));
+    p->w = w;
+    p->bev = bev;
+    snprintf(p->key, sizeof(p->key), "%s", key);
+    struct timeval idle = {POOL_IDLE_SECONDS, 0};
+    bufferevent_setcb(bev, pool_read_cb, NULL, pool_event_cb, p);
+    bufferevent_set_timeouts(bev, &idle, NULL);
+    bufferevent_enable(bev, EV_READ);
+    TAILQ_INSERT_TAIL(&w->pool, p, link);
+    w->npool++;
+}
+
+/* --- commands and lifecycle --------------------------------------------- */
+
+static void
+cmd_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    int cmd = atomic_exchange(&w->cmd, 0);
+    if (cmd & (WORKER_CMD_DRAIN | WORKER_CMD_STOP)) {
+        w->draining = 1;
+        for (size_t i = 0; i < w->nls; i++)
+            evconnlistener_free(w->ls[i]);
+        w->nls = 0;
+        while (!TAILQ_EMPTY(&w->pool))
+            pool_drop(TAILQ_FIRST(&w->pool));
+        struct conn *c, *next;
+        for (c = TAILQ_FIRST(&w->conns); c; c = next) {
+            next = conn_next(c);
+            if (cmd & WORKER_CMD_STOP)
+                conn_abort(c, "shutdown");
+            else
+                conn_drain(c);
+        }
+        if (w->nconns == 0)
+            event_base_loopexit(w->base, NULL);
+    }
+}
+
+struct worker *
+worker_new(int id, const int *fds, size_t nfds)
+{
+    struct worker *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    w->id = id;
+    TAILQ_INIT(&w->conns);
+    TAILQ_INIT(&w->pool);
+    /* A locking base: the main thread activates cmd_ev across threads. */
+    w->base = event_base_new();
+    if (w->base == NULL)
+        goto fail;
+    struct snapshot *s = snapshot_acquire();
+    w->dns = dns_new(w->base, s->cfg);
+    snapshot_release(s);
+    if (w->dns == NULL)
+        goto fail;
+    w->cmd_ev = event_new(w->base, -1, 0, cmd_cb, w);
+    w->resume_ev = evtimer_new(w->base, resume_cb, w);
+    w->ls = calloc(nfds ? nfds : 1, sizeof(*w->ls));
+    if (w->cmd_ev == NULL || w->resume_ev == NULL || w->ls == NULL)
+        goto fail;
+    for (size_t i = 0; i < nfds; i++) {
+        w->ls[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fds[i]);
+        if (w->ls[i] == NULL)
+            goto fail;
+        evconnlistener_set_error_cb(w->ls[i], accept_error_cb);
+        w->nls++;
+    }
+    return w;
+fail:
+    log_warnx("worker %d: cannot initialise", id);
+    return NULL;
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+    event_base_dispatch(w->base);
+    /* Whatever is left when the loop ends is closed and logged. */
+    struct conn *c, *next;
+    for (c = TAILQ_FIRST(&w->conns); c; c = next) {
+        next = conn_next(c);
+        conn_abort(c, "shutdown");
+    }
+    event_base_loop(w->base, EVLOOP_NONBLOCK);
+    atomic_store(&w->finished, 1);
+    return NULL;
+}
+
+int
+worker_start(struct worker *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+}
+
+void
+worker_command(struct worker *w, int cmd)
+{
+    atomic_fetch_or(&w->cmd, cmd);
+    event_active(w->cmd_ev, EV_READ, 0);
+}
+
+void
+worker_join_free(struct worker *w)
+{
+    pthread_join(w->thread, NULL);
+    for (size_t i = 0; i < w->nls; i++)
+        evconnlistener_free(w->ls[i]);
+    while (!TAILQ_EMPTY(&w->pool))
+        pool_drop(TAILQ_FIRST(&w->pool));
+    free(w->ls);
+    event_free(w->cmd_ev);
+    event_free(w->resume_ev);
+    dns_free(w->dns);
+    event_base_free(w->base);
+    free(w);
+}

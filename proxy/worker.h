@@ -1,0 +1,69 @@
+/* Worker threads: each runs its own event loop with its own listeners
+ * (SO_REUSEPORT), resolver, upstream connection pool and connections.
+ * Worker objects never leave their thread; the main thread talks to a
+ * worker only through worker_command. */
+#ifndef SG_WORKER_H
+#define SG_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct evdns_base;
+struct evconnlistener;
+struct event;
+struct bufferevent;
+struct conn;
+
+struct pooled {
+    TAILQ_ENTRY(pooled) link;
+    struct worker *w;
+    struct bufferevent *bev;
+    char key[280]; /* host:port as requested */
+};
+
+struct worker {
+    int id;
+    pthread_t thread;
+    struct event_base *base;
+    struct evdns_base *dns;
+    struct evconnlistener **ls;
+    size_t nls;
+    struct event *cmd_ev;    /* activated by the main thread */
+    atomic_int cmd;          /* WORKER_CMD_* bits */
+    struct event *resume_ev; /* re-enables accepting after a pause */
+    int paused;
+    TAILQ_HEAD(conn_head_s, conn) conns;
+    size_t nconns;
+    TAILQ_HEAD(pool_head_s, pooled) pool;
+    size_t npool;
+    int draining;
+    atomic_int finished; /* the loop has ended */
+};
+
+enum { WORKER_CMD_DRAIN = 1, WORKER_CMD_STOP = 2, WORKER_CMD_RELOAD = 4 };
+
+/* Creates a worker listening on the given sockets (taken). NULL on error. */
+struct worker *worker_new(int id, const int *fds, size_t nfds);
+int worker_start(struct worker *w);
+/* Thread-safe: ask a worker to drain, stop at once, or pick up a reload. */
+void worker_command(struct worker *w, int cmd);
+void worker_join_free(struct worker *w);
+
+/* Connections currently open in all workers. */
+long worker_total_connections(void);
+/* Called by conn.c when a connection ends. */
+void worker_conn_closed(struct worker *w, struct conn *c, const struct sockaddr *peer);
+
+/* Idle upstream connections, per worker, keyed by "host:port". */
+struct bufferevent *worker_pool_get(struct worker *w, const char *key);
+void worker_pool_put(struct worker *w, const char *key, struct bufferevent *bev);
+
+/* The Via field value this proxy adds, e.g. "1.1 gw1 (socialgate)". */
+const char *worker_via(void);
+void worker_set_via(const char *hostname);
+
+#endif
