@@ -8,7 +8,7 @@ SBINDIR = $(PREFIX)/sbin
 SYSCONFDIR ?= $(PREFIX)/etc
 
 CC ?= cc
-PKGS = libevent_core libevent_pthreads libevent_openssl libevent_extra openssl libpcre2-8 inih
+PKGS = libevent_core libevent_pthreads libevent_openssl libevent_extra openssl libpcre2-8 inih libidn2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -21,9 +21,9 @@ LDLIBS = $(PKG_LIBS) -lcrypt -pthread
 
 BUILD ?= build
 # Pure modules: no libevent; unit tests and fuzz targets link them alone.
-PURE_SRC = proxy/logfmt.c proxy/errpage.c proxy/http1.c proxy/config.c proxy/inifile.c proxy/diag.c \
+PURE_SRC = proxy/logfmt.c proxy/errpage.c proxy/http1.c proxy/config.c proxy/inifile.c proxy/diag.c proxy/catalog.c proxy/rules.c proxy/sni.c \
 	proxy/util/num.c proxy/util/addr.c proxy/util/escape.c
-DAEMON_SRC = proxy/main.c proxy/log.c proxy/snapshot.c proxy/accesslog.c \
+DAEMON_SRC = proxy/main.c proxy/explain.c proxy/log.c proxy/snapshot.c proxy/accesslog.c \
 	proxy/worker.c proxy/conn.c proxy/dns.c
 SRC = $(PURE_SRC) $(DAEMON_SRC)
 OBJ = $(SRC:%.c=$(BUILD)/%.o)
@@ -43,7 +43,7 @@ $(BUILD)/%.o: %.c
 -include $(OBJ:.o=.d)
 
 # --- dependencies from Debian ------------------------------------------
-BUILD_DEPS = gcc make pkg-config libevent-dev libssl-dev libpcre2-dev libinih-dev libcrypt-dev
+BUILD_DEPS = gcc make pkg-config libevent-dev libssl-dev libpcre2-dev libinih-dev libcrypt-dev libidn2-dev
 TEST_DEPS = libcmocka-dev python3-pytest curl wget nginx-light openssl
 define apt_need
 	@missing=""; for p in $(1); do \

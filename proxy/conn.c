@@ -18,7 +18,10 @@
 #include <event2/util.h>
 
 #include "accesslog.h"
+#include "catalog.h"
 #include "config.h"
+#include "rules.h"
+#include "sni.h"
 #include "errpage.h"
 #include "http1.h"
 #include "log.h"
@@ -75,6 +78,12 @@ struct txn {
     int dechunk;
     int resp_done;
     uint64_t resp_bytes; /* from the upstream */
+
+    int platform;      /* catalog index, -1: unclassified */
+    char *sni;         /* owned, from the ClientHello */
+    int peek;          /* tunnel: waiting for the client's first bytes */
+    int mismatch;      /* CONNECT host and SNI classify differently */
+    int ech;
 
     struct evutil_addrinfo *ai, *ai_next; /* owned list and the next to try */
     struct evdns_getaddrinfo_request *dnsreq;
@@ -142,6 +151,7 @@ txn_reset(struct conn *c)
     struct txn *t = &c->t;
     free(t->host);
     free(t->path);
+    free(t->sni);
     if (t->uhead)
         evbuffer_free(t->uhead);
     if (t->dnsreq)
@@ -149,6 +159,7 @@ txn_reset(struct conn *c)
     if (t->ai)
         evutil_freeaddrinfo(t->ai);
     memset(t, 0, sizeof(*t));
+    t->platform = -1;
 }
 
 /* Writes the usage-log line of the current transaction, once. */
@@ -173,12 +184,20 @@ txn_log(struct conn *c)
         .host = t->host,
         .port = t->port,
         .path = t->is_connect ? NULL : t->path,
+        .sni = t->sni,
         .status = t->status,
         .up = t->up,
         .down = t->down,
         .ms = ms,
         .reason = t->reason,
+        .mismatch = t->mismatch ? "sni" : NULL,
+        .ech = t->ech ? "yes" : NULL,
     };
+    const struct catalog_platform *p = catalog_platform(c->snap->rules->catalog, t->platform);
+    if (p) {
+        r.platform = p->name;
+        r.category = p->category;
+    }
     accesslog_record(&r);
 }
 
@@ -293,6 +312,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len,
         return NULL;
     }
     c->w = w;
+    c->t.platform = -1;
     c->snap = snapshot_acquire();
     c->cfg = c->snap->cfg;
     memcpy(&c->peer, sa, len);
@@ -572,7 +592,53 @@ try_head(struct conn *c)
 static int
 decide(struct conn *c)
 {
-    (void)c;
+    struct txn *t = &c->t;
+    struct catalog_match m;
+    catalog_classify(c->snap->rules->catalog, t->host, strlen(t->host), &m);
+    t->platform = m.platform;
+    return 0;
+}
+
+/* The second decision of a tunnel, once the ClientHello was read: the SNI
+ * is classified too; when it names another platform than the CONNECT host
+ * (domain fronting) the log says so. Returns 0 to go on relaying. */
+static int
+decide_sni(struct conn *c, const struct sni_info *info)
+{
+    struct txn *t = &c->t;
+    t->ech = info->ech;
+    if (!info->has_sni)
+        return 0;
+    t->sni = strdup(info->sni);
+    struct catalog_match m;
+    catalog_classify(c->snap->rules->catalog, info->sni, strlen(info->sni), &m);
+    if (m.platform != t->platform) {
+        t->mismatch = 1;
+        /* XXX: with policy, the stricter of the two decisions wins; until
+         * then the classified name is the one logged. */
+        if (m.platform >= 0)
+            t->platform = m.platform;
+    }
+    return 0;
+}
+
+/* Tunnel: looks at the client's first bytes for a ClientHello. Returns 1
+ * while more bytes are needed (nothing is relayed yet). */
+static int
+peek_hello(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->cbev);
+    size_t n = evbuffer_get_length(in);
+    if (n == 0)
+        return 1;
+    const uint8_t *p = evbuffer_pullup(in, -1);
+    struct sni_info info;
+    enum sni_status st = p ? sni_parse(p, n, &info) : SNI_NOT_TLS;
+    if (st == SNI_PARTIAL)
+        return 1;
+    c->t.peek = 0;
+    if (st == SNI_OK)
+        decide_sni(c, &info);
     return 0;
 }
 
@@ -702,10 +768,11 @@ upstream_ready(struct conn *c)
         t->status = 200;
         t->down += sizeof(ok) - 1;
         bufferevent_write(c->cbev, ok, sizeof(ok) - 1);
+        t->peek = 1;
         bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
         bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
         if (evbuffer_get_length(bufferevent_get_input(c->cbev)))
-            relay(c, c->cbev, c->ubev);
+            client_read_cb(c->cbev, c);
         return;
     }
     c->state = CS_FORWARD;
@@ -1074,6 +1141,8 @@ client_read_cb(struct bufferevent *bev, void *arg)
         pump_request_body(c);
         break;
     case CS_TUNNEL:
+        if (c->t.peek && peek_hello(c))
+            break;
         relay(c, bev, c->ubev);
         break;
     case CS_CLOSING: {

@@ -15,7 +15,9 @@
 #include <event2/thread.h>
 
 #include "accesslog.h"
+#include "catalog.h"
 #include "config.h"
+#include "explain.h"
 #include "log.h"
 #include "snapshot.h"
 #include "worker.h"
@@ -38,6 +40,8 @@ usage(FILE *f)
 {
     fprintf(f, "usage: socialgate [-v] [-c FILE]       run in the foreground\n"
                "       socialgate -t [-c FILE]          check the configuration and exit\n"
+               "       socialgate explain [-c FILE] URL-or-HOST\n"
+               "                                        which platform a host belongs to, and why\n"
                "       socialgate -V                    print the version\n"
                "default FILE: %s\n",
             DEFAULT_CONFIG);
@@ -58,15 +62,15 @@ log_diag(const struct diag *d)
 }
 
 static void
-config_event(const char *result, const struct config *c)
+config_event(const char *result, const struct snapshot *snap)
 {
     char line[512], t[48];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     logfmt_time(&ts, t, sizeof(t));
-    int n = snprintf(line, sizeof(line), "%s ev=config result=%s files=1 rules=0 platforms=0\n",
-                     t, result);
-    (void)c;
+    int n = snprintf(line, sizeof(line), "%s ev=config result=%s files=%zu rules=%zu platforms=%zu\n",
+                     t, result, 1 + snap->rules->nfiles, snap->rules->nrules,
+                     catalog_platform_count(snap->rules->catalog));
     if (n > 0 && (size_t)n < sizeof(line))
         accesslog_write(line, (size_t)n);
 }
@@ -122,20 +126,17 @@ static void
 reload(void)
 {
     struct diag d = {0};
-    struct config *c = config_load(config_path, &d);
-    if (c == NULL) {
-        log_diag(&d);
-        log_warnx("reload of %s failed: keeping the running configuration", config_path);
-        struct snapshot *cur = snapshot_acquire();
-        config_event("error", cur->cfg);
-        snapshot_release(cur);
-        diag_free(&d);
-        return;
-    }
+    struct snapshot *s = snapshot_load(config_path, &d);
     log_diag(&d);
     diag_free(&d);
     struct snapshot *cur = snapshot_acquire();
-    const struct config *old = cur->cfg;
+    if (s == NULL) {
+        log_warnx("reload of %s failed: keeping the running configuration", config_path);
+        config_event("error", cur);
+        snapshot_release(cur);
+        return;
+    }
+    const struct config *old = cur->cfg, *c = s->cfg;
     int same_listen = old->nlisten == c->nlisten;
     for (size_t i = 0; same_listen && i < c->nlisten; i++)
         same_listen = strcmp(old->listen[i].text, c->listen[i].text) == 0;
@@ -147,15 +148,9 @@ reload(void)
     if (worker_count(old) != worker_count(c))
         log_warnx("reload: a change of [proxy] workers takes effect at the next restart");
     snapshot_release(cur);
-    struct snapshot *s = snapshot_new(c);
-    if (s == NULL) {
-        config_free(c);
-        log_warnx("reload: out of memory");
-        return;
-    }
     snapshot_install(s);
     log_info("configuration reloaded from %s", config_path);
-    config_event("ok", c);
+    config_event("ok", s);
 }
 
 static void
@@ -242,6 +237,9 @@ main(int argc, char **argv)
 {
     int opt, test_only = 0;
 
+    if (argc > 1 && strcmp(argv[1], "explain") == 0)
+        return explain_main(argc - 1, argv + 1, DEFAULT_CONFIG);
+
     while ((opt = getopt(argc, argv, "c:thvV")) != -1) {
         switch (opt) {
         case 'c':
@@ -271,20 +269,24 @@ main(int argc, char **argv)
     }
 
     struct diag d = {0};
-    struct config *cfg = config_load(config_path, &d);
+    struct snapshot *snap = snapshot_load(config_path, &d);
     print_diag(&d);
-    if (cfg == NULL) {
+    if (snap == NULL) {
         fprintf(stderr, "socialgate: %s: %zu error%s\n", config_path, d.errors,
                 d.errors == 1 ? "" : "s");
         diag_free(&d);
         return 1;
     }
     diag_free(&d);
+    struct config *cfg = snap->cfg;
     if (test_only) {
-        printf("socialgate: %s: configuration ok (%zu listen address%s, %d worker%s, rules %s)\n",
+        printf("socialgate: %s: configuration ok (%zu listen address%s, %d worker%s, "
+               "%zu rule file%s, %zu platforms, %zu domains)\n",
                config_path, cfg->nlisten, cfg->nlisten == 1 ? "" : "es", worker_count(cfg),
-               worker_count(cfg) == 1 ? "" : "s", cfg->rules_dir);
-        config_free(cfg);
+               worker_count(cfg) == 1 ? "" : "s", snap->rules->nfiles,
+               snap->rules->nfiles == 1 ? "" : "s", catalog_platform_count(snap->rules->catalog),
+               catalog_domain_count(snap->rules->catalog));
+        snapshot_release(snap);
         return 0;
     }
 
@@ -316,9 +318,8 @@ main(int argc, char **argv)
             if ((fds[(size_t)i * nl + k] = make_listener(&cfg->listen[k])) < 0)
                 fatal("cannot listen on %s", cfg->listen[k].text);
 
-    struct snapshot *snap = snapshot_new(cfg);
-    if (snap == NULL)
-        fatalx("out of memory");
+    if (catalog_jit_failed(snap->rules->catalog))
+        log_info("PCRE2 JIT unavailable (MemoryDenyWriteExecute?): host_regex uses the interpreter");
     snapshot_install(snap);
 
     main_base = event_base_new();
@@ -349,7 +350,7 @@ main(int argc, char **argv)
         log_info("listening on %s", cfg->listen[k].text);
     log_info("socialgate %s started: %d worker%s, config %s", SOCIALGATE_VERSION, nworkers,
              nworkers == 1 ? "" : "s", config_path);
-    config_event("ok", cfg);
+    config_event("ok", snap);
 
     event_base_dispatch(main_base);
 
@@ -362,6 +363,6 @@ main(int argc, char **argv)
     event_free(drain_ev);
     event_free(poll_ev);
     event_base_free(main_base);
-    snapshot_install(snapshot_new(NULL));
+    snapshot_clear();
     return 0;
 }

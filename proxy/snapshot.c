@@ -11,13 +11,34 @@ static struct snapshot *current;
 static uint64_t next_generation = 1;
 
 struct snapshot *
-snapshot_new(struct config *cfg)
+snapshot_new(struct config *cfg, struct rules *rules)
 {
     struct snapshot *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
     atomic_init(&s->refs, 1);
     s->cfg = cfg;
+    s->rules = rules;
+    return s;
+}
+
+struct snapshot *
+snapshot_load(const char *path, struct diag *d)
+{
+    struct config *cfg = config_load(path, d);
+    if (cfg == NULL)
+        return NULL;
+    struct rules *rules = rules_load(cfg->rules_dir, d);
+    if (rules == NULL) {
+        config_free(cfg);
+        return NULL;
+    }
+    struct snapshot *s = snapshot_new(cfg, rules);
+    if (s == NULL) {
+        diag_error(d, path, 0, "out of memory");
+        rules_free(rules);
+        config_free(cfg);
+    }
     return s;
 }
 
@@ -39,6 +60,7 @@ snapshot_release(struct snapshot *s)
         return;
     if (atomic_fetch_sub(&s->refs, 1) == 1) {
         config_free(s->cfg);
+        rules_free(s->rules);
         free(s);
     }
 }
@@ -50,6 +72,16 @@ snapshot_install(struct snapshot *s)
     struct snapshot *old = current;
     s->generation = next_generation++;
     current = s;
+    pthread_mutex_unlock(&mu);
+    snapshot_release(old);
+}
+
+void
+snapshot_clear(void)
+{
+    pthread_mutex_lock(&mu);
+    struct snapshot *old = current;
+    current = NULL;
     pthread_mutex_unlock(&mu);
     snapshot_release(old);
 }

@@ -8,19 +8,28 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "diag.h"
+#include "rules.h"
 
 struct snapshot {
     atomic_int refs;
     uint64_t generation;
-    struct config *cfg; /* owned */
+    struct config *cfg;   /* owned */
+    struct rules *rules;  /* owned */
 };
 
-/* Takes cfg. Returns an owned snapshot with one reference. */
-struct snapshot *snapshot_new(struct config *cfg);
+/* Loads proxy.ini and the rules folder it names into a new snapshot with
+ * one reference. NULL with every problem in d. */
+struct snapshot *snapshot_load(const char *path, struct diag *d);
+
+/* Takes cfg and rules. Returns an owned snapshot with one reference. */
+struct snapshot *snapshot_new(struct config *cfg, struct rules *rules);
 /* The current snapshot with a new reference; release with snapshot_release. */
 struct snapshot *snapshot_acquire(void);
 void snapshot_release(struct snapshot *s);
 /* Makes s current (takes its reference) and drops the old one. */
 void snapshot_install(struct snapshot *s);
+/* Drops the current snapshot (at exit). */
+void snapshot_clear(void);
 
 #endif

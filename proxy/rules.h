@@ -1,0 +1,24 @@
+/* The rules folder: every *.ini file in name order, any kind of section in
+ * any file (pure: file I/O only). This loads [platform NAME] sections into
+ * the catalog; every problem is a FILE:LINE message in the diag. */
+#ifndef SG_RULES_H
+#define SG_RULES_H
+
+#include <stddef.h>
+
+#include "catalog.h"
+#include "diag.h"
+
+struct rules {
+    struct catalog *catalog; /* owned */
+    size_t nfiles;
+    size_t nrules;
+};
+
+/* Loads every *.ini in dir. Returns owned rules, or NULL when d got errors. */
+struct rules *rules_load(const char *dir, struct diag *d);
+/* Loads one text as if it were a file of that name (tests, fuzzing). */
+struct rules *rules_load_string(const char *text, const char *name, struct diag *d);
+void rules_free(struct rules *r);
+
+#endif
