@@ -240,9 +240,12 @@ catalog_normalize(const char *host, size_t len, char *out, size_t outsz, int *is
     }
     /* Cut a port: one colon followed by digits. Two colons: an IPv6 literal. */
     const char *colon = memchr(host, ':', len);
-    if (colon && memchr(colon + 1, ':', len - (size_t)(colon - host) - 1) == NULL)
+    if (colon && memchr(colon + 1, ':', len - (size_t)(colon - host) - 1) == NULL) {
+        for (const char *q = colon + 1; q < host + len; q++)
+            if (*q < '0' || *q > '9')
+                return -1;
         len = (size_t)(colon - host);
-    else if (colon) {
+    } else if (colon) {
         if (len >= outsz)
             return -1;
         memcpy(out, host, len);
@@ -256,12 +259,17 @@ catalog_normalize(const char *host, size_t len, char *out, size_t outsz, int *is
         return 0;
     if (len >= sizeof(tmp))
         return -1;
+    int digits_dots = 1;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)host[i];
         if (ch >= 0x80)
             ascii = 0;
         else if (ch <= 0x20 || ch == 0x7f)
             return -1;
+        if (ch == '.' && (i == 0 || host[i - 1] == '.'))
+            return -1; /* empty label */
+        if (!(ch == '.' || (ch >= '0' && ch <= '9')))
+            digits_dots = 0;
         tmp[i] = (char)((ch >= 'A' && ch <= 'Z') ? ch + 32 : ch);
     }
     tmp[len] = '\0';
@@ -282,7 +290,8 @@ catalog_normalize(const char *host, size_t len, char *out, size_t outsz, int *is
             return -1;
         memcpy(out, tmp, len + 1);
     }
-    if (is_ip_literal(out))
+    /* Only digits and dots can be an IPv4 literal here (IPv6 has colons). */
+    if (digits_dots && is_ip_literal(out))
         *is_ip = 1;
     return (int)len;
 }

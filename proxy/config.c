@@ -50,6 +50,13 @@ bad(struct load *l, const char *key, const char *value, const char *why)
     return -1;
 }
 
+static int
+is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 /* --- list item callbacks --- */
 
 static int
@@ -155,9 +162,13 @@ add_nameserver(void *arg, const char *item)
         c->dns_system = 1;
         return 0;
     }
-    /* "1.2.3.4", "1.2.3.4:53", "[::1]:53", "::1" */
+    /* "1.2.3.4", "1.2.3.4:53", "[::1]:53", "::1". addr_parse_listen also
+     * takes "53", ":53" and "*:53" (listen on all): no server address. */
     struct cidr cd;
-    if (addr_parse_cidr(item, &cd, &err) < 0 && addr_parse_listen(item, &ss, &len, &err) < 0)
+    int ok = addr_parse_cidr(item, &cd, &err) == 0 ||
+             (item[0] != ':' && item[0] != '*' && strchr(item, ':') != NULL &&
+              addr_parse_listen(item, &ss, &len, &err) == 0);
+    if (!ok)
         return bad(l, "nameservers", item, "expected system or IP[:port] addresses");
     if (strchr(item, '/') != NULL)
         return bad(l, "nameservers", item, "expected an address, not a network");
@@ -244,9 +255,15 @@ set_special(struct load *l, const struct key *k, const char *value)
         c->hosts_file = NULL;
         if (strcasecmp(value, "none") == 0)
             return 0;
+        /* "" would resolve to the config directory itself, which access()
+         * lets through and only the resolver would later refuse. */
+        if (value[0] == '\0')
+            return bad(l, k->name, value, "empty path (none to skip)");
         c->hosts_file = resolve_path(c->dir, value);
         if (access(c->hosts_file, R_OK) < 0)
             return bad(l, k->name, value, strerror(errno));
+        if (is_dir(c->hosts_file))
+            return bad(l, k->name, value, "is a directory");
         return 0;
     }
     if (strcmp(k->name, "access") == 0) {
@@ -257,7 +274,15 @@ set_special(struct load *l, const struct key *k, const char *value)
                 return bad(l, k->name, value, "syslog output is not supported yet");
             return 0;
         }
+        /* Checked here so a bad path is a FILE:LINE error, not a failure to
+         * open the log at startup. */
+        if (value[0] == '\0') {
+            c->access_log = NULL;
+            return bad(l, k->name, value, "empty path");
+        }
         c->access_log = resolve_path(c->dir, value);
+        if (is_dir(c->access_log))
+            return bad(l, k->name, value, "is a directory");
         char *slash = strrchr(c->access_log, '/');
         if (slash != NULL) {
             *slash = '\0';
@@ -366,7 +391,7 @@ config_new(const char *path, const char *dir)
     if (c == NULL)
         abort();
     c->path = xstrdup(path);
-    c->dir = xstrdup(dir);
+    c->dir = xstrdup(dir ? dir : ".");
     c->workers = 0;
     c->dns_system = 0;
     c->max_connections = 20000;

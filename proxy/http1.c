@@ -1,5 +1,8 @@
 #include "http1.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <string.h>
 
 #include "util/num.h"
@@ -181,6 +184,7 @@ line_end(const uint8_t *p, size_t len, size_t pos, size_t *bad)
 
 struct cl_state {
     int seen;
+    int elems; /* elements in the current field */
     uint64_t value;
 };
 
@@ -195,6 +199,7 @@ cl_elem(void *arg, const char *p, size_t n)
         return 1;
     if (st->seen && st->value != v)
         return 1;
+    st->elems++;
     st->seen = 1;
     st->value = v;
     return 0;
@@ -224,7 +229,7 @@ te_elem(void *arg, const char *p, size_t n)
 static enum http1_status
 parse_fields(const uint8_t *p, size_t len, size_t pos, size_t max_head, struct http1_head *h)
 {
-    struct cl_state cl = {0, 0};
+    struct cl_state cl = {0, 0, 0};
     struct te_state te = {0, 0, 0};
     int te_bad = 0, hosts = 0;
 
@@ -237,10 +242,10 @@ parse_fields(const uint8_t *p, size_t len, size_t pos, size_t max_head, struct h
             return HTTP1_ERR_LINE_ENDING;
         }
         if (eol == (size_t)-1) {
-            /* Validate the partial line so garbage fails early. */
-            for (size_t i = pos; i < len; i++) {
-                if (p[i] == ':' || p[i] == '\r')
-                    break;
+            /* Validate the partial line so garbage fails early. A CR here
+             * is the last byte (line_end refused any other). */
+            size_t i = pos;
+            for (; i < len && p[i] != ':' && p[i] != '\r'; i++) {
                 if (!tchar[p[i]]) {
                     if (i == pos && (p[i] == ' ' || p[i] == '\t')) {
                         h->err_off = i;
@@ -248,6 +253,22 @@ parse_fields(const uint8_t *p, size_t len, size_t pos, size_t max_head, struct h
                     }
                     h->err_off = i;
                     return HTTP1_ERR_HEADER_NAME;
+                }
+            }
+            if (i < len && p[i] == '\r' && i > pos) {
+                h->err_off = i; /* the line ends without a colon */
+                return HTTP1_ERR_HEADER_NAME;
+            }
+            if (i < len && p[i] == ':') {
+                if (i == pos) {
+                    h->err_off = i;
+                    return HTTP1_ERR_HEADER_NAME;
+                }
+                for (i++; i < len && p[i] != '\r'; i++) {
+                    if ((p[i] < 0x20 && p[i] != '\t') || p[i] == 0x7f) {
+                        h->err_off = i;
+                        return HTTP1_ERR_HEADER_VALUE;
+                    }
                 }
             }
             if (len >= max_head) {
@@ -301,7 +322,9 @@ parse_fields(const uint8_t *p, size_t len, size_t pos, size_t max_head, struct h
 
         if (http1_name_is(&f->name, "content-length")) {
             h->flags |= HTTP1_F_HAS_CL;
-            if (f->value.len == 0 || list_each(&f->value, cl_elem, &cl)) {
+            /* "Content-Length: ," has no value at all: as bad as an empty one. */
+            cl.elems = 0;
+            if (list_each(&f->value, cl_elem, &cl) || cl.elems == 0) {
                 h->err_off = pos;
                 return HTTP1_ERR_CONTENT_LENGTH;
             }
@@ -345,6 +368,10 @@ parse_fields(const uint8_t *p, size_t len, size_t pos, size_t max_head, struct h
     return HTTP1_OK;
 }
 
+/* The longest method accepted; longer ones are refused even before the
+ * space arrives, so both paths must agree. */
+#define HTTP1_MAX_METHOD 32
+
 static enum http1_status
 parse_version(const uint8_t *p, size_t n, int *minor)
 {
@@ -355,6 +382,19 @@ parse_version(const uint8_t *p, size_t n, int *minor)
         return HTTP1_ERR_VERSION;
     *minor = p[7] == '0' ? 0 : 1;
     return HTTP1_OK;
+}
+
+/* An incomplete request line: PARTIAL unless max_head bytes are already
+ * there, since the head can then only end up larger than allowed (the caller
+ * hands at most max_head + 1 bytes, so waiting would wait forever). */
+static enum http1_status
+request_line_partial(size_t len, size_t max_head, struct http1_head *h)
+{
+    if (len >= max_head) {
+        h->err_off = len;
+        return HTTP1_ERR_HEAD_TOO_LARGE;
+    }
+    return HTTP1_PARTIAL;
 }
 
 enum http1_status
@@ -373,20 +413,22 @@ http1_parse_request(const uint8_t *p, size_t len, size_t max_head, struct http1_
     h->err_off = 0;
 
     /* RFC 9112 2.2: ignore at least one empty line before the request. */
-    for (int k = 0; k < 4 && len - pos >= 2 && p[pos] == '\r' && p[pos + 1] == '\n'; k++)
+    int k = 0;
+    for (; k < 4 && len - pos >= 2 && p[pos] == '\r' && p[pos + 1] == '\n'; k++)
         pos += 2;
+    if (k < 4 && len - pos == 1 && p[pos] == '\r')
+        return request_line_partial(len, max_head, h); /* the LF may follow */
 
     /* method */
     size_t i = pos;
     while (i < len && tchar[p[i]])
         i++;
-    if (i == len) {
-        if (i - pos > 32) {
-            h->err_off = i;
-            return HTTP1_ERR_REQUEST_LINE;
-        }
-        return HTTP1_PARTIAL;
+    if (i - pos > HTTP1_MAX_METHOD) {
+        h->err_off = pos + HTTP1_MAX_METHOD;
+        return HTTP1_ERR_REQUEST_LINE;
     }
+    if (i == len)
+        return request_line_partial(len, max_head, h);
     if (i == pos || p[i] != ' ') {
         h->err_off = i;
         return HTTP1_ERR_REQUEST_LINE;
@@ -401,7 +443,7 @@ http1_parse_request(const uint8_t *p, size_t len, size_t max_head, struct http1_
         return HTTP1_ERR_URI_TOO_LONG;
     }
     if (i == len)
-        return HTTP1_PARTIAL;
+        return request_line_partial(len, max_head, h);
     if (i == ts || p[i] != ' ') {
         h->err_off = i;
         return HTTP1_ERR_REQUEST_LINE;
@@ -410,17 +452,22 @@ http1_parse_request(const uint8_t *p, size_t len, size_t max_head, struct http1_
     h->target.len = i - ts;
     size_t vs = ++i;
     if (len - vs < 10) {
-        /* Check what is there so far. */
+        /* Check what is there so far, with the verdicts parse_version
+         * would give on the whole line. */
         static const char want[] = "HTTP/1.1\r\n";
-        for (size_t k = 0; k < len - vs; k++) {
-            uint8_t c = p[vs + k];
-            int ok = (k == 5 || k == 7) ? (c >= '0' && c <= '9') : c == (uint8_t)want[k];
+        for (size_t j = 0; j < len - vs; j++) {
+            uint8_t c = p[vs + j];
+            int ok = (j == 5 || j == 7) ? (c >= '0' && c <= '9') : c == (uint8_t)want[j];
             if (!ok) {
-                h->err_off = vs + k;
-                return k == 5 ? HTTP1_ERR_VERSION : HTTP1_ERR_REQUEST_LINE;
+                h->err_off = vs + j;
+                return HTTP1_ERR_REQUEST_LINE;
+            }
+            if (j == 5 && c != '1') {
+                h->err_off = vs + j;
+                return HTTP1_ERR_VERSION;
             }
         }
-        return HTTP1_PARTIAL;
+        return request_line_partial(len, max_head, h);
     }
     enum http1_status st = parse_version(p + vs, 8, &h->minor);
     if (st != HTTP1_OK || p[vs + 8] != '\r' || p[vs + 9] != '\n') {
@@ -453,21 +500,29 @@ http1_parse_response(const uint8_t *p, size_t len, size_t max_head, int head_req
     h->host.len = 0;
     h->err_off = 0;
 
-    /* "HTTP/1.1 200 " at least: 13 bytes. */
+    /* "HTTP/1.1 200 " or "HTTP/1.1 200\r" at least: 13 bytes, checked as
+     * they arrive so garbage fails early. */
     static const char pre[] = "HTTP/1.";
-    for (size_t k = 0; k < len && k < 7; k++) {
-        if (p[k] != (uint8_t)pre[k]) {
+    for (size_t k = 0; k < len && k < 13; k++) {
+        uint8_t c = p[k];
+        int ok;
+        if (k < 7)
+            ok = c == (uint8_t)pre[k];
+        else if (k == 8)
+            ok = c == ' ';
+        else if (k == 9)
+            ok = c >= '1' && c <= '9';
+        else if (k == 12)
+            ok = c == ' ' || c == '\r';
+        else
+            ok = c >= '0' && c <= '9';
+        if (!ok) {
             h->err_off = k;
             return HTTP1_ERR_STATUS_LINE;
         }
     }
     if (len < 13)
         return HTTP1_PARTIAL;
-    if (p[7] < '0' || p[7] > '9' || p[8] != ' ' || p[9] < '1' || p[9] > '9' || p[10] < '0' ||
-        p[10] > '9' || p[11] < '0' || p[11] > '9' || (p[12] != ' ' && p[12] != '\r')) {
-        h->err_off = 7;
-        return HTTP1_ERR_STATUS_LINE;
-    }
     h->minor = p[7] == '0' ? 0 : 1;
     h->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
     size_t bad = (size_t)-1;
@@ -531,6 +586,16 @@ http1_parse_authority(const char *p, size_t len, int require_port, uint16_t def_
                   c == ':' || c == '.'))
                 return HTTP1_ERR_TARGET;
         }
+        /* The characters alone let "[1.2.3.4]" or "[:::]" through, which
+         * would then be looked up as names: require a real IPv6 address. */
+        char a6[INET6_ADDRSTRLEN];
+        struct in6_addr in6;
+        if (he - hs >= sizeof(a6))
+            return HTTP1_ERR_TARGET;
+        memcpy(a6, p + hs, he - hs);
+        a6[he - hs] = '\0';
+        if (inet_pton(AF_INET6, a6, &in6) != 1)
+            return HTTP1_ERR_TARGET;
         t->host_is_ipv6 = 1;
     } else {
         hs = 0;
@@ -627,6 +692,7 @@ http1_parse_target(const struct http1_span *target, int is_connect, struct http1
 
 enum {
     CH_SIZE,
+    CH_SIZE_WS, /* BWS after the size: only ';' or CRLF may follow */
     CH_EXT,
     CH_SIZE_LF,
     CH_DATA,
@@ -680,8 +746,10 @@ http1_chunked_step(struct http1_chunked *c, const uint8_t *p, size_t len, size_t
                 c->ndigits++;
             } else if (c->ndigits == 0) {
                 return HTTP1_ERR_CHUNK;
-            } else if (b == ';' || b == ' ' || b == '\t') {
+            } else if (b == ';') {
                 c->state = CH_EXT;
+            } else if (b == ' ' || b == '\t') {
+                c->state = CH_SIZE_WS;
             } else if (b == '\r') {
                 c->state = CH_SIZE_LF;
             } else {
@@ -689,6 +757,16 @@ http1_chunked_step(struct http1_chunked *c, const uint8_t *p, size_t len, size_t
             }
             break;
         }
+        case CH_SIZE_WS:
+            /* "5 6" must not pass as 5 with an extension: another parser
+             * on the path could read it differently. */
+            if (b == ';')
+                c->state = CH_EXT;
+            else if (b == '\r')
+                c->state = CH_SIZE_LF;
+            else if (b != ' ' && b != '\t')
+                return HTTP1_ERR_CHUNK;
+            break;
         case CH_EXT:
             if (b == '\r')
                 c->state = CH_SIZE_LF;
@@ -749,7 +827,8 @@ http1_chunked_step(struct http1_chunked *c, const uint8_t *p, size_t len, size_t
             c->state = CH_DONE;
             break;
         }
-        if (c->state == CH_SIZE || c->state == CH_EXT || c->state == CH_SIZE_LF) {
+        if (c->state == CH_SIZE || c->state == CH_SIZE_WS || c->state == CH_EXT ||
+            c->state == CH_SIZE_LF) {
             if (++c->line_len > HTTP1_MAX_CHUNK_LINE)
                 return HTTP1_ERR_CHUNK;
         } else if (c->state >= CH_TRAILER_START && c->state <= CH_FINAL_LF) {

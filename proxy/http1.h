@@ -94,7 +94,7 @@ struct http1_head {
 enum http1_status http1_parse_request(const uint8_t *p, size_t len, size_t max_head,
                                       struct http1_head *h);
 
-/* Response head. `head_request` and `connect_request` say what was asked,
+/* Response head. `head_request` says whether the request was HEAD,
  * for framing (RFC 9112 6.3): no body after HEAD, 1xx, 204 and 304. */
 enum http1_status http1_parse_response(const uint8_t *p, size_t len, size_t max_head,
                                        int head_request, struct http1_head *h);

@@ -10,7 +10,9 @@ struct reader {
     const char *text;  /* remaining text */
     const char *file;  /* display name */
     int line;          /* number of the line last returned */
-    int indented;      /* that line started with a blank */
+    int continued;     /* libinih will take that line as a continuation */
+    int key_seen;      /* a key since the last section header (libinih's
+                        * prev_name is set): indented lines continue it */
     int too_long;      /* stopped on an over-long line */
     int bad_nul;
     int first_error;   /* first line the handler reported an error on */
@@ -55,7 +57,17 @@ read_line(char *str, int num, void *stream)
         return NULL;
     str[n] = '\0';
     r->line++;
-    r->indented = str[0] == ' ' || str[0] == '\t';
+    /* Mirror libinih: an indented line continues the previous key only
+     * when there is one since the last section header; otherwise (first
+     * key of a section, indented) it is an ordinary key. Comments and blank
+     * lines change nothing. */
+    const char *s = str;
+    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n' || *s == '\f' || *s == '\v')
+        s++;
+    int comment = *s == '\0' || *s == ';' || *s == '#';
+    r->continued = !comment && s > str && r->key_seen;
+    if (!comment && !r->continued && *s == '[' && strchr(s, ']') != NULL)
+        r->key_seen = 0;
     if (r->bad_nul) {
         diag_error(r->d, r->file, r->line, "NUL byte in file");
         r->too_long = 1;
@@ -68,7 +80,9 @@ static int
 handler(void *user, const char *section, const char *name, const char *value)
 {
     struct reader *r = user;
-    if (r->fn(r->arg, r->file, r->line, section, name, value, r->indented) < 0) {
+    int continued = r->continued;
+    r->key_seen = 1;
+    if (r->fn(r->arg, r->file, r->line, section, name, value, continued) < 0) {
         if (r->first_error == 0)
             r->first_error = r->line;
         return 0;

@@ -38,7 +38,7 @@ valid_name(const char *s)
 static void
 begin_section(struct load *l, const char *section)
 {
-    snprintf(l->section, sizeof(l->section), "%s", section);
+    snprintf(l->section, sizeof(l->section), "%s", section ? section : "");
     l->seen = 0;
     l->platform = -1;
     l->kind = K_BROKEN;

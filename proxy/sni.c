@@ -98,11 +98,13 @@ parse_alpn_ext(struct rd *e, struct sni_info *out)
     unsigned listlen;
     if (u16(e, &listlen) < 0 || listlen != e->len - e->pos || listlen == 0)
         return -1;
-    while (e->pos < e->len) {
+    for (int first = 1; e->pos < e->len; first = 0) {
         unsigned n;
         if (u8(e, &n) < 0 || n == 0 || !need(e, n))
             return -1;
-        if (!out->has_alpn && n < sizeof(out->alpn)) {
+        /* Only the first protocol is reported: one too long for the
+         * buffer leaves ALPN unset rather than naming the second. */
+        if (first && !out->has_alpn && n < sizeof(out->alpn)) {
             for (unsigned i = 0; i < n; i++) {
                 uint8_t c = e->p[e->pos + i];
                 out->alpn[i] = (c > 0x20 && c < 0x7f) ? (char)c : '?';
@@ -156,6 +158,7 @@ sni_parse(const uint8_t *p, size_t len, struct sni_info *out)
     memset(out, 0, sizeof(*out));
     /* Gather the handshake bytes of consecutive handshake records. */
     uint8_t *hs = NULL;
+    uint8_t hdr[4] = {0}; /* handshake type and 24-bit length */
     size_t hlen = 0, pos = 0, want = 0;
     enum sni_status st = SNI_PARTIAL;
 
@@ -182,13 +185,25 @@ sni_parse(const uint8_t *p, size_t len, struct sni_info *out)
             st = SNI_PARTIAL;
             break;
         }
+        const uint8_t *body = rec + 5;
+        size_t blen = rlen;
+        pos += 5 + rlen;
+        /* A record may be as short as one byte (RFC 8446 5.1 lets a
+         * handshake message be fragmented anywhere), so even the 4-byte
+         * handshake header can span records. */
+        while (hlen < 4 && blen > 0) {
+            hdr[hlen++] = *body++;
+            blen--;
+        }
+        if (hdr[0] != 1) { /* hlen >= 1 here: the record was not empty */
+            st = SNI_MALFORMED;
+            break;
+        }
+        if (hlen < 4)
+            continue;
         if (hs == NULL) {
-            /* The first record tells the hello's size: check it early. */
-            if (rlen < 4 || rec[5] != 1) {
-                st = SNI_MALFORMED;
-                break;
-            }
-            want = 4 + ((size_t)rec[6] << 16 | (size_t)rec[7] << 8 | rec[8]);
+            /* The header tells the hello's size: check it early. */
+            want = 4 + ((size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3]);
             if (want > SNI_MAX_HELLO || want < 4 + 38) {
                 st = SNI_MALFORMED;
                 break;
@@ -198,11 +213,11 @@ sni_parse(const uint8_t *p, size_t len, struct sni_info *out)
                 st = SNI_MALFORMED;
                 break;
             }
+            memcpy(hs, hdr, 4);
         }
-        size_t take = rlen < want - hlen ? rlen : want - hlen;
-        memcpy(hs + hlen, rec + 5, take);
+        size_t take = blen < want - hlen ? blen : want - hlen;
+        memcpy(hs + hlen, body, take);
         hlen += take;
-        pos += 5 + rlen;
         if (hlen == want) {
             out->consumed = pos;
             st = parse_hello(hs + 4, want - 4, out);

@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Largest ClientHello accepted (handshake bytes); bigger is "not TLS" as
- * far as the peek is concerned, and the bytes are relayed as they are. */
+/* Largest ClientHello accepted (handshake bytes); a bigger one is
+ * SNI_MALFORMED, and the bytes are relayed as they are. */
 #define SNI_MAX_HELLO 65536
 
 enum sni_status {

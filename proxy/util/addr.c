@@ -122,9 +122,10 @@ addr_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, co
     char host[64];
     const char *port;
     uint64_t p;
+    int bracketed = s[0] == '[';
 
     memset(ss, 0, sizeof(*ss));
-    if (s[0] == '[') {
+    if (bracketed) {
         const char *end = strchr(s, ']');
         if (end == NULL || end[1] != ':' || (size_t)(end - s - 1) >= sizeof(host)) {
             *err = "bad address (expected [IPv6]:port)";
@@ -152,7 +153,7 @@ addr_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, co
         *err = "bad or missing port";
         return -1;
     }
-    if (strcmp(host, "*") == 0 || strcmp(host, "") == 0) {
+    if (!bracketed && (strcmp(host, "*") == 0 || strcmp(host, "") == 0)) {
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
         in6->sin6_family = AF_INET6;
         in6->sin6_addr = in6addr_any;
@@ -162,7 +163,8 @@ addr_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, co
     }
     struct sockaddr_in *in = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+    /* Brackets are for IPv6 only: "[1.2.3.4]:80" is a typo, not an address. */
+    if (!bracketed && inet_pton(AF_INET, host, &in->sin_addr) == 1) {
         in->sin_family = AF_INET;
         in->sin_port = htons((uint16_t)p);
         *len = sizeof(*in);
@@ -246,8 +248,14 @@ list_foreach(const char *s, int (*fn)(void *arg, const char *item), void *arg)
         if (*s == '\0')
             break;
         size_t n = strcspn(s, ", \t\r\n");
-        if (n >= sizeof(item))
-            return fn(arg, NULL);
+        if (n >= sizeof(item)) {
+            /* fn reports it; the rest of the list is still worth reading
+             * unless fn says stop. */
+            if (fn(arg, NULL) < 0)
+                return -1;
+            s += n;
+            continue;
+        }
         memcpy(item, s, n);
         item[n] = '\0';
         if (fn(arg, item) < 0)

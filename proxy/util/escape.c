@@ -39,6 +39,14 @@ escape_log_value(const char *v, size_t len, char *out, size_t outsz)
         memcpy(out + outsz - 4, "...", 4);
         return outsz - 1;
     }
+    /* The room for a cut ("..." and the closing quote) is only kept when the
+     * whole value cannot fit; otherwise a value that just fits was cut. */
+    size_t need = 2;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)v[i];
+        need += (c == '"' || c == '\\') ? 2 : (c < 0x20 || c >= 0x7f) ? 4 : 1;
+    }
+    int cut = need >= outsz;
     out[o++] = '"';
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)v[i];
@@ -58,7 +66,7 @@ escape_log_value(const char *v, size_t len, char *out, size_t outsz)
             tmp[0] = (char)c;
             n = 1;
         }
-        if (o + n + 5 > outsz) { /* room for ...", NUL */
+        if (cut && o + n + 5 > outsz) { /* room for ...", NUL */
             memcpy(out + o, "...", 3);
             o += 3;
             break;

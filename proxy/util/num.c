@@ -18,7 +18,8 @@ num_parse_u64(const char *p, size_t len, uint64_t max, uint64_t *out, const char
             *err = "not a number";
             return -1;
         }
-        if (v > (max - d) / 10) {
+        /* d > max first: max - d would wrap for a small max. */
+        if (d > max || v > (max - d) / 10) {
             *err = "number too large";
             return -1;
         }

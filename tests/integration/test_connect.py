@@ -1,0 +1,171 @@
+"""CONNECT tunnels: HTTPS with real clients, port policy, plain bytes, half-close."""
+
+import hashlib
+import socket
+import subprocess
+import time
+
+from sgtest import CLEAN_ENV, MiB, curl, run, token
+
+
+def connect(sg, target, timeout=5.0, extra=b""):
+    t0 = time.time()
+    c = sg.conn(timeout=timeout)
+    c.t0 = t0
+    c.send(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target)).encode() + extra)
+    return c
+
+
+def test_https_through_connect_with_curl(sg, env):
+    t0 = time.time()
+    r = curl("-x", sg.proxy, "--cacert", env.ca, "-w", "\n%{local_port}",
+             "https://www.facebook.com:%d/small.txt" % env.nginx_https, timeout=10)
+    assert r.returncode == 0, r.stderr
+    body, _, port = r.stdout.rpartition(b"\n")
+    assert body == env.small_body
+    e = sg.wait_log(ev="tunnel", client="127.0.0.1:%s" % port.decode(), since=t0)
+    assert e["method"] == "CONNECT"
+    assert e["host"] == "www.facebook.com"
+    assert e["port"] == str(env.nginx_https)
+    assert e["status"] == "200"
+    assert e["path"] == "-"
+    assert e.int("up") > 0 and e.int("down") > len(env.small_body)
+
+
+def test_tunnel_logs_sni_from_client_hello(sg, env):
+    t0 = time.time()
+    r = curl("-x", sg.proxy, "--cacert", env.ca, "-w", "\n%{local_port}",
+             "https://www.facebook.com:%d/small.txt" % env.nginx_https, timeout=10)
+    assert r.returncode == 0, r.stderr
+    port = r.stdout.rpartition(b"\n")[2].decode()
+    e = sg.wait_log(ev="tunnel", client="127.0.0.1:%s" % port, since=t0)
+    assert e["sni"] == "www.facebook.com", "SNI from the ClientHello must be logged: " + e.raw
+
+
+def test_https_ip_literal_has_no_sni(sg, env):
+    t0 = time.time()
+    r = curl("-x", sg.proxy, "--cacert", env.ca, "-w", "\n%{local_port}",
+             "https://127.0.0.1:%d/small.txt" % env.nginx_https, timeout=10)
+    assert r.returncode == 0, r.stderr
+    body, _, port = r.stdout.rpartition(b"\n")
+    assert body == env.small_body
+    e = sg.wait_log(ev="tunnel", client="127.0.0.1:%s" % port.decode(), since=t0)
+    assert e["status"] == "200" and e["host"] == "127.0.0.1"
+    assert e["sni"] == "-", e.raw
+
+
+def test_https_big_download_through_tunnel(sg, env):
+    p = subprocess.Popen(["curl", "-sS", "--max-time", "90", "-x", sg.proxy, "--cacert", str(env.ca),
+                          "https://www.facebook.com:%d/big.bin" % env.nginx_https],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=CLEAN_ENV)
+    h = hashlib.sha256()
+    n = 0
+    try:
+        while True:
+            chunk = p.stdout.read(MiB)
+            if not chunk:
+                break
+            h.update(chunk)
+            n += len(chunk)
+        rc = p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert rc == 0, p.stderr.read()
+    assert n == env.big_size and h.hexdigest() == env.big_sha
+    e = sg.wait_log(lambda e: e.int("down") >= env.big_size, ev="tunnel", host="www.facebook.com",
+                    port=str(env.nginx_https))
+    assert e["status"] == "200"
+
+
+def test_wget_https_through_proxy(sg, env, tmp_path):
+    out = tmp_path / "out"
+    r = run(["wget", "-q", "-O", str(out), "-T", "10", "-t", "1", "-e", "use_proxy=yes",
+             "-e", "https_proxy=http://127.0.0.1:%d" % sg.port, "--ca-certificate=%s" % env.ca,
+             "https://origin.test:%d/small.txt" % env.nginx_https], timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == env.small_body
+    sg.wait_log(ev="tunnel", host="origin.test", status="200")
+
+
+def test_connect_to_port_25_forbidden(sg, env):
+    c = connect(sg, "127.0.0.1:25")
+    resp = c.read_response()
+    assert resp.status == 403
+    assert c.is_closed(3)
+    port = c.local_port
+    c.close()
+    e = sg.wait_log(ev="tunnel", client="127.0.0.1:%d" % port, since=c.t0)
+    assert e["status"] == "403" and e["method"] == "CONNECT" and e["port"] == "25"
+
+
+def test_plain_http_inside_tunnel(sg, env):
+    tok = token()
+    c = connect(sg, "127.0.0.1:%d" % env.nginx_http)
+    head = c.read_head()
+    assert head[1] == 200, head
+    for i in range(2):
+        c.send("GET /u/%s-%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % (tok, i))
+        resp = c.read_response()
+        assert resp.status == 200
+        assert resp.body == env.small_body
+    port = c.local_port
+    c.close()
+    e = sg.wait_log(ev="tunnel", client="127.0.0.1:%d" % port, since=c.t0)
+    assert e["status"] == "200" and e["host"] == "127.0.0.1" and e["port"] == str(env.nginx_http)
+    assert e.int("down") >= 2 * len(env.small_body)
+
+
+def test_data_sent_with_connect_head_is_relayed(sg, env):
+    """A client that sends its first bytes in the same write as the CONNECT head."""
+    tok = token()
+    c = connect(sg, "127.0.0.1:%d" % env.nginx_http,
+                extra=("GET /u/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % tok).encode())
+    head = c.read_head()
+    assert head[1] == 200
+    resp = c.read_response()
+    assert resp.status == 200 and resp.body == env.small_body
+    c.close()
+
+
+def test_tunnel_half_close(sg, env):
+    payload = bytes(range(256)) * 1024  # 256 KiB
+    c = connect(sg, "127.0.0.1:%d" % env.py_port, timeout=10)
+    head = c.read_head()
+    assert head[1] == 200
+    c.send(b"ECHO\n" + payload)
+    c.sock.shutdown(socket.SHUT_WR)
+    got = c.read_all(timeout=10)
+    assert c.eof, "the tunnel was not closed after the echo server closed"
+    assert got == payload + b"DONE\n", "got %d bytes back of %d" % (len(got), len(payload) + 5)
+    port = c.local_port
+    c.close()
+    e = sg.wait_log(ev="tunnel", client="127.0.0.1:%d" % port, since=c.t0)
+    assert e["status"] == "200"
+    assert e.int("up") >= len(payload) and e.int("down") >= len(payload)
+
+
+def test_connect_refused_port_502(sg, env):
+    t0 = time.monotonic()
+    c = connect(sg, "127.0.0.1:%d" % env.dead_port)
+    resp = c.read_response()
+    assert time.monotonic() - t0 < 1.5
+    assert resp.status == 502
+    assert c.is_closed(3)
+    port = c.local_port
+    c.close()
+    e = sg.wait_log(ev="tunnel", client="127.0.0.1:%d" % port, since=c.t0)
+    assert e["status"] == "502"
+
+
+def test_connect_unresolvable_502(sg, env):
+    t0 = time.monotonic()
+    c = connect(sg, "nonexistent.invalid:443")
+    resp = c.read_response()
+    assert time.monotonic() - t0 < 2
+    assert resp.status == 502
+    port = c.local_port
+    c.close()
+    e = sg.wait_log(ev="tunnel", client="127.0.0.1:%d" % port, since=c.t0)
+    assert e["status"] == "502" and e["host"] == "nonexistent.invalid"
