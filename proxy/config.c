@@ -212,6 +212,10 @@ static const struct key keys[] = {
     {"limits", "drain", K_DURATION, OFF(drain_ms), NULL, 0, 86400000},
     {"limits", "block_destinations", K_LIST, 0, add_block, 0, 0},
     {"log", "access", K_SPECIAL, 0, NULL, 0, 0},
+    {"auth", "htpasswd", K_PATH, OFF(auth_htpasswd), NULL, 0, 0},
+    {"auth", "groups", K_PATH, OFF(auth_groups), NULL, 0, 0},
+    {"auth", "required", K_SPECIAL, 0, NULL, 0, 0},
+    {"auth", "realm", K_SPECIAL, 0, NULL, 0, 0},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -248,6 +252,20 @@ set_special(struct load *l, const struct key *k, const char *value)
             return bad(l, k->name, value, "unknown time zone (not in the tz database)");
         free(c->timezone);
         c->timezone = xstrdup(value);
+        return 0;
+    }
+    if (strcmp(k->name, "required") == 0) {
+        if (num_parse_bool(value, &c->auth_required, &err) < 0)
+            return bad(l, k->name, value, err);
+        return 0;
+    }
+    if (strcmp(k->name, "realm") == 0) {
+        for (const char *q = value; *q; q++)
+            if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20)
+                return bad(l, k->name, value, "quotes, backslashes and control characters "
+                                              "are not allowed");
+        free(c->auth_realm);
+        c->auth_realm = xstrdup(value);
         return 0;
     }
     if (strcmp(k->name, "hosts_file") == 0) {
@@ -323,7 +341,7 @@ on_key(void *arg, const char *file, int line, const char *section, const char *n
         return -1;
     }
     if (!known_section) {
-        if (strcmp(section, "auth") == 0 || strcmp(section, "admin") == 0)
+        if (strcmp(section, "admin") == 0)
             diag_error(l->d, file, line, "[%s] is not supported yet by this version", section);
         else
             diag_error(l->d, file, line, "unknown section [%s]", section);
@@ -440,6 +458,12 @@ apply_defaults(struct config *c, struct load *l)
         c->hosts_file = xstrdup("/etc/hosts");
     if (c->access_log == NULL)
         c->access_log = xstrdup("-");
+    if (c->auth_realm == NULL)
+        c->auth_realm = xstrdup("socialgate");
+    if (c->auth_required && c->auth_htpasswd == NULL)
+        diag_error(d, c->path, 0, "[auth] required = yes needs [auth] htpasswd");
+    if (c->auth_groups && c->auth_htpasswd == NULL)
+        diag_error(d, c->path, 0, "[auth] groups needs [auth] htpasswd");
     struct stat st;
     if (stat(c->rules_dir, &st) < 0 || !S_ISDIR(st.st_mode))
         diag_error(d, c->path, 0, "rules = %s: not a directory", c->rules_dir);
@@ -507,6 +531,9 @@ config_free(struct config *c)
     free(c->hosts_file);
     cidrset_free(&c->block_destinations);
     free(c->access_log);
+    free(c->auth_htpasswd);
+    free(c->auth_groups);
+    free(c->auth_realm);
     free(c);
 }
 

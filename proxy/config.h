@@ -48,6 +48,12 @@ struct config {
 
     /* [log] */
     char *access_log; /* "-" stdout, "syslog", or a path */
+
+    /* [auth] */
+    char *auth_htpasswd; /* NULL: no authentication */
+    char *auth_groups;   /* NULL: no groups */
+    int auth_required;
+    char *auth_realm;
 };
 
 /* Loads and validates `path`. Returns an owned config, or NULL with every

@@ -16,13 +16,19 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
+#include <openssl/crypto.h>
 
 #include "accesslog.h"
+#include "authpool.h"
+#include "decision.h"
+#include "local.h"
+#include "usage.h"
 #include "catalog.h"
 #include "config.h"
 #include "rules.h"
 #include "sni.h"
 #include "errpage.h"
+#include "htpasswd.h"
 #include "http1.h"
 #include "log.h"
 #include "snapshot.h"
@@ -41,6 +47,7 @@
 enum cstate {
     CS_HEAD,       /* waiting for or reading a request head */
     CS_RESOLVING,  /* DNS for the upstream */
+    CS_DECIDING,   /* waiting for a password check */
     CS_CONNECTING, /* TCP connect to the upstream */
     CS_FORWARD,    /* request and response in flight */
     CS_TUNNEL,     /* CONNECT or upgraded: bytes relayed both ways */
@@ -84,6 +91,19 @@ struct txn {
     int peek;          /* tunnel: waiting for the client's first bytes */
     int mismatch;      /* CONNECT host and SNI classify differently */
     int ech;
+
+    char *user;        /* owned: the name sent in Proxy-Authorization */
+    char *pass;        /* owned, wiped when freed */
+    int auth;          /* 0 none sent, 1 verified, -1 wrong */
+    struct auth_job *auth_job;
+    int local;         /* a request for socialgate.local itself */
+    char *url;         /* owned: the absolute URL asked for (warn pages) */
+    char *target;      /* owned: path and query (local pages) */
+    int rule;          /* deciding rule, -1: none */
+    int action;        /* enum policy_action, -1: not decided */
+    char roles[512];
+    char identity[300];
+    int64_t last_minute; /* last clock minute counted for the quota */
 
     struct evutil_addrinfo *ai, *ai_next; /* owned list and the next to try */
     struct evdns_getaddrinfo_request *dnsreq;
@@ -152,6 +172,15 @@ txn_reset(struct conn *c)
     free(t->host);
     free(t->path);
     free(t->sni);
+    free(t->user);
+    if (t->pass) {
+        OPENSSL_cleanse(t->pass, strlen(t->pass));
+        free(t->pass);
+    }
+    free(t->url);
+    free(t->target);
+    if (t->auth_job)
+        authpool_cancel(t->auth_job);
     if (t->uhead)
         evbuffer_free(t->uhead);
     if (t->dnsreq)
@@ -160,6 +189,8 @@ txn_reset(struct conn *c)
         evutil_freeaddrinfo(t->ai);
     memset(t, 0, sizeof(*t));
     t->platform = -1;
+    t->rule = -1;
+    t->action = -1;
 }
 
 /* Writes the usage-log line of the current transaction, once. */
@@ -192,7 +223,16 @@ txn_log(struct conn *c)
         .reason = t->reason,
         .mismatch = t->mismatch ? "sni" : NULL,
         .ech = t->ech ? "yes" : NULL,
+        .user = t->user,
+        .roles = t->roles[0] && strcmp(t->roles, "-") != 0 ? t->roles : NULL,
+        .auth = t->auth < 0 ? "fail" : NULL,
     };
+    const struct policy_rule *rule =
+        t->rule >= 0 ? policy_rule(c->snap->rules->policy, (size_t)t->rule) : NULL;
+    if (rule)
+        r.rule = rule->name;
+    if (t->action >= 0)
+        r.action = policy_action_name((enum policy_action)t->action);
     const struct catalog_platform *p = catalog_platform(c->snap->rules->catalog, t->platform);
     if (p) {
         r.platform = p->name;
@@ -324,6 +364,8 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len,
     }
     c->w = w;
     c->t.platform = -1;
+    c->t.rule = -1;
+    c->t.action = -1;
     c->snap = snapshot_acquire();
     c->cfg = c->snap->cfg;
     memcpy(&c->peer, sa, len);
@@ -469,6 +511,33 @@ is_local_name(const char *host)
     return strcmp(host, "socialgate.local") == 0;
 }
 
+/* Keeps the Proxy-Authorization credentials for the decision; the field
+ * itself is hop-by-hop and never forwarded. A malformed one counts as wrong
+ * credentials. Without [auth] htpasswd they are ignored. */
+static void
+read_credentials(struct conn *c, const struct http1_head *h)
+{
+    if (c->snap->users == NULL)
+        return; /* no [auth]: credentials mean nothing here */
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const struct http1_header *f = &h->headers[i];
+        if (!http1_name_is(&f->name, "proxy-authorization"))
+            continue;
+        char user[HTPASSWD_MAX_USER + 1], pass[HTPASSWD_MAX_PASSWORD + 1];
+        if (htpasswd_parse_basic(f->value.p, f->value.len, user, sizeof(user), pass,
+                                 sizeof(pass)) < 0) {
+            c->t.auth = -1;
+            return;
+        }
+        c->t.user = strdup(user);
+        c->t.pass = strdup(pass);
+        OPENSSL_cleanse(pass, sizeof(pass));
+        if (c->t.user == NULL || c->t.pass == NULL)
+            c->t.auth = -1;
+        return;
+    }
+}
+
 /* Parses what the client input holds; on a whole head, starts the
  * transaction. */
 static void
@@ -544,15 +613,27 @@ try_head(struct conn *c)
         reply_error(c, 400, http1_strerror(st), why);
         return;
     }
-    if (tg.form == HTTP1_FORM_ORIGIN || tg.form == HTTP1_FORM_ASTERISK) {
-        int local = t->host && is_local_name(t->host);
+    read_credentials(c, h);
+    if ((tg.form == HTTP1_FORM_ORIGIN || tg.form == HTTP1_FORM_ABSOLUTE) && t->host &&
+        is_local_name(t->host)) {
+        /* socialgate.local: answered here, after identity is known */
+        t->local = 1;
+        t->target = tg.path.len ? span_dup(tg.path.p, tg.path.len) : span_dup("/", 1);
+        int body = h->body != HTTP1_BODY_NONE;
+        evbuffer_drain(in, h->head_len);
         free(h);
-        if (local)
-            reply_error(c, 404, "local-not-found", "No such page on socialgate.");
-        else
-            reply_error(c, 400, "not-a-proxy-request",
-                        "This is a proxy: configure your browser to use it, "
-                        "or request an absolute http:// URL.");
+        if (body) {
+            reply_error(c, 400, "local-body", "socialgate's own pages take no request body.");
+            return;
+        }
+        process_head(c);
+        return;
+    }
+    if (tg.form == HTTP1_FORM_ORIGIN || tg.form == HTTP1_FORM_ASTERISK) {
+        free(h);
+        reply_error(c, 400, "not-a-proxy-request",
+                    "This is a proxy: configure your browser to use it, "
+                    "or request an absolute http:// URL.");
         return;
     }
     if (t->host == NULL || (tg.form == HTTP1_FORM_ABSOLUTE && t->path == NULL)) {
@@ -576,10 +657,11 @@ try_head(struct conn *c)
         process_head(c);
         return;
     }
-    if (is_local_name(t->host)) {
-        free(h);
-        reply_error(c, 404, "local-not-found", "No such page on socialgate.");
-        return;
+    {
+        size_t ul = strlen(t->host) + tg.path.len + 32;
+        if ((t->url = malloc(ul)) != NULL)
+            snprintf(t->url, ul, "http://%s%s%s:%u%.*s", tg.host_is_ipv6 ? "[" : "", t->host,
+                     tg.host_is_ipv6 ? "]" : "", t->port, (int)tg.path.len, tg.path.p);
     }
     t->upgrade = (h->flags & HTTP1_F_UPGRADE) && (h->flags & HTTP1_F_CONN_UPGRADE) &&
                  h->minor == 1;
@@ -601,6 +683,124 @@ try_head(struct conn *c)
 
 /* Every request and tunnel passes here after its head is parsed and before
  * any upstream connection: classification and policy hook in here. */
+/* Writes a whole prepared response and closes after it. */
+static void
+reply_page(struct conn *c, const char *page, size_t n, int status, const char *reason)
+{
+    if (n == 0) {
+        conn_close(c, "page-too-large");
+        return;
+    }
+    c->t.status = status;
+    c->t.down += n;
+    if (reason && c->t.reason == NULL)
+        c->t.reason = reason;
+    struct evbuffer *in = bufferevent_get_input(c->cbev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    bufferevent_write(c->cbev, page, n);
+    close_after_write(c);
+}
+
+static void
+reply_auth(struct conn *c)
+{
+    char page[4096];
+    reply_page(c, page, local_auth_page(c->snap, page, sizeof(page)), 407, NULL);
+}
+
+static void proceed(struct conn *c);
+
+/* The policy part of the decision, once the identity is settled. Returns
+ * 0 to go on, 1 when it answered. */
+static int
+finish_decision(struct conn *c)
+{
+    struct txn *t = &c->t;
+    const struct snapshot *snap = c->snap;
+    if (t->auth < 0) {
+        reply_auth(c);
+        return 1;
+    }
+    const char *user = t->auth > 0 ? t->user : NULL;
+    if (snap->users && c->cfg->auth_required && user == NULL) {
+        reply_auth(c);
+        return 1;
+    }
+    time_t now = time(NULL);
+    struct tm local;
+    localtime_r(&now, &local);
+    struct decision d;
+    struct decision_in in = {
+        .snap = snap,
+        .user = user,
+        .client = (const struct sockaddr *)&c->peer,
+        .platform = t->platform,
+        .method = t->is_connect ? NULL : t->method,
+        .path = t->is_connect ? NULL : t->path,
+        .path_len = t->path ? strlen(t->path) : 0,
+        .local = &local,
+    };
+    if (t->local) {
+        decision_identity(user, in.client, t->identity, sizeof(t->identity));
+        struct policy_who who = {user, in.client, snap->groups};
+        size_t nroles = policy_role_count(snap->rules->policy);
+        uint8_t *held = calloc(nroles ? nroles : 1, 1);
+        if (held) {
+            policy_roles(snap->rules->policy, &who, held);
+            policy_roles_text(snap->rules->policy, held, t->roles, sizeof(t->roles));
+            free(held);
+        }
+        char page[16384];
+        int status = 0;
+        size_t n = local_answer(snap, t->identity, user, t->roles, t->target, now, &local, page,
+                                sizeof(page), &status);
+        reply_page(c, page, n, status, NULL);
+        return 1;
+    }
+    decision_make(&in, &d);
+    t->rule = d.rule;
+    t->action = (int)d.action;
+    snprintf(t->roles, sizeof(t->roles), "%s", d.roles);
+    snprintf(t->identity, sizeof(t->identity), "%s", d.identity);
+    if (d.action == POLICY_DENY) {
+        /* An anonymous client may hold a role that allows it once signed in. */
+        if (user == NULL && snap->users) {
+            reply_auth(c);
+            return 1;
+        }
+        char page[4096];
+        reply_page(c, page, local_deny_page(snap, t->platform, d.rule, page, sizeof(page)), 403,
+                   NULL);
+        return 1;
+    }
+    if (d.action == POLICY_WARN && !t->is_connect) {
+        const struct catalog_platform *p = catalog_platform(snap->rules->catalog, t->platform);
+        if (!usage_continue_ok(t->identity, p ? p->name : "unclassified", (int64_t)now)) {
+            char page[8192];
+            reply_page(c, page,
+                       local_warn_page(snap, t->platform, d.rule, t->url, page, sizeof(page)),
+                       403, NULL);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void
+auth_done(void *arg, int ok)
+{
+    struct conn *c = arg;
+    c->t.auth_job = NULL;
+    if (c->closed)
+        return;
+    c->t.auth = ok ? 1 : -1;
+    if (finish_decision(c) == 0)
+        proceed(c);
+}
+
+/* Every request and tunnel passes here after its head is parsed and before
+ * any upstream connection: classification, identity, policy. Returns 0 to
+ * go on now, 1 when it answered or will go on later (a password check). */
 static int
 decide(struct conn *c)
 {
@@ -608,7 +808,23 @@ decide(struct conn *c)
     struct catalog_match m;
     catalog_classify(c->snap->rules->catalog, t->host, strlen(t->host), &m);
     t->platform = m.platform;
-    return 0;
+    if (t->user && t->auth == 0) {
+        const char *hash = c->snap->users ? htpasswd_hash(c->snap->users, t->user) : NULL;
+        if (hash == NULL) {
+            t->auth = -1;
+        } else if (authpool_cached(t->user, t->pass, hash) == 1) {
+            t->auth = 1;
+        } else {
+            t->auth_job = authpool_check(c->w->base, t->user, t->pass, hash, auth_done, c);
+            if (t->auth_job) {
+                c->state = CS_DECIDING;
+                arm(c, c->cfg->connect_timeout_ms);
+                return 1;
+            }
+            t->auth = htpasswd_check_hash(hash, t->pass) ? 1 : -1; /* no pool: inline */
+        }
+    }
+    return finish_decision(c);
 }
 
 /* The second decision of a tunnel, once the ClientHello was read: the SNI
@@ -624,14 +840,74 @@ decide_sni(struct conn *c, const struct sni_info *info)
     t->sni = strdup(info->sni);
     struct catalog_match m;
     catalog_classify(c->snap->rules->catalog, info->sni, strlen(info->sni), &m);
-    if (m.platform != t->platform) {
-        t->mismatch = 1;
-        /* XXX: with policy, the stricter of the two decisions wins; until
-         * then the classified name is the one logged. */
-        if (m.platform >= 0)
-            t->platform = m.platform;
+    if (m.platform == t->platform)
+        return 0;
+    /* Domain fronting, or a CONNECT to an address: decide for the SNI too;
+     * the stricter decision wins and its platform is the one logged. */
+    t->mismatch = 1;
+    struct decision d;
+    struct decision_in in = {
+        .snap = c->snap,
+        .user = t->auth > 0 ? t->user : NULL,
+        .client = (const struct sockaddr *)&c->peer,
+        .platform = m.platform,
+    };
+    decision_make(&in, &d);
+    enum policy_action before = t->action < 0 ? POLICY_ALLOW : (enum policy_action)t->action;
+    if (policy_stricter(before, d.action) != before || t->platform < 0) {
+        t->platform = m.platform;
+        t->rule = d.rule;
+        t->action = (int)d.action;
+    }
+    if (t->action == POLICY_DENY) {
+        conn_close(c, "sni-denied"); /* 200 was sent: no page can be shown */
+        return 1;
     }
     return 0;
+}
+
+/* Counts the clock minute for the deciding rule's quota, once per minute
+ * with traffic. A tunnel whose quota ran out is decided again at its first
+ * traffic in a new minute and closed unless another rule still allows it. */
+static void
+mark_active(struct conn *c)
+{
+    struct txn *t = &c->t;
+    if (t->rule < 0)
+        return;
+    const struct policy_rule *r = policy_rule(c->snap->rules->policy, (size_t)t->rule);
+    if (r == NULL || r->quota_min == 0)
+        return;
+    struct timeval tv;
+    event_base_gettimeofday_cached(c->w->base, &tv);
+    int64_t minute = (int64_t)tv.tv_sec / 60;
+    if (minute == t->last_minute)
+        return;
+    t->last_minute = minute;
+    time_t now = tv.tv_sec;
+    struct tm local;
+    localtime_r(&now, &local);
+    int period = decision_period(r, &local);
+    if (usage_quota_used(t->identity, r->name, period) >= r->quota_min) {
+        struct decision d;
+        struct decision_in in = {
+            .snap = c->snap,
+            .user = t->auth > 0 ? t->user : NULL,
+            .client = (const struct sockaddr *)&c->peer,
+            .platform = t->platform,
+            .local = &local,
+        };
+        decision_make(&in, &d);
+        t->rule = d.rule;
+        t->action = (int)d.action;
+        if (d.action == POLICY_DENY) {
+            conn_close(c, "quota-exhausted");
+            return;
+        }
+        mark_active(c);
+        return;
+    }
+    usage_quota_mark(t->identity, r->name, period, minute);
 }
 
 /* Tunnel: looks at the client's first bytes for a ClientHello. Returns 1
@@ -649,8 +925,8 @@ peek_hello(struct conn *c)
     if (st == SNI_PARTIAL)
         return 1;
     c->t.peek = 0;
-    if (st == SNI_OK)
-        decide_sni(c, &info);
+    if (st == SNI_OK && decide_sni(c, &info))
+        return 1;
     return 0;
 }
 
@@ -806,11 +1082,18 @@ upstream_ready(struct conn *c)
 static void
 process_head(struct conn *c)
 {
-    struct txn *t = &c->t;
     /* While the upstream is prepared, the client's next bytes wait. */
     bufferevent_disable(c->cbev, EV_READ);
     if (decide(c) != 0)
         return;
+    proceed(c);
+}
+
+/* The decision allows: on to the upstream. */
+static void
+proceed(struct conn *c)
+{
+    struct txn *t = &c->t;
     if (!t->is_connect) {
         struct bufferevent *pooled = worker_pool_get(c->w, t->poolkey);
         if (pooled) {
@@ -1049,6 +1332,9 @@ static void
 pump_response(struct conn *c)
 {
     struct txn *t = &c->t;
+    mark_active(c);
+    if (c->closed)
+        return;
     struct evbuffer *in = bufferevent_get_input(c->ubev);
     struct evbuffer *out = bufferevent_get_output(c->cbev);
     if (!t->resp_done) {
@@ -1087,6 +1373,9 @@ tunnel_maybe_done(struct conn *c)
 static void
 relay(struct conn *c, struct bufferevent *from, struct bufferevent *to)
 {
+    mark_active(c);
+    if (c->closed)
+        return;
     struct evbuffer *src = bufferevent_get_input(from);
     struct evbuffer *dst = bufferevent_get_output(to);
     size_t n = evbuffer_get_length(src);
@@ -1109,6 +1398,8 @@ tunnel_eof(struct conn *c, struct bufferevent *from)
     int *eof = from == c->cbev ? &c->cli_eof : &c->up_eof;
     *eof = 1;
     relay(c, from, to);
+    if (c->closed)
+        return;
     if (evbuffer_get_length(bufferevent_get_output(to)) == 0) {
         shutdown(bufferevent_getfd(to), SHUT_WR);
         if (to == c->ubev)
@@ -1333,6 +1624,9 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
             reply_error(c, 408, "header-timeout", "The request head took too long to arrive.");
         else
             conn_close(c, NULL); /* idle: close quietly */
+        break;
+    case CS_DECIDING:
+        reply_error(c, 503, "auth-timeout", "The password check took too long.");
         break;
     case CS_RESOLVING:
     case CS_CONNECTING: {

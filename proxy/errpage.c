@@ -56,14 +56,27 @@ html_escape(const char *s, char *out, size_t size)
 size_t
 errpage_format(char *buf, size_t size, int status, const char *detail, const char *extra_headers)
 {
-    char esc[1024], body[2048];
+    return errpage_format_link(buf, size, status, detail, NULL, NULL, extra_headers);
+}
+
+size_t
+errpage_format_link(char *buf, size_t size, int status, const char *detail,
+                    const char *link_text, const char *link_url, const char *extra_headers)
+{
+    char esc[1024], body[4096], link[2048] = "";
     const char *phrase = errpage_reason_phrase(status);
     html_escape(detail ? detail : "", esc, sizeof(esc));
+    if (link_text && link_url) {
+        char t[256], u[1536];
+        html_escape(link_text, t, sizeof(t));
+        html_escape(link_url, u, sizeof(u));
+        snprintf(link, sizeof(link), "<p><a href=\"%s\">%s</a></p>\n", u, t);
+    }
     int bn = snprintf(body, sizeof(body),
                       "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-                      "<title>%d %s</title></head>\n<body><h1>%d %s</h1>\n<p>%s</p>\n"
+                      "<title>%d %s</title></head>\n<body><h1>%d %s</h1>\n<p>%s</p>\n%s"
                       "<hr><p>socialgate</p></body></html>\n",
-                      status, phrase, status, phrase, esc);
+                      status, phrase, status, phrase, esc, link);
     if (bn < 0 || (size_t)bn >= sizeof(body))
         return 0;
     int n = snprintf(buf, size,

@@ -12,4 +12,9 @@ const char *errpage_reason_phrase(int status);
 size_t errpage_format(char *buf, size_t size, int status, const char *detail,
                       const char *extra_headers);
 
+/* The same with a link under the text (warn pages: Continue). */
+size_t errpage_format_link(char *buf, size_t size, int status, const char *detail,
+                           const char *link_text, const char *link_url,
+                           const char *extra_headers);
+
 #endif

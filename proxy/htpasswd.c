@@ -834,8 +834,7 @@ basic_put(struct basic_out *o, unsigned char c)
 }
 
 int
-htpasswd_parse_basic(const char *value, size_t len, char *user, size_t usz, char *pass,
-                     size_t psz)
+htpasswd_parse_basic(const char *value, size_t len, char *user, size_t usz, char *pass, size_t psz)
 {
     struct basic_out o = {user, pass, usz, psz, 0, 0, 0};
     size_t i = 0, end = len;

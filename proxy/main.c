@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,11 +16,14 @@
 #include <event2/thread.h>
 
 #include "accesslog.h"
+#include "authpool.h"
+#include "usage.h"
 #include "catalog.h"
 #include "config.h"
 #include "explain.h"
 #include "log.h"
 #include "snapshot.h"
+#include "util/escape.h"
 #include "worker.h"
 
 #ifndef SYSCONFDIR
@@ -59,6 +63,41 @@ log_diag(const struct diag *d)
 {
     for (size_t i = 0; i < d->n; i++)
         log_warnx("%s", d->msgs[i]);
+}
+
+/* ev=config result=error file=... line=... msg=...: the first problem. */
+static void
+config_error_event(const struct diag *d)
+{
+    char line[2048], t[48], file[1024] = "-", msg[1024] = "-";
+    int lineno = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    logfmt_time(&ts, t, sizeof(t));
+    for (size_t i = 0; i < d->n; i++) {
+        if (strstr(d->msgs[i], ": warning: ") != NULL)
+            continue;
+        const char *m = d->msgs[i];
+        const char *c1 = strchr(m, ':');
+        if (c1) {
+            snprintf(file, sizeof(file), "%.*s", (int)(c1 - m), m);
+            char *end;
+            long ln = strtol(c1 + 1, &end, 10);
+            if (end != c1 + 1 && *end == ':') {
+                lineno = (int)ln;
+                c1 = end;
+            }
+            snprintf(msg, sizeof(msg), "%s", c1[1] == ' ' ? c1 + 2 : c1 + 1);
+        }
+        break;
+    }
+    char ef[1100], em[1100];
+    escape_log_value(file, strlen(file), ef, sizeof(ef));
+    escape_log_value(msg, strlen(msg), em, sizeof(em));
+    int n = snprintf(line, sizeof(line), "%s ev=config result=error file=%s line=%d msg=%s\n", t,
+                     ef, lineno, em);
+    if (n > 0 && (size_t)n < sizeof(line))
+        accesslog_write(line, (size_t)n);
 }
 
 static void
@@ -128,14 +167,16 @@ reload(void)
     struct diag d = {0};
     struct snapshot *s = snapshot_load(config_path, &d);
     log_diag(&d);
-    diag_free(&d);
+    struct diag d_copy = d; /* keeps the messages for the log line */
     struct snapshot *cur = snapshot_acquire();
     if (s == NULL) {
         log_warnx("reload of %s failed: keeping the running configuration", config_path);
-        config_event("error", cur);
+        config_error_event(&d_copy);
+        diag_free(&d_copy);
         snapshot_release(cur);
         return;
     }
+    diag_free(&d_copy);
     const struct config *old = cur->cfg, *c = s->cfg;
     int same_listen = old->nlisten == c->nlisten;
     for (size_t i = 0; same_listen && i < c->nlisten; i++)
@@ -221,6 +262,24 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
             log_info("usage log reopened");
         break;
     }
+}
+
+static void
+save_state(void)
+{
+    struct snapshot *s = snapshot_acquire();
+    if (usage_save(s->cfg->state_dir, (int64_t)time(NULL)) < 0)
+        log_warn("cannot save quota state in %s", s->cfg->state_dir);
+    snapshot_release(s);
+}
+
+static void
+state_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    save_state();
 }
 
 static void
@@ -318,6 +377,20 @@ main(int argc, char **argv)
             if ((fds[(size_t)i * nl + k] = make_listener(&cfg->listen[k])) < 0)
                 fatal("cannot listen on %s", cfg->listen[k].text);
 
+    if (mkdir(cfg->state_dir, 0750) < 0 && errno != EEXIST)
+        fatal("cannot create state_dir %s", cfg->state_dir);
+    {
+        struct diag sd = {0};
+        int n = usage_load(cfg->state_dir, (int64_t)time(NULL), &sd);
+        log_diag(&sd);
+        diag_free(&sd);
+        if (n < 0)
+            log_warn("cannot read the quota state in %s", cfg->state_dir);
+        else if (n > 0)
+            log_info("quota state: %d entries restored", n);
+    }
+    if (authpool_start(2) < 0)
+        fatalx("cannot start the password check threads");
     if (catalog_jit_failed(snap->rules->catalog))
         log_info("PCRE2 JIT unavailable (MemoryDenyWriteExecute?): host_regex uses the interpreter");
     snapshot_install(snap);
@@ -340,6 +413,9 @@ main(int argc, char **argv)
     struct event *flush_ev = event_new(main_base, -1, EV_PERSIST, flush_cb, NULL);
     struct timeval sec = {1, 0};
     event_add(flush_ev, &sec);
+    struct event *state_ev = event_new(main_base, -1, EV_PERSIST, state_cb, NULL);
+    struct timeval minute = {30, 0};
+    event_add(state_ev, &minute);
     drain_ev = evtimer_new(main_base, drain_timeout_cb, NULL);
     poll_ev = event_new(main_base, -1, EV_PERSIST, poll_cb, NULL);
 
@@ -357,6 +433,10 @@ main(int argc, char **argv)
     for (int i = 0; i < nworkers; i++)
         worker_join_free(workers[i]);
     free(workers);
+    authpool_stop();
+    save_state();
+    usage_reset();
+    event_free(state_ev);
     log_info("stopped");
     accesslog_close();
     event_free(flush_ev);

@@ -19,7 +19,7 @@ struct load {
     unsigned seen;     /* keys seen in this section */
 };
 
-enum { K_NONE, K_PLATFORM, K_BROKEN };
+enum { K_NONE, K_PLATFORM, K_POLICY, K_BROKEN };
 
 static const char *const platform_keys[] = {"category", "domains", "host_regex"};
 
@@ -80,9 +80,11 @@ begin_section(struct load *l, const char *section)
         l->platform = p;
         return;
     }
-    if (strcmp(kind, "role") == 0 || strcmp(kind, "schedule") == 0 || strcmp(kind, "rule") == 0)
-        diag_error(l->d, l->file, l->line, "[%s]: %s sections are not supported yet", section,
-                   kind);
+    if (strcmp(kind, "role") == 0 || strcmp(kind, "schedule") == 0 || strcmp(kind, "rule") == 0) {
+        if (policy_begin_section(l->r->policy, kind, name, l->file, l->line, l->d) == 0)
+            l->kind = K_POLICY;
+        return;
+    }
     else
         diag_error(l->d, l->file, l->line,
                    "unknown section [%s] (expected platform, role, schedule or rule)", section);
@@ -127,6 +129,8 @@ on_key(void *arg, const char *file, int line, const char *section, const char *k
         begin_section(l, section);
     if (l->kind == K_BROKEN)
         return 0; /* already reported once for the section */
+    if (l->kind == K_POLICY)
+        return policy_key(l->r->policy, key, value, continued, file, line, l->d);
 
     int idx = -1;
     for (size_t i = 0; i < sizeof(platform_keys) / sizeof(platform_keys[0]); i++)
@@ -183,7 +187,10 @@ rules_new(void)
     if (r == NULL)
         return NULL;
     r->catalog = catalog_new();
-    if (r->catalog == NULL) {
+    r->policy = policy_new();
+    if (r->catalog == NULL || r->policy == NULL) {
+        catalog_free(r->catalog);
+        policy_free(r->policy);
         free(r);
         return NULL;
     }
@@ -233,6 +240,9 @@ rules_load(const char *dir, struct diag *d)
     }
     free(list);
     check_platforms(r, d);
+    /* Names in rules refer to platforms, roles and schedules of any file. */
+    if (d->errors == before && policy_finish(r->policy, r->catalog, d) == 0)
+        r->nrules = policy_rule_count(r->policy);
     if (d->errors != before) {
         rules_free(r);
         return NULL;
@@ -251,6 +261,9 @@ rules_load_string(const char *text, const char *name, struct diag *d)
     inifile_parse_string(text, name, on_key, &l, d);
     r->nfiles = 1;
     check_platforms(r, d);
+    /* Names in rules refer to platforms, roles and schedules of any file. */
+    if (d->errors == before && policy_finish(r->policy, r->catalog, d) == 0)
+        r->nrules = policy_rule_count(r->policy);
     if (d->errors != before) {
         rules_free(r);
         return NULL;
@@ -264,5 +277,6 @@ rules_free(struct rules *r)
     if (r == NULL)
         return;
     catalog_free(r->catalog);
+    policy_free(r->policy);
     free(r);
 }

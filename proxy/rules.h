@@ -1,6 +1,7 @@
 /* The rules folder: every *.ini file in name order, any kind of section in
- * any file (pure: file I/O only). This loads [platform NAME] sections into
- * the catalog; every problem is a FILE:LINE message in the diag. */
+ * any file (pure: file I/O only). [platform NAME] sections go into the
+ * catalog, [role], [schedule] and [rule] sections into the policy; every
+ * problem is a FILE:LINE message in the diag. */
 #ifndef SG_RULES_H
 #define SG_RULES_H
 
@@ -8,9 +9,11 @@
 
 #include "catalog.h"
 #include "diag.h"
+#include "policy.h"
 
 struct rules {
     struct catalog *catalog; /* owned */
+    struct policy *policy;   /* owned */
     size_t nfiles;
     size_t nrules;
 };

@@ -33,13 +33,26 @@ snapshot_load(const char *path, struct diag *d)
         config_free(cfg);
         return NULL;
     }
+    struct htpasswd *users = NULL;
+    struct htgroups *groups = NULL;
+    if (cfg->auth_htpasswd && (users = htpasswd_load(cfg->auth_htpasswd, d)) == NULL)
+        goto fail;
+    if (cfg->auth_groups && (groups = htgroups_load(cfg->auth_groups, d)) == NULL)
+        goto fail;
     struct snapshot *s = snapshot_new(cfg, rules);
     if (s == NULL) {
         diag_error(d, path, 0, "out of memory");
-        rules_free(rules);
-        config_free(cfg);
+        goto fail;
     }
+    s->users = users;
+    s->groups = groups;
     return s;
+fail:
+    htpasswd_free(users);
+    htgroups_free(groups);
+    rules_free(rules);
+    config_free(cfg);
+    return NULL;
 }
 
 struct snapshot *
@@ -61,6 +74,8 @@ snapshot_release(struct snapshot *s)
     if (atomic_fetch_sub(&s->refs, 1) == 1) {
         config_free(s->cfg);
         rules_free(s->rules);
+        htpasswd_free(s->users);
+        htgroups_free(s->groups);
         free(s);
     }
 }

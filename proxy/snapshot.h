@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "diag.h"
+#include "htpasswd.h"
 #include "rules.h"
 
 struct snapshot {
@@ -16,6 +17,8 @@ struct snapshot {
     uint64_t generation;
     struct config *cfg;   /* owned */
     struct rules *rules;  /* owned */
+    struct htpasswd *users;   /* owned, NULL without [auth] htpasswd */
+    struct htgroups *groups;  /* owned, NULL without [auth] groups */
 };
 
 /* Loads proxy.ini and the rules folder it names into a new snapshot with

@@ -17,6 +17,7 @@ is ignored):
     /1xx              a 103 interim response, then a 200
     /204body          a 204 followed by stray bytes, then keeps serving
     /silent           reads the request and never answers
+    /stall            reads only the head: never the body, never answers
     /slowbody         a 200 whose 10000-byte body trickles out over ~1.5 s
     /close-delimited  a 200 without Content-Length, ended by closing
     /chunked-response a chunked 200 with a trailer
@@ -342,6 +343,10 @@ class Origin:
                     continue
                 except OSError:
                     break
+            return False
+        if path == "/stall":
+            # never read the body, never answer (bounded), so that the sender backs up
+            self.stop_event.wait(20)
             return False
         if path == "/ws":
             return self._websocket(conn, rd, req)

@@ -55,6 +55,7 @@ def test_get_with_curl_and_log_line(sg, env):
     e = sg.wait_log(ev="request", path="/u/" + tok)
     assert TS_RE.match(e.ts), "timestamp %r" % e.ts
     assert e.ts.endswith("+00:00"), "timezone = UTC must give +00:00: %r" % e.ts
+    assert abs(e.epoch() - time.time()) < 60, "timestamp far from now: %r" % e.ts
     assert e.keys_in_order[: len(REQUEST_FIELDS)] == REQUEST_FIELDS, e.raw
     assert e["client"].startswith("127.0.0.1:"), e.raw
     assert e["user"] == "-"
@@ -470,3 +471,43 @@ def test_large_head_under_the_limit_is_accepted(sg, env):
     assert resp.status == 200
     got = json.loads(resp.body)
     assert sum(1 for k, _ in got["headers"] if k.startswith("X-Pad-")) == 40
+
+
+def test_fifty_pipelined_requests(sg, env):
+    tok = token()
+    reqs = "".join("GET http://127.0.0.1:%d/u/%s-%d HTTP/1.1\r\nHost: x\r\n\r\n" % (env.nginx_http, tok, i)
+                   for i in range(50))
+    with sg.conn(timeout=10) as c:
+        c.send(reqs)
+        for i in range(50):
+            resp = c.read_response()
+            assert resp.status == 200 and resp.body == env.small_body, (i, resp)
+    sg.wait_log(ev="request", path="/u/%s-49" % tok, status="200")
+
+
+def test_host_name_case_insensitive(sg, env):
+    tok = token()
+    r = curl("-x", sg.proxy, "http://WWW.Facebook.COM:%d/u/%s" % (env.nginx_http, tok), timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == env.small_body
+
+
+def test_upload_to_stalled_origin_memory_stays_bounded(sg, env):
+    """An origin that does not read the body must make the daemon stop reading the client."""
+    tok = token()
+    before = _rss_kib(sg.proc.pid)
+    with sg.conn() as c:
+        c.send("POST http://127.0.0.1:%d/stall/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+               % (env.py_port, tok, 400 * MiB))
+        c.sock.setblocking(False)
+        block = b"u" * (256 * 1024)
+        sent = 0
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and sent < 400 * MiB:
+            try:
+                sent += c.sock.send(block)
+            except BlockingIOError:
+                time.sleep(0.01)
+        grown = _rss_kib(sg.proc.pid) - before
+        assert sent < 200 * MiB, "the daemon accepted %d MiB for an origin that reads nothing" % (sent // MiB)
+        assert grown < 64 * 1024, "daemon RSS grew by %d KiB (%d MiB sent)" % (grown, sent // MiB)

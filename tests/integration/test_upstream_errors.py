@@ -93,6 +93,7 @@ def test_silent_origin_504_after_idle_timeout(make_sg, env):
     assert b"<html" in body.lower()
     e = d.wait_log(ev="request", path="/silent/" + tok)
     assert e["status"] == "504"
+    assert e.int("ms") >= 1500, "ms=%s for a 2 s timeout" % e["ms"]
 
 
 def test_origin_without_status_line_502(sg, env):
@@ -211,3 +212,30 @@ def test_origin_response_with_cl_and_te_does_not_desync(sg, env):
             assert c.eof, ex
             return
         assert r2.status == 200 and r2.body == ("path=/p/%s\n" % tok).encode(), r2
+
+
+def test_idle_tunnel_closed_after_idle_timeout(make_sg, env):
+    d = make_sg({"limits": {"idle_timeout": "2s"}})
+    t0 = time.time()
+    with d.conn(timeout=10) as c:
+        port = c.local_port
+        c.send("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n" % env.py_port)
+        assert c.read_head()[1] == 200
+        t1 = time.monotonic()
+        c.read_all(timeout=8)
+        waited = time.monotonic() - t1
+        assert c.eof, "idle tunnel still open after 8 s (idle_timeout = 2s)"
+        assert 1.5 <= waited < 5, "closed after %.1fs" % waited
+    e = d.wait_log(ev="tunnel", client="127.0.0.1:%d" % port, since=t0)
+    assert e["status"] == "200"
+
+
+def test_idle_keepalive_client_closed_after_idle_timeout(make_sg, env):
+    d = make_sg({"limits": {"idle_timeout": "2s"}})
+    with d.conn(timeout=10) as c:
+        c.send("GET http://127.0.0.1:%d/u/idle HTTP/1.1\r\nHost: x\r\n\r\n" % env.nginx_http)
+        assert c.read_response().status == 200
+        t1 = time.monotonic()
+        c.read_all(timeout=8)
+        assert c.eof, "idle keep-alive connection still open after 8 s (idle_timeout = 2s)"
+        assert time.monotonic() - t1 < 5

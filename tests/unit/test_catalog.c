@@ -345,7 +345,7 @@ test_rules_errors(void **state)
     load_fails("[platform a]\ncategory = social\ndomains = x.com, X.COM\n",
                "t.ini:3: domain 'x.com' listed twice (also at t.ini:3)");
     load_fails("[colour red]\nshade = dark\n", "t.ini:2: unknown section [colour red]");
-    load_fails("[role staff]\nmembers = a\n", "t.ini:2: [role staff]: role sections are not");
+    load_fails("[role staff]\nmembers = a\n", "t.ini:2: unknown key 'members' in a role");
     load_fails("[platform a]\ndomains = a.com\n", "t.ini:2: platform 'a' has no category");
     load_fails("[platform unclassified]\ncategory = social\n",
                "t.ini:2: [platform unclassified]: 'unclassified' is reserved");
