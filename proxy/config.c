@@ -317,10 +317,11 @@ set_special(struct load *l, const struct key *k, const char *value)
 }
 
 static int
-on_key(void *arg, const char *file, int line, const char *section, const char *name,
+on_key(void *arg, const char *file, int line, int section_line, const char *section, const char *name,
        const char *value, int continued)
 {
     struct load *l = arg;
+    (void)section_line;
     l->file = file;
     l->line = line;
 

@@ -1,22 +1,31 @@
 #include "explain.h"
 
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "catalog.h"
-#include "http1.h"
+#include "decision.h"
+#include "policy.h"
 #include "snapshot.h"
+#include "timewin.h"
+#include "usage.h"
 
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: socialgate explain [-c FILE] URL-or-HOST\n");
+    fprintf(f, "usage: socialgate explain [-c FILE] [--user U] [--ip ADDR] "
+               "[--at \"YYYY-MM-DD HH:MM\"] [--method M] URL-or-HOST\n"
+               "exit status: 0 allow, warn or monitor; 1 deny; 2 usage or configuration error\n");
 }
 
-/* The host of "http://h:p/x", "https://h/x", "h:p" or "h". */
+/* The host of "http://h:p/x", "https://h/x", "h:p" or "h", and the path. */
 static void
-host_of(const char *arg, char *out, size_t size)
+split_url(const char *arg, char *host, size_t hsize, const char **path)
 {
     const char *p = strstr(arg, "://");
     p = p ? p + 3 : arg;
@@ -24,32 +33,89 @@ host_of(const char *arg, char *out, size_t size)
     if (at && *at == '@')
         p = at + 1;
     size_t n = strcspn(p, "/?#");
-    if (n >= size)
-        n = size - 1;
-    memcpy(out, p, n);
-    out[n] = '\0';
+    if (n >= hsize)
+        n = hsize - 1;
+    memcpy(host, p, n);
+    host[n] = '\0';
+    *path = p[n] == '/' ? p + n : NULL;
+}
+
+static int
+parse_at(const char *s, struct tm *tm)
+{
+    int y, mo, d, h, mi;
+    char extra;
+    if (sscanf(s, "%d-%d-%d %d:%d%c", &y, &mo, &d, &h, &mi, &extra) != 5 || mo < 1 || mo > 12 ||
+        d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59)
+        return -1;
+    memset(tm, 0, sizeof(*tm));
+    tm->tm_year = y - 1900;
+    tm->tm_mon = mo - 1;
+    tm->tm_mday = d;
+    tm->tm_hour = h;
+    tm->tm_min = mi;
+    tm->tm_isdst = -1;
+    /* Normalise in the configured zone (TZ is set) for the weekday. */
+    struct tm copy = *tm;
+    if (mktime(&copy) != (time_t)-1)
+        *tm = copy;
+    return 0;
+}
+
+static const char *
+failed_text(const char *failed)
+{
+    if (strcmp(failed, "roles") == 0)
+        return "no role of the rule is held";
+    if (strcmp(failed, "platforms") == 0)
+        return "not one of its platforms";
+    if (strcmp(failed, "categories") == 0)
+        return "not one of its categories";
+    if (strcmp(failed, "methods") == 0)
+        return "method does not match (or a tunnel)";
+    if (strcmp(failed, "path_regex") == 0)
+        return "path does not match (or a tunnel)";
+    if (strcmp(failed, "when") == 0)
+        return "outside its time windows";
+    if (strcmp(failed, "quota") == 0)
+        return "quota used up";
+    return failed;
+}
+
+static void
+trace(void *arg, const struct policy_rule *r, const char *failed)
+{
+    (void)arg;
+    char where[512];
+    snprintf(where, sizeof(where), "%s:%d", r->file, r->line);
+    if (failed)
+        printf("  %-28s %-22s no: %s\n", where, r->name, failed_text(failed));
+    else
+        printf("  %-28s %-22s yes -> %s\n", where, r->name, policy_action_name(r->action));
 }
 
 int
 explain_main(int argc, char **argv, const char *default_config)
 {
-    const char *config = default_config;
+    const char *config = default_config, *user = NULL, *ip = NULL, *at = NULL, *method = NULL;
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"user", required_argument, NULL, 'u'},
+                                         {"ip", required_argument, NULL, 'i'},
+                                         {"at", required_argument, NULL, 'a'},
+                                         {"method", required_argument, NULL, 'm'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:u:i:a:m:h", opts, NULL)) != -1) {
         switch (opt) {
-        case 'c':
-            config = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
+        case 'c': config = optarg; break;
+        case 'u': user = optarg; break;
+        case 'i': ip = optarg; break;
+        case 'a': at = optarg; break;
+        case 'm': method = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
         }
     }
     if (optind != argc - 1) {
@@ -62,10 +128,46 @@ explain_main(int argc, char **argv, const char *default_config)
         fprintf(stderr, "%s\n", d.msgs[i]);
     diag_free(&d);
     if (s == NULL)
-        return 1;
+        return 2;
+    if (s->cfg->timezone)
+        setenv("TZ", s->cfg->timezone, 1);
+    tzset();
+
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    const struct sockaddr *client = NULL;
+    if (ip) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        if (inet_pton(AF_INET, ip, &in->sin_addr) == 1)
+            in->sin_family = AF_INET;
+        else if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1)
+            in6->sin6_family = AF_INET6;
+        else {
+            fprintf(stderr, "socialgate explain: --ip %s: not an IP address\n", ip);
+            snapshot_release(s);
+            return 2;
+        }
+        client = (const struct sockaddr *)&ss;
+    }
+    struct tm tm;
+    if (at) {
+        if (parse_at(at, &tm) < 0) {
+            fprintf(stderr, "socialgate explain: --at %s: expected \"YYYY-MM-DD HH:MM\"\n", at);
+            snapshot_release(s);
+            return 2;
+        }
+    } else {
+        time_t now = time(NULL);
+        localtime_r(&now, &tm);
+    }
+    struct diag sd = {0};
+    usage_load(s->cfg->state_dir, (int64_t)time(NULL), &sd); /* quota used so far, if any */
+    diag_free(&sd);
 
     char host[1024], norm[CATALOG_MAX_HOST + 1];
-    host_of(argv[optind], host, sizeof(host));
+    const char *path;
+    split_url(argv[optind], host, sizeof(host), &path);
     int is_ip;
     int n = catalog_normalize(host, strlen(host), norm, sizeof(norm), &is_ip);
     if (n <= 0) {
@@ -73,21 +175,70 @@ explain_main(int argc, char **argv, const char *default_config)
         snapshot_release(s);
         return 2;
     }
-    printf("host:      %s\n", norm);
-    struct catalog_match m;
-    if (is_ip) {
-        m.platform = -1;
-    } else {
+    struct catalog_match m = {.platform = -1};
+    if (!is_ip)
         catalog_lookup(s->rules->catalog, norm, (size_t)n, &m);
-    }
-    if (m.platform < 0) {
+    const struct catalog_platform *p = catalog_platform(s->rules->catalog, m.platform);
+    printf("host:      %s\n", norm);
+    if (p == NULL) {
         printf("platform:  unclassified%s\n", is_ip ? " (an IP address)" : "");
     } else {
-        const struct catalog_platform *p = catalog_platform(s->rules->catalog, m.platform);
         printf("platform:  %s\n", p->name);
         printf("category:  %s\n", p->category);
         printf("matched:   %s at %s:%d\n", m.pattern, m.file, m.line);
     }
+    printf("user:      %s\n", user ? user : "- (anonymous)");
+    printf("client:    %s\n", ip ? ip : "-");
+    char tbuf[64];
+    strftime(tbuf, sizeof(tbuf), "%a %Y-%m-%d %H:%M", &tm);
+    printf("time:      %s (%s)\n", tbuf, s->cfg->timezone ? s->cfg->timezone : "system time zone");
+
+    const struct policy *pol = s->rules->policy;
+    struct policy_who who = {user, client, s->groups};
+    printf("roles:    ");
+    int any = 0;
+    for (size_t i = 0; i < policy_role_count(pol); i++) {
+        char why[256];
+        policy_role_reason(pol, i, &who, why, sizeof(why));
+        if (why[0]) {
+            printf(" %s (%s)", policy_role(pol, i)->name, why);
+            any = 1;
+        }
+    }
+    printf("%s\n", any ? "" : " -");
+
+    printf("rules:\n");
+    struct decision dec;
+    struct decision_in in = {
+        .snap = s,
+        .user = user,
+        .client = client,
+        .platform = m.platform,
+        .method = method ? method : "GET",
+        .path = path ? path : "/",
+        .path_len = path ? strcspn(path, "?#") : 1,
+        .local = &tm,
+        .trace = trace,
+        .trace_arg = NULL,
+    };
+    decision_make(&in, &dec);
+    if (policy_rule_count(pol) == 0)
+        printf("  (none)\n");
+    const struct policy_rule *r = dec.rule >= 0 ? policy_rule(pol, (size_t)dec.rule) : NULL;
+    if (r)
+        printf("decision:  %s by rule %s (%s:%d)\n", policy_action_name(dec.action), r->name,
+               r->file, r->line);
+    else
+        printf("decision:  allow (no rule matched: rule=-)\n");
+    if (r && r->quota_min) {
+        unsigned used = dec.quota_used;
+        printf("quota:     %u of %u minutes used this %s, %u left\n", used, r->quota_min,
+               r->quota_weekly ? "week" : "day", used >= r->quota_min ? 0 : r->quota_min - used);
+    }
+    if (r && r->message)
+        printf("message:   %s\n", r->message);
+    int rc = dec.action == POLICY_DENY ? 1 : 0;
+    usage_reset();
     snapshot_release(s);
-    return 0;
+    return rc;
 }

@@ -16,6 +16,7 @@ struct reader {
     int too_long;      /* stopped on an over-long line */
     int bad_nul;
     int first_error;   /* first line the handler reported an error on */
+    int section_line;  /* line of the last section header */
     inifile_handler fn;
     void *arg;
     struct diag *d;
@@ -66,8 +67,10 @@ read_line(char *str, int num, void *stream)
         s++;
     int comment = *s == '\0' || *s == ';' || *s == '#';
     r->continued = !comment && s > str && r->key_seen;
-    if (!comment && !r->continued && *s == '[' && strchr(s, ']') != NULL)
+    if (!comment && !r->continued && *s == '[' && strchr(s, ']') != NULL) {
         r->key_seen = 0;
+        r->section_line = r->line;
+    }
     if (r->bad_nul) {
         diag_error(r->d, r->file, r->line, "NUL byte in file");
         r->too_long = 1;
@@ -82,7 +85,7 @@ handler(void *user, const char *section, const char *name, const char *value)
     struct reader *r = user;
     int continued = r->continued;
     r->key_seen = 1;
-    if (r->fn(r->arg, r->file, r->line, section, name, value, continued) < 0) {
+    if (r->fn(r->arg, r->file, r->line, r->section_line, section, name, value, continued) < 0) {
         if (r->first_error == 0)
             r->first_error = r->line;
         return 0;

@@ -9,11 +9,13 @@
 
 #define INIFILE_MAX_LINE 200 /* libinih's INI_MAX_LINE in Debian's build */
 
-/* Called for every key; `continued` is 1 when the line is an indented
+/* Called for every key; `section_line` is the line of the section header
+ * the key belongs to (0 before any); `continued` is 1 when the line is an indented
  * continuation of the previous key (libinih passes it with the same name).
  * Return 0 on success, -1 after adding a diag error. */
-typedef int (*inifile_handler)(void *arg, const char *file, int line, const char *section,
-                               const char *key, const char *value, int continued);
+typedef int (*inifile_handler)(void *arg, const char *file, int line, int section_line,
+                               const char *section, const char *key, const char *value,
+                               int continued);
 
 /* Parses `path`; problems go to d. Returns 0 when the file could be read
  * entirely (handler errors are only in d), -1 otherwise. */

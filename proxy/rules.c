@@ -115,7 +115,7 @@ add_domain_item(void *arg, const char *item)
 }
 
 static int
-on_key(void *arg, const char *file, int line, const char *section, const char *key,
+on_key(void *arg, const char *file, int line, int section_line, const char *section, const char *key,
        const char *value, int continued)
 {
     struct load *l = arg;
@@ -125,8 +125,12 @@ on_key(void *arg, const char *file, int line, const char *section, const char *k
         diag_error(l->d, file, line, "%s: key outside of a section", key);
         return -1;
     }
-    if (strcmp(section, l->section) != 0)
+    if (strcmp(section, l->section) != 0) {
+        /* Sections are reported at their header line. */
+        l->line = section_line > 0 ? section_line : line;
         begin_section(l, section);
+        l->line = line;
+    }
     if (l->kind == K_BROKEN)
         return 0; /* already reported once for the section */
     if (l->kind == K_POLICY)

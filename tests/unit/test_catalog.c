@@ -333,24 +333,23 @@ test_rules_errors(void **state)
     (void)state;
     load_fails("[platform a]\ncategory = social\ncolour = red\n",
                "t.ini:3: unknown key 'colour' in [platform a]");
-    /* The lines named are those of each section's first key: libinih does
-     * not report section headers to the handler. */
+    /* Sections are named at their header lines. */
     load_fails("[platform a]\ncategory = social\ndomains = a.com\n"
                "[platform b]\ncategory = social\n"
                "[platform a]\ncategory = video\n",
-               "t.ini:7: duplicate platform 'a' (first at t.ini:2)");
+               "t.ini:6: duplicate platform 'a' (first at t.ini:1)");
     load_fails("[platform a]\ncategory = social\ndomains = x.com\n"
                "[platform b]\ncategory = social\ndomains = y.com, www.x.com, x.com\n",
                "t.ini:6: domain 'x.com' is already claimed by platform a (t.ini:3)");
     load_fails("[platform a]\ncategory = social\ndomains = x.com, X.COM\n",
                "t.ini:3: domain 'x.com' listed twice (also at t.ini:3)");
-    load_fails("[colour red]\nshade = dark\n", "t.ini:2: unknown section [colour red]");
+    load_fails("[colour red]\nshade = dark\n", "t.ini:1: unknown section [colour red]");
     load_fails("[role staff]\nmembers = a\n", "t.ini:2: unknown key 'members' in a role");
-    load_fails("[platform a]\ndomains = a.com\n", "t.ini:2: platform 'a' has no category");
+    load_fails("[platform a]\ndomains = a.com\n", "t.ini:1: platform 'a' has no category");
     load_fails("[platform unclassified]\ncategory = social\n",
-               "t.ini:2: [platform unclassified]: 'unclassified' is reserved");
-    load_fails("[platform Face Book]\ncategory = social\n", "t.ini:2: [platform Face Book]: a ");
-    load_fails("[platform]\ncategory = social\n", "t.ini:2: [platform]: a platform needs a name");
+               "t.ini:1: [platform unclassified]: 'unclassified' is reserved");
+    load_fails("[platform Face Book]\ncategory = social\n", "t.ini:1: [platform Face Book]: a ");
+    load_fails("[platform]\ncategory = social\n", "t.ini:1: [platform]: a platform needs a name");
     load_fails("category = social\n", "t.ini:1: category: key outside of a section");
     load_fails("[platform a]\ncategory = Social Media\n", "t.ini:2: category = Social Media");
     load_fails("[platform a]\ncategory = social\ncategory = video\n",
@@ -507,7 +506,7 @@ test_rules_folder(void **state)
              "%s/30-c.ini:4: domain 'a.com' is already claimed by platform a (%s/10-a.ini:3)",
              dir, dir);
     assert_string_equal(d.msgs[0], want);
-    snprintf(want, sizeof(want), "%s/30-c.ini:6: duplicate platform 'b' (first at %s/20-b.ini:2)",
+    snprintf(want, sizeof(want), "%s/30-c.ini:5: duplicate platform 'b' (first at %s/20-b.ini:1)",
              dir, dir);
     assert_string_equal(d.msgs[1], want);
     diag_free(&d);

@@ -728,9 +728,10 @@ struct seen {
 };
 
 static int
-record(void *arg, const char *file, int line, const char *section, const char *key,
-       const char *value, int continued)
+record(void *arg, const char *file, int line, int section_line, const char *section,
+       const char *key, const char *value, int continued)
 {
+    (void)section_line;
     struct seen *s = arg;
     s->n += (size_t)snprintf(s->log + s->n, sizeof(s->log) - s->n, "%s:%d [%s] %s%s=%s\n", file,
                              line, section, continued ? "+" : "", key, value);
