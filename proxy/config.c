@@ -180,6 +180,45 @@ add_nameserver(void *arg, const char *item)
     return 0;
 }
 
+static int
+add_admin_allow(void *arg, const char *item)
+{
+    struct load *l = arg;
+    return add_cidr_to(l, &l->c->admin_allow, "allow", item);
+}
+
+/* "*.example.com", "intranet.example.com", or an IPv4 CIDR (PAC's isInNet
+ * knows IPv4 only). */
+static int
+add_pac_direct(void *arg, const char *item)
+{
+    struct load *l = arg;
+    struct config *c = l->c;
+    struct cidr cd;
+    const char *err;
+    if (item == NULL)
+        return bad(l, "pac_direct", "...", "item too long");
+    if (addr_parse_cidr(item, &cd, &err) == 0) {
+        if (cd.family != AF_INET)
+            return bad(l, "pac_direct", item, "PAC files can only test IPv4 networks");
+    } else {
+        const char *d = strncmp(item, "*.", 2) == 0 ? item + 2 : item;
+        if (*d == '\0' || strchr(d, '.') == NULL)
+            return bad(l, "pac_direct", item, "expected *.domain, a host name or an IPv4 CIDR");
+        for (const char *q = d; *q; q++)
+            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+                  (*q >= '0' && *q <= '9') || *q == '-' || *q == '.'))
+                return bad(l, "pac_direct", item,
+                           "expected *.domain, a host name or an IPv4 CIDR");
+    }
+    char **nv = realloc(c->pac_direct, (c->npac_direct + 1) * sizeof(*nv));
+    if (nv == NULL)
+        abort();
+    c->pac_direct = nv;
+    c->pac_direct[c->npac_direct++] = xstrdup(item);
+    return 0;
+}
+
 /* --- keys --- */
 
 enum ktype { K_LIST, K_DURATION, K_SIZE, K_COUNT, K_STRING, K_PATH, K_SPECIAL };
@@ -212,6 +251,13 @@ static const struct key keys[] = {
     {"limits", "drain", K_DURATION, OFF(drain_ms), NULL, 0, 86400000},
     {"limits", "block_destinations", K_LIST, 0, add_block, 0, 0},
     {"log", "access", K_SPECIAL, 0, NULL, 0, 0},
+    {"log", "squid_log", K_SPECIAL, 0, NULL, 0, 0},
+    {"log", "usage_interval", K_DURATION, OFF(usage_interval_ms), NULL, 10000, 86400000},
+    {"log", "syslog_facility", K_SPECIAL, 0, NULL, 0, 0},
+    {"admin", "listen", K_SPECIAL, 0, NULL, 0, 0},
+    {"admin", "allow", K_LIST, 0, add_admin_allow, 0, 0},
+    {"admin", "pac_proxy", K_SPECIAL, 0, NULL, 0, 0},
+    {"admin", "pac_direct", K_LIST, 0, add_pac_direct, 0, 0},
     {"auth", "htpasswd", K_PATH, OFF(auth_htpasswd), NULL, 0, 0},
     {"auth", "groups", K_PATH, OFF(auth_groups), NULL, 0, 0},
     {"auth", "required", K_SPECIAL, 0, NULL, 0, 0},
@@ -254,6 +300,24 @@ set_special(struct load *l, const struct key *k, const char *value)
         c->timezone = xstrdup(value);
         return 0;
     }
+    if (strcmp(k->section, "admin") == 0 && strcmp(k->name, "listen") == 0) {
+        if (addr_parse_listen(value, &c->admin_listen.ss, &c->admin_listen.len, &err) < 0)
+            return bad(l, "listen", value, err);
+        snprintf(c->admin_listen.text, sizeof(c->admin_listen.text), "%s", value);
+        c->admin_enabled = 1;
+        return 0;
+    }
+    if (strcmp(k->name, "pac_proxy") == 0) {
+        const char *colon = strrchr(value, ':');
+        uint64_t port;
+        if (colon == NULL || colon == value ||
+            num_parse_u64(colon + 1, strlen(colon + 1), 65535, &port, &err) < 0 || port == 0 ||
+            strpbrk(value, " \"\\;") != NULL)
+            return bad(l, "pac_proxy", value, "expected host:port");
+        free(c->pac_proxy);
+        c->pac_proxy = xstrdup(value);
+        return 0;
+    }
     if (strcmp(k->name, "required") == 0) {
         if (num_parse_bool(value, &c->auth_required, &err) < 0)
             return bad(l, k->name, value, err);
@@ -284,27 +348,24 @@ set_special(struct load *l, const struct key *k, const char *value)
             return bad(l, k->name, value, "is a directory");
         return 0;
     }
-    if (strcmp(k->name, "access") == 0) {
-        free(c->access_log);
-        if (strcmp(value, "-") == 0 || strcmp(value, "syslog") == 0) {
-            c->access_log = xstrdup(value);
-            if (strcmp(value, "syslog") == 0)
-                return bad(l, k->name, value, "syslog output is not supported yet");
+    if (strcmp(k->name, "access") == 0 || strcmp(k->name, "squid_log") == 0) {
+        char **dst = k->name[0] == 'a' ? &c->access_log : &c->squid_log;
+        free(*dst);
+        *dst = NULL;
+        if (k->name[0] == 'a' && (strcmp(value, "-") == 0 || strcmp(value, "syslog") == 0)) {
+            *dst = xstrdup(value);
             return 0;
         }
-        /* Checked here so a bad path is a FILE:LINE error, not a failure to
-         * open the log at startup. */
-        if (value[0] == '\0') {
-            c->access_log = NULL;
+        if (value[0] == '\0')
             return bad(l, k->name, value, "empty path");
-        }
-        c->access_log = resolve_path(c->dir, value);
-        if (is_dir(c->access_log))
+        *dst = resolve_path(c->dir, value);
+        struct stat st;
+        if (stat(*dst, &st) == 0 && S_ISDIR(st.st_mode))
             return bad(l, k->name, value, "is a directory");
-        char *slash = strrchr(c->access_log, '/');
+        char *slash = strrchr(*dst, '/');
         if (slash != NULL) {
             *slash = '\0';
-            int ok = access(slash == c->access_log ? "/" : c->access_log, W_OK) == 0;
+            int ok = access(slash == *dst ? "/" : *dst, W_OK) == 0;
             int e = errno;
             *slash = '/';
             if (!ok)
@@ -312,6 +373,22 @@ set_special(struct load *l, const struct key *k, const char *value)
                                                           : "directory is not writable");
         }
         return 0;
+    }
+    if (strcmp(k->name, "syslog_facility") == 0) {
+        static const struct {
+            const char *name;
+            int value;
+        } fac[] = {{"daemon", 3 << 3}, {"user", 1 << 3},    {"local0", 16 << 3},
+                   {"local1", 17 << 3}, {"local2", 18 << 3}, {"local3", 19 << 3},
+                   {"local4", 20 << 3}, {"local5", 21 << 3}, {"local6", 22 << 3},
+                   {"local7", 23 << 3}};
+        for (size_t i = 0; i < sizeof(fac) / sizeof(fac[0]); i++) {
+            if (strcasecmp(value, fac[i].name) == 0) {
+                c->syslog_facility = fac[i].value;
+                return 0;
+            }
+        }
+        return bad(l, k->name, value, "expected local0 to local7, daemon or user");
     }
     return bad(l, k->name, value, "internal: unhandled key");
 }
@@ -342,10 +419,7 @@ on_key(void *arg, const char *file, int line, int section_line, const char *sect
         return -1;
     }
     if (!known_section) {
-        if (strcmp(section, "admin") == 0)
-            diag_error(l->d, file, line, "[%s] is not supported yet by this version", section);
-        else
-            diag_error(l->d, file, line, "unknown section [%s]", section);
+        diag_error(l->d, file, line, "unknown section [%s]", section);
         return -1;
     }
     if (k == NULL) {
@@ -420,6 +494,8 @@ config_new(const char *path, const char *dir)
     c->header_timeout_ms = 15000;
     c->idle_timeout_ms = 300000;
     c->drain_ms = 30000;
+    c->usage_interval_ms = 300000;
+    c->syslog_facility = 20 << 3; /* local4 */
     return c;
 }
 
@@ -459,6 +535,25 @@ apply_defaults(struct config *c, struct load *l)
         c->hosts_file = xstrdup("/etc/hosts");
     if (c->access_log == NULL)
         c->access_log = xstrdup("-");
+    if (c->admin_enabled) {
+        const struct sockaddr *sa = (const struct sockaddr *)&c->admin_listen.ss;
+        struct cidrset loop = {0};
+        struct cidr lc;
+        addr_parse_cidr("127.0.0.0/8", &lc, &err);
+        cidrset_add(&loop, &lc);
+        addr_parse_cidr("::1", &lc, &err);
+        cidrset_add(&loop, &lc);
+        int loopback = cidrset_match(&loop, sa);
+        cidrset_free(&loop);
+        if (c->admin_allow.n == 0) {
+            if (!loopback)
+                diag_error(d, c->path, 0,
+                           "[admin] listen = %s is not loopback: set [admin] allow first",
+                           c->admin_listen.text);
+            add_admin_allow(l, "127.0.0.0/8");
+            add_admin_allow(l, "::1");
+        }
+    }
     if (c->auth_realm == NULL)
         c->auth_realm = xstrdup("socialgate");
     if (c->auth_required && c->auth_htpasswd == NULL)
@@ -532,6 +627,12 @@ config_free(struct config *c)
     free(c->hosts_file);
     cidrset_free(&c->block_destinations);
     free(c->access_log);
+    free(c->squid_log);
+    cidrset_free(&c->admin_allow);
+    free(c->pac_proxy);
+    for (size_t i = 0; i < c->npac_direct; i++)
+        free(c->pac_direct[i]);
+    free(c->pac_direct);
     free(c->auth_htpasswd);
     free(c->auth_groups);
     free(c->auth_realm);

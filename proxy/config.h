@@ -48,6 +48,17 @@ struct config {
 
     /* [log] */
     char *access_log; /* "-" stdout, "syslog", or a path */
+    char *squid_log;  /* NULL: none */
+    uint64_t usage_interval_ms;
+    int syslog_facility; /* LOG_LOCAL4 etc. */
+
+    /* [admin] */
+    int admin_enabled;
+    struct listen_addr admin_listen;
+    struct cidrset admin_allow;
+    char *pac_proxy;
+    char **pac_direct;
+    size_t npac_direct;
 
     /* [auth] */
     char *auth_htpasswd; /* NULL: no authentication */

@@ -22,6 +22,7 @@
 #include "authpool.h"
 #include "decision.h"
 #include "local.h"
+#include "timewin.h"
 #include "usage.h"
 #include "catalog.h"
 #include "config.h"
@@ -32,6 +33,7 @@
 #include "http1.h"
 #include "log.h"
 #include "snapshot.h"
+#include "stats.h"
 #include "util/addr.h"
 #include "worker.h"
 
@@ -104,6 +106,8 @@ struct txn {
     char roles[512];
     char identity[300];
     int64_t last_minute; /* last clock minute counted for the quota */
+    int answered_here; /* the response came from socialgate itself */
+    int forwarded;     /* an upstream connection was used */
 
     struct evutil_addrinfo *ai, *ai_next; /* owned list and the next to try */
     struct evdns_getaddrinfo_request *dnsreq;
@@ -143,6 +147,7 @@ static void connect_next(struct conn *c);
 static void pump_request_body(struct conn *c);
 static void pump_response(struct conn *c);
 static void relay(struct conn *c, struct bufferevent *from, struct bufferevent *to);
+static void usage_who(struct conn *c, struct usage_row *row, char *ip, size_t ipsize);
 
 static uint64_t
 now_ms(struct conn *c)
@@ -226,6 +231,8 @@ txn_log(struct conn *c)
         .user = t->user,
         .roles = t->roles[0] && strcmp(t->roles, "-") != 0 ? t->roles : NULL,
         .auth = t->auth < 0 ? "fail" : NULL,
+        .answered_here = t->answered_here,
+        .forwarded = t->forwarded,
     };
     const struct policy_rule *rule =
         t->rule >= 0 ? policy_rule(c->snap->rules->policy, (size_t)t->rule) : NULL;
@@ -233,12 +240,25 @@ txn_log(struct conn *c)
         r.rule = rule->name;
     if (t->action >= 0)
         r.action = policy_action_name((enum policy_action)t->action);
+    if (t->platform >= 0 && t->forwarded) {
+        char ip[64];
+        struct usage_row row;
+        usage_who(c, &row, ip, sizeof(ip));
+        struct timeval tv;
+        event_base_gettimeofday_cached(c->w->base, &tv);
+        time_t now = tv.tv_sec;
+        struct tm local;
+        localtime_r(&now, &local);
+        usage_activity(&row, timewin_day_number(&local), -1, 1, t->up, t->down);
+    }
     const struct catalog_platform *p = catalog_platform(c->snap->rules->catalog, t->platform);
     if (p) {
         r.platform = p->name;
         r.category = p->category;
     }
     accesslog_record(&r);
+    stats_transaction(strcmp(r.ev, "tunnel") == 0 ? STATS_TUNNEL : STATS_REQUEST, r.platform,
+                      r.action, t->up, t->down);
 }
 
 static void
@@ -317,6 +337,7 @@ reply_error(struct conn *c, int status, const char *reason, const char *detail)
     }
     size_t n = errpage_format(page, sizeof(page), status, detail, "");
     c->t.status = status;
+    c->t.answered_here = 1;
     c->t.down += n;
     /* Unread request bytes must not reach anyone: drop them. */
     struct evbuffer *in = bufferevent_get_input(c->cbev);
@@ -692,6 +713,7 @@ reply_page(struct conn *c, const char *page, size_t n, int status, const char *r
         return;
     }
     c->t.status = status;
+    c->t.answered_here = 1;
     c->t.down += n;
     if (reason && c->t.reason == NULL)
         c->t.reason = reason;
@@ -704,6 +726,8 @@ reply_page(struct conn *c, const char *page, size_t n, int status, const char *r
 static void
 reply_auth(struct conn *c)
 {
+    if (c->t.auth < 0)
+        stats_count(STATS_AUTH_FAILURES);
     char page[4096];
     reply_page(c, page, local_auth_page(c->snap, page, sizeof(page)), 407, NULL);
 }
@@ -866,17 +890,32 @@ decide_sni(struct conn *c, const struct sni_info *info)
     return 0;
 }
 
-/* Counts the clock minute for the deciding rule's quota, once per minute
- * with traffic. A tunnel whose quota ran out is decided again at its first
+static void
+usage_who(struct conn *c, struct usage_row *row, char *ip, size_t ipsize)
+{
+    struct txn *t = &c->t;
+    const struct catalog_platform *p = catalog_platform(c->snap->rules->catalog, t->platform);
+    addr_format_ip((const struct sockaddr *)&c->peer, ip, ipsize);
+    memset(row, 0, sizeof(*row));
+    row->user = t->auth > 0 ? t->user : NULL;
+    row->client = ip;
+    row->roles = t->roles[0] && strcmp(t->roles, "-") != 0 ? t->roles : NULL;
+    row->platform = p ? p->name : "unclassified";
+    row->category = p ? p->category : NULL;
+    const struct policy_rule *r =
+        t->rule >= 0 ? policy_rule(c->snap->rules->policy, (size_t)t->rule) : NULL;
+    row->quota_min = r ? r->quota_min : 0;
+}
+
+/* Once per connection and clock minute with traffic: counts the minute as
+ * active for the identity on its platform, and for the deciding rule's
+ * quota. A transfer whose quota ran out is decided again at its first
  * traffic in a new minute and closed unless another rule still allows it. */
 static void
 mark_active(struct conn *c)
 {
     struct txn *t = &c->t;
-    if (t->rule < 0)
-        return;
-    const struct policy_rule *r = policy_rule(c->snap->rules->policy, (size_t)t->rule);
-    if (r == NULL || r->quota_min == 0)
+    if (t->platform < 0 || t->action < 0)
         return;
     struct timeval tv;
     event_base_gettimeofday_cached(c->w->base, &tv);
@@ -887,27 +926,47 @@ mark_active(struct conn *c)
     time_t now = tv.tv_sec;
     struct tm local;
     localtime_r(&now, &local);
-    int period = decision_period(r, &local);
-    if (usage_quota_used(t->identity, r->name, period) >= r->quota_min) {
-        struct decision d;
-        struct decision_in in = {
-            .snap = c->snap,
-            .user = t->auth > 0 ? t->user : NULL,
-            .client = (const struct sockaddr *)&c->peer,
-            .platform = t->platform,
-            .local = &local,
-        };
-        decision_make(&in, &d);
-        t->rule = d.rule;
-        t->action = (int)d.action;
-        if (d.action == POLICY_DENY) {
-            conn_close(c, "quota-exhausted");
-            return;
+    const struct policy_rule *r =
+        t->rule >= 0 ? policy_rule(c->snap->rules->policy, (size_t)t->rule) : NULL;
+    if (r && r->quota_min) {
+        int period = decision_period(r, &local);
+        if (usage_quota_used(t->identity, r->name, period) >= r->quota_min) {
+            struct decision d;
+            struct decision_in in = {
+                .snap = c->snap,
+                .user = t->auth > 0 ? t->user : NULL,
+                .client = (const struct sockaddr *)&c->peer,
+                .platform = t->platform,
+                .local = &local,
+            };
+            decision_make(&in, &d);
+            t->rule = d.rule;
+            t->action = (int)d.action;
+            if (d.action == POLICY_DENY) {
+                conn_close(c, "quota-exhausted");
+                return;
+            }
+            r = d.rule >= 0 ? policy_rule(c->snap->rules->policy, (size_t)d.rule) : NULL;
         }
-        mark_active(c);
-        return;
     }
-    usage_quota_mark(t->identity, r->name, period, minute);
+    char ip[64];
+    struct usage_row row;
+    usage_who(c, &row, ip, sizeof(ip));
+    usage_activity(&row, timewin_day_number(&local), minute, 0, 0, 0);
+    if (r && r->quota_min) {
+        int crossed;
+        unsigned used = usage_quota_mark(t->identity, r->name, decision_period(r, &local),
+                                         minute, r->quota_min, &crossed);
+        if (crossed == 100)
+            stats_count(STATS_QUOTA_EXHAUSTED);
+        if (crossed) {
+            char line[2048];
+            struct timespec ts = {now, (long)tv.tv_usec * 1000};
+            size_t n = logfmt_quota(row.user, ip, row.platform, r->name, used, r->quota_min,
+                                    crossed, &ts, line, sizeof(line));
+            accesslog_write(line, n);
+        }
+    }
 }
 
 /* Tunnel: looks at the client's first bytes for a ClientHello. Returns 1
@@ -948,6 +1007,7 @@ dns_cb(int result, struct evutil_addrinfo *res, void *arg)
     if (result != 0 || res == NULL) {
         if (res)
             evutil_freeaddrinfo(res);
+        stats_count(STATS_DNS_FAILURES);
         char msg[512];
         snprintf(msg, sizeof(msg), "The name %s could not be resolved (%s).", c->t.host,
                  evutil_gai_strerror(result));
@@ -1036,6 +1096,7 @@ connect_next(struct conn *c)
     char msg[512];
     snprintf(msg, sizeof(msg), "Could not connect to %s port %u (%s).", t->host, t->port,
              t->last_errno ? strerror(t->last_errno) : "no address");
+    stats_count(STATS_UPSTREAM_ERRORS);
     reply_error(c, 502, "connect-failed", msg);
 }
 
@@ -1044,6 +1105,7 @@ static void
 upstream_ready(struct conn *c)
 {
     struct txn *t = &c->t;
+    t->forwarded = 1;
     set_tcp_nodelay(bufferevent_getfd(c->ubev));
     touch(c);
     arm(c, c->cfg->idle_timeout_ms);
@@ -1633,6 +1695,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
         char msg[512];
         snprintf(msg, sizeof(msg), "No connection to %s port %u within the connect timeout.",
                  c->t.host, c->t.port);
+        stats_count(STATS_UPSTREAM_ERRORS);
         reply_error(c, 504, "connect-timeout", msg);
         break;
     }
@@ -1642,8 +1705,10 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
             arm(c, idle - (now - c->last_active));
             break;
         }
-        if (c->state == CS_FORWARD && !c->t.resp_head_done)
+        if (c->state == CS_FORWARD && !c->t.resp_head_done) {
+            stats_count(STATS_UPSTREAM_ERRORS);
             reply_error(c, 504, "upstream-timeout", "The server did not answer in time.");
+        }
         else
             conn_close(c, "idle-timeout");
         break;

@@ -58,9 +58,12 @@ decision_make(const struct decision_in *in, struct decision *out)
     size_t nroles = policy_role_count(pol);
     uint8_t stack_held[64];
     uint8_t *held = nroles <= sizeof(stack_held) ? stack_held : calloc(nroles, 1);
-    if (held == NULL) { /* no memory: no roles */
-        held = stack_held;
-        nroles = 0;
+    if (held == NULL) { /* no memory to tell the roles: fail closed */
+        snprintf(out->roles, sizeof(out->roles), "-");
+        out->action = POLICY_DENY;
+        out->rule = -1;
+        out->quota_used = 0;
+        return;
     }
     struct policy_who who = {in->user, in->client, in->snap->groups};
     policy_roles(pol, &who, held);

@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "catalog.h"
 #include "decision.h"
+#include "htpasswd.h"
 #include "policy.h"
 #include "snapshot.h"
 #include "timewin.h"
@@ -55,10 +57,16 @@ parse_at(const char *s, struct tm *tm)
     tm->tm_hour = h;
     tm->tm_min = mi;
     tm->tm_isdst = -1;
-    /* Normalise in the configured zone (TZ is set) for the weekday. */
+    /* The weekday, from the configured zone (TZ is set). The wall-clock
+     * fields stay as given: windows are matched on them, even for a time
+     * that a DST switch skips. A date that does not exist (2026-02-30)
+     * comes back normalised and is refused. */
     struct tm copy = *tm;
-    if (mktime(&copy) != (time_t)-1)
-        *tm = copy;
+    if (mktime(&copy) == (time_t)-1 || copy.tm_year != tm->tm_year || copy.tm_mon != tm->tm_mon ||
+        copy.tm_mday != tm->tm_mday)
+        return -1;
+    tm->tm_wday = copy.tm_wday;
+    tm->tm_yday = copy.tm_yday;
     return 0;
 }
 
@@ -187,7 +195,10 @@ explain_main(int argc, char **argv, const char *default_config)
         printf("category:  %s\n", p->category);
         printf("matched:   %s at %s:%d\n", m.pattern, m.file, m.line);
     }
-    printf("user:      %s\n", user ? user : "- (anonymous)");
+    if (user && s->users && htpasswd_hash(s->users, user) == NULL)
+        printf("user:      %s (not in the htpasswd file: could not sign in)\n", user);
+    else
+        printf("user:      %s\n", user ? user : "- (anonymous)");
     printf("client:    %s\n", ip ? ip : "-");
     char tbuf[64];
     strftime(tbuf, sizeof(tbuf), "%a %Y-%m-%d %H:%M", &tm);
@@ -207,6 +218,21 @@ explain_main(int argc, char **argv, const char *default_config)
     }
     printf("%s\n", any ? "" : " -");
 
+    /* An https:// URL or --method CONNECT is a tunnel: no method or path
+     * is seen, so methods and path_regex never match. */
+    char mbuf[32];
+    snprintf(mbuf, sizeof(mbuf), "%s", method ? method : "GET");
+    for (char *q = mbuf; *q; q++)
+        if (*q >= 'a' && *q <= 'z')
+            *q = (char)(*q - 32);
+    int tunnel = strcmp(mbuf, "CONNECT") == 0 || strncasecmp(argv[optind], "https://", 8) == 0;
+    if (tunnel)
+        printf("request:   CONNECT tunnel (no method or path: methods and path_regex never "
+               "match)\n");
+    else
+        printf("request:   %s %.*s\n", mbuf, path ? (int)strcspn(path, "?#") : 1,
+               path ? path : "/");
+
     printf("rules:\n");
     struct decision dec;
     struct decision_in in = {
@@ -214,9 +240,9 @@ explain_main(int argc, char **argv, const char *default_config)
         .user = user,
         .client = client,
         .platform = m.platform,
-        .method = method ? method : "GET",
-        .path = path ? path : "/",
-        .path_len = path ? strcspn(path, "?#") : 1,
+        .method = tunnel ? NULL : mbuf,
+        .path = tunnel ? NULL : path ? path : "/",
+        .path_len = tunnel ? 0 : path ? strcspn(path, "?#") : 1,
         .local = &tm,
         .trace = trace,
         .trace_arg = NULL,
@@ -237,6 +263,14 @@ explain_main(int argc, char **argv, const char *default_config)
     }
     if (r && r->message)
         printf("message:   %s\n", r->message);
+    if (user == NULL && s->users &&
+        (s->cfg->auth_required || dec.action == POLICY_DENY))
+        printf("note:      with [auth] an anonymous client is asked to sign in (407) %s\n",
+               s->cfg->auth_required ? "first (required = yes)" : "instead of this denial");
+    if (dec.action == POLICY_WARN)
+        printf("note:      %s\n", tunnel ? "a tunnel cannot show the warn page: it is allowed "
+                                            "and logged action=warn"
+                                          : "plain HTTP shows the warn page with a Continue link");
     int rc = dec.action == POLICY_DENY ? 1 : 0;
     usage_reset();
     snapshot_release(s);

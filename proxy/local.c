@@ -30,7 +30,9 @@ local_deny_page(const struct snapshot *snap, int platform, int rule, char *out, 
     return errpage_format(out, size, 403, detail, "");
 }
 
-static void
+/* Percent-encodes s into out. Returns 0, or -1 when it did not fit (out
+ * then holds a truncated prefix that must not be used as a URL). */
+static int
 url_encode(const char *s, char *out, size_t size)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -47,6 +49,7 @@ url_encode(const char *s, char *out, size_t size)
         }
     }
     out[o] = '\0';
+    return *s ? -1 : 0;
 }
 
 size_t
@@ -54,15 +57,22 @@ local_warn_page(const struct snapshot *snap, int platform, int rule, const char 
                 size_t size)
 {
     const struct policy_rule *r = policy_rule(snap->rules->policy, (size_t)rule);
-    char detail[1024], link[2048], to[1200], rn[200];
+    /* to: room for the whole link in the page (errpage escapes it into
+     * 1536 bytes) */
+    char detail[1024], link[2048], to[1024], rn[200];
     const char *pn = platform_name(snap, platform);
     snprintf(detail, sizeof(detail),
              "%s is subject to rule '%s'.%s%s Continue if you need it for work; your visit is "
              "logged.",
              pn, r ? r->name : "-", r && r->message ? " " : "", r && r->message ? r->message : "");
-    url_encode(url ? url : "", to, sizeof(to));
     url_encode(r ? r->name : "", rn, sizeof(rn));
-    snprintf(link, sizeof(link), "http://%s/continue?p=%s&r=%s&to=%s", LOCAL_HOST, pn, rn, to);
+    /* A page address too long for the link is left out rather than cut:
+     * the Continue is still recorded, the user just is not sent back. */
+    if (url && strncmp(url, "http://", 7) == 0 && url_encode(url, to, sizeof(to)) == 0)
+        snprintf(link, sizeof(link), "http://%s/continue?p=%s&r=%s&to=%s", LOCAL_HOST, pn, rn,
+                 to);
+    else
+        snprintf(link, sizeof(link), "http://%s/continue?p=%s&r=%s", LOCAL_HOST, pn, rn);
     return errpage_format_link(out, size, 403, detail, "Continue", link, "");
 }
 
@@ -98,7 +108,7 @@ query_param(const char *q, const char *name, char *out, size_t size)
                 }
             }
             out[o] = '\0';
-            return 0;
+            return *v && *v != '&' ? -1 : 0; /* never a cut value */
         }
         q = strchr(q, '&');
         if (q)
@@ -110,10 +120,11 @@ query_param(const char *q, const char *name, char *out, size_t size)
 static size_t
 respond(char *out, size_t size, int status, const char *type, const char *extra, const char *body)
 {
+    const char *phrase = status == 302 ? "Found" : errpage_reason_phrase(status);
     int n = snprintf(out, size,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-store\r\n%sConnection: close\r\n\r\n%s",
-                     status, errpage_reason_phrase(status), type, strlen(body), extra, body);
+                     status, phrase, type, strlen(body), extra, body);
     return n < 0 || (size_t)n >= size ? 0 : (size_t)n;
 }
 
@@ -123,8 +134,11 @@ answer_continue(const struct snapshot *snap, const char *identity, const char *q
 {
     char p[128], rn[128], to[1200];
     const struct policy *pol = snap->rules->policy;
+    const struct catalog *cat = snap->rules->catalog;
+    /* The warn page names traffic of no platform "unclassified". */
+    int pidx = -1;
     if (query_param(q, "p", p, sizeof(p)) < 0 || query_param(q, "r", rn, sizeof(rn)) < 0 ||
-        catalog_find_platform(snap->rules->catalog, p) < 0) {
+        (strcmp(p, "unclassified") != 0 && (pidx = catalog_find_platform(cat, p)) < 0)) {
         *status = 400;
         return errpage_format(out, size, 400, "This Continue link is not valid.", "");
     }
@@ -132,7 +146,7 @@ answer_continue(const struct snapshot *snap, const char *identity, const char *q
     for (size_t i = 0; i < policy_rule_count(pol); i++)
         if (strcmp(policy_rule(pol, i)->name, rn) == 0)
             r = policy_rule(pol, i);
-    if (r == NULL || r->action != POLICY_WARN) {
+    if (r == NULL || r->action != POLICY_WARN || !policy_rule_has_platform(r, cat, pidx)) {
         *status = 400;
         return errpage_format(out, size, 400, "This Continue link is out of date.", "");
     }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "usage.h"
 #include "util/addr.h"
 #include "util/escape.h"
 
@@ -99,4 +100,118 @@ logfmt_access(const struct access_record *r, const struct timespec *ts, char *bu
     o.buf[o.len++] = '\n';
     o.buf[o.len] = '\0';
     return o.len;
+}
+
+size_t
+logfmt_usage(const struct usage_row *r, const struct timespec *ts, char *buf, size_t size)
+{
+    struct out o = {buf, size, 0};
+    char t[48];
+    if (size < 64)
+        return 0;
+    put(&o, t, logfmt_time(ts, t, sizeof(t)));
+    field(&o, "ev", "usage");
+    field(&o, "user", r->user);
+    field(&o, "platform", r->platform);
+    field_u64(&o, "active_min", r->active_min, 0);
+    field_u64(&o, "today_min", r->today_min, 0);
+    field_u64(&o, "quota_min", r->quota_min, 1);
+    field_u64(&o, "requests", r->requests, 0);
+    field_u64(&o, "up", r->up, 0);
+    field_u64(&o, "down", r->down, 0);
+    field(&o, "client", r->client);
+    field(&o, "roles", r->roles);
+    field(&o, "category", r->category);
+    o.buf[o.len++] = '\n';
+    o.buf[o.len] = '\0';
+    return o.len;
+}
+
+size_t
+logfmt_quota(const char *user, const char *client, const char *platform, const char *rule,
+             unsigned used, unsigned quota, int pct, const struct timespec *ts, char *buf,
+             size_t size)
+{
+    struct out o = {buf, size, 0};
+    char t[48];
+    if (size < 64)
+        return 0;
+    put(&o, t, logfmt_time(ts, t, sizeof(t)));
+    field(&o, "ev", "quota");
+    field(&o, "user", user);
+    field(&o, "platform", platform);
+    field(&o, "rule", rule);
+    field_u64(&o, "used_min", used, 0);
+    field_u64(&o, "quota_min", quota, 0);
+    field_u64(&o, "pct", (uint64_t)pct, 0);
+    field(&o, "client", client);
+    o.buf[o.len++] = '\n';
+    o.buf[o.len] = '\0';
+    return o.len;
+}
+
+/* Squid logs user names and URLs without spaces: encode what would split. */
+static void
+squid_token(const char *v, char *out, size_t size)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    if (v == NULL || *v == '\0') {
+        snprintf(out, size, "-");
+        return;
+    }
+    for (; *v && o + 4 < size; v++) {
+        unsigned char ch = (unsigned char)*v;
+        if (ch <= 0x20 || ch >= 0x7f || ch == '%') {
+            out[o++] = '%';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        } else {
+            out[o++] = (char)ch;
+        }
+    }
+    out[o] = '\0';
+}
+
+size_t
+logfmt_squid(const struct access_record *r, const struct timespec *ts, char *buf, size_t size)
+{
+    char ip[64] = "-", url[2300], user[600], host[600];
+    if (r->client)
+        addr_format_ip(r->client, ip, sizeof(ip));
+    const char *code;
+    if ((r->action && strcmp(r->action, "deny") == 0) || r->status == 407 ||
+        (r->answered_here && r->status == 403))
+        code = "TCP_DENIED";
+    else if (r->answered_here || !r->forwarded)
+        code = "NONE";
+    else if (strcmp(r->ev, "tunnel") == 0)
+        code = "TCP_TUNNEL";
+    else
+        code = "TCP_MISS";
+    int direct = strcmp(code, "TCP_MISS") == 0 || strcmp(code, "TCP_TUNNEL") == 0;
+    squid_token(r->host, host, sizeof(host));
+    if (r->method && strcmp(r->method, "CONNECT") == 0)
+        snprintf(url, sizeof(url), "%s:%d", host, r->port);
+    else if (r->host && r->port && r->port != 80)
+        snprintf(url, sizeof(url), "http://%s:%d%s", host, r->port, r->path ? r->path : "/");
+    else if (r->host)
+        snprintf(url, sizeof(url), "http://%s%s", host, r->path ? r->path : "/");
+    else
+        snprintf(url, sizeof(url), "error:invalid-request");
+    char path_tok[2400];
+    squid_token(url, path_tok, sizeof(path_tok));
+    squid_token(r->user, user, sizeof(user));
+    int n = snprintf(buf, size, "%lld.%03ld %6llu %s %s/%03d %llu %s %s %s %s/%s -\n",
+                     (long long)ts->tv_sec, ts->tv_nsec / 1000000, (unsigned long long)r->ms, ip,
+                     code, r->status, (unsigned long long)r->down,
+                     r->method && *r->method ? r->method : "NONE", path_tok, user,
+                     direct ? "HIER_DIRECT" : "HIER_NONE", direct ? host : "-");
+    if (n < 0)
+        return 0;
+    if ((size_t)n >= size) {
+        buf[size - 2] = '\n';
+        return size - 1;
+    }
+    return (size_t)n;
 }

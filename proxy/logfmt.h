@@ -19,6 +19,8 @@ struct access_record {
     uint64_t up, down;  /* bytes from and to the client */
     uint64_t ms;
     const char *mismatch, *ech, *auth, *reason; /* NULL: omitted */
+    int answered_here; /* socialgate wrote the response (error, deny, warn, 407) */
+    int forwarded;     /* an upstream was involved */
 };
 
 /* RFC 3339 local time with milliseconds and offset: 2026-11-30T12:31:05.123+00:00 */
@@ -26,5 +28,20 @@ size_t logfmt_time(const struct timespec *ts, char *buf, size_t size);
 /* One line, '\n' included; returns its length (< size), cut if too long. */
 size_t logfmt_access(const struct access_record *r, const struct timespec *ts, char *buf,
                      size_t size);
+
+/* The same transaction in Squid's native access.log format (no extra
+ * columns), for sarg, calamaris and lightsquid. */
+size_t logfmt_squid(const struct access_record *r, const struct timespec *ts, char *buf,
+                    size_t size);
+
+struct usage_row;
+
+/* ev=usage user platform active_min today_min quota_min requests up down,
+ * then client roles category. */
+size_t logfmt_usage(const struct usage_row *r, const struct timespec *ts, char *buf, size_t size);
+/* ev=quota user platform rule used_min quota_min pct client. */
+size_t logfmt_quota(const char *user, const char *client, const char *platform, const char *rule,
+                    unsigned used, unsigned quota, int pct, const struct timespec *ts, char *buf,
+                    size_t size);
 
 #endif

@@ -16,11 +16,15 @@
 #include <event2/thread.h>
 
 #include "accesslog.h"
+#include "admin.h"
+#include "stats.h"
 #include "authpool.h"
+#include "timewin.h"
 #include "usage.h"
 #include "catalog.h"
 #include "config.h"
 #include "explain.h"
+#include "report.h"
 #include "log.h"
 #include "snapshot.h"
 #include "util/escape.h"
@@ -46,6 +50,9 @@ usage(FILE *f)
                "       socialgate -t [-c FILE]          check the configuration and exit\n"
                "       socialgate explain [-c FILE] URL-or-HOST\n"
                "                                        which platform a host belongs to, and why\n"
+               "       socialgate report [--by user,platform] [--since D] [--until D] [--top N]\n"
+               "                         [--format table|csv|json] FILE... | -\n"
+               "                                        usage summary from usage logs\n"
                "       socialgate -V                    print the version\n"
                "default FILE: %s\n",
             DEFAULT_CONFIG);
@@ -172,6 +179,7 @@ reload(void)
     if (s == NULL) {
         log_warnx("reload of %s failed: keeping the running configuration", config_path);
         config_error_event(&d_copy);
+        stats_count(STATS_RELOAD_ERROR);
         diag_free(&d_copy);
         snapshot_release(cur);
         return;
@@ -191,6 +199,8 @@ reload(void)
     snapshot_release(cur);
     snapshot_install(s);
     log_info("configuration reloaded from %s", config_path);
+    stats_count(STATS_RELOAD_OK);
+    stats_set_config_time((int64_t)time(NULL));
     config_event("ok", s);
 }
 
@@ -224,6 +234,7 @@ stop(int at_once)
     struct snapshot *s = snapshot_acquire();
     uint64_t drain = s->cfg->drain_ms;
     snapshot_release(s);
+    admin_set_draining();
     if (!stopping) {
         log_info(at_once ? "interrupted: stopping now" : "stopping: draining for up to %llu ms",
                  (unsigned long long)drain);
@@ -274,6 +285,34 @@ save_state(void)
 }
 
 static void
+usage_line(void *arg, const struct usage_row *row)
+{
+    const struct timespec *ts = arg;
+    char line[4096];
+    accesslog_write(line, logfmt_usage(row, ts, line, sizeof(line)));
+}
+
+/* ev=usage: one line per identity and platform active in the interval. */
+static void
+write_usage(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm local;
+    localtime_r(&ts.tv_sec, &local);
+    usage_interval_flush(timewin_day_number(&local), usage_line, &ts);
+}
+
+static void
+usage_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    write_usage();
+}
+
+static void
 state_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -298,6 +337,8 @@ main(int argc, char **argv)
 
     if (argc > 1 && strcmp(argv[1], "explain") == 0)
         return explain_main(argc - 1, argv + 1, DEFAULT_CONFIG);
+    if (argc > 1 && strcmp(argv[1], "report") == 0)
+        return report_main(argc - 1, argv + 1);
 
     while ((opt = getopt(argc, argv, "c:thvV")) != -1) {
         switch (opt) {
@@ -357,7 +398,7 @@ main(int argc, char **argv)
     raise_nofile();
     if (evthread_use_pthreads() != 0)
         fatalx("libevent: no pthreads support");
-    if (accesslog_open(cfg->access_log) < 0)
+    if (accesslog_open(cfg->access_log, cfg->squid_log, cfg->syslog_facility) < 0)
         fatal("cannot open the usage log %s", cfg->access_log);
 
     char host[128];
@@ -416,9 +457,16 @@ main(int argc, char **argv)
     struct event *state_ev = event_new(main_base, -1, EV_PERSIST, state_cb, NULL);
     struct timeval minute = {30, 0};
     event_add(state_ev, &minute);
+    struct event *usage_ev = event_new(main_base, -1, EV_PERSIST, usage_cb, NULL);
+    struct timeval ui = {(time_t)(cfg->usage_interval_ms / 1000),
+                         (suseconds_t)(cfg->usage_interval_ms % 1000) * 1000};
+    event_add(usage_ev, &ui);
     drain_ev = evtimer_new(main_base, drain_timeout_cb, NULL);
     poll_ev = event_new(main_base, -1, EV_PERSIST, poll_cb, NULL);
 
+    stats_set_config_time((int64_t)time(NULL));
+    if (admin_start(main_base, cfg) < 0)
+        fatalx("cannot start the admin endpoint");
     for (int i = 0; i < nworkers; i++)
         if (worker_start(workers[i]) != 0)
             fatal("cannot start worker thread");
@@ -433,10 +481,13 @@ main(int argc, char **argv)
     for (int i = 0; i < nworkers; i++)
         worker_join_free(workers[i]);
     free(workers);
+    admin_stop();
     authpool_stop();
     save_state();
+    write_usage(); /* the last, partial interval */
     usage_reset();
     event_free(state_ev);
+    event_free(usage_ev);
     log_info("stopped");
     accesslog_close();
     event_free(flush_ev);

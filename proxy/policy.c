@@ -195,7 +195,7 @@ policy_begin_section(struct policy *p, const char *kind, const char *name, const
     r->any_role = 1;
     r->action = POLICY_ALLOW;
     r->warn_for_ms = 3600 * 1000;
-    r->line_when = line; /* "no action" is reported at the section */
+    r->line_when = line;
     p->sec = SEC_RULE;
     return r->name ? 0 : -1;
 }
@@ -316,8 +316,10 @@ rule_key(struct policy *p, struct policy_rule *r, int k, const char *value, cons
         return append_raw(&r->raw_roles, value);
     case 1: /* platforms */
     case 2: /* categories */
-        if (k == 2)
+        if (k == 2) {
+            r->line_categories = r->line_categories ? r->line_categories : line;
             return add_list(&r->categories, &r->ncategories, value, 1);
+        }
         r->line_platforms = r->raw_platforms ? r->line_platforms : line;
         return append_raw(&r->raw_platforms, value);
     case 3: /* when */
@@ -349,6 +351,7 @@ rule_key(struct policy *p, struct policy_rule *r, int k, const char *value, cons
         return r->path_regex ? 0 : -1;
     }
     case 6: /* action */
+        r->line_action = line;
         if (strcasecmp(value, "allow") == 0)
             r->action = POLICY_ALLOW;
         else if (strcasecmp(value, "deny") == 0)
@@ -370,9 +373,13 @@ rule_key(struct policy *p, struct policy_rule *r, int k, const char *value, cons
         }
         return 0;
     case 8: { /* warn_for */
-        uint64_t ms;
-        if (num_parse_duration(value, &ms, &err) < 0 || ms == 0) {
-            diag_error(d, file, line, "warn_for = %s: %s", value, ms == 0 ? "must be > 0" : err);
+        uint64_t ms = 0;
+        if (num_parse_duration(value, &ms, &err) < 0) {
+            diag_error(d, file, line, "warn_for = %s: %s", value, err);
+            return -1;
+        }
+        if (ms < 1000) {
+            diag_error(d, file, line, "warn_for = %s: must be at least 1s", value);
             return -1;
         }
         r->warn_for_ms = ms;
@@ -626,10 +633,13 @@ policy_finish(struct policy *p, const struct catalog *cat, struct diag *d)
             struct idx_ctx x = {p, cat, r, d, 0, 1};
             list_foreach(r->raw_platforms, idx_add, &x);
         }
+        if (r->line_action == 0)
+            diag_error(d, r->file, r->line,
+                       "rule '%s' has no action (expected allow, deny, warn or monitor)", r->name);
         for (size_t k = 0; k < r->ncategories; k++)
             if (!category_known(cat, r->categories[k]))
-                diag_error(d, r->file, r->line, "rule '%s': no platform has category '%s'",
-                           r->name, r->categories[k]);
+                diag_error(d, r->file, r->line_categories ? r->line_categories : r->line,
+                           "rule '%s': no platform has category '%s'", r->name, r->categories[k]);
         if (r->raw_when) {
             struct resolve_ctx x = {p, p->nscheds};
             r->when = timewin_parse(r->raw_when, resolve_sched, &x, err, sizeof(err));

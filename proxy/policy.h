@@ -55,6 +55,8 @@ struct policy_rule {
     /* raw text kept until policy_finish resolves names */
     char *raw_roles, *raw_platforms, *raw_when;
     int line_roles, line_platforms, line_when;
+    int line_categories; /* first categories line */
+    int line_action;     /* 0: no action key (an error) */
 };
 
 struct policy;

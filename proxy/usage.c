@@ -12,7 +12,7 @@
 #define USAGE_BUCKETS 4096
 #define USAGE_MAX_KEY 600
 
-enum { E_QUOTA = 'q', E_CONTINUE = 'w' };
+enum { E_QUOTA = 'q', E_CONTINUE = 'w', E_USAGE = 'u' };
 
 struct entry {
     struct entry *next;
@@ -20,7 +20,17 @@ struct entry {
     int64_t last_minute; /* quota: last minute counted */
     unsigned minutes;    /* quota: minutes in period */
     int64_t until;       /* continue: expiry, Unix seconds */
+    struct usage_acc *acc; /* usage: owned */
     char key[];          /* kind, identity, 0x1f, name */
+};
+
+/* Usage of one identity on one platform. */
+struct usage_acc {
+    char *user, *client, *roles, *platform, *category; /* owned, from the latest activity */
+    int32_t day;
+    int64_t last_minute;
+    unsigned today_min, int_min, quota_min;
+    uint64_t int_requests, int_up, int_down;
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -64,8 +74,10 @@ lookup(const char *key, int create)
 }
 
 unsigned
-usage_quota_mark(const char *identity, const char *rule, int32_t period, int64_t minute)
+usage_quota_mark(const char *identity, const char *rule, int32_t period, int64_t minute,
+                 unsigned quota_min, int *crossed)
 {
+    *crossed = 0;
     char key[USAGE_MAX_KEY];
     make_key(key, E_QUOTA, identity, rule);
     pthread_mutex_lock(&mu);
@@ -80,6 +92,10 @@ usage_quota_mark(const char *identity, const char *rule, int32_t period, int64_t
         if (minute > e->last_minute) {
             e->minutes++;
             e->last_minute = minute;
+            if (quota_min && e->minutes == quota_min)
+                *crossed = 100;
+            else if (quota_min && e->minutes == (quota_min * 4 + 4) / 5 && e->minutes < quota_min)
+                *crossed = 80; /* the first minute at or past 80% */
         }
         used = e->minutes;
     }
@@ -123,6 +139,146 @@ usage_continue_ok(const char *identity, const char *platform, int64_t now)
     return ok;
 }
 
+static void
+acc_free(struct usage_acc *a)
+{
+    if (a == NULL)
+        return;
+    free(a->user);
+    free(a->client);
+    free(a->roles);
+    free(a->platform);
+    free(a->category);
+    free(a);
+}
+
+/* Replaces *dst with a copy of src when they differ. */
+static void
+set_str(char **dst, const char *src)
+{
+    if (src == NULL) {
+        free(*dst);
+        *dst = NULL;
+        return;
+    }
+    if (*dst && strcmp(*dst, src) == 0)
+        return;
+    char *n = strdup(src);
+    if (n == NULL)
+        return; /* keep the old value */
+    free(*dst);
+    *dst = n;
+}
+
+void
+usage_activity(const struct usage_row *who, int32_t day, int64_t minute, uint64_t requests,
+               uint64_t up, uint64_t down)
+{
+    char key[USAGE_MAX_KEY];
+    make_key(key, E_USAGE, who->user ? who->user : who->client, who->platform);
+    pthread_mutex_lock(&mu);
+    struct entry *e = lookup(key, 1);
+    if (e && e->acc == NULL)
+        e->acc = calloc(1, sizeof(*e->acc));
+    struct usage_acc *a = e ? e->acc : NULL;
+    if (a) {
+        if (a->day != day) {
+            a->day = day;
+            a->today_min = 0;
+        }
+        set_str(&a->user, who->user);
+        set_str(&a->client, who->client);
+        set_str(&a->roles, who->roles);
+        set_str(&a->platform, who->platform);
+        set_str(&a->category, who->category);
+        if (who->quota_min)
+            a->quota_min = who->quota_min;
+        if (minute >= 0 && minute > a->last_minute) {
+            a->last_minute = minute;
+            a->today_min++;
+            a->int_min++;
+        }
+        a->int_requests += requests;
+        a->int_up += up;
+        a->int_down += down;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+void
+usage_interval_flush(int32_t today, void (*fn)(void *arg, const struct usage_row *row), void *arg)
+{
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < USAGE_BUCKETS; i++) {
+        struct entry **pp = &table[i];
+        while (*pp) {
+            struct entry *e = *pp;
+            struct usage_acc *a = e->acc;
+            if (e->key[0] != E_USAGE || a == NULL) {
+                pp = &e->next;
+                continue;
+            }
+            if (a->int_min || a->int_requests) {
+                struct usage_row r = {a->user,        a->client,      a->roles,
+                                      a->platform,    a->category,    a->int_min,
+                                      a->day == today ? a->today_min : 0,
+                                      a->quota_min,   a->int_requests, a->int_up,
+                                      a->int_down};
+                fn(arg, &r);
+                a->int_min = 0;
+                a->int_requests = a->int_up = a->int_down = 0;
+                pp = &e->next;
+            } else if (a->day != today) {
+                *pp = e->next; /* idle since an earlier day */
+                acc_free(a);
+                free(e);
+            } else {
+                pp = &e->next;
+            }
+        }
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t
+usage_active_identities(int64_t since_minute)
+{
+    size_t n = 0, cap = 0, distinct = 0;
+    char **ids = NULL;
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < USAGE_BUCKETS; i++) {
+        for (struct entry *e = table[i]; e; e = e->next) {
+            if (e->key[0] != E_USAGE || e->acc == NULL || e->acc->last_minute < since_minute)
+                continue;
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                char **nv = realloc(ids, ncap * sizeof(*nv));
+                if (nv == NULL)
+                    break;
+                ids = nv;
+                cap = ncap;
+            }
+            ids[n++] = e->key + 1; /* identity, 0x1f, platform: compare up to 0x1f */
+        }
+    }
+    /* Sort then count runs of equal identities (the part before 0x1f). */
+    qsort(ids, n, sizeof(*ids), cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        size_t li = strcspn(ids[i], "\x1f");
+        if (i == 0 || strcspn(ids[i - 1], "\x1f") != li || strncmp(ids[i - 1], ids[i], li) != 0)
+            distinct++;
+    }
+    pthread_mutex_unlock(&mu);
+    free(ids);
+    return distinct;
+}
+
 void
 usage_reset(void)
 {
@@ -131,6 +287,7 @@ usage_reset(void)
         struct entry *e = table[i], *next;
         for (; e; e = next) {
             next = e->next;
+            acc_free(e->acc);
             free(e);
         }
         table[i] = NULL;
@@ -162,6 +319,8 @@ usage_save(const char *dir, int64_t now)
     pthread_mutex_lock(&mu);
     for (size_t i = 0; i < USAGE_BUCKETS; i++) {
         for (struct entry *e = table[i]; e; e = e->next) {
+            if (e->key[0] == E_USAGE)
+                continue; /* usage figures restart with the process */
             if (e->key[0] == E_QUOTA)
                 fprintf(f, "q %" PRId32 " %" PRId64 " %u %s\n", e->period, e->last_minute,
                         e->minutes, e->key + 1);

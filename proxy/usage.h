@@ -12,8 +12,33 @@
 
 /* Marks `minute` (Unix time / 60) as active for identity under a quota
  * rule in `period` (a day or week number). Counting a minute twice has no
- * effect. Returns the minutes used in that period after marking. */
-unsigned usage_quota_mark(const char *identity, const char *rule, int32_t period, int64_t minute);
+ * effect. Returns the minutes used in that period after marking; sets
+ * *crossed to 80 or 100 when this minute reached that share of quota_min
+ * (else 0), so the caller can log ev=quota once per threshold. */
+unsigned usage_quota_mark(const char *identity, const char *rule, int32_t period, int64_t minute,
+                          unsigned quota_min, int *crossed);
+
+/* What an ev=usage line says of one identity on one platform. */
+struct usage_row {
+    const char *user;     /* NULL: anonymous */
+    const char *client;   /* address */
+    const char *roles;
+    const char *platform, *category;
+    unsigned active_min;  /* in the interval */
+    unsigned today_min;
+    unsigned quota_min;   /* 0: none */
+    uint64_t requests, up, down;
+};
+
+/* Activity of identity on a platform: once per connection and clock
+ * minute with traffic (minute >= 0), and once per finished transaction
+ * with its bytes (requests = 1). `day` is the local day number. */
+void usage_activity(const struct usage_row *who, int32_t day, int64_t minute, uint64_t requests,
+                    uint64_t up, uint64_t down);
+/* Calls fn for every (identity, platform) active since the last call and
+ * starts a new interval; forgets entries idle since an earlier day. */
+void usage_interval_flush(int32_t today, void (*fn)(void *arg, const struct usage_row *row),
+                          void *arg);
 /* Minutes used so far in period (0 when another period is stored). */
 unsigned usage_quota_used(const char *identity, const char *rule, int32_t period);
 
@@ -26,6 +51,8 @@ int usage_save(const char *dir, int64_t now);
 /* Reads dir/state. A missing file is fine; a corrupt one is renamed to
  * state.corrupt and reported in d as a warning. Returns entries loaded. */
 int usage_load(const char *dir, int64_t now, struct diag *d);
+/* Distinct identities with platform traffic since `minute`. */
+size_t usage_active_identities(int64_t since_minute);
 /* Drops everything (tests). */
 void usage_reset(void);
 
