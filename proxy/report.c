@@ -1,13 +1,1253 @@
 #include "report.h"
 
-#include <stdio.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-/* Placeholder while the report module is being written. */
+#include "util/escape.h"
+
+/* ------------------------------------------------------------------------
+ * Line parsing
+ * ------------------------------------------------------------------------ */
+
+/* Byte classes for the value scanner: one table look-up per byte keeps the
+ * inner loop short enough to read a gigabyte at disk speed. */
+enum { C_VAL = 0, C_END = 1, C_BAD = 2 };
+static const unsigned char plain_class[256] = {
+    /* control bytes and DEL never appear unescaped in a well-formed line */
+    [0x00] = C_BAD, [0x01] = C_BAD, [0x02] = C_BAD, [0x03] = C_BAD, [0x04] = C_BAD,
+    [0x05] = C_BAD, [0x06] = C_BAD, [0x07] = C_BAD, [0x08] = C_BAD, [0x09] = C_BAD,
+    [0x0a] = C_BAD, [0x0b] = C_BAD, [0x0c] = C_BAD, [0x0d] = C_BAD, [0x0e] = C_BAD,
+    [0x0f] = C_BAD, [0x10] = C_BAD, [0x11] = C_BAD, [0x12] = C_BAD, [0x13] = C_BAD,
+    [0x14] = C_BAD, [0x15] = C_BAD, [0x16] = C_BAD, [0x17] = C_BAD, [0x18] = C_BAD,
+    [0x19] = C_BAD, [0x1a] = C_BAD, [0x1b] = C_BAD, [0x1c] = C_BAD, [0x1d] = C_BAD,
+    [0x1e] = C_BAD, [0x1f] = C_BAD, [0x7f] = C_BAD,
+    [' '] = C_END, ['"'] = C_BAD,
+};
+
+static int
+is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int
+is_hex(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static int
+hex_val(char c)
+{
+    return is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
+static int
+is_key_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' ||
+           c == '-' || c == '.';
+}
+
+/* Two digits at p, within [lo, hi]. */
+static int
+two_digits(const char *p, int lo, int hi)
+{
+    if (!is_digit(p[0]) || !is_digit(p[1]))
+        return -1;
+    int v = (p[0] - '0') * 10 + (p[1] - '0');
+    return v >= lo && v <= hi ? v : -1;
+}
+
+/* 2026-11-30T12:31:05.123+00:00 (fraction optional, 'Z' allowed for the
+ * offset). Returns the length of the timestamp, or 0. */
+static size_t
+parse_ts(const char *s, size_t len)
+{
+    if (len < 20)
+        return 0;
+    for (int i = 0; i < 4; i++)
+        if (!is_digit(s[i]))
+            return 0;
+    if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
+        return 0;
+    if (two_digits(s + 5, 1, 12) < 0 || two_digits(s + 8, 1, 31) < 0 ||
+        two_digits(s + 11, 0, 23) < 0 || two_digits(s + 14, 0, 59) < 0 ||
+        two_digits(s + 17, 0, 60) < 0)
+        return 0;
+    size_t i = 19;
+    if (s[i] == '.') {
+        size_t d = ++i;
+        while (i < len && is_digit(s[i]) && i - d < 9)
+            i++;
+        if (i == d)
+            return 0;
+    }
+    if (i < len && s[i] == 'Z')
+        return i + 1;
+    if (i + 6 > len || (s[i] != '+' && s[i] != '-') || s[i + 3] != ':' ||
+        two_digits(s + i + 1, 0, 23) < 0 || two_digits(s + i + 4, 0, 59) < 0)
+        return 0;
+    return i + 6;
+}
+
+/* Keys the report reads or checks. */
+enum field {
+    F_NONE = -1,
+    F_EV,
+    F_CLIENT,
+    F_USER,
+    F_ROLES,
+    F_PLATFORM,
+    F_CATEGORY,
+    F_ACTION,
+    F_PORT,
+    F_STATUS,
+    F_UP,
+    F_DOWN,
+    F_MS,
+    F_ACTIVE_MIN,
+    F_TODAY_MIN,
+    F_QUOTA_MIN,
+    F_REQUESTS,
+    F_USED_MIN,
+    F_PCT,
+    F_COUNT
+};
+
+static enum field
+field_of(const char *k, size_t n)
+{
+#define K(s, f)                                                                                    \
+    if (n == sizeof(s) - 1 && memcmp(k, s, n) == 0)                                                \
+        return f;
+    switch (n) {
+    case 2:
+        K("ev", F_EV);
+        K("up", F_UP);
+        K("ms", F_MS);
+        break;
+    case 3:
+        K("pct", F_PCT);
+        break;
+    case 4:
+        K("user", F_USER);
+        K("port", F_PORT);
+        K("down", F_DOWN);
+        break;
+    case 5:
+        K("roles", F_ROLES);
+        break;
+    case 6:
+        K("client", F_CLIENT);
+        K("action", F_ACTION);
+        K("status", F_STATUS);
+        break;
+    case 8:
+        K("platform", F_PLATFORM);
+        K("category", F_CATEGORY);
+        K("requests", F_REQUESTS);
+        K("used_min", F_USED_MIN);
+        break;
+    case 9:
+        K("today_min", F_TODAY_MIN);
+        K("quota_min", F_QUOTA_MIN);
+        break;
+    case 10:
+        K("active_min", F_ACTIVE_MIN);
+        break;
+    }
+#undef K
+    return F_NONE;
+}
+
+static int
+str_is(struct report_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && memcmp(s.p, lit, n) == 0;
+}
+
+/* Decimal digits, no overflow. */
+static int
+parse_u64(struct report_str s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (s.len == 0 || s.len > 20)
+        return -1;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned d = (unsigned char)s.p[i] - '0';
+        if (d > 9 || v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A number where the line has one: digits, or "-" for none. */
+static int
+number_or_dash(const struct report_str *f, enum field i)
+{
+    uint64_t v;
+    return f[i].p == NULL || str_is(f[i], "-") || parse_u64(f[i], &v) == 0 ? 0 : -1;
+}
+
+int
+report_parse_line(const char *line, size_t len, struct report_line *out)
+{
+    struct report_str f[F_COUNT];
+
+    memset(out, 0, sizeof(*out));
+    memset(f, 0, sizeof(f));
+    if (len > 0 && line[len - 1] == '\n')
+        len--;
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    size_t tslen = parse_ts(line, len);
+    if (tslen == 0)
+        return -1;
+    out->ts = line;
+
+    const unsigned char *p = (const unsigned char *)line + tslen;
+    const unsigned char *end = (const unsigned char *)line + len;
+    while (p < end) {
+        if (*p++ != ' ')
+            return -1;
+        const unsigned char *k = p;
+        while (p < end && is_key_char((char)*p))
+            p++;
+        if (p == k || p == end || *p != '=')
+            return -1; /* empty key, a field without '=', or a stray byte */
+        size_t klen = (size_t)(p - k);
+        const unsigned char *v = ++p;
+        if (p < end && *p == '"') {
+            p++;
+            for (;;) {
+                if (p == end)
+                    return -1; /* unterminated quote */
+                unsigned char c = *p;
+                if (c == '"')
+                    break;
+                if (c == '\\') {
+                    if (end - p >= 2 && (p[1] == '"' || p[1] == '\\'))
+                        p += 2;
+                    else if (end - p >= 4 && p[1] == 'x' && is_hex((char)p[2]) &&
+                             is_hex((char)p[3]))
+                        p += 4;
+                    else
+                        return -1;
+                    continue;
+                }
+                if (c < 0x20 || c == 0x7f)
+                    return -1;
+                p++;
+            }
+            p++;
+            if (p < end && *p != ' ')
+                return -1; /* "a"b */
+        } else {
+            unsigned char cls;
+            while (p < end && (cls = plain_class[*p]) == C_VAL)
+                p++;
+            if (p < end && cls == C_BAD)
+                return -1;
+        }
+        if (p == v)
+            return -1; /* an empty value is written "-" */
+        enum field id = field_of((const char *)k, klen);
+        if (id != F_NONE && f[id].p == NULL) {
+            f[id].p = (const char *)v;
+            f[id].len = (size_t)(p - v);
+        }
+    }
+    if (f[F_EV].p == NULL)
+        return -1;
+
+    out->ev = f[F_EV];
+    out->client = f[F_CLIENT];
+    out->user = f[F_USER];
+    out->roles = f[F_ROLES];
+    out->platform = f[F_PLATFORM];
+    out->category = f[F_CATEGORY];
+    out->action = f[F_ACTION];
+    if (str_is(out->ev, "request") || str_is(out->ev, "tunnel")) {
+        out->kind = out->ev.p[0] == 'r' ? REPORT_EV_REQUEST : REPORT_EV_TUNNEL;
+        if (!out->client.p || !out->user.p || !out->roles.p || !out->platform.p ||
+            !out->category.p || !out->action.p)
+            return -1;
+        static const enum field nums[] = {F_PORT, F_STATUS, F_UP, F_DOWN, F_MS};
+        for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+            if (number_or_dash(f, nums[i]) < 0)
+                return -1;
+    } else if (str_is(out->ev, "usage")) {
+        out->kind = REPORT_EV_USAGE;
+        if (!out->user.p || !out->platform.p)
+            return -1;
+        if (parse_u64(f[F_ACTIVE_MIN], &out->active_min) < 0 ||
+            parse_u64(f[F_REQUESTS], &out->requests) < 0 || parse_u64(f[F_UP], &out->up) < 0 ||
+            parse_u64(f[F_DOWN], &out->down) < 0 || number_or_dash(f, F_TODAY_MIN) < 0 ||
+            number_or_dash(f, F_QUOTA_MIN) < 0)
+            return -1;
+    } else {
+        out->kind = REPORT_EV_OTHER;
+        if (str_is(out->ev, "quota") &&
+            (number_or_dash(f, F_USED_MIN) < 0 || number_or_dash(f, F_QUOTA_MIN) < 0 ||
+             number_or_dash(f, F_PCT) < 0))
+            return -1;
+    }
+    return 0;
+}
+
+size_t
+report_unescape(const char *raw, size_t len, char *out)
+{
+    if (len < 2 || raw[0] != '"' || raw[len - 1] != '"') {
+        memcpy(out, raw, len);
+        return len;
+    }
+    size_t o = 0;
+    for (size_t i = 1; i + 1 < len; i++) {
+        if (raw[i] != '\\' || i + 2 >= len) {
+            out[o++] = raw[i];
+        } else if (raw[i + 1] == 'x' && i + 4 < len && is_hex(raw[i + 2]) && is_hex(raw[i + 3])) {
+            out[o++] = (char)(hex_val(raw[i + 2]) << 4 | hex_val(raw[i + 3]));
+            i += 3;
+        } else {
+            out[o++] = raw[i + 1];
+            i++;
+        }
+    }
+    return o;
+}
+
+/* ------------------------------------------------------------------------
+ * Options
+ * ------------------------------------------------------------------------ */
+
+static const char *const key_names[] = {
+    [REPORT_BY_USER] = "user",         [REPORT_BY_ROLE] = "role", [REPORT_BY_PLATFORM] = "platform",
+    [REPORT_BY_CATEGORY] = "category", [REPORT_BY_DAY] = "day",   [REPORT_BY_HOUR] = "hour",
+};
+
+int
+report_parse_by(const char *s, struct report_opts *o, const char **err)
+{
+    struct report_opts tmp = *o;
+    tmp.nby = 0;
+    for (;;) {
+        size_t n = strcspn(s, ",");
+        size_t k;
+        for (k = 0; k < REPORT_MAX_BY; k++)
+            if (strlen(key_names[k]) == n && memcmp(s, key_names[k], n) == 0)
+                break;
+        if (k == REPORT_MAX_BY) {
+            *err = "--by takes user, role, platform, category, day or hour, separated by commas";
+            return -1;
+        }
+        for (size_t j = 0; j < tmp.nby; j++)
+            if (tmp.by[j] == (enum report_key)k) {
+                *err = "--by names a key twice";
+                return -1;
+            }
+        tmp.by[tmp.nby++] = (enum report_key)k;
+        if (s[n] == '\0')
+            break;
+        s += n + 1;
+    }
+    *o = tmp;
+    return 0;
+}
+
+static int
+leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+int
+report_parse_when(const char *s, char out[17], const char **err)
+{
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    size_t n = strlen(s);
+
+    *err = "a date is YYYY-MM-DD or \"YYYY-MM-DD HH:MM\"";
+    if (n != 10 && n != 16)
+        return -1;
+    for (int i = 0; i < 4; i++)
+        if (!is_digit(s[i]))
+            return -1;
+    int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    int mo = s[4] == '-' ? two_digits(s + 5, 1, 12) : -1;
+    if (mo < 0 || s[7] != '-')
+        return -1;
+    int d = two_digits(s + 8, 1, mdays[mo - 1] + (mo == 2 && leap(y)));
+    if (d < 0)
+        return -1;
+    memcpy(out, s, 10);
+    if (n == 10) {
+        memcpy(out + 10, " 00:00", 7);
+        return 0;
+    }
+    if ((s[10] != ' ' && s[10] != 'T') || s[13] != ':' || two_digits(s + 11, 0, 23) < 0 ||
+        two_digits(s + 14, 0, 59) < 0)
+        return -1;
+    out[10] = ' ';
+    memcpy(out + 11, s + 11, 5);
+    out[16] = '\0';
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Aggregation: open addressing over groups whose keys live in one arena
+ * (offsets, so the arena may move while it grows).
+ * ------------------------------------------------------------------------ */
+
+struct group {
+    uint64_t hash;
+    size_t off, len;
+    struct report_counts c;
+};
+
+/* A line belongs to at most this many roles that are told apart; roles
+ * past it are still counted, only not checked for repeats. */
+#define MAX_ROLES 256
+
+struct report {
+    struct report_opts o;
+    struct group *g;
+    size_t ng, gcap;
+    uint32_t *slot; /* group index + 1; 0 is empty */
+    size_t nslot;   /* a power of two, at least twice ng */
+    char *arena;
+    size_t alen, acap;
+    char *key; /* the key being built */
+    size_t kcap;
+    char *dec, *esc; /* quoted roles: decoded, then each part escaped again */
+    size_t dcap, ecap;
+    struct report_str roles[MAX_ROLES];
+    struct report_row *rows;
+    size_t nrows;
+    int done;
+};
+
+struct report *
+report_new(const struct report_opts *o)
+{
+    struct report *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->o = *o;
+    r->nslot = 1024;
+    r->slot = calloc(r->nslot, sizeof(*r->slot));
+    if (r->slot == NULL) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void
+report_free(struct report *r)
+{
+    if (r == NULL)
+        return;
+    free(r->g);
+    free(r->slot);
+    free(r->arena);
+    free(r->key);
+    free(r->dec);
+    free(r->esc);
+    free(r->rows);
+    free(r);
+}
+
+static int
+reserve(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 256;
+    while (n < need)
+        n *= 2;
+    char *p = realloc(*buf, n);
+    if (p == NULL)
+        return -1;
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
+/* FNV-1a: keys are short (a user and a platform), so a byte loop is fine. */
+static uint64_t
+hash_bytes(const char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static int
+grow_slots(struct report *r)
+{
+    size_t n = r->nslot * 2;
+    uint32_t *s = calloc(n, sizeof(*s));
+    if (s == NULL)
+        return -1;
+    for (size_t i = 0; i < r->ng; i++) {
+        size_t j = (size_t)r->g[i].hash & (n - 1);
+        while (s[j])
+            j = (j + 1) & (n - 1);
+        s[j] = (uint32_t)(i + 1);
+    }
+    free(r->slot);
+    r->slot = s;
+    r->nslot = n;
+    return 0;
+}
+
+static struct group *
+lookup(struct report *r, const char *key, size_t len)
+{
+    uint64_t h = hash_bytes(key, len);
+    size_t mask = r->nslot - 1;
+    size_t j = (size_t)h & mask;
+    for (; r->slot[j]; j = (j + 1) & mask) {
+        struct group *g = &r->g[r->slot[j] - 1];
+        if (g->hash == h && g->len == len && memcmp(r->arena + g->off, key, len) == 0)
+            return g;
+    }
+    if (r->ng >= UINT32_MAX - 1)
+        return NULL;
+    if (r->ng == r->gcap) {
+        size_t n = r->gcap ? r->gcap * 2 : 256;
+        struct group *ng = realloc(r->g, n * sizeof(*ng));
+        if (ng == NULL)
+            return NULL;
+        r->g = ng;
+        r->gcap = n;
+    }
+    if (reserve(&r->arena, &r->acap, r->alen + len) < 0)
+        return NULL;
+    struct group *g = &r->g[r->ng];
+    memset(g, 0, sizeof(*g));
+    g->hash = h;
+    g->off = r->alen;
+    g->len = len;
+    memcpy(r->arena + r->alen, key, len);
+    r->alen += len;
+    r->slot[j] = (uint32_t)++r->ng;
+    if (r->ng * 2 > r->nslot && grow_slots(r) < 0)
+        return NULL;
+    return &r->g[r->ng - 1];
+}
+
+static uint64_t
+sat_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* The identity: the user, or the client address without its port when the
+ * user is "-", so request lines (client=10.1.2.3:51514) and usage lines
+ * (client=10.1.2.3) of one anonymous client meet in one group. */
+static struct report_str
+identity(const struct report_line *l)
+{
+    static const char dash[] = "-";
+    struct report_str s = l->user;
+    if (s.p && !str_is(s, "-"))
+        return s;
+    s = l->client;
+    if (s.p == NULL || str_is(s, "-"))
+        return (struct report_str){dash, 1};
+    if (s.p[0] == '[') { /* [v6]:port or [v6] */
+        const char *rb = memchr(s.p, ']', s.len);
+        if (rb)
+            return (struct report_str){s.p + 1, (size_t)(rb - s.p - 1)};
+        return s;
+    }
+    const char *c = memchr(s.p, ':', s.len);
+    if (c && memchr(c + 1, ':', s.len - (size_t)(c + 1 - s.p)) == NULL)
+        return (struct report_str){s.p, (size_t)(c - s.p)}; /* v4:port */
+    return s;                                                   /* v4, bare v6 */
+}
+
+/* Builds the key of one group the line belongs to (role: the given one)
+ * in r->key and counts the line there. */
+static int
+count_in(struct report *r, const struct report_line *l, struct report_str role,
+         const struct report_counts *c)
+{
+    static const char dash[] = "-";
+    size_t k = 0;
+    for (size_t i = 0; i < r->o.nby; i++) {
+        struct report_str v;
+        char hour[13];
+        switch (r->o.by[i]) {
+        case REPORT_BY_USER:
+            v = identity(l);
+            break;
+        case REPORT_BY_ROLE:
+            v = role;
+            break;
+        case REPORT_BY_PLATFORM:
+            v = l->platform;
+            break;
+        case REPORT_BY_CATEGORY:
+            v = l->category;
+            break;
+        case REPORT_BY_DAY:
+            v = (struct report_str){l->ts, 10};
+            break;
+        case REPORT_BY_HOUR:
+        default:
+            memcpy(hour, l->ts, 10);
+            hour[10] = ' ';
+            memcpy(hour + 11, l->ts + 11, 2);
+            v = (struct report_str){hour, 13};
+            break;
+        }
+        if (v.p == NULL) /* usage lines of the first format had no category or roles */
+            v = (struct report_str){dash, 1};
+        if (reserve(&r->key, &r->kcap, k + v.len + 1) < 0)
+            return -1;
+        memcpy(r->key + k, v.p, v.len);
+        k += v.len;
+        r->key[k++] = '\0';
+    }
+    struct group *g = lookup(r, r->key, k);
+    if (g == NULL)
+        return -1;
+    g->c.active_min = sat_add(g->c.active_min, c->active_min);
+    g->c.requests = sat_add(g->c.requests, c->requests);
+    g->c.up = sat_add(g->c.up, c->up);
+    g->c.down = sat_add(g->c.down, c->down);
+    g->c.denials = sat_add(g->c.denials, c->denials);
+    g->c.warns = sat_add(g->c.warns, c->warns);
+    return 0;
+}
+
+/* Counts the line once for each role of roles=a,b (a role named twice
+ * counts once). The parts of a quoted value are decoded and escaped again,
+ * so each shows as the log would write it alone. */
+static int
+count_roles(struct report *r, const struct report_line *l, const struct report_counts *c)
+{
+    static const char dash[] = "-";
+    const char *s = l->roles.p;
+    size_t len = l->roles.len, n = 0, eo = 0;
+    int quoted = len >= 2 && s[0] == '"';
+
+    if (s == NULL || str_is(l->roles, "-"))
+        return count_in(r, l, (struct report_str){dash, 1}, c);
+    if (quoted) {
+        /* Sized once, so the parts kept in r->roles do not move. */
+        if (reserve(&r->dec, &r->dcap, len) < 0 || reserve(&r->esc, &r->ecap, len * 4 + 16) < 0)
+            return -1;
+        len = report_unescape(s, len, r->dec);
+        s = r->dec;
+    }
+    for (size_t i = 0; i <= len;) {
+        const char *comma = memchr(s + i, ',', len - i);
+        size_t srclen = comma ? (size_t)(comma - (s + i)) : len - i;
+        struct report_str part = {s + i, srclen};
+        i += srclen + 1;
+        if (srclen == 0)
+            continue;
+        if (quoted) {
+            size_t w = escape_log_value(part.p, srclen, r->esc + eo, r->ecap - eo);
+            part.p = r->esc + eo;
+            part.len = w;
+            eo += w + 1;
+        }
+        /* Repeats are looked for among the first MAX_ROLES only: a
+         * hostile line with thousands of roles stays linear. */
+        int seen = 0;
+        for (size_t j = 0; j < n && j < MAX_ROLES; j++)
+            if (r->roles[j].len == part.len && memcmp(r->roles[j].p, part.p, part.len) == 0)
+                seen = 1;
+        if (seen)
+            continue;
+        if (n < MAX_ROLES)
+            r->roles[n] = part;
+        n++;
+        if (count_in(r, l, part, c) < 0)
+            return -1;
+    }
+    if (n == 0)
+        return count_in(r, l, (struct report_str){dash, 1}, c);
+    return 0;
+}
+
+int
+report_add(struct report *r, const struct report_line *l)
+{
+    struct report_counts c = {0};
+
+    if (r->done)
+        return 0;
+    if (l->kind == REPORT_EV_USAGE) {
+        c.active_min = l->active_min;
+        c.requests = l->requests;
+        c.up = l->up;
+        c.down = l->down;
+    } else if (l->kind == REPORT_EV_REQUEST || l->kind == REPORT_EV_TUNNEL) {
+        if (str_is(l->action, "deny"))
+            c.denials = 1;
+        else if (str_is(l->action, "warn"))
+            c.warns = 1;
+        else
+            return 0;
+    } else {
+        return 0;
+    }
+    /* Local date and time as written, compared as text: "YYYY-MM-DD" and
+     * "HH:MM" sort like the times they name. */
+    if (r->o.since[0] && (memcmp(l->ts, r->o.since, 10) < 0 ||
+                          (memcmp(l->ts, r->o.since, 10) == 0 &&
+                           memcmp(l->ts + 11, r->o.since + 11, 5) < 0)))
+        return 0;
+    if (r->o.until[0] && (memcmp(l->ts, r->o.until, 10) > 0 ||
+                          (memcmp(l->ts, r->o.until, 10) == 0 &&
+                           memcmp(l->ts + 11, r->o.until + 11, 5) >= 0)))
+        return 0;
+
+    int by_role = 0;
+    for (size_t i = 0; i < r->o.nby; i++)
+        if (r->o.by[i] == REPORT_BY_ROLE)
+            by_role = 1;
+    if (!by_role)
+        return count_in(r, l, (struct report_str){NULL, 0}, &c);
+    return count_roles(r, l, &c);
+}
+
+int
+report_feed(struct report *r, const char *line, size_t len)
+{
+    struct report_line l;
+    if (report_parse_line(line, len, &l) < 0)
+        return 1;
+    return report_add(r, &l) < 0 ? -1 : 0;
+}
+
+static int
+cmp_key(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c)
+        return c;
+    return alen < blen ? -1 : alen > blen;
+}
+
+static int
+cmp_rows(const void *pa, const void *pb)
+{
+    const struct report_row *a = pa, *b = pb;
+    if (a->c.active_min != b->c.active_min)
+        return a->c.active_min > b->c.active_min ? -1 : 1;
+    if (a->c.requests != b->c.requests)
+        return a->c.requests > b->c.requests ? -1 : 1;
+    /* Parts end in NUL, the smallest byte: "a\0" sorts before "ab\0". */
+    return cmp_key(a->key, a->key_len, b->key, b->key_len);
+}
+
+const struct report_row *
+report_rows(struct report *r, size_t *n)
+{
+    if (!r->done) {
+        r->done = 1;
+        if (r->ng > 0) {
+            r->rows = malloc(r->ng * sizeof(*r->rows));
+            if (r->rows == NULL) {
+                *n = 0;
+                return NULL;
+            }
+            for (size_t i = 0; i < r->ng; i++) {
+                r->rows[i].key = r->arena + r->g[i].off;
+                r->rows[i].key_len = r->g[i].len;
+                r->rows[i].c = r->g[i].c;
+            }
+            qsort(r->rows, r->ng, sizeof(*r->rows), cmp_rows);
+            r->nrows = r->ng;
+            if (r->o.top && r->nrows > r->o.top)
+                r->nrows = r->o.top;
+        }
+    }
+    *n = r->nrows;
+    return r->nrows ? r->rows : NULL;
+}
+
+struct report_str
+report_row_part(const struct report_row *row, size_t i)
+{
+    const char *p = row->key, *end = row->key + row->key_len;
+    while (i-- > 0 && p < end)
+        p += strlen(p) + 1;
+    if (p >= end)
+        return (struct report_str){NULL, 0};
+    return (struct report_str){p, strlen(p)};
+}
+
+/* ------------------------------------------------------------------------
+ * Output
+ * ------------------------------------------------------------------------ */
+
+static const char *const count_names[] = {"active_min", "requests", "up", "down", "denials",
+                                          "warns"};
+#define NCOUNTS 6
+
+static uint64_t
+count_at(const struct report_counts *c, size_t i)
+{
+    const uint64_t v[NCOUNTS] = {c->active_min, c->requests, c->up, c->down, c->denials, c->warns};
+    return v[i];
+}
+
+/* Terminal columns of a raw value: UTF-8 continuation bytes take none. */
+static size_t
+columns(const char *p, size_t n)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++)
+        w += ((unsigned char)p[i] & 0xc0) != 0x80;
+    return w;
+}
+
+static void
+pad(FILE *out, size_t n)
+{
+    while (n-- > 0)
+        putc(' ', out);
+}
+
+static int
+print_table(struct report *r, const struct report_row *rows, size_t n, FILE *out)
+{
+    size_t nby = r->o.nby;
+    size_t width[REPORT_MAX_BY + NCOUNTS];
+    char num[24];
+
+    for (size_t i = 0; i < nby; i++)
+        width[i] = strlen(key_names[r->o.by[i]]);
+    for (size_t i = 0; i < NCOUNTS; i++)
+        width[nby + i] = strlen(count_names[i]);
+    for (size_t j = 0; j < n; j++) {
+        for (size_t i = 0; i < nby; i++) {
+            struct report_str v = report_row_part(&rows[j], i);
+            size_t w = columns(v.p, v.len);
+            if (w > width[i])
+                width[i] = w;
+        }
+        for (size_t i = 0; i < NCOUNTS; i++) {
+            size_t w = (size_t)snprintf(num, sizeof(num), "%llu",
+                                        (unsigned long long)count_at(&rows[j].c, i));
+            if (w > width[nby + i])
+                width[nby + i] = w;
+        }
+    }
+    /* Group values left-aligned, figures right-aligned, two spaces apart. */
+    for (size_t i = 0; i < nby; i++) {
+        const char *h = key_names[r->o.by[i]];
+        fputs(h, out);
+        pad(out, width[i] - strlen(h) + 2);
+    }
+    for (size_t i = 0; i < NCOUNTS; i++) {
+        pad(out, width[nby + i] - strlen(count_names[i]) + (i ? 2 : 0));
+        fputs(count_names[i], out);
+    }
+    putc('\n', out);
+    for (size_t j = 0; j < n; j++) {
+        for (size_t i = 0; i < nby; i++) {
+            struct report_str v = report_row_part(&rows[j], i);
+            fwrite(v.p, 1, v.len, out);
+            pad(out, width[i] - columns(v.p, v.len) + 2);
+        }
+        for (size_t i = 0; i < NCOUNTS; i++) {
+            size_t w = (size_t)snprintf(num, sizeof(num), "%llu",
+                                        (unsigned long long)count_at(&rows[j].c, i));
+            pad(out, width[nby + i] - w + (i ? 2 : 0));
+            fputs(num, out);
+        }
+        putc('\n', out);
+    }
+    return 0;
+}
+
+static void
+csv_field(FILE *out, const char *p, size_t n)
+{
+    int quote = 0;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == ',' || p[i] == '"' || p[i] == '\r' || p[i] == '\n')
+            quote = 1;
+    if (!quote) {
+        fwrite(p, 1, n, out);
+        return;
+    }
+    putc('"', out);
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '"')
+            putc('"', out);
+        putc(p[i], out);
+    }
+    putc('"', out);
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
+static size_t
+utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    size_t len;
+    uint32_t cp, min;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2, cp = c & 0x1f, min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3, cp = c & 0x0f, min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4, cp = c & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* A JSON string; bytes that are not UTF-8 become U+FFFD so the output
+ * always parses. */
+static void
+json_string(FILE *out, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    putc('"', out);
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        if (c == '"' || c == '\\') {
+            putc('\\', out);
+            putc((int)c, out);
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            fprintf(out, "\\u%04x", c);
+            i++;
+        } else {
+            size_t l = utf8_len(p + i, n - i);
+            if (l == 0) {
+                fputs("\\ufffd", out);
+                i++;
+            } else {
+                fwrite(p + i, 1, l, out);
+                i += l;
+            }
+        }
+    }
+    putc('"', out);
+}
+
+int
+report_print(struct report *r, enum report_format f, FILE *out)
+{
+    size_t n;
+    const struct report_row *rows = report_rows(r, &n);
+    size_t nby = r->o.nby;
+    char *buf = NULL;
+    size_t bcap = 0;
+
+    if (f == REPORT_TABLE) {
+        print_table(r, rows, n, out);
+        return ferror(out) ? -1 : 0;
+    }
+    if (f == REPORT_CSV) {
+        for (size_t i = 0; i < nby; i++)
+            fprintf(out, "%s,", key_names[r->o.by[i]]);
+        for (size_t i = 0; i < NCOUNTS; i++)
+            fprintf(out, "%s%c", count_names[i], i + 1 < NCOUNTS ? ',' : '\n');
+    } else {
+        fputs(n ? "[\n" : "[", out);
+    }
+    for (size_t j = 0; j < n; j++) {
+        if (f == REPORT_JSON)
+            fputs("  {", out);
+        for (size_t i = 0; i < nby; i++) {
+            struct report_str v = report_row_part(&rows[j], i);
+            if (reserve(&buf, &bcap, v.len + 1) < 0) {
+                free(buf);
+                return -1;
+            }
+            size_t dl = report_unescape(v.p, v.len, buf);
+            if (f == REPORT_CSV) {
+                csv_field(out, buf, dl);
+                putc(',', out);
+            } else {
+                fprintf(out, "\"%s\": ", key_names[r->o.by[i]]);
+                json_string(out, buf, dl);
+                fputs(", ", out);
+            }
+        }
+        for (size_t i = 0; i < NCOUNTS; i++) {
+            unsigned long long v = (unsigned long long)count_at(&rows[j].c, i);
+            if (f == REPORT_CSV)
+                fprintf(out, "%llu%c", v, i + 1 < NCOUNTS ? ',' : '\n');
+            else
+                fprintf(out, "\"%s\": %llu%s", count_names[i], v, i + 1 < NCOUNTS ? ", " : "}");
+        }
+        if (f == REPORT_JSON)
+            fputs(j + 1 < n ? ",\n" : "\n", out);
+    }
+    if (f == REPORT_JSON)
+        fputs("]\n", out);
+    free(buf);
+    return ferror(out) ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The command
+ * ------------------------------------------------------------------------ */
+
+/* Big reads, lines parsed where they lie. A line longer than the buffer is
+ * not a usage-log line (the daemon writes a few KiB at most). */
+#define READ_BUF (4u << 20)
+
+struct feed_state {
+    struct report *r;
+    char *buf;
+    uint64_t malformed;
+    char *first_file; /* where the first malformed line was */
+    uint64_t first_line;
+};
+
+static void
+note_malformed(struct feed_state *st, const char *name, uint64_t lineno)
+{
+    if (st->malformed++ == 0) {
+        st->first_file = strdup(name);
+        st->first_line = lineno;
+    }
+}
+
+/* Reads one file or stdin. Returns 0, 1 on a read error (reported), or -1
+ * when out of memory. */
+static int
+read_stream(struct feed_state *st, int fd, const char *name)
+{
+    size_t have = 0;  /* bytes in buf */
+    int skipping = 0; /* inside a line too long for the buffer */
+    uint64_t lineno = 0;
+
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    for (;;) {
+        ssize_t got = read(fd, st->buf + have, READ_BUF - have);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            fprintf(stderr, "socialgate report: %s: %s\n", name, strerror(errno));
+            return 1;
+        }
+        size_t scan = have; /* no newline before here */
+        have += (size_t)got;
+        size_t start = 0;
+        const char *nl;
+        while ((nl = memchr(st->buf + scan, '\n', have - scan)) != NULL) {
+            size_t end = (size_t)(nl - st->buf);
+            lineno++;
+            if (skipping) {
+                skipping = 0;
+            } else {
+                int rc = report_feed(st->r, st->buf + start, end - start);
+                if (rc < 0)
+                    return -1;
+                if (rc > 0)
+                    note_malformed(st, name, lineno);
+            }
+            start = scan = end + 1;
+        }
+        if (got == 0) {
+            if (start < have && !skipping) { /* the last line had no newline */
+                lineno++;
+                int rc = report_feed(st->r, st->buf + start, have - start);
+                if (rc < 0)
+                    return -1;
+                if (rc > 0)
+                    note_malformed(st, name, lineno);
+            }
+            return 0;
+        }
+        if (start == 0 && have == READ_BUF) {
+            if (!skipping)
+                note_malformed(st, name, lineno + 1);
+            skipping = 1;
+            have = 0;
+            continue;
+        }
+        memmove(st->buf, st->buf + start, have - start);
+        have -= start;
+    }
+}
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: socialgate report [--by KEYS] [--since D] [--until D] [--top N]\n"
+               "                         [--format table|csv|json] FILE... | -\n"
+               "  --by KEYS    group by user, role, platform, category, day, hour;\n"
+               "               several separated by commas (default user,platform)\n"
+               "  --since D    from D on (YYYY-MM-DD or \"YYYY-MM-DD HH:MM\", local time\n"
+               "               as written in the log)\n"
+               "  --until D    before D\n"
+               "  --top N      only the first N rows\n"
+               "  --format F   table (default), csv or json\n"
+               "  -            read standard input (zcat access.log.*.gz | socialgate report -)\n"
+               "Active minutes, requests and bytes come from ev=usage lines; denials and\n"
+               "warns from request and tunnel lines. Sorted by active minutes.\n"
+               "exit status: 0 success, 1 a file could not be read, 2 usage error\n");
+}
+
+static int
+usage_error(const char *msg, const char *arg)
+{
+    if (arg)
+        fprintf(stderr, "socialgate report: %s: %s\n", msg, arg);
+    else
+        fprintf(stderr, "socialgate report: %s\n", msg);
+    usage(stderr);
+    return 2;
+}
+
 int
 report_main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "socialgate report: not available in this build\n");
-    return 2;
+    struct report_opts o;
+    enum report_format fmt = REPORT_TABLE;
+    const char *err;
+    int nfiles = 0, only_files = 0;
+
+    memset(&o, 0, sizeof(o));
+    o.by[0] = REPORT_BY_USER;
+    o.by[1] = REPORT_BY_PLATFORM;
+    o.nby = 2;
+
+    /* Options first, anywhere before "--"; files are picked up in a
+     * second pass so their order is kept. */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_files || a[0] != '-' || strcmp(a, "-") == 0) {
+            argv[++nfiles] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_files = 1;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        static const char *const opts[] = {"--by", "--since", "--until", "--top", "--format"};
+        size_t k, n = strcspn(a, "=");
+        for (k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
+            if (strlen(opts[k]) == n && memcmp(a, opts[k], n) == 0)
+                break;
+        if (k == sizeof(opts) / sizeof(opts[0]))
+            return usage_error("unknown option", a);
+        const char *v;
+        if (a[n] == '=') {
+            v = a + n + 1;
+        } else if (i + 1 < argc) {
+            v = argv[++i];
+        } else {
+            return usage_error("missing value for", a);
+        }
+        switch (k) {
+        case 0:
+            if (report_parse_by(v, &o, &err) < 0)
+                return usage_error(err, v);
+            break;
+        case 1:
+        case 2:
+            if (report_parse_when(v, k == 1 ? o.since : o.until, &err) < 0)
+                return usage_error(err, v);
+            break;
+        case 3: {
+            uint64_t t;
+            struct report_str s = {v, strlen(v)};
+            if (parse_u64(s, &t) < 0 || t == 0 || t > SIZE_MAX)
+                return usage_error("--top takes a positive number", v);
+            o.top = (size_t)t;
+            break;
+        }
+        default:
+            if (strcmp(v, "table") == 0)
+                fmt = REPORT_TABLE;
+            else if (strcmp(v, "csv") == 0)
+                fmt = REPORT_CSV;
+            else if (strcmp(v, "json") == 0)
+                fmt = REPORT_JSON;
+            else
+                return usage_error("--format takes table, csv or json", v);
+            break;
+        }
+    }
+    if (nfiles == 0)
+        return usage_error("no log file given (- reads standard input)", NULL);
+
+    struct feed_state st = {0};
+    st.r = report_new(&o);
+    st.buf = malloc(READ_BUF);
+    if (st.r == NULL || st.buf == NULL) {
+        fprintf(stderr, "socialgate report: out of memory\n");
+        report_free(st.r);
+        free(st.buf);
+        return 1;
+    }
+    int rc = 0;
+    for (int i = 1; i <= nfiles; i++) {
+        const char *name = argv[i];
+        int fd = strcmp(name, "-") == 0 ? STDIN_FILENO : open(name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            fprintf(stderr, "socialgate report: %s: %s\n", name, strerror(errno));
+            rc = 1;
+            continue;
+        }
+        int r = read_stream(&st, fd, fd == STDIN_FILENO ? "(standard input)" : name);
+        if (fd != STDIN_FILENO)
+            close(fd);
+        if (r < 0) {
+            fprintf(stderr, "socialgate report: out of memory\n");
+            rc = 1;
+            goto out;
+        }
+        if (r > 0)
+            rc = 1;
+    }
+    if (st.malformed)
+        fprintf(stderr, "socialgate report: %llu malformed line%s skipped (first: %s:%llu)\n",
+                (unsigned long long)st.malformed, st.malformed == 1 ? "" : "s",
+                st.first_file ? st.first_file : "?", (unsigned long long)st.first_line);
+    static char obuf[1 << 16];
+    setvbuf(stdout, obuf, _IOFBF, sizeof(obuf));
+    if (report_print(st.r, fmt, stdout) < 0 || fflush(stdout) != 0) {
+        fprintf(stderr, "socialgate report: writing the report: %s\n", strerror(errno));
+        rc = 1;
+    }
+out:
+    report_free(st.r);
+    free(st.buf);
+    free(st.first_file);
+    return rc;
 }
