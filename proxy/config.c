@@ -262,6 +262,8 @@ static const struct key keys[] = {
     {"auth", "groups", K_PATH, OFF(auth_groups), NULL, 0, 0},
     {"auth", "required", K_SPECIAL, 0, NULL, 0, 0},
     {"auth", "realm", K_SPECIAL, 0, NULL, 0, 0},
+    {"proxy", "user", K_SPECIAL, 0, NULL, 0, 0},
+    {"proxy", "pidfile", K_PATH, OFF(pidfile), NULL, 0, 0},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -316,6 +318,15 @@ set_special(struct load *l, const struct key *k, const char *value)
             return bad(l, "pac_proxy", value, "expected host:port");
         free(c->pac_proxy);
         c->pac_proxy = xstrdup(value);
+        return 0;
+    }
+    if (strcmp(k->name, "user") == 0) {
+        for (const char *q = value; *q; q++)
+            if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '-' ||
+                  *q == '_' || *q == '.' || (*q >= 'A' && *q <= 'Z')))
+                return bad(l, k->name, value, "not a user name");
+        free(c->run_user);
+        c->run_user = xstrdup(value);
         return 0;
     }
     if (strcmp(k->name, "required") == 0) {
@@ -628,6 +639,8 @@ config_free(struct config *c)
     cidrset_free(&c->block_destinations);
     free(c->access_log);
     free(c->squid_log);
+    free(c->run_user);
+    free(c->pidfile);
     cidrset_free(&c->admin_allow);
     free(c->pac_proxy);
     for (size_t i = 0; i < c->npac_direct; i++)

@@ -29,6 +29,8 @@ struct config {
     char *timezone; /* NULL: the system's */
     int workers;    /* 0 = auto */
     char *state_dir;
+    char *run_user; /* NULL: keep the user we started as */
+    char *pidfile;  /* NULL: none */
 
     /* [dns] */
     int dns_system;

@@ -1,5 +1,8 @@
 /* socialgate: command line, configuration, signals, workers. */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/un.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -37,6 +40,7 @@
 #define SOCIALGATE_VERSION "0.1.0"
 
 static const char *config_path = DEFAULT_CONFIG;
+static void sd_notify_msg(const char *msg);
 static struct worker **workers;
 static int nworkers;
 static struct event_base *main_base;
@@ -171,6 +175,7 @@ worker_count(const struct config *c)
 static void
 reload(void)
 {
+    sd_notify_msg("RELOADING=1");
     struct diag d = {0};
     struct snapshot *s = snapshot_load(config_path, &d);
     log_diag(&d);
@@ -180,6 +185,7 @@ reload(void)
         log_warnx("reload of %s failed: keeping the running configuration", config_path);
         config_error_event(&d_copy);
         stats_count(STATS_RELOAD_ERROR);
+        sd_notify_msg("READY=1");
         diag_free(&d_copy);
         snapshot_release(cur);
         return;
@@ -199,6 +205,7 @@ reload(void)
     snapshot_release(cur);
     snapshot_install(s);
     log_info("configuration reloaded from %s", config_path);
+    sd_notify_msg("READY=1");
     stats_count(STATS_RELOAD_OK);
     stats_set_config_time((int64_t)time(NULL));
     config_event("ok", s);
@@ -235,6 +242,7 @@ stop(int at_once)
     uint64_t drain = s->cfg->drain_ms;
     snapshot_release(s);
     admin_set_draining();
+    sd_notify_msg("STOPPING=1");
     if (!stopping) {
         log_info(at_once ? "interrupted: stopping now" : "stopping: draining for up to %llu ms",
                  (unsigned long long)drain);
@@ -330,18 +338,108 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
     accesslog_flush();
 }
 
+/* systemd's notify protocol without libsystemd: one datagram to
+ * $NOTIFY_SOCKET ("@name" is an abstract socket). Silent when not under
+ * systemd. */
+static void
+sd_notify_msg(const char *msg)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (path == NULL || (path[0] != '/' && path[0] != '@') || strlen(path) >= 108)
+        return;
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    size_t len = strlen(path);
+    memcpy(sun.sun_path, path, len);
+    if (path[0] == '@')
+        sun.sun_path[0] = '\0';
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+        log_warn("sd_notify");
+    close(fd);
+}
+
+/* Started as root with [proxy] user: give the state folder to that user,
+ * then drop to it for good (groups, gid, uid) and check root cannot be
+ * regained. */
+static void
+drop_privileges(const struct config *cfg)
+{
+    if (cfg->run_user == NULL)
+        return;
+    struct passwd *pw = getpwnam(cfg->run_user);
+    if (pw == NULL)
+        fatalx("[proxy] user = %s: no such user", cfg->run_user);
+    if (geteuid() != 0) {
+        if (geteuid() != pw->pw_uid)
+            fatalx("[proxy] user = %s: only root can switch users", cfg->run_user);
+        return;
+    }
+    if (chown(cfg->state_dir, pw->pw_uid, pw->pw_gid) < 0)
+        log_warn("cannot give %s to %s", cfg->state_dir, cfg->run_user);
+    if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+        fatal("cannot drop privileges to %s", cfg->run_user);
+    if (setuid(0) == 0 || geteuid() == 0)
+        fatalx("privileges could be regained after dropping them");
+    log_info("running as user %s", cfg->run_user);
+}
+
+/* -d: detach from the terminal; diagnostics go to syslog from here on. */
+static void
+daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        fatal("fork");
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        fatal("setsid");
+    pid = fork();
+    if (pid < 0)
+        fatal("fork");
+    if (pid > 0)
+        _exit(0);
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDERR_FILENO);
+        if (fd > STDERR_FILENO)
+            close(fd);
+    }
+    log_set_syslog(1);
+}
+
+static void
+write_pidfile(const char *path)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 ||
+        rename(tmp, path) != 0)
+        fatal("cannot write pidfile %s", path);
+}
+
 int
 main(int argc, char **argv)
 {
-    int opt, test_only = 0;
+    int opt, test_only = 0, detach = 0;
 
     if (argc > 1 && strcmp(argv[1], "explain") == 0)
         return explain_main(argc - 1, argv + 1, DEFAULT_CONFIG);
     if (argc > 1 && strcmp(argv[1], "report") == 0)
         return report_main(argc - 1, argv + 1);
 
-    while ((opt = getopt(argc, argv, "c:thvV")) != -1) {
+    while ((opt = getopt(argc, argv, "c:dthvV")) != -1) {
         switch (opt) {
+        case 'd':
+            detach = 1;
+            break;
         case 'c':
             config_path = optarg;
             break;
@@ -430,15 +528,23 @@ main(int argc, char **argv)
         else if (n > 0)
             log_info("quota state: %d entries restored", n);
     }
-    if (authpool_start(2) < 0)
-        fatalx("cannot start the password check threads");
     if (catalog_jit_failed(snap->rules->catalog))
         log_info("PCRE2 JIT unavailable (MemoryDenyWriteExecute?): host_regex uses the interpreter");
     snapshot_install(snap);
 
+    if (detach)
+        daemonize();
+    if (cfg->pidfile)
+        write_pidfile(cfg->pidfile);
     main_base = event_base_new();
     if (main_base == NULL)
         fatalx("libevent: cannot create the event loop");
+    stats_set_config_time((int64_t)time(NULL));
+    if (admin_start(main_base, cfg) < 0)
+        fatalx("cannot start the admin endpoint");
+    drop_privileges(cfg);
+    if (authpool_start(2) < 0)
+        fatalx("cannot start the password check threads");
     for (int i = 0; i < nworkers; i++) {
         workers[i] = worker_new(i, fds + (size_t)i * nl, nl);
         if (workers[i] == NULL)
@@ -446,9 +552,10 @@ main(int argc, char **argv)
     }
     free(fds);
     int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
-    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-        struct event *ev = evsignal_new(main_base, sigs[i], signal_cb, NULL);
-        if (ev == NULL || event_add(ev, NULL) != 0)
+    struct event *sig_evs[4];
+    for (size_t i = 0; i < 4; i++) {
+        sig_evs[i] = evsignal_new(main_base, sigs[i], signal_cb, NULL);
+        if (sig_evs[i] == NULL || event_add(sig_evs[i], NULL) != 0)
             fatalx("cannot handle signal %d", sigs[i]);
     }
     struct event *flush_ev = event_new(main_base, -1, EV_PERSIST, flush_cb, NULL);
@@ -464,9 +571,6 @@ main(int argc, char **argv)
     drain_ev = evtimer_new(main_base, drain_timeout_cb, NULL);
     poll_ev = event_new(main_base, -1, EV_PERSIST, poll_cb, NULL);
 
-    stats_set_config_time((int64_t)time(NULL));
-    if (admin_start(main_base, cfg) < 0)
-        fatalx("cannot start the admin endpoint");
     for (int i = 0; i < nworkers; i++)
         if (worker_start(workers[i]) != 0)
             fatal("cannot start worker thread");
@@ -475,6 +579,7 @@ main(int argc, char **argv)
     log_info("socialgate %s started: %d worker%s, config %s", SOCIALGATE_VERSION, nworkers,
              nworkers == 1 ? "" : "s", config_path);
     config_event("ok", snap);
+    sd_notify_msg("READY=1");
 
     event_base_dispatch(main_base);
 
@@ -488,6 +593,10 @@ main(int argc, char **argv)
     usage_reset();
     event_free(state_ev);
     event_free(usage_ev);
+    for (size_t i = 0; i < 4; i++)
+        event_free(sig_evs[i]);
+    if (cfg->pidfile)
+        unlink(cfg->pidfile); /* may fail after dropping privileges: harmless */
     log_info("stopped");
     accesslog_close();
     event_free(flush_ev);

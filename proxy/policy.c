@@ -241,11 +241,17 @@ add_list(char ***v, size_t *n, const char *value, int lower)
     return x.failed ? -1 : 0;
 }
 
-/* Appends a continuation line to raw text kept for policy_finish. */
+/* Appends a continuation line to raw text kept for policy_finish. A list
+ * continued on the next line usually ends its line with a comma
+ * ("when = mon-fri 12:00-13:30,"): no second one is added. */
 static int
 append_raw(char **raw, const char *value)
 {
     size_t a = *raw ? strlen(*raw) : 0, b = strlen(value);
+    while (a && ((*raw)[a - 1] == ' ' || (*raw)[a - 1] == '\t'))
+        a--;
+    if (a && (*raw)[a - 1] == ',')
+        a--;
     char *n = realloc(*raw, a + b + 3);
     if (n == NULL)
         return -1;
