@@ -1,6 +1,7 @@
 # socialgate: `make` builds, `make run` starts it on 127.0.0.1:3128 with
-# proxy.ini.example, `make test` runs every test. `run` and `test` first
-# install what is missing from Debian.
+# proxy.ini.example, `make test` runs every test, `make fuzz` fuzzes every
+# parser of outside input. `run`, `test` and `fuzz` first install what is
+# missing from Debian.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -24,7 +25,7 @@ BUILD ?= build
 PURE_SRC = proxy/logfmt.c proxy/errpage.c proxy/http1.c proxy/config.c proxy/inifile.c proxy/diag.c proxy/catalog.c proxy/rules.c proxy/sni.c proxy/timewin.c proxy/htpasswd.c proxy/policy.c proxy/usage.c proxy/decision.c proxy/local.c proxy/report.c \
 	proxy/util/num.c proxy/util/addr.c proxy/util/escape.c
 DAEMON_SRC = proxy/main.c proxy/explain.c proxy/log.c proxy/snapshot.c proxy/accesslog.c \
-	proxy/worker.c proxy/conn.c proxy/dns.c proxy/authpool.c proxy/admin.c proxy/stats.c
+	proxy/worker.c proxy/conn.c proxy/dns.c proxy/authpool.c proxy/admin.c proxy/stats.c proxy/splice.c
 SRC = $(PURE_SRC) $(DAEMON_SRC)
 OBJ = $(SRC:%.c=$(BUILD)/%.o)
 PURE_OBJ = $(PURE_SRC:%.c=$(BUILD)/%.o)
@@ -44,7 +45,7 @@ $(BUILD)/%.o: %.c
 
 # --- dependencies from Debian ------------------------------------------
 BUILD_DEPS = gcc make pkg-config libevent-dev libssl-dev libpcre2-dev libinih-dev libcrypt-dev libidn2-dev
-TEST_DEPS = libcmocka-dev python3-pytest curl wget nginx-light openssl apache2-utils tzdata
+TEST_DEPS = libcmocka-dev python3-pytest curl wget nginx-light openssl apache2-utils tzdata groff-base man-db systemd nftables
 define apt_need
 	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' \
@@ -63,6 +64,9 @@ deps:
 
 test-deps: deps
 	$(call apt_need,$(TEST_DEPS))
+
+fuzz-deps: deps
+	$(call apt_need,$(FUZZ_DEPS))
 
 run: deps
 	$(MAKE) $(BIN)
@@ -87,6 +91,19 @@ $(BUILD)/bench/bench_classify: tests/bench/bench_classify.c $(PURE_OBJ)
 bench-classify: $(BUILD)/bench/bench_classify
 	./$(BUILD)/bench/bench_classify
 
+# `socialgate report` on a ~1 GB generated usage log, next to `cat` as the
+# disk-speed reference (not part of test). The log is made once.
+REPORT_LOG = $(BUILD)/bench/report-1g.log
+$(BUILD)/bench/gen_report_log: tests/bench/gen_report_log.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O2 -o $@ $<
+
+$(REPORT_LOG): | $(BUILD)/bench/gen_report_log
+	./$(BUILD)/bench/gen_report_log 1024 >$@.tmp && mv $@.tmp $@
+
+bench-report: $(BIN) $(REPORT_LOG)
+	sh tests/bench/bench_report.sh ./$(BIN) $(REPORT_LOG)
+
 PYTEST = /usr/bin/python3 -m pytest
 integration: $(BIN)
 	$(PYTEST) -q tests/integration tests/catalog
@@ -95,6 +112,55 @@ test: test-deps
 	$(MAKE) $(BIN) $(UNIT_TESTS)
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) fuzz-replay
+
+# --- fuzzing --------------------------------------------------------------
+# One libFuzzer target per parser of outside input, tests/fuzz/fuzz_*.c,
+# each with a seed corpus in tests/fuzz/corpus/<target>/ (see
+# tests/fuzz/README.md).
+#   make fuzz-replay   every corpus input once through each target, built
+#                      with the normal compiler and flags (part of `test`)
+#   make fuzz          clang -fsanitize=fuzzer,address,undefined builds in
+#                      $(FUZZ_BUILD)/, each run FUZZ_SECONDS (default 60);
+#                      fails on a crash, leak, hang or broken check
+#   make fuzz-smoke    make fuzz FUZZ_SECONDS=60 (CI)
+# New corpus entries, logs and crashing inputs go to $(FUZZ_WORK), never
+# into the repository.
+FUZZ_TARGETS = $(sort $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_HDRS = $(wildcard tests/fuzz/*.h)
+FUZZ_REPLAY = $(FUZZ_TARGETS:%=$(BUILD)/fuzz-replay/%)
+FUZZERS = $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+CLANG ?= clang
+FUZZ_BUILD ?= build-fuzz
+FUZZ_WORK ?= $(FUZZ_BUILD)/work
+FUZZ_SECONDS ?= 60
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+$(BUILD)/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay.c $(FUZZ_HDRS) $(PURE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/replay.c $(PURE_OBJ) $(LDLIBS) $(EXTRA_LDFLAGS)
+
+fuzz-replay: $(FUZZ_REPLAY)
+	@sh tests/fuzz/run.sh replay $(BUILD)/fuzz-replay $(FUZZ_TARGETS)
+
+# Built by fuzz-build in $(FUZZ_BUILD) with CC=$(CLANG): the pure objects
+# with -fsanitize=fuzzer-no-link, the targets linked with libFuzzer.
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_HDRS) $(PURE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/fuzz -fsanitize=fuzzer -o $@ $< $(PURE_OBJ) $(LDLIBS) $(EXTRA_LDFLAGS)
+
+fuzzers: $(FUZZERS)
+
+# clang's -Wformat=2 also flags the vsnprintf of printf-like helpers.
+fuzz-build: fuzz-deps
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(CLANG) CFLAGS="-O1 -g -Wno-format-nonliteral" \
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" EXTRA_LDFLAGS="$(FUZZ_SAN)" fuzzers
+
+fuzz: fuzz-build
+	@sh tests/fuzz/run.sh fuzz $(FUZZ_BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_WORK) $(FUZZ_TARGETS)
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=60
 
 # Sanitizer build in its own tree; runs the same suites against it.
 asan:
@@ -105,25 +171,84 @@ asan:
 test-asan: test-deps asan
 	$(MAKE) BUILD=build-asan BIN=build-asan/socialgate \
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -O1" \
-	  EXTRA_LDFLAGS="-fsanitize=address,undefined" CFLAGS=-g unit
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined" CFLAGS=-g unit fuzz-replay
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
 	  SOCIALGATE_BIN=build-asan/socialgate $(PYTEST) -q tests/integration
 
+# --- install ----------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=...], as root for a real install:
+#   $(SBINDIR)/socialgate
+#   $(CONFDIR)/proxy.ini, rules/*.ini   the example configuration, with the
+#       production paths of its comments (state_dir /var/lib/socialgate, the
+#       usage log in /var/log/socialgate); a file the administrator edited is
+#       kept and the new version is installed beside it as FILE.dist
+#   $(MANDIR)/man8/socialgate.8, man5/socialgate.ini.5
+#   $(DATADIR)/...                      contrib/ (unit, logrotate, PAC, nftables,
+#       ...) and defaults/, the configuration as shipped, to tell edits apart
+#   $(UNITDIR)/socialgate.service       with the paths of this PREFIX; systemd
+#       reads units from /usr/local/lib/systemd/system and /usr/lib/systemd/system,
+#       for other prefixes pass UNITDIR=/etc/systemd/system (or systemctl link)
+# make uninstall removes all of it except configuration files the
+# administrator edited (an unedited one, equal to its defaults/ copy, goes).
+# Use the same PREFIX (and SYSCONFDIR) for make, make install and make
+# uninstall: the default configuration path is compiled in.
+CONFDIR = $(SYSCONFDIR)/socialgate
+MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share/socialgate
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DIST = $(BUILD)/dist
+DIST_SED = -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/usr/local/etc/socialgate|$(CONFDIR)|g'
+CONTRIB_FILES = $(shell find contrib -type f ! -path 'contrib/man/*' ! -name '*.pyc' \
+	! -path '*/__pycache__/*' ! -name '*~' 2>/dev/null | LC_ALL=C sort)
+
 install: $(BIN)
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/socialgate/rules
+	@set -e; rm -rf $(DIST); mkdir -p $(DIST)/etc/rules; \
+	sed -e 's|^state_dir = state$$|state_dir = /var/lib/socialgate|' \
+	    -e 's|^access = -$$|access = /var/log/socialgate/access.log|' \
+	    proxy.ini.example >$(DIST)/etc/proxy.ini; \
+	for f in rules/*.ini; do cp $$f $(DIST)/etc/rules/; done; \
+	sed $(DIST_SED) contrib/systemd/socialgate.service >$(DIST)/socialgate.service
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(CONFDIR)/rules $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(DATADIR)/defaults/rules $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/socialgate
-	@if [ -e $(DESTDIR)$(SYSCONFDIR)/socialgate/proxy.ini ]; then \
-	  install -m 0644 proxy.ini.example $(DESTDIR)$(SYSCONFDIR)/socialgate/proxy.ini.dist; \
-	else install -m 0644 proxy.ini.example $(DESTDIR)$(SYSCONFDIR)/socialgate/proxy.ini; fi
-	@for f in rules/*.ini; do [ -e "$$f" ] || continue; \
-	  d=$(DESTDIR)$(SYSCONFDIR)/socialgate/$$f; \
-	  if [ -e "$$d" ]; then install -m 0644 $$f $$d.dist; else install -m 0644 $$f $$d; fi; done
+	install -m 0644 contrib/man/socialgate.8 $(DESTDIR)$(MANDIR)/man8/socialgate.8
+	install -m 0644 contrib/man/socialgate.ini.5 $(DESTDIR)$(MANDIR)/man5/socialgate.ini.5
+	install -m 0644 $(DIST)/socialgate.service $(DESTDIR)$(UNITDIR)/socialgate.service
+	@set -e; cd $(DIST)/etc; for f in proxy.ini rules/*.ini; do \
+	  dst="$(DESTDIR)$(CONFDIR)/$$f"; ref="$(DESTDIR)$(DATADIR)/defaults/$$f"; \
+	  if [ ! -e "$$dst" ] || cmp -s "$$f" "$$dst" || { [ -e "$$ref" ] && cmp -s "$$ref" "$$dst"; }; then \
+	    echo "install $$dst"; install -m 0644 "$$f" "$$dst"; rm -f "$$dst.dist"; \
+	  else \
+	    echo "keep $$dst (edited): the new version is $$dst.dist"; \
+	    install -m 0644 "$$f" "$$dst.dist"; \
+	  fi; \
+	  install -m 0644 "$$f" "$$ref"; \
+	done
+	@set -e; for f in $(CONTRIB_FILES); do \
+	  rel=$${f#contrib/}; dst="$(DESTDIR)$(DATADIR)/$$rel"; \
+	  mode=0644; [ -x "$$f" ] && mode=0755; \
+	  install -d "$${dst%/*}"; \
+	  if [ "$$f" = contrib/systemd/socialgate.service ]; then f=$(DIST)/socialgate.service; fi; \
+	  install -m $$mode "$$f" "$$dst"; \
+	done; echo "install $(DESTDIR)$(DATADIR)/ (contrib files)"
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/socialgate
+	rm -f $(DESTDIR)$(SBINDIR)/socialgate $(DESTDIR)$(MANDIR)/man8/socialgate.8 \
+	  $(DESTDIR)$(MANDIR)/man5/socialgate.ini.5 $(DESTDIR)$(UNITDIR)/socialgate.service
+	@set -e; conf="$(DESTDIR)$(CONFDIR)"; ref="$(DESTDIR)$(DATADIR)/defaults"; \
+	if [ -d "$$ref" ]; then list=$$(cd "$$ref" && find . -type f | sed 's|^\./||'); \
+	else list="proxy.ini $$(ls rules/*.ini)"; fi; \
+	for f in $$list; do \
+	  rm -f "$$conf/$$f.dist"; \
+	  [ -e "$$conf/$$f" ] || continue; \
+	  if [ -e "$$ref/$$f" ] && cmp -s "$$ref/$$f" "$$conf/$$f"; then rm -f "$$conf/$$f"; \
+	  else echo "keep $$conf/$$f (edited)"; fi; \
+	done; \
+	rmdir "$$conf/rules" 2>/dev/null || true; rmdir "$$conf" 2>/dev/null || true
+	rm -rf $(DESTDIR)$(DATADIR)
 
 clean:
-	rm -rf $(BUILD) build-asan $(BIN)
+	rm -rf $(BUILD) build-asan $(FUZZ_BUILD) $(BIN)
 
-.PHONY: all deps test-deps run unit integration test asan test-asan install uninstall clean \
-	bench-classify
+.PHONY: all deps test-deps fuzz-deps run unit integration test asan test-asan install uninstall \
+	clean bench-classify fuzz-replay fuzzers fuzz-build fuzz fuzz-smoke bench-report

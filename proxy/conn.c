@@ -28,6 +28,7 @@
 #include "config.h"
 #include "rules.h"
 #include "sni.h"
+#include "splice.h"
 #include "errpage.h"
 #include "htpasswd.h"
 #include "http1.h"
@@ -132,6 +133,7 @@ struct conn {
     size_t lingered;
     int cli_eof, up_eof;  /* tunnel half-closes */
     int cli_shut, up_shut;
+    struct splicer *spl;  /* the tunnel relays in the kernel */
     struct txn t;
 };
 
@@ -282,6 +284,7 @@ conn_close(struct conn *c, const char *reason)
     txn_log(c);
     log_debug("conn %p closed: %s", (void *)c, reason);
     c->closed = 1;
+    splicer_stop(c->spl); /* before its sockets close */
     txn_reset(c);
     free_upstream(c);
     if (c->cbev) {
@@ -303,6 +306,7 @@ static void
 conn_free(struct conn *c)
 {
     TAILQ_REMOVE(&c->w->conns, c, link);
+    splicer_free(c->spl);
     worker_conn_closed(c->w, c, (struct sockaddr *)&c->peer);
     event_free(c->timer);
     snapshot_release(c->snap);
@@ -1452,6 +1456,60 @@ relay(struct conn *c, struct bufferevent *from, struct bufferevent *to)
     }
 }
 
+static void
+splice_event(void *arg, enum splice_event ev, int dir, size_t bytes, int err)
+{
+    struct conn *c = arg;
+    if (c->closed)
+        return;
+    switch (ev) {
+    case SPLICE_MOVED:
+        touch(c);
+        if (dir == 0)
+            c->t.up += bytes;
+        else
+            c->t.down += bytes;
+        mark_active(c);
+        break;
+    case SPLICE_DONE:
+        conn_close(c, NULL);
+        break;
+    case SPLICE_ERROR:
+        log_debug("tunnel relay: %s", strerror(err));
+        conn_close(c, dir == 0 ? "upstream-error" : "client-error");
+        break;
+    }
+}
+
+/* Once a tunnel needs no more inspection and no bytes wait in user space,
+ * the kernel relays it (splice). Until then, and when that fails, the
+ * bufferevents do. */
+static void
+tunnel_try_splice(struct conn *c)
+{
+    if (c->spl || c->closed || c->state != CS_TUNNEL || c->t.peek)
+        return;
+    if (evbuffer_get_length(bufferevent_get_input(c->cbev)) ||
+        evbuffer_get_length(bufferevent_get_output(c->cbev)) ||
+        evbuffer_get_length(bufferevent_get_input(c->ubev)) ||
+        evbuffer_get_length(bufferevent_get_output(c->ubev)))
+        return;
+    if (c->cli_eof != c->up_shut || c->up_eof != c->cli_shut)
+        return; /* a half-close is still on its way */
+    bufferevent_disable(c->cbev, EV_READ | EV_WRITE);
+    bufferevent_disable(c->ubev, EV_READ | EV_WRITE);
+    c->spl = splicer_start(c->w, bufferevent_getfd(c->cbev), bufferevent_getfd(c->ubev),
+                           c->cli_eof, c->up_eof, splice_event, c);
+    if (c->spl == NULL) { /* stay with the bufferevents */
+        if (!c->cli_eof)
+            bufferevent_enable(c->cbev, EV_READ);
+        if (!c->up_eof)
+            bufferevent_enable(c->ubev, EV_READ);
+        bufferevent_enable(c->cbev, EV_WRITE);
+        bufferevent_enable(c->ubev, EV_WRITE);
+    }
+}
+
 /* A side said EOF: pass the half-close on once its data is out. */
 static void
 tunnel_eof(struct conn *c, struct bufferevent *from)
@@ -1490,6 +1548,7 @@ tunnel_writable(struct conn *c, struct bufferevent *to)
     }
     bufferevent_setwatermark(to, EV_WRITE, 0, 0);
     bufferevent_enable(from, EV_READ);
+    tunnel_try_splice(c);
 }
 
 /* --- callbacks ----------------------------------------------------------- */
@@ -1510,6 +1569,7 @@ client_read_cb(struct bufferevent *bev, void *arg)
         if (c->t.peek && peek_hello(c))
             break;
         relay(c, bev, c->ubev);
+        tunnel_try_splice(c);
         break;
     case CS_CLOSING: {
         struct evbuffer *in = bufferevent_get_input(bev);

@@ -1,6 +1,8 @@
+#define _GNU_SOURCE /* pipe2(2), F_SETPIPE_SZ */
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -280,6 +282,41 @@ worker_pool_put(struct worker *w, const char *key, struct bufferevent *bev)
     w->npool++;
 }
 
+/* --- pipes for splice relays --------------------------------------------- */
+
+#define PIPE_BYTES (256 * 1024)
+
+int
+worker_pipe_get(struct worker *w, int p[2])
+{
+    if (w->npipes > 0) {
+        w->npipes--;
+        p[0] = w->pipes[w->npipes][0];
+        p[1] = w->pipes[w->npipes][1];
+        return 0;
+    }
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -1;
+    /* Bigger pipes move more per splice; the default 64 KiB is kept when the
+     * system refuses (pipe-user-pages limits). */
+    fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES);
+    return 0;
+}
+
+void
+worker_pipe_put(struct worker *w, int p[2])
+{
+    if (w->npipes < sizeof(w->pipes) / sizeof(w->pipes[0])) {
+        w->pipes[w->npipes][0] = p[0];
+        w->pipes[w->npipes][1] = p[1];
+        w->npipes++;
+    } else {
+        close(p[0]);
+        close(p[1]);
+    }
+    p[0] = p[1] = -1;
+}
+
 /* --- commands and lifecycle --------------------------------------------- */
 
 static void
@@ -383,6 +420,10 @@ worker_join_free(struct worker *w)
     while (!TAILQ_EMPTY(&w->pool))
         pool_drop(TAILQ_FIRST(&w->pool));
     free(w->ls);
+    for (size_t i = 0; i < w->npipes; i++) {
+        close(w->pipes[i][0]);
+        close(w->pipes[i][1]);
+    }
     event_free(w->cmd_ev);
     event_free(w->resume_ev);
     dns_free(w->dns);

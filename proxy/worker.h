@@ -42,6 +42,8 @@ struct worker {
     size_t npool;
     int draining;
     atomic_int finished; /* the loop has ended */
+    int pipes[64][2];    /* empty pipes kept for splice relays */
+    size_t npipes;
 };
 
 enum { WORKER_CMD_DRAIN = 1, WORKER_CMD_STOP = 2, WORKER_CMD_RELOAD = 4 };
@@ -61,6 +63,11 @@ void worker_conn_closed(struct worker *w, struct conn *c, const struct sockaddr 
 /* Idle upstream connections, per worker, keyed by "host:port". */
 struct bufferevent *worker_pool_get(struct worker *w, const char *key);
 void worker_pool_put(struct worker *w, const char *key, struct bufferevent *bev);
+
+/* An empty pipe for a splice relay (from the pool, or new). 0 or -1. */
+int worker_pipe_get(struct worker *w, int p[2]);
+/* Gives back an empty pipe (closed when the pool is full). */
+void worker_pipe_put(struct worker *w, int p[2]);
 
 /* The Via field value this proxy adds, e.g. "1.1 gw1 (socialgate)". */
 const char *worker_via(void);

@@ -1,0 +1,229 @@
+#define _GNU_SOURCE /* splice(2), pipe2(2) */
+#include "splice.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "worker.h"
+
+#define SPLICE_CHUNK (1024 * 1024)
+#define SPLICE_ROUNDS 4 /* reads per wakeup, then give other connections a turn */
+
+struct dir {
+    struct splicer *s;
+    int idx;         /* 0: client->upstream, 1: upstream->client */
+    int from, to;
+    int pipe[2];     /* -1 when none held */
+    size_t inpipe;   /* bytes in the pipe */
+    int eof;         /* `from` ended */
+    int shut;        /* `to` was shut down for writing */
+    struct event *rev, *wev;
+};
+
+struct splicer {
+    struct worker *w;
+    struct dir d[2];
+    splice_cb cb;
+    void *arg;
+};
+
+static int
+dir_done(const struct dir *d)
+{
+    return d->eof && d->inpipe == 0 && d->shut;
+}
+
+static void
+release_pipe(struct dir *d)
+{
+    if (d->pipe[0] >= 0 && d->inpipe == 0) {
+        worker_pipe_put(d->s->w, d->pipe);
+        d->pipe[0] = d->pipe[1] = -1;
+    }
+}
+
+/* Moves what the pipe holds to `to`. Returns 0, or -1 with errno. */
+static int
+flush_pipe(struct dir *d)
+{
+    while (d->inpipe > 0) {
+        ssize_t m = splice(d->pipe[0], NULL, d->to, NULL, d->inpipe,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (m > 0) {
+            d->inpipe -= (size_t)m;
+            continue;
+        }
+        if (m < 0 && errno == EINTR)
+            continue;
+        if (m < 0 && errno == EAGAIN)
+            return 0;
+        if (m == 0)
+            errno = EPIPE;
+        return -1;
+    }
+    return 0;
+}
+
+/* After progress: wait for `to` when the pipe holds bytes, else read on;
+ * pass the half-close on once everything is out. */
+static void
+rearm(struct dir *d)
+{
+    if (d->inpipe > 0) {
+        event_del(d->rev);
+        event_add(d->wev, NULL);
+        return;
+    }
+    event_del(d->wev);
+    if (d->eof) {
+        event_del(d->rev);
+        if (!d->shut) {
+            shutdown(d->to, SHUT_WR);
+            d->shut = 1;
+        }
+    } else {
+        event_add(d->rev, NULL);
+    }
+}
+
+static void
+check_done(struct splicer *s)
+{
+    if (dir_done(&s->d[0]) && dir_done(&s->d[1]))
+        s->cb(s->arg, SPLICE_DONE, 0, 0, 0);
+}
+
+static void
+fail(struct dir *d, int err)
+{
+    d->s->cb(d->s->arg, SPLICE_ERROR, d->idx, 0, err);
+}
+
+static void
+read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct dir *d = arg;
+    struct splicer *s = d->s;
+    size_t moved = 0;
+    (void)fd;
+    (void)what;
+    for (int round = 0; round < SPLICE_ROUNDS && d->inpipe == 0 && !d->eof; round++) {
+        if (d->pipe[0] < 0 && worker_pipe_get(s->w, d->pipe) < 0) {
+            fail(d, errno);
+            return;
+        }
+        ssize_t n = splice(d->from, NULL, d->pipe[1], NULL, SPLICE_CHUNK,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            d->inpipe += (size_t)n;
+            moved += (size_t)n;
+            if (flush_pipe(d) < 0) {
+                fail(d, errno);
+                return;
+            }
+            continue;
+        }
+        if (n == 0) {
+            d->eof = 1;
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN)
+            break;
+        fail(d, errno);
+        return;
+    }
+    if (d->inpipe == 0)
+        release_pipe(d);
+    rearm(d);
+    if (moved)
+        s->cb(s->arg, SPLICE_MOVED, d->idx, moved, 0);
+    check_done(s);
+}
+
+static void
+write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct dir *d = arg;
+    (void)fd;
+    (void)what;
+    if (flush_pipe(d) < 0) {
+        fail(d, errno);
+        return;
+    }
+    if (d->inpipe == 0)
+        release_pipe(d);
+    rearm(d);
+    check_done(d->s);
+}
+
+struct splicer *
+splicer_start(struct worker *w, int cfd, int ufd, int cli_eof, int up_eof, splice_cb cb,
+              void *arg)
+{
+    struct splicer *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->w = w;
+    s->cb = cb;
+    s->arg = arg;
+    for (int i = 0; i < 2; i++) {
+        struct dir *d = &s->d[i];
+        d->s = s;
+        d->idx = i;
+        d->from = i == 0 ? cfd : ufd;
+        d->to = i == 0 ? ufd : cfd;
+        d->pipe[0] = d->pipe[1] = -1;
+        d->eof = i == 0 ? cli_eof : up_eof;
+        d->shut = d->eof; /* the bufferevent path passed it on already */
+        d->rev = event_new(w->base, d->from, EV_READ | EV_PERSIST, read_cb, d);
+        d->wev = event_new(w->base, d->to, EV_WRITE, write_cb, d);
+        if (d->rev == NULL || d->wev == NULL) {
+            splicer_free(s);
+            return NULL;
+        }
+        if (!d->eof)
+            event_add(d->rev, NULL);
+    }
+    return s;
+}
+
+void
+splicer_stop(struct splicer *s)
+{
+    for (int i = 0; s && i < 2; i++) {
+        if (s->d[i].rev)
+            event_del(s->d[i].rev);
+        if (s->d[i].wev)
+            event_del(s->d[i].wev);
+    }
+}
+
+void
+splicer_free(struct splicer *s)
+{
+    if (s == NULL)
+        return;
+    for (int i = 0; i < 2; i++) {
+        struct dir *d = &s->d[i];
+        if (d->rev)
+            event_free(d->rev);
+        if (d->wev)
+            event_free(d->wev);
+        if (d->pipe[0] >= 0) {
+            if (d->inpipe == 0) {
+                worker_pipe_put(s->w, d->pipe);
+            } else { /* bytes never delivered: this pipe cannot be reused */
+                close(d->pipe[0]);
+                close(d->pipe[1]);
+            }
+        }
+    }
+    free(s);
+}
