@@ -148,6 +148,8 @@ static void process_head(struct conn *c);
 static void connect_next(struct conn *c);
 static void pump_request_body(struct conn *c);
 static void pump_response(struct conn *c);
+static void response_try_splice(struct conn *c);
+static void txn_done(struct conn *c);
 static void relay(struct conn *c, struct bufferevent *from, struct bufferevent *to);
 static void usage_who(struct conn *c, struct usage_row *row, char *ip, size_t ipsize);
 
@@ -1481,6 +1483,63 @@ splice_event(void *arg, enum splice_event ev, int dir, size_t bytes, int err)
     }
 }
 
+/* Response bodies at least this long go through the kernel (splice). */
+#define SPLICE_MIN_BODY (64 * 1024)
+
+static void
+body_splice_event(void *arg, enum splice_event ev, int dir, size_t bytes, int err)
+{
+    struct conn *c = arg;
+    struct txn *t = &c->t;
+    (void)dir;
+    if (c->closed)
+        return;
+    switch (ev) {
+    case SPLICE_MOVED:
+        touch(c);
+        t->down += bytes;
+        t->resp_remain -= bytes < t->resp_remain ? bytes : t->resp_remain;
+        mark_active(c);
+        break;
+    case SPLICE_DONE:
+        splicer_free(c->spl);
+        c->spl = NULL;
+        t->resp_remain = 0;
+        t->resp_done = 1;
+        bufferevent_enable(c->cbev, EV_WRITE);
+        bufferevent_enable(c->ubev, EV_WRITE);
+        txn_done(c);
+        break;
+    case SPLICE_ERROR:
+        conn_close(c, err ? "transfer-error" : "upstream-closed-mid-body");
+        break;
+    }
+}
+
+/* A long body of known length with nothing left in user space: let the
+ * kernel move it (splice); the bufferevents take over again after it. */
+static void
+response_try_splice(struct conn *c)
+{
+    struct txn *t = &c->t;
+    if (c->spl || c->closed || c->state != CS_FORWARD || !t->resp_head_done || t->resp_done ||
+        t->resp_body != HTTP1_BODY_LENGTH || t->dechunk || !t->req_done ||
+        t->resp_remain < SPLICE_MIN_BODY)
+        return;
+    if (evbuffer_get_length(bufferevent_get_input(c->ubev)) ||
+        evbuffer_get_length(bufferevent_get_output(c->cbev)) ||
+        evbuffer_get_length(bufferevent_get_output(c->ubev)))
+        return;
+    bufferevent_disable(c->ubev, EV_READ | EV_WRITE);
+    bufferevent_disable(c->cbev, EV_READ | EV_WRITE);
+    c->spl = splicer_start_body(c->w, bufferevent_getfd(c->ubev), bufferevent_getfd(c->cbev),
+                                t->resp_remain, body_splice_event, c);
+    if (c->spl == NULL) {
+        bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+        bufferevent_enable(c->cbev, EV_WRITE);
+    }
+}
+
 /* Once a tunnel needs no more inspection and no bytes wait in user space,
  * the kernel relays it (splice). Until then, and when that fails, the
  * bufferevents do. */
@@ -1593,9 +1652,10 @@ client_write_cb(struct bufferevent *bev, void *arg)
     touch(c);
     switch (c->state) {
     case CS_FORWARD:
-        if (c->ubev) {
+        if (c->ubev && c->spl == NULL) {
             bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
             bufferevent_enable(c->ubev, EV_READ);
+            response_try_splice(c);
         }
         break;
     case CS_TUNNEL:

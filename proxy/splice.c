@@ -20,7 +20,9 @@ struct dir {
     int from, to;
     int pipe[2];     /* -1 when none held */
     size_t inpipe;   /* bytes in the pipe */
-    int eof;         /* `from` ended */
+    int eof;         /* `from` ended (or the body limit was reached) */
+    int body;        /* one-way body transfer: no half-close, early EOF is an error */
+    unsigned long long left; /* bytes still to move in body mode */
     int shut;        /* `to` was shut down for writing */
     struct event *rev, *wev;
 };
@@ -91,11 +93,15 @@ rearm(struct dir *d)
     }
 }
 
-static void
+/* Returns 1 when it reported the end (the splicer may be gone). */
+static int
 check_done(struct splicer *s)
 {
-    if (dir_done(&s->d[0]) && dir_done(&s->d[1]))
+    if (dir_done(&s->d[0]) && dir_done(&s->d[1])) {
         s->cb(s->arg, SPLICE_DONE, 0, 0, 0);
+        return 1;
+    }
+    return 0;
 }
 
 static void
@@ -117,11 +123,18 @@ read_cb(evutil_socket_t fd, short what, void *arg)
             fail(d, errno);
             return;
         }
-        ssize_t n = splice(d->from, NULL, d->pipe[1], NULL, SPLICE_CHUNK,
+        size_t want = SPLICE_CHUNK;
+        if (d->body && d->left < want)
+            want = (size_t)d->left;
+        ssize_t n = splice(d->from, NULL, d->pipe[1], NULL, want,
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
             d->inpipe += (size_t)n;
             moved += (size_t)n;
+            if (d->body && (d->left -= (unsigned long long)n) == 0) {
+                d->eof = 1; /* the whole body is in: no half-close */
+                d->shut = 1;
+            }
             if (flush_pipe(d) < 0) {
                 fail(d, errno);
                 return;
@@ -129,6 +142,10 @@ read_cb(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         if (n == 0) {
+            if (d->body) {
+                fail(d, 0); /* the origin closed before the body's end */
+                return;
+            }
             d->eof = 1;
             break;
         }
@@ -145,6 +162,23 @@ read_cb(evutil_socket_t fd, short what, void *arg)
     if (moved)
         s->cb(s->arg, SPLICE_MOVED, d->idx, moved, 0);
     check_done(s);
+}
+
+struct splicer *
+splicer_start_body(struct worker *w, int from, int to, unsigned long long limit, splice_cb cb,
+                   void *arg)
+{
+    /* Direction 1 carries the body; direction 0 starts finished. */
+    struct splicer *s = splicer_start(w, to, from, 1, 0, cb, arg);
+    if (s == NULL)
+        return NULL;
+    s->d[1].body = 1;
+    s->d[1].left = limit;
+    if (limit == 0) {
+        s->d[1].eof = s->d[1].shut = 1;
+        event_del(s->d[1].rev);
+    }
+    return s;
 }
 
 static void
