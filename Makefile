@@ -201,6 +201,16 @@ DIST_SED = -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/usr/local/etc/socialgate
 CONTRIB_FILES = $(shell find contrib -type f ! -path 'contrib/man/*' ! -name '*.pyc' \
 	! -path '*/__pycache__/*' ! -name '*~' 2>/dev/null | LC_ALL=C sort)
 
+# The forward-proxy benchmark (../shared/bench): socialgate with a realistic
+# policy and the usage log on, beside squid, tinyproxy and a direct
+# connection; it prints ratios.
+BENCH_HARNESS ?= ../shared/bench/run.sh
+BENCH_ARGS ?=
+bench: deps $(BIN)
+	rm -rf $(BUILD)/bench-run && tests/bench/make-bench-config.sh $(BUILD)/bench-run
+	$(BENCH_HARNESS) $(BENCH_ARGS) --cmd '$(CURDIR)/$(BIN) -c $(CURDIR)/$(BUILD)/bench-run/bench.ini' \
+	  --port 18040 --name socialgate squid tinyproxy direct
+
 install: $(BIN)
 	@set -e; rm -rf $(DIST); mkdir -p $(DIST)/etc/rules; \
 	sed -e 's|^state_dir = state$$|state_dir = /var/lib/socialgate|' \
@@ -250,5 +260,5 @@ uninstall:
 clean:
 	rm -rf $(BUILD) build-asan $(FUZZ_BUILD) $(BIN)
 
-.PHONY: all deps test-deps fuzz-deps run unit integration test asan test-asan install uninstall \
+.PHONY: bench all deps test-deps fuzz-deps run unit integration test asan test-asan install uninstall \
 	clean bench-classify fuzz-replay fuzzers fuzz-build fuzz fuzz-smoke bench-report

@@ -153,11 +153,20 @@ fail:;
     return -1;
 }
 
+/* A gateway holds two sockets per tunnel: take every descriptor allowed,
+ * and as root raise the hard limit itself (up to the kernel's nr_open). */
 static void
 raise_nofile(void)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (geteuid() == 0 && rl.rlim_max < 1048576) {
+        struct rlimit big = {1048576, 1048576};
+        if (setrlimit(RLIMIT_NOFILE, &big) == 0)
+            return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
