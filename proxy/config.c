@@ -374,7 +374,9 @@ set_special(struct load *l, const struct key *k, const char *value)
         if (stat(*dst, &st) == 0 && S_ISDIR(st.st_mode))
             return bad(l, k->name, value, "is a directory");
         char *slash = strrchr(*dst, '/');
-        if (slash != NULL) {
+        /* An existing file we may write is enough (after dropping
+         * privileges the folder may belong to root). */
+        if (slash != NULL && access(*dst, W_OK) != 0) {
             *slash = '\0';
             int ok = access(slash == *dst ? "/" : *dst, W_OK) == 0;
             int e = errno;

@@ -388,8 +388,15 @@ drop_privileges(const struct config *cfg)
             fatalx("[proxy] user = %s: only root can switch users", cfg->run_user);
         return;
     }
-    if (chown(cfg->state_dir, pw->pw_uid, pw->pw_gid) < 0)
-        log_warn("cannot give %s to %s", cfg->state_dir, cfg->run_user);
+    /* What it must write after dropping: its state, and the log files it
+     * reopens on USR1 (logrotate's `create` keeps this owner). */
+    const char *own[] = {cfg->state_dir, cfg->access_log, cfg->squid_log};
+    for (size_t i = 0; i < 3; i++) {
+        if (own[i] == NULL || own[i][0] != '/')
+            continue;
+        if (chown(own[i], pw->pw_uid, pw->pw_gid) < 0)
+            log_warn("cannot give %s to %s", own[i], cfg->run_user);
+    }
     if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
         fatal("cannot drop privileges to %s", cfg->run_user);
     if (setuid(0) == 0 || geteuid() == 0)
@@ -543,8 +550,10 @@ main(int argc, char **argv)
 
     if (detach)
         daemonize();
-    if (cfg->pidfile)
-        write_pidfile(cfg->pidfile);
+    /* cfg is freed by the first reload: keep what exit needs. */
+    char *pidfile = cfg->pidfile ? strdup(cfg->pidfile) : NULL;
+    if (pidfile)
+        write_pidfile(pidfile);
     main_base = event_base_new();
     if (main_base == NULL)
         fatalx("libevent: cannot create the event loop");
@@ -604,8 +613,9 @@ main(int argc, char **argv)
     event_free(usage_ev);
     for (size_t i = 0; i < 4; i++)
         event_free(sig_evs[i]);
-    if (cfg->pidfile)
-        unlink(cfg->pidfile); /* may fail after dropping privileges: harmless */
+    if (pidfile)
+        unlink(pidfile); /* may fail after dropping privileges: harmless */
+    free(pidfile);
     log_info("stopped");
     accesslog_close();
     event_free(flush_ev);
