@@ -64,7 +64,7 @@ parse_at(const char *s, struct tm *tm)
     struct tm copy = *tm;
     if (mktime(&copy) == (time_t)-1 || copy.tm_year != tm->tm_year || copy.tm_mon != tm->tm_mon ||
         copy.tm_mday != tm->tm_mday)
-        return -1;
+        return -2;
     tm->tm_wday = copy.tm_wday;
     tm->tm_yday = copy.tm_yday;
     return 0;
@@ -160,8 +160,10 @@ explain_main(int argc, char **argv, const char *default_config)
     }
     struct tm tm;
     if (at) {
-        if (parse_at(at, &tm) < 0) {
-            fprintf(stderr, "socialgate explain: --at %s: expected \"YYYY-MM-DD HH:MM\"\n", at);
+        int bad = parse_at(at, &tm);
+        if (bad < 0) {
+            fprintf(stderr, "socialgate explain: --at %s: %s\n", at,
+                    bad == -2 ? "no such date" : "expected \"YYYY-MM-DD HH:MM\"");
             snapshot_release(s);
             return 2;
         }

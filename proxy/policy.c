@@ -441,6 +441,14 @@ policy_key(struct policy *p, const char *key, const char *value, int continued, 
         }
         p->seen |= 1u << k;
     }
+    /* An empty condition would silently mean "everything" (platforms,
+     * categories, methods, path_regex) or "nobody" (roles): refused. */
+    if (p->sec == SEC_RULE && !continued && k <= 5 && k != 3 &&
+        value[strspn(value, k == 5 ? " \t" : " \t,")] == '\0') {
+        diag_error(d, file, line, "%s: empty value (leave the key out%s)", key,
+                   k == 0 ? " or write roles = * for everyone" : " for no condition");
+        return -1;
+    }
     if (p->sec == SEC_ROLE) {
         struct policy_role *r = &p->roles[p->nroles - 1];
         if (k == 0)

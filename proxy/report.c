@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "util/escape.h"
@@ -12,20 +13,99 @@
  * Line parsing
  * ------------------------------------------------------------------------ */
 
-/* Byte classes for the value scanner: one table look-up per byte keeps the
- * inner loop short enough to read a gigabyte at disk speed. */
-enum { C_VAL = 0, C_END = 1, C_BAD = 2 };
-static const unsigned char plain_class[256] = {
-    /* control bytes and DEL never appear unescaped in a well-formed line */
-    [0x00] = C_BAD, [0x01] = C_BAD, [0x02] = C_BAD, [0x03] = C_BAD, [0x04] = C_BAD,
-    [0x05] = C_BAD, [0x06] = C_BAD, [0x07] = C_BAD, [0x08] = C_BAD, [0x09] = C_BAD,
-    [0x0a] = C_BAD, [0x0b] = C_BAD, [0x0c] = C_BAD, [0x0d] = C_BAD, [0x0e] = C_BAD,
-    [0x0f] = C_BAD, [0x10] = C_BAD, [0x11] = C_BAD, [0x12] = C_BAD, [0x13] = C_BAD,
-    [0x14] = C_BAD, [0x15] = C_BAD, [0x16] = C_BAD, [0x17] = C_BAD, [0x18] = C_BAD,
-    [0x19] = C_BAD, [0x1a] = C_BAD, [0x1b] = C_BAD, [0x1c] = C_BAD, [0x1d] = C_BAD,
-    [0x1e] = C_BAD, [0x1f] = C_BAD, [0x7f] = C_BAD,
-    [' '] = C_END, ['"'] = C_BAD,
+/* Byte classes, one table look-up per byte: K a key byte ([A-Za-z0-9_.-]),
+ * V a byte of a plain value (not space, '"', control or DEL). */
+enum { K = 1, V = 2 };
+static const unsigned char byte_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 10 */
+    0, 2, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 2, /* 20 */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, /* 30 */
+    2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, /* 40 */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 3, /* 50 */
+    2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, /* 60 */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 0, /* 70 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 80 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 90 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* a0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* b0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* c0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* d0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* e0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* f0 */
 };
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Word-at-a-time scanning: a mask with the high bit set in each byte of w
+ * that is below 0x21 (space and control bytes), '"' or DEL; or '='. A
+ * borrow may flag a byte after a real hit, never before one, so the lowest
+ * flagged byte is always a real hit. */
+static uint64_t
+value_stops(uint64_t w)
+{
+    uint64_t q = w ^ (ONES * '"'), d = w ^ (ONES * 0x7f);
+    return ((w - ONES * 0x21) & ~w & HIGHS) | ((q - ONES) & ~q & HIGHS) |
+           ((d - ONES) & ~d & HIGHS);
+}
+
+static uint64_t
+equals_signs(uint64_t w)
+{
+    uint64_t q = w ^ (ONES * '=');
+    return (q - ONES) & ~q & HIGHS;
+}
+
+/* With a little-endian load and the GCC/Clang builtin, the lowest flagged
+ * byte comes straight from the mask; elsewhere a byte loop finds it. */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define HAVE_CTZ 1
+#endif
+
+/* The end of a plain value starting at p: a space, '"', control byte, DEL
+ * or end. */
+static const unsigned char *
+scan_plain(const unsigned char *p, const unsigned char *end)
+{
+    while (end - p >= 8) {
+        uint64_t w, m;
+        memcpy(&w, p, 8);
+        if ((m = value_stops(w)) != 0) {
+#ifdef HAVE_CTZ
+            return p + (__builtin_ctzll(m) >> 3);
+#else
+            break;
+#endif
+        }
+        p += 8;
+    }
+    while (p < end && (byte_class[*p] & V))
+        p++;
+    return p;
+}
+
+/* The first '=' at or after p, or end. Past a space it still looks: the
+ * caller then finds the space in the key and refuses the line. */
+static const unsigned char *
+find_eq(const unsigned char *p, const unsigned char *end)
+{
+    while (end - p >= 8) {
+        uint64_t w, m;
+        memcpy(&w, p, 8);
+        if ((m = equals_signs(w)) != 0) {
+#ifdef HAVE_CTZ
+            return p + (__builtin_ctzll(m) >> 3);
+#else
+            break;
+#endif
+        }
+        p += 8;
+    }
+    while (p < end && *p != '=')
+        p++;
+    return p;
+}
 
 static int
 is_digit(char c)
@@ -43,13 +123,6 @@ static int
 hex_val(char c)
 {
     return is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10;
-}
-
-static int
-is_key_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' ||
-           c == '-' || c == '.';
 }
 
 /* Two digits at p, within [lo, hi]. */
@@ -188,21 +261,29 @@ parse_u64(struct report_str s, uint64_t *out)
     return 0;
 }
 
-/* A number where the line has one: digits, or "-" for none. */
+/* A number where the line has one: digits (at most 20), or "-" for none.
+ * Only checked, not converted: these figures are not summed. */
 static int
-number_or_dash(const struct report_str *f, enum field i)
+number_or_dash(const struct report_str *f, uint32_t seen, enum field i)
 {
+    if (!(seen & 1u << i) || (f[i].len == 1 && f[i].p[0] == '-'))
+        return 0;
+    if (f[i].len == 0 || f[i].len > 20)
+        return -1;
+    for (size_t k = 0; k < f[i].len; k++)
+        if (!is_digit(f[i].p[k]))
+            return -1;
     uint64_t v;
-    return f[i].p == NULL || str_is(f[i], "-") || parse_u64(f[i], &v) == 0 ? 0 : -1;
+    return f[i].len < 20 || parse_u64(f[i], &v) == 0 ? 0 : -1;
 }
 
 int
 report_parse_line(const char *line, size_t len, struct report_line *out)
 {
+    /* f[i] is only read when bit i of seen is set: no clearing per line. */
     struct report_str f[F_COUNT];
+    uint32_t seen = 0;
 
-    memset(out, 0, sizeof(*out));
-    memset(f, 0, sizeof(f));
     if (len > 0 && line[len - 1] == '\n')
         len--;
     if (len > 0 && line[len - 1] == '\r')
@@ -210,7 +291,6 @@ report_parse_line(const char *line, size_t len, struct report_line *out)
     size_t tslen = parse_ts(line, len);
     if (tslen == 0)
         return -1;
-    out->ts = line;
 
     const unsigned char *p = (const unsigned char *)line + tslen;
     const unsigned char *end = (const unsigned char *)line + len;
@@ -218,11 +298,15 @@ report_parse_line(const char *line, size_t len, struct report_line *out)
         if (*p++ != ' ')
             return -1;
         const unsigned char *k = p;
-        while (p < end && is_key_char((char)*p))
-            p++;
-        if (p == k || p == end || *p != '=')
-            return -1; /* empty key, a field without '=', or a stray byte */
+        p = find_eq(p, end);
+        if (p == k || p == end)
+            return -1; /* empty key, or a field without '=' */
         size_t klen = (size_t)(p - k);
+        enum field id = field_of((const char *)k, klen);
+        if (id == F_NONE) /* only a key the report does not know can hold a bad byte */
+            for (size_t i = 0; i < klen; i++)
+                if (!(byte_class[k[i]] & K))
+                    return -1; /* "a b=1", or a stray byte */
         const unsigned char *v = ++p;
         if (p < end && *p == '"') {
             p++;
@@ -250,53 +334,57 @@ report_parse_line(const char *line, size_t len, struct report_line *out)
             if (p < end && *p != ' ')
                 return -1; /* "a"b */
         } else {
-            unsigned char cls;
-            while (p < end && (cls = plain_class[*p]) == C_VAL)
-                p++;
-            if (p < end && cls == C_BAD)
-                return -1;
+            p = scan_plain(p, end);
+            if (p < end && *p != ' ')
+                return -1; /* a quote, control byte or DEL */
         }
         if (p == v)
             return -1; /* an empty value is written "-" */
-        enum field id = field_of((const char *)k, klen);
-        if (id != F_NONE && f[id].p == NULL) {
+        if (id != F_NONE && !(seen & 1u << id)) {
+            seen |= 1u << id;
             f[id].p = (const char *)v;
             f[id].len = (size_t)(p - v);
         }
     }
-    if (f[F_EV].p == NULL)
+    if (!(seen & 1u << F_EV))
         return -1;
 
+#define GET(i) ((seen & 1u << (i)) ? f[i] : (struct report_str){NULL, 0})
+    out->ts = line;
+    out->active_min = out->requests = out->up = out->down = 0;
     out->ev = f[F_EV];
-    out->client = f[F_CLIENT];
-    out->user = f[F_USER];
-    out->roles = f[F_ROLES];
-    out->platform = f[F_PLATFORM];
-    out->category = f[F_CATEGORY];
-    out->action = f[F_ACTION];
+    out->client = GET(F_CLIENT);
+    out->user = GET(F_USER);
+    out->roles = GET(F_ROLES);
+    out->platform = GET(F_PLATFORM);
+    out->category = GET(F_CATEGORY);
+    out->action = GET(F_ACTION);
+#undef GET
+    const uint32_t need_rq = 1u << F_CLIENT | 1u << F_USER | 1u << F_ROLES | 1u << F_PLATFORM |
+                             1u << F_CATEGORY | 1u << F_ACTION;
+    const uint32_t need_usage = 1u << F_USER | 1u << F_PLATFORM | 1u << F_ACTIVE_MIN |
+                                1u << F_REQUESTS | 1u << F_UP | 1u << F_DOWN;
     if (str_is(out->ev, "request") || str_is(out->ev, "tunnel")) {
         out->kind = out->ev.p[0] == 'r' ? REPORT_EV_REQUEST : REPORT_EV_TUNNEL;
-        if (!out->client.p || !out->user.p || !out->roles.p || !out->platform.p ||
-            !out->category.p || !out->action.p)
+        if ((seen & need_rq) != need_rq)
             return -1;
         static const enum field nums[] = {F_PORT, F_STATUS, F_UP, F_DOWN, F_MS};
         for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
-            if (number_or_dash(f, nums[i]) < 0)
+            if (number_or_dash(f, seen, nums[i]) < 0)
                 return -1;
     } else if (str_is(out->ev, "usage")) {
         out->kind = REPORT_EV_USAGE;
-        if (!out->user.p || !out->platform.p)
-            return -1;
-        if (parse_u64(f[F_ACTIVE_MIN], &out->active_min) < 0 ||
+        if ((seen & need_usage) != need_usage ||
+            parse_u64(f[F_ACTIVE_MIN], &out->active_min) < 0 ||
             parse_u64(f[F_REQUESTS], &out->requests) < 0 || parse_u64(f[F_UP], &out->up) < 0 ||
-            parse_u64(f[F_DOWN], &out->down) < 0 || number_or_dash(f, F_TODAY_MIN) < 0 ||
-            number_or_dash(f, F_QUOTA_MIN) < 0)
+            parse_u64(f[F_DOWN], &out->down) < 0 || number_or_dash(f, seen, F_TODAY_MIN) < 0 ||
+            number_or_dash(f, seen, F_QUOTA_MIN) < 0)
             return -1;
     } else {
         out->kind = REPORT_EV_OTHER;
         if (str_is(out->ev, "quota") &&
-            (number_or_dash(f, F_USED_MIN) < 0 || number_or_dash(f, F_QUOTA_MIN) < 0 ||
-             number_or_dash(f, F_PCT) < 0))
+            (number_or_dash(f, seen, F_USED_MIN) < 0 || number_or_dash(f, seen, F_QUOTA_MIN) < 0 ||
+             number_or_dash(f, seen, F_PCT) < 0))
             return -1;
     }
     return 0;
@@ -402,13 +490,22 @@ report_parse_when(const char *s, char out[17], const char **err)
 }
 
 /* ------------------------------------------------------------------------
- * Aggregation: open addressing over groups whose keys live in one arena
+ * Aggregation: open addressing with the groups in the table itself (one
+ * cache miss less per line than an index table); long keys in one arena
  * (offsets, so the arena may move while it grows).
  * ------------------------------------------------------------------------ */
 
+/* Keys this short (a user and a platform, an hour and a user) are kept in
+ * the slot, so finding a group costs one cache miss, not two. */
+#define INLINE_KEY 24
+
 struct group {
     uint64_t hash;
-    size_t off, len;
+    size_t len; /* 0: an empty slot (a key has at least one NUL) */
+    union {
+        char in[INLINE_KEY];
+        size_t off; /* in the arena, when longer */
+    } k;
     struct report_counts c;
 };
 
@@ -416,16 +513,35 @@ struct group {
  * past it are still counted, only not checked for repeats. */
 #define MAX_ROLES 256
 
+/* Groups are counted in batches: each key is hashed and its slot fetched
+ * ahead (prefetch) while the next lines are parsed, so the cache misses of
+ * a big table overlap instead of stalling one after the other. */
+#define BATCH 16
+
+struct pending {
+    uint64_t hash;
+    size_t off, len; /* the key, in r->pk */
+    struct report_counts c;
+};
+
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
 struct report {
     struct report_opts o;
-    struct group *g;
-    size_t ng, gcap;
-    uint32_t *slot; /* group index + 1; 0 is empty */
-    size_t nslot;   /* a power of two, at least twice ng */
+    struct group *t;
+    size_t nt; /* a power of two, at least twice ng */
+    size_t ng;
     char *arena;
     size_t alen, acap;
-    char *key; /* the key being built */
-    size_t kcap;
+    struct pending pend[BATCH];
+    size_t npend;
+    char *pk; /* the pending keys */
+    size_t pklen, pkcap;
+    int failed; /* out of memory while counting a batch */
     char *dec, *esc; /* quoted roles: decoded, then each part escaped again */
     size_t dcap, ecap;
     struct report_str roles[MAX_ROLES];
@@ -434,6 +550,12 @@ struct report {
     int done;
 };
 
+static const char *
+group_key(const struct report *r, const struct group *g)
+{
+    return g->len <= INLINE_KEY ? g->k.in : r->arena + g->k.off;
+}
+
 struct report *
 report_new(const struct report_opts *o)
 {
@@ -441,9 +563,9 @@ report_new(const struct report_opts *o)
     if (r == NULL)
         return NULL;
     r->o = *o;
-    r->nslot = 1024;
-    r->slot = calloc(r->nslot, sizeof(*r->slot));
-    if (r->slot == NULL) {
+    r->nt = 256;
+    r->t = calloc(r->nt, sizeof(*r->t));
+    if (r->t == NULL) {
         free(r);
         return NULL;
     }
@@ -455,10 +577,9 @@ report_free(struct report *r)
 {
     if (r == NULL)
         return;
-    free(r->g);
-    free(r->slot);
+    free(r->t);
     free(r->arena);
-    free(r->key);
+    free(r->pk);
     free(r->dec);
     free(r->esc);
     free(r->rows);
@@ -493,59 +614,76 @@ hash_bytes(const char *p, size_t n)
     return h;
 }
 
-static int
-grow_slots(struct report *r)
+/* A zeroed table; a big one in huge pages where the kernel gives them on
+ * request, for fewer TLB misses on its random accesses. */
+static struct group *
+table_alloc(size_t n)
 {
-    size_t n = r->nslot * 2;
-    uint32_t *s = calloc(n, sizeof(*s));
-    if (s == NULL)
+    size_t bytes = n * sizeof(struct group);
+    const size_t huge = 2u << 20;
+    if (bytes < huge)
+        return calloc(n, sizeof(struct group));
+    void *t;
+    bytes = (bytes + huge - 1) / huge * huge;
+    if (posix_memalign(&t, huge, bytes) != 0)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(t, bytes, MADV_HUGEPAGE);
+#endif
+    memset(t, 0, bytes);
+    return t;
+}
+
+static int
+grow_table(struct report *r)
+{
+    size_t n = r->nt * 2;
+    struct group *t = table_alloc(n);
+    if (t == NULL)
         return -1;
-    for (size_t i = 0; i < r->ng; i++) {
-        size_t j = (size_t)r->g[i].hash & (n - 1);
-        while (s[j])
+    for (size_t i = 0; i < r->nt; i++) {
+        if (r->t[i].len == 0)
+            continue;
+        size_t j = (size_t)r->t[i].hash & (n - 1);
+        while (t[j].len)
             j = (j + 1) & (n - 1);
-        s[j] = (uint32_t)(i + 1);
+        t[j] = r->t[i];
     }
-    free(r->slot);
-    r->slot = s;
-    r->nslot = n;
+    free(r->t);
+    r->t = t;
+    r->nt = n;
     return 0;
 }
 
 static struct group *
-lookup(struct report *r, const char *key, size_t len)
+lookup(struct report *r, const char *key, size_t len, uint64_t h)
 {
-    uint64_t h = hash_bytes(key, len);
-    size_t mask = r->nslot - 1;
+    size_t mask = r->nt - 1;
     size_t j = (size_t)h & mask;
-    for (; r->slot[j]; j = (j + 1) & mask) {
-        struct group *g = &r->g[r->slot[j] - 1];
-        if (g->hash == h && g->len == len && memcmp(r->arena + g->off, key, len) == 0)
+    for (; r->t[j].len; j = (j + 1) & mask) {
+        struct group *g = &r->t[j];
+        if (g->hash == h && g->len == len && memcmp(group_key(r, g), key, len) == 0)
             return g;
     }
-    if (r->ng >= UINT32_MAX - 1)
-        return NULL;
-    if (r->ng == r->gcap) {
-        size_t n = r->gcap ? r->gcap * 2 : 256;
-        struct group *ng = realloc(r->g, n * sizeof(*ng));
-        if (ng == NULL)
+    if ((r->ng + 1) * 2 > r->nt) {
+        if (grow_table(r) < 0)
             return NULL;
-        r->g = ng;
-        r->gcap = n;
+        return lookup(r, key, len, h); /* finds the new empty slot */
     }
-    if (reserve(&r->arena, &r->acap, r->alen + len) < 0)
-        return NULL;
-    struct group *g = &r->g[r->ng];
-    memset(g, 0, sizeof(*g));
+    struct group *g = &r->t[j];
+    if (len <= INLINE_KEY) {
+        memcpy(g->k.in, key, len);
+    } else {
+        if (reserve(&r->arena, &r->acap, r->alen + len) < 0)
+            return NULL;
+        g->k.off = r->alen;
+        memcpy(r->arena + r->alen, key, len);
+        r->alen += len;
+    }
     g->hash = h;
-    g->off = r->alen;
     g->len = len;
-    memcpy(r->arena + r->alen, key, len);
-    r->alen += len;
-    r->slot[j] = (uint32_t)++r->ng;
-    if (r->ng * 2 > r->nslot && grow_slots(r) < 0)
-        return NULL;
-    return &r->g[r->ng - 1];
+    r->ng++;
+    return g;
 }
 
 static uint64_t
@@ -579,14 +717,37 @@ identity(const struct report_line *l)
     return s;                                                   /* v4, bare v6 */
 }
 
+/* Adds the pending batch to its groups. */
+static int
+flush_pending(struct report *r)
+{
+    for (size_t i = 0; i < r->npend; i++) {
+        const struct pending *p = &r->pend[i];
+        struct group *g = lookup(r, r->pk + p->off, p->len, p->hash);
+        if (g == NULL) {
+            r->failed = 1;
+            return -1;
+        }
+        g->c.active_min = sat_add(g->c.active_min, p->c.active_min);
+        g->c.requests = sat_add(g->c.requests, p->c.requests);
+        g->c.up = sat_add(g->c.up, p->c.up);
+        g->c.down = sat_add(g->c.down, p->c.down);
+        g->c.denials = sat_add(g->c.denials, p->c.denials);
+        g->c.warns = sat_add(g->c.warns, p->c.warns);
+    }
+    r->npend = 0;
+    r->pklen = 0;
+    return 0;
+}
+
 /* Builds the key of one group the line belongs to (role: the given one)
- * in r->key and counts the line there. */
+ * and queues the line's counts for it. */
 static int
 count_in(struct report *r, const struct report_line *l, struct report_str role,
          const struct report_counts *c)
 {
     static const char dash[] = "-";
-    size_t k = 0;
+    size_t k = r->pklen;
     for (size_t i = 0; i < r->o.nby; i++) {
         struct report_str v;
         char hour[13];
@@ -616,22 +777,22 @@ count_in(struct report *r, const struct report_line *l, struct report_str role,
         }
         if (v.p == NULL) /* usage lines of the first format had no category or roles */
             v = (struct report_str){dash, 1};
-        if (reserve(&r->key, &r->kcap, k + v.len + 1) < 0)
+        if (reserve(&r->pk, &r->pkcap, k + v.len + 1) < 0)
             return -1;
-        memcpy(r->key + k, v.p, v.len);
+        memcpy(r->pk + k, v.p, v.len);
         k += v.len;
-        r->key[k++] = '\0';
+        r->pk[k++] = '\0';
     }
-    struct group *g = lookup(r, r->key, k);
-    if (g == NULL)
-        return -1;
-    g->c.active_min = sat_add(g->c.active_min, c->active_min);
-    g->c.requests = sat_add(g->c.requests, c->requests);
-    g->c.up = sat_add(g->c.up, c->up);
-    g->c.down = sat_add(g->c.down, c->down);
-    g->c.denials = sat_add(g->c.denials, c->denials);
-    g->c.warns = sat_add(g->c.warns, c->warns);
-    return 0;
+    struct pending *p = &r->pend[r->npend++];
+    p->off = r->pklen;
+    p->len = k - r->pklen;
+    p->hash = hash_bytes(r->pk + p->off, p->len);
+    p->c = *c;
+    r->pklen = k;
+    const char *slot = (const char *)&r->t[p->hash & (r->nt - 1)];
+    PREFETCH(slot);
+    PREFETCH(slot + sizeof(struct group) - 1);
+    return r->npend == BATCH ? flush_pending(r) : 0;
 }
 
 /* Counts the line once for each role of roles=a,b (a role named twice
@@ -763,16 +924,25 @@ report_rows(struct report *r, size_t *n)
 {
     if (!r->done) {
         r->done = 1;
+        if (flush_pending(r) < 0) {
+            *n = 0;
+            return NULL;
+        }
         if (r->ng > 0) {
             r->rows = malloc(r->ng * sizeof(*r->rows));
             if (r->rows == NULL) {
+                r->failed = 1;
                 *n = 0;
                 return NULL;
             }
-            for (size_t i = 0; i < r->ng; i++) {
-                r->rows[i].key = r->arena + r->g[i].off;
-                r->rows[i].key_len = r->g[i].len;
-                r->rows[i].c = r->g[i].c;
+            size_t k = 0;
+            for (size_t i = 0; i < r->nt; i++) {
+                if (r->t[i].len == 0)
+                    continue;
+                r->rows[k].key = group_key(r, &r->t[i]);
+                r->rows[k].key_len = r->t[i].len;
+                r->rows[k].c = r->t[i].c;
+                k++;
             }
             qsort(r->rows, r->ng, sizeof(*r->rows), cmp_rows);
             r->nrows = r->ng;
@@ -966,6 +1136,8 @@ report_print(struct report *r, enum report_format f, FILE *out)
     size_t n;
     const struct report_row *rows = report_rows(r, &n);
     size_t nby = r->o.nby;
+    if (r->failed)
+        return -1;
     char *buf = NULL;
     size_t bcap = 0;
 

@@ -42,7 +42,8 @@ struct report_line {
  * or a number that is not one where the kind of line needs it. Request and
  * tunnel lines need client, user, roles, platform, category and action;
  * usage lines user, platform, active_min, requests, up and down. When a key
- * repeats, the first one counts. No allocation; out holds views into line. */
+ * repeats, the first one counts. No allocation; out holds views into line
+ * (and is left unspecified when the line is malformed). */
 int report_parse_line(const char *line, size_t len, struct report_line *out);
 
 /* Decodes a value as written in the log (surrounding quotes, \" \\ \xHH)
@@ -113,8 +114,10 @@ const struct report_row *report_rows(struct report *r, size_t *n);
 /* The i-th value of a row's key. */
 struct report_str report_row_part(const struct report_row *row, size_t i);
 
-/* Writes the rows as an aligned table, CSV (RFC 4180 quoting) or a JSON
- * array of objects. Returns 0, or -1 on a write error. */
+/* Writes the rows as an aligned table (values as the log writes them), CSV
+ * (RFC 4180 quoting) or a JSON array of objects (values decoded; bytes that
+ * are not UTF-8 become U+FFFD). Returns 0, or -1 on a write error or when
+ * memory ran out. */
 int report_print(struct report *r, enum report_format f, FILE *out);
 
 /* argv[0] is "report". Returns the process exit code: 0, 1 when a file

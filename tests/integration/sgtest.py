@@ -442,3 +442,107 @@ def origin_quiet_since(o, before, settle=0.3):
     """True when the origin received no bytes at all since snapshot `before`."""
     time.sleep(settle)
     return o.snapshot()[:2] == before[:2]
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers for the usage-log, admin and README tests
+# ---------------------------------------------------------------------------------------------
+
+# The strict timestamp of the usage log: RFC 3339 with milliseconds and the offset.
+LOG_TS_STRICT_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
+
+
+def unescape_log_value(raw):
+    """A value as written in the usage log (plain, or "..." with \\" \\\\ \\xHH) -> bytes."""
+    if raw == "-":
+        return None
+    if not (len(raw) >= 2 and raw.startswith('"') and raw.endswith('"')):
+        return raw.encode("ascii")
+    out, s, i = bytearray(), raw[1:-1], 0
+    while i < len(s):
+        c = s[i]
+        if c == "\\":
+            if s[i + 1] == "x":
+                out.append(int(s[i + 2:i + 4], 16))
+                i += 4
+                continue
+            out += s[i + 1].encode("ascii")
+            i += 2
+            continue
+        out += c.encode("ascii")
+        i += 1
+    return bytes(out)
+
+
+def raw_fields(line):
+    """[(key, value as written)] of a usage-log line after its timestamp."""
+    _, _, rest = line.partition(" ")
+    return [(m.group(1), m.group(2)) for m in FIELD_RE.finditer(rest)]
+
+
+def write_rules(d, text, name="50-test.ini"):
+    """Writes a rules file into daemon d's rules folder (before d.start(), or then HUP)."""
+    path = d.dir / "rules" / name
+    path.write_text(text)
+    return path
+
+
+def make_htpasswd(path, users, fmt=("-B", "-C", "5"), create=True):
+    """An htpasswd file made by the real Apache htpasswd; users maps name -> password.
+
+    Names and passwords may be bytes (non-UTF-8 names). create=False adds to the file."""
+    def b(v):
+        return v if isinstance(v, bytes) else str(v).encode()
+    first = create
+    for name, password in users.items():
+        cmd = [b"htpasswd", *map(b, fmt), b"-b"] + ([b"-c"] if first else []) + \
+              [b(path), b(name), b(password)]
+        r = run(cmd, timeout=60)
+        assert r.returncode == 0, "htpasswd failed for %r: %s" % (name, r.stderr.decode(errors="replace"))
+        first = False
+    return path
+
+
+def http_get(url, timeout=5.0, method="GET"):
+    """(status, headers, body) of a direct request (no proxy), also for 4xx/5xx answers."""
+    import urllib.error
+    import urllib.request
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    req = urllib.request.Request(url, method=method)
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        body = e.read()
+        e.close()
+        return e.code, e.headers, body
+
+
+class HangingListener:
+    """A listener whose accept queue is full, so that new connects to it never complete.
+
+    Use as a context manager; .port is its port. Skips the test if the kernel
+    completes the connects anyway."""
+
+    def __enter__(self):
+        import select
+        self.lst = socket.socket()
+        self.lst.bind(("127.0.0.1", 0))
+        self.lst.listen(0)
+        self.port = self.lst.getsockname()[1]
+        self.fillers = []
+        for _ in range(16):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", self.port))
+            self.fillers.append(s)
+            _, w, _ = select.select([], [s], [], 0.3)
+            if not w:
+                return self
+        self.__exit__()
+        pytest.skip("could not fill the accept queue on this kernel")
+
+    def __exit__(self, *a):
+        for s in self.fillers:
+            s.close()
+        self.lst.close()

@@ -578,8 +578,6 @@ def _root_owned_log_daemon(daemons, env, user):
     return d
 
 
-@pytest.mark.xfail(strict=False, reason="daemon: after dropping privileges a reload checks that the "
-                   "log folder is writable by the user, though the log is already open (reported)")
 def test_root_drop_reload_with_root_owned_log_folder(system_user, daemons, env):
     d = _root_owned_log_daemon(daemons, env, system_user)
     d.proc.send_signal(signal.SIGHUP)
@@ -587,8 +585,6 @@ def test_root_drop_reload_with_root_owned_log_folder(system_user, daemons, env):
     assert [e.get("result") for e in found] == ["ok", "ok"], [e.raw for e in found]
 
 
-@pytest.mark.xfail(strict=False, reason="daemon: logs opened as root before the drop stay root's "
-                   "(0640), so USR1 cannot reopen them after logrotate's create (reported)")
 def test_root_drop_reopens_log_after_rotation(system_user, daemons, env):
     d = _root_owned_log_daemon(daemons, env, system_user)
     # what logrotate does with "create 0640": rename, then a new file with the old owner

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -430,6 +431,46 @@ test_no_rules_and_no_roles_key(void **state)
     fx_free(&f);
 }
 
+/* Rules may name schedules and roles defined after them (any file);
+ * lists continue on indented lines after a trailing comma. */
+static void
+test_forward_names_and_continued_lists(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fx_load(&f,
+            "[rule r]\n"
+            "roles = a,\n"
+            "    b\n"
+            "platforms = facebook,\n"
+            "    linkedin\n"
+            "methods = GET,\n"
+            "    HEAD\n"
+            "when = later,\n"
+            "    sun\n"
+            "action = deny\n"
+            "[schedule later]\n"
+            "when = mon 09:00-10:00,\n"
+            "    tue 09:00-10:00\n"
+            "[role a]\n"
+            "users = ann\n"
+            "[role b]\n"
+            "users = ben,\n"
+            "    bea\n",
+            NULL);
+    static const struct row rows[] = {
+        {{"ann", NULL, "www.facebook.com", "GET", "/", "2026-11-30 09:30"}, "r", "deny", "a"},
+        {{"bea", NULL, "www.linkedin.com", "HEAD", "/", "2026-12-01 09:30"}, "r", "deny", "b"},
+        {{"ben", NULL, "www.linkedin.com", "GET", "/", "2026-11-29 20:00"}, "r", "deny", "b"},
+        {{"ben", NULL, "www.linkedin.com", "GET", "/", "2026-12-02 09:30"}, "-", "allow", "b"},
+        {{"ben", NULL, "www.linkedin.com", "POST", "/", "2026-11-30 09:30"}, "-", "allow", "b"},
+        {{"bob", NULL, "www.linkedin.com", "GET", "/", "2026-11-30 09:30"}, "-", "allow", "-"},
+        {{"ann", NULL, "www.youtube.com", "GET", "/", "2026-11-30 09:30"}, "-", "allow", "a"},
+    };
+    check_rows(&f, rows, N_ELEM(rows));
+    fx_free(&f);
+}
+
 /* --- when: schedules, inline windows, overnight, dates ------------------- */
 
 static void
@@ -805,6 +846,21 @@ test_errors_file_line(void **state)
                  "[rule Bad]");
     expect_error("[rule r]\naction = allow\naction = deny\n", "p.ini:%d: duplicate key 'action'",
                  "action = deny");
+    /* empty conditions would mean everything (or nobody): refused */
+    expect_error("[rule r]\nplatforms =\naction = deny\n",
+                 "p.ini:%d: platforms: empty value (leave the key out for no condition)",
+                 "platforms =");
+    expect_error("[rule r]\ncategories = ,\naction = deny\n", "p.ini:%d: categories: empty value",
+                 "categories =");
+    expect_error("[rule r]\nroles =\naction = deny\n",
+                 "p.ini:%d: roles: empty value (leave the key out or write roles = * for everyone)",
+                 "roles =");
+    expect_error("[rule r]\nmethods =\naction = deny\n", "p.ini:%d: methods: empty value",
+                 "methods =");
+    expect_error("[rule r]\npath_regex =\naction = deny\n", "p.ini:%d: path_regex: empty value",
+                 "path_regex =");
+    expect_error("[rule r]\nwhen =\naction = deny\n", "p.ini:%d: rule 'r': when = : empty",
+                 "when =");
     expect_error("[rule r]\naction = allow\nmessage = a\n  b\n",
                  "p.ini:%d: message: only lists continue", "  b");
 }
@@ -1387,6 +1443,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_match_and_roles),
         cmocka_unit_test(test_no_rules_and_no_roles_key),
+        cmocka_unit_test(test_forward_names_and_continued_lists),
         cmocka_unit_test(test_when_windows),
         cmocka_unit_test(test_methods_and_path_regex),
         cmocka_unit_test(test_quota_falls_through),
