@@ -33,7 +33,7 @@ xstrdup(const char *s)
 static char *
 resolve_path(const char *dir, const char *p)
 {
-    if (p[0] == '/' || dir == NULL || dir[0] == '\0')
+    if (p[0] == '/' || dir == NULL || dir[0] == '\0' || strcmp(dir, ".") == 0)
         return xstrdup(p);
     size_t n = strlen(dir) + strlen(p) + 2;
     char *r = malloc(n);

@@ -655,7 +655,7 @@ test_load_file(void **state)
         fail_msg("proxy.ini (relative) did not load");
     }
     assert_string_equal(c->dir, ".");
-    assert_string_equal(c->rules_dir, "./r2");
+    assert_string_equal(c->rules_dir, "r2");
     config_free(c);
     diag_free(&d);
 }
@@ -719,7 +719,7 @@ test_example_file(void **state)
         fail_msg("proxy.ini.example does not load");
     }
     assert_string_equal(c->timezone, "UTC");
-    assert_string_equal(c->rules_dir, "./rules");
+    assert_string_equal(c->rules_dir, "rules");
     config_free(c);
     diag_free(&d);
 }
