@@ -13,9 +13,10 @@
  * Line parsing
  * ------------------------------------------------------------------------ */
 
-/* Byte classes, one table look-up per byte: K a key byte ([A-Za-z0-9_.-]),
- * V a byte of a plain value (not space, '"', control or DEL). */
-enum { K = 1, V = 2 };
+/* Byte classes, one table look-up per byte: CL_KEY a key byte
+ * ([A-Za-z0-9_.-]), CL_VAL a byte of a plain value (not space, '"', control
+ * or DEL). */
+enum { CL_KEY = 1, CL_VAL = 2 };
 static const unsigned char byte_class[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 00 */
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 10 */
@@ -46,8 +47,7 @@ static uint64_t
 value_stops(uint64_t w)
 {
     uint64_t q = w ^ (ONES * '"'), d = w ^ (ONES * 0x7f);
-    return ((w - ONES * 0x21) & ~w & HIGHS) | ((q - ONES) & ~q & HIGHS) |
-           ((d - ONES) & ~d & HIGHS);
+    return ((w - ONES * 0x21) & ~w & HIGHS) | ((q - ONES) & ~q & HIGHS) | ((d - ONES) & ~d & HIGHS);
 }
 
 static uint64_t
@@ -80,7 +80,7 @@ scan_plain(const unsigned char *p, const unsigned char *end)
         }
         p += 8;
     }
-    while (p < end && (byte_class[*p] & V))
+    while (p < end && (byte_class[*p] & CL_VAL))
         p++;
     return p;
 }
@@ -194,46 +194,46 @@ enum field {
 static enum field
 field_of(const char *k, size_t n)
 {
-#define K(s, f)                                                                                    \
+#define KEY(s, f)                                                                                  \
     if (n == sizeof(s) - 1 && memcmp(k, s, n) == 0)                                                \
         return f;
     switch (n) {
     case 2:
-        K("ev", F_EV);
-        K("up", F_UP);
-        K("ms", F_MS);
+        KEY("ev", F_EV);
+        KEY("up", F_UP);
+        KEY("ms", F_MS);
         break;
     case 3:
-        K("pct", F_PCT);
+        KEY("pct", F_PCT);
         break;
     case 4:
-        K("user", F_USER);
-        K("port", F_PORT);
-        K("down", F_DOWN);
+        KEY("user", F_USER);
+        KEY("port", F_PORT);
+        KEY("down", F_DOWN);
         break;
     case 5:
-        K("roles", F_ROLES);
+        KEY("roles", F_ROLES);
         break;
     case 6:
-        K("client", F_CLIENT);
-        K("action", F_ACTION);
-        K("status", F_STATUS);
+        KEY("client", F_CLIENT);
+        KEY("action", F_ACTION);
+        KEY("status", F_STATUS);
         break;
     case 8:
-        K("platform", F_PLATFORM);
-        K("category", F_CATEGORY);
-        K("requests", F_REQUESTS);
-        K("used_min", F_USED_MIN);
+        KEY("platform", F_PLATFORM);
+        KEY("category", F_CATEGORY);
+        KEY("requests", F_REQUESTS);
+        KEY("used_min", F_USED_MIN);
         break;
     case 9:
-        K("today_min", F_TODAY_MIN);
-        K("quota_min", F_QUOTA_MIN);
+        KEY("today_min", F_TODAY_MIN);
+        KEY("quota_min", F_QUOTA_MIN);
         break;
     case 10:
-        K("active_min", F_ACTIVE_MIN);
+        KEY("active_min", F_ACTIVE_MIN);
         break;
     }
-#undef K
+#undef KEY
     return F_NONE;
 }
 
@@ -305,7 +305,7 @@ report_parse_line(const char *line, size_t len, struct report_line *out)
         enum field id = field_of((const char *)k, klen);
         if (id == F_NONE) /* only a key the report does not know can hold a bad byte */
             for (size_t i = 0; i < klen; i++)
-                if (!(byte_class[k[i]] & K))
+                if (!(byte_class[k[i]] & CL_KEY))
                     return -1; /* "a b=1", or a stray byte */
         const unsigned char *v = ++p;
         if (p < end && *p == '"') {
@@ -374,8 +374,7 @@ report_parse_line(const char *line, size_t len, struct report_line *out)
                 return -1;
     } else if (str_is(out->ev, "usage")) {
         out->kind = REPORT_EV_USAGE;
-        if ((seen & need_usage) != need_usage ||
-            parse_u64(f[F_ACTIVE_MIN], &out->active_min) < 0 ||
+        if ((seen & need_usage) != need_usage || parse_u64(f[F_ACTIVE_MIN], &out->active_min) < 0 ||
             parse_u64(f[F_REQUESTS], &out->requests) < 0 || parse_u64(f[F_UP], &out->up) < 0 ||
             parse_u64(f[F_DOWN], &out->down) < 0 || number_or_dash(f, seen, F_TODAY_MIN) < 0 ||
             number_or_dash(f, seen, F_QUOTA_MIN) < 0)
@@ -541,7 +540,7 @@ struct report {
     size_t npend;
     char *pk; /* the pending keys */
     size_t pklen, pkcap;
-    int failed; /* out of memory while counting a batch */
+    int failed;      /* out of memory while counting a batch */
     char *dec, *esc; /* quoted roles: decoded, then each part escaped again */
     size_t dcap, ecap;
     struct report_str roles[MAX_ROLES];
@@ -714,7 +713,7 @@ identity(const struct report_line *l)
     const char *c = memchr(s.p, ':', s.len);
     if (c && memchr(c + 1, ':', s.len - (size_t)(c + 1 - s.p)) == NULL)
         return (struct report_str){s.p, (size_t)(c - s.p)}; /* v4:port */
-    return s;                                                   /* v4, bare v6 */
+    return s;                                               /* v4, bare v6 */
 }
 
 /* Adds the pending batch to its groups. */
@@ -871,13 +870,13 @@ report_add(struct report *r, const struct report_line *l)
     }
     /* Local date and time as written, compared as text: "YYYY-MM-DD" and
      * "HH:MM" sort like the times they name. */
-    if (r->o.since[0] && (memcmp(l->ts, r->o.since, 10) < 0 ||
-                          (memcmp(l->ts, r->o.since, 10) == 0 &&
-                           memcmp(l->ts + 11, r->o.since + 11, 5) < 0)))
+    if (r->o.since[0] &&
+        (memcmp(l->ts, r->o.since, 10) < 0 ||
+         (memcmp(l->ts, r->o.since, 10) == 0 && memcmp(l->ts + 11, r->o.since + 11, 5) < 0)))
         return 0;
-    if (r->o.until[0] && (memcmp(l->ts, r->o.until, 10) > 0 ||
-                          (memcmp(l->ts, r->o.until, 10) == 0 &&
-                           memcmp(l->ts + 11, r->o.until + 11, 5) >= 0)))
+    if (r->o.until[0] &&
+        (memcmp(l->ts, r->o.until, 10) > 0 ||
+         (memcmp(l->ts, r->o.until, 10) == 0 && memcmp(l->ts + 11, r->o.until + 11, 5) >= 0)))
         return 0;
 
     int by_role = 0;
@@ -969,8 +968,8 @@ report_row_part(const struct report_row *row, size_t i)
  * Output
  * ------------------------------------------------------------------------ */
 
-static const char *const count_names[] = {"active_min", "requests", "up", "down", "denials",
-                                          "warns"};
+static const char *const count_names[] = {"active_min", "requests", "up",
+                                          "down",       "denials",  "warns"};
 #define NCOUNTS 6
 
 static uint64_t

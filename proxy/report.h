@@ -52,12 +52,12 @@ int report_parse_line(const char *line, size_t len, struct report_line *out);
 size_t report_unescape(const char *raw, size_t len, char *out);
 
 enum report_key {
-    REPORT_BY_USER,     /* the user, or the client address when user is - */
-    REPORT_BY_ROLE,     /* each role of roles=a,b */
+    REPORT_BY_USER, /* the user, or the client address when user is - */
+    REPORT_BY_ROLE, /* each role of roles=a,b */
     REPORT_BY_PLATFORM,
     REPORT_BY_CATEGORY,
-    REPORT_BY_DAY,      /* YYYY-MM-DD */
-    REPORT_BY_HOUR,     /* YYYY-MM-DD HH */
+    REPORT_BY_DAY,  /* YYYY-MM-DD */
+    REPORT_BY_HOUR, /* YYYY-MM-DD HH */
 };
 #define REPORT_MAX_BY 6
 
