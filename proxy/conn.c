@@ -134,6 +134,7 @@ struct conn {
     int cli_eof, up_eof;  /* tunnel half-closes */
     int cli_shut, up_shut;
     struct splicer *spl;  /* the tunnel relays in the kernel */
+    struct event *gone_ev; /* EV_CLOSED on the client while its reading is off */
     struct txn t;
 };
 
@@ -148,6 +149,7 @@ static void process_head(struct conn *c);
 static void connect_next(struct conn *c);
 static void pump_request_body(struct conn *c);
 static void pump_response(struct conn *c);
+static void watch_client(struct conn *c, int on);
 static void response_try_splice(struct conn *c);
 static void txn_done(struct conn *c);
 static void relay(struct conn *c, struct bufferevent *from, struct bufferevent *to);
@@ -287,6 +289,8 @@ conn_close(struct conn *c, const char *reason)
     log_debug("conn %p closed: %s", (void *)c, reason);
     c->closed = 1;
     splicer_stop(c->spl); /* before its sockets close */
+    if (c->gone_ev)
+        event_del(c->gone_ev);
     txn_reset(c);
     free_upstream(c);
     if (c->cbev) {
@@ -309,6 +313,8 @@ conn_free(struct conn *c)
 {
     TAILQ_REMOVE(&c->w->conns, c, link);
     splicer_free(c->spl);
+    if (c->gone_ev)
+        event_free(c->gone_ev);
     worker_conn_closed(c->w, c, (struct sockaddr *)&c->peer);
     event_free(c->timer);
     snapshot_release(c->snap);
@@ -645,6 +651,8 @@ try_head(struct conn *c)
         is_local_name(t->host)) {
         /* socialgate.local: answered here, after identity is known */
         t->local = 1;
+        if (t->port == 0)
+            t->port = 80;
         t->target = tg.path.len ? span_dup(tg.path.p, tg.path.len) : span_dup("/", 1);
         int body = h->body != HTTP1_BODY_NONE;
         evbuffer_drain(in, h->head_len);
@@ -753,6 +761,7 @@ finish_decision(struct conn *c)
     }
     const char *user = t->auth > 0 ? t->user : NULL;
     if (snap->users && c->cfg->auth_required && user == NULL) {
+        t->reason = "auth-required";
         reply_auth(c);
         return 1;
     }
@@ -795,6 +804,10 @@ finish_decision(struct conn *c)
     if (d.action == POLICY_DENY) {
         /* An anonymous client may hold a role that allows it once signed in. */
         if (user == NULL && snap->users) {
+            /* Not a denial yet: the client is asked who it is. */
+            t->rule = -1;
+            t->action = -1;
+            t->reason = "auth-required";
             reply_auth(c);
             return 1;
         }
@@ -884,7 +897,9 @@ decide_sni(struct conn *c, const struct sni_info *info)
     };
     decision_make(&in, &d);
     enum policy_action before = t->action < 0 ? POLICY_ALLOW : (enum policy_action)t->action;
-    if (policy_stricter(before, d.action) != before || t->platform < 0) {
+    int stricter = policy_stricter(before, d.action) != before;
+    /* Equally strict: the classified name is the better one to log. */
+    if (stricter || (d.action == before && t->platform < 0)) {
         t->platform = m.platform;
         t->rule = d.rule;
         t->action = (int)d.action;
@@ -1106,6 +1121,45 @@ connect_next(struct conn *c)
     reply_error(c, 502, "connect-failed", msg);
 }
 
+/* While a request waits for its answer the client is not read (its next
+ * request waits its turn), so a client that leaves would go unnoticed until
+ * the origin answers or times out. The kernel tells us (EPOLLRDHUP). */
+static void
+client_gone_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (c->closed || c->state != CS_FORWARD || c->t.status != 0)
+        return;
+    if (!(what & EV_CLOSED)) {
+        /* Readable: the end of the stream, a reset, or the next
+         * (pipelined) request, which must stay unread for now. */
+        char b;
+        ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) {
+            event_del(c->gone_ev); /* data waits: stop watching, no busy loop */
+            return;
+        }
+    }
+    conn_close(c, "client-closed");
+}
+
+static void
+watch_client(struct conn *c, int on)
+{
+    if (!on) {
+        if (c->gone_ev)
+            event_del(c->gone_ev);
+        return;
+    }
+    if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
+        return; /* the next request is already here: nothing to learn */
+    if (c->gone_ev == NULL)
+        c->gone_ev = event_new(c->w->base, bufferevent_getfd(c->cbev),
+                               EV_READ | EV_CLOSED | EV_PERSIST, client_gone_cb, c);
+    if (c->gone_ev)
+        event_add(c->gone_ev, NULL);
+}
+
 /* The upstream is connected (fresh or from the pool). */
 static void
 upstream_ready(struct conn *c)
@@ -1229,6 +1283,8 @@ pump_request_body(struct conn *c)
     struct txn *t = &c->t;
     if (c->state != CS_FORWARD || t->req_done) {
         bufferevent_disable(c->cbev, EV_READ);
+        if (c->state == CS_FORWARD && !t->resp_head_done)
+            watch_client(c, 1);
         return;
     }
     struct evbuffer *in = bufferevent_get_input(c->cbev);
@@ -1241,6 +1297,8 @@ pump_request_body(struct conn *c)
     t->up += (uint64_t)n;
     if (t->req_done) {
         bufferevent_disable(c->cbev, EV_READ); /* the next request waits its turn */
+        if (!t->resp_head_done)
+            watch_client(c, 1);
     } else if (evbuffer_get_length(out) >= CONN_MAX_BUFFER) {
         bufferevent_disable(c->cbev, EV_READ);
         bufferevent_setwatermark(c->ubev, EV_WRITE, CONN_MAX_BUFFER / 2, 0);
@@ -1286,6 +1344,7 @@ static void
 txn_done(struct conn *c)
 {
     struct txn *t = &c->t;
+    watch_client(c, 0);
     int reuse_up = t->resp_minor == 1 && !t->resp_conn_close && t->resp_body != HTTP1_BODY_CLOSE &&
                    t->req_done && !c->draining && !t->upgrade;
     txn_log(c);
@@ -1391,6 +1450,7 @@ on_response_head(struct conn *c)
         write_response_head(c, h, 0);
         evbuffer_drain(in, h->head_len);
         free(h);
+        watch_client(c, 0); /* from here a gone client shows as a failed write */
         pump_response(c);
         return;
     }

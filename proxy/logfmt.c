@@ -152,7 +152,7 @@ logfmt_quota(const char *user, const char *client, const char *platform, const c
 
 /* Squid logs user names and URLs without spaces: encode what would split. */
 static void
-squid_token(const char *v, char *out, size_t size)
+squid_token(const char *v, char *out, size_t size, int is_url)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
@@ -162,7 +162,8 @@ squid_token(const char *v, char *out, size_t size)
     }
     for (; *v && o + 4 < size; v++) {
         unsigned char ch = (unsigned char)*v;
-        if (ch <= 0x20 || ch >= 0x7f || ch == '%') {
+        /* URLs are already percent-encoded: only what would split a line. */
+        if (ch <= 0x20 || ch >= 0x7f || (ch == '%' && !is_url)) {
             out[o++] = '%';
             out[o++] = hex[ch >> 4];
             out[o++] = hex[ch & 15];
@@ -190,7 +191,7 @@ logfmt_squid(const struct access_record *r, const struct timespec *ts, char *buf
     else
         code = "TCP_MISS";
     int direct = strcmp(code, "TCP_MISS") == 0 || strcmp(code, "TCP_TUNNEL") == 0;
-    squid_token(r->host, host, sizeof(host));
+    squid_token(r->host, host, sizeof(host), 1);
     if (r->method && strcmp(r->method, "CONNECT") == 0)
         snprintf(url, sizeof(url), "%s:%d", host, r->port);
     else if (r->host && r->port && r->port != 80)
@@ -200,8 +201,8 @@ logfmt_squid(const struct access_record *r, const struct timespec *ts, char *buf
     else
         snprintf(url, sizeof(url), "error:invalid-request");
     char path_tok[2400];
-    squid_token(url, path_tok, sizeof(path_tok));
-    squid_token(r->user, user, sizeof(user));
+    squid_token(url, path_tok, sizeof(path_tok), 1);
+    squid_token(r->user, user, sizeof(user), 0);
     int n = snprintf(buf, size, "%lld.%03ld %6llu %s %s/%03d %llu %s %s %s %s/%s -\n",
                      (long long)ts->tv_sec, ts->tv_nsec / 1000000, (unsigned long long)r->ms, ip,
                      code, r->status, (unsigned long long)r->down,

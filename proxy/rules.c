@@ -17,6 +17,7 @@ struct load {
     int kind;          /* K_* of that section */
     int platform;      /* index for a platform section, -1 if broken */
     unsigned seen;     /* keys seen in this section */
+    int section_line;  /* header line of the current section */
 };
 
 enum { K_NONE, K_PLATFORM, K_POLICY, K_BROKEN };
@@ -125,7 +126,8 @@ on_key(void *arg, const char *file, int line, int section_line, const char *sect
         diag_error(l->d, file, line, "%s: key outside of a section", key);
         return -1;
     }
-    if (strcmp(section, l->section) != 0) {
+    if (strcmp(section, l->section) != 0 || section_line != l->section_line) {
+        l->section_line = section_line;
         /* Sections are reported at their header line. */
         l->line = section_line > 0 ? section_line : line;
         begin_section(l, section);

@@ -2,10 +2,11 @@
 
 #include <string.h>
 
+/* A single quote is quoted too, so that sh and shlex split lines right. */
 static int
 plain(unsigned char c)
 {
-    return c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+    return c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '\'';
 }
 
 size_t

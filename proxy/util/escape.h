@@ -5,8 +5,8 @@
 #include <stddef.h>
 
 /* Writes `v` as one usage-log value into out (always NUL-terminated):
- * "-" when empty; as is when every byte is printable ASCII other than '"'
- * and '\'; otherwise in double quotes with \" \\ and \xHH for control and
+ * "-" when empty; as is when every byte is printable ASCII other than '"',
+ * '\' and '\''; otherwise in double quotes with \" \\ and \xHH for control and
  * non-ASCII bytes, so a line never breaks and awk splits on spaces. A value
  * that does not fit is cut at a character boundary and ends with "...".
  * Returns the length written. */

@@ -616,7 +616,9 @@ test_escape_values(void **state)
         {"empty", R(""), "-"},
         {"plain", R("example.com"), "example.com"},
         {"path", R("/a/b?c=d&e=%20"), "/a/b?c=d&e=%20"},
-        {"punctuation", R("!#$%&'()*+,-./:;<=>?@[]^_`{|}~"), "!#$%&'()*+,-./:;<=>?@[]^_`{|}~"},
+        {"punctuation", R("!#$%&()*+,-./:;<=>?@[]^_`{|}~"), "!#$%&()*+,-./:;<=>?@[]^_`{|}~"},
+        /* a single quote is quoted so that sh and shlex split the line right */
+        {"single quote", R("o'brien"), "\"o'brien\""},
         {"a dash alone is not empty", R("-"), "\"-\""},
         {"dashes", R("--"), "--"},
         {"space", R("a b"), "\"a b\""},
