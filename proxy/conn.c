@@ -135,6 +135,7 @@ struct conn {
     int cli_shut, up_shut;
     struct splicer *spl;  /* the tunnel relays in the kernel */
     struct event *gone_ev; /* EV_CLOSED on the client while its reading is off */
+    int watching;          /* gone_ev is armed for this request */
     struct txn t;
 };
 
@@ -150,6 +151,7 @@ static void connect_next(struct conn *c);
 static void pump_request_body(struct conn *c);
 static void pump_response(struct conn *c);
 static void watch_client(struct conn *c, int on);
+static void await_answer(struct conn *c);
 static void response_try_splice(struct conn *c);
 static void txn_done(struct conn *c);
 static void relay(struct conn *c, struct bufferevent *from, struct bufferevent *to);
@@ -534,7 +536,8 @@ build_upstream_head(struct conn *c, const struct http1_head *h, const struct htt
         evbuffer_add(b, "Transfer-Encoding: chunked\r\n", 28);
     if (t->upgrade)
         evbuffer_add(b, "Connection: Upgrade\r\n", 21);
-    evbuffer_add_printf(b, "Via: %s\r\n\r\n", worker_via());
+    evbuffer_add(b, worker_via_header(), worker_via_header_len());
+    evbuffer_add(b, "\r\n", 2);
     t->uhead = b;
 }
 
@@ -1143,12 +1146,24 @@ client_gone_cb(evutil_socket_t fd, short what, void *arg)
     conn_close(c, "client-closed");
 }
 
+/* Fast answers need no watching (it costs two epoll_ctl calls a request):
+ * the timer arms the watch if the answer takes longer than this. */
+#define CONN_WATCH_AFTER_MS 500
+
+static void
+await_answer(struct conn *c)
+{
+    uint64_t idle = c->cfg->idle_timeout_ms;
+    arm(c, idle < CONN_WATCH_AFTER_MS ? idle : CONN_WATCH_AFTER_MS);
+}
+
 static void
 watch_client(struct conn *c, int on)
 {
     if (!on) {
-        if (c->gone_ev)
+        if (c->watching && c->gone_ev)
             event_del(c->gone_ev);
+        c->watching = 0;
         return;
     }
     if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
@@ -1284,7 +1299,7 @@ pump_request_body(struct conn *c)
     if (c->state != CS_FORWARD || t->req_done) {
         bufferevent_disable(c->cbev, EV_READ);
         if (c->state == CS_FORWARD && !t->resp_head_done)
-            watch_client(c, 1);
+            await_answer(c);
         return;
     }
     struct evbuffer *in = bufferevent_get_input(c->cbev);
@@ -1298,7 +1313,7 @@ pump_request_body(struct conn *c)
     if (t->req_done) {
         bufferevent_disable(c->cbev, EV_READ); /* the next request waits its turn */
         if (!t->resp_head_done)
-            watch_client(c, 1);
+            await_answer(c);
     } else if (evbuffer_get_length(out) >= CONN_MAX_BUFFER) {
         bufferevent_disable(c->cbev, EV_READ);
         bufferevent_setwatermark(c->ubev, EV_WRITE, CONN_MAX_BUFFER / 2, 0);
@@ -1336,7 +1351,8 @@ write_response_head(struct conn *c, const struct http1_head *h, int interim)
         evbuffer_add(out, "Connection: Upgrade\r\n", 21);
     else if (!interim && t->client_close)
         evbuffer_add(out, "Connection: close\r\n", 19);
-    evbuffer_add_printf(out, "Via: %s\r\n\r\n", worker_via());
+    evbuffer_add(out, worker_via_header(), worker_via_header_len());
+    evbuffer_add(out, "\r\n", 2);
     t->down += evbuffer_get_length(out) - before;
 }
 
@@ -1881,6 +1897,11 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     }
     case CS_FORWARD:
     case CS_TUNNEL:
+        if (c->state == CS_FORWARD && c->t.req_done && !c->t.resp_head_done && !c->watching) {
+            /* A slow answer: from now on notice a client that leaves. */
+            c->watching = 1;
+            watch_client(c, 1);
+        }
         if (now - c->last_active < idle) {
             arm(c, idle - (now - c->last_active));
             break;

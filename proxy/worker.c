@@ -25,6 +25,8 @@
 
 static atomic_long total_conns;
 static char via[160] = "1.1 socialgate";
+static char via_header[180] = "Via: 1.1 socialgate\r\n";
+static size_t via_header_len = 21;
 
 const char *
 worker_via(void)
@@ -36,6 +38,20 @@ void
 worker_set_via(const char *hostname)
 {
     snprintf(via, sizeof(via), "1.1 %s (socialgate)", hostname);
+    int n = snprintf(via_header, sizeof(via_header), "Via: %s\r\n", via);
+    via_header_len = n > 0 && (size_t)n < sizeof(via_header) ? (size_t)n : 0;
+}
+
+const char *
+worker_via_header(void)
+{
+    return via_header;
+}
+
+size_t
+worker_via_header_len(void)
+{
+    return via_header_len;
 }
 
 long

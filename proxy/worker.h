@@ -71,6 +71,9 @@ void worker_pipe_put(struct worker *w, int p[2]);
 
 /* The Via field value this proxy adds, e.g. "1.1 gw1 (socialgate)". */
 const char *worker_via(void);
+/* "Via: 1.1 gw1 (socialgate)\r\n", built once. */
+const char *worker_via_header(void);
+size_t worker_via_header_len(void);
 void worker_set_via(const char *hostname);
 
 #endif
