@@ -157,6 +157,20 @@ static void txn_done(struct conn *c);
 static void relay(struct conn *c, struct bufferevent *from, struct bufferevent *to);
 static void usage_who(struct conn *c, struct usage_row *row, char *ip, size_t ipsize);
 
+/* localtime_r takes glibc's time-zone lock: once a second per thread is
+ * enough for decisions, quotas and usage. */
+static void
+local_tm(time_t t, struct tm *out)
+{
+    static _Thread_local time_t cached_sec = -1;
+    static _Thread_local struct tm cached;
+    if (t != cached_sec) {
+        localtime_r(&t, &cached);
+        cached_sec = t;
+    }
+    *out = cached;
+}
+
 static uint64_t
 now_ms(struct conn *c)
 {
@@ -256,7 +270,7 @@ txn_log(struct conn *c)
         event_base_gettimeofday_cached(c->w->base, &tv);
         time_t now = tv.tv_sec;
         struct tm local;
-        localtime_r(&now, &local);
+        local_tm(now, &local);
         usage_activity(&row, timewin_day_number(&local), -1, 1, t->up, t->down);
     }
     const struct catalog_platform *p = catalog_platform(c->snap->rules->catalog, t->platform);
@@ -770,7 +784,7 @@ finish_decision(struct conn *c)
     }
     time_t now = time(NULL);
     struct tm local;
-    localtime_r(&now, &local);
+    local_tm(now, &local);
     struct decision d;
     struct decision_in in = {
         .snap = snap,
@@ -949,7 +963,7 @@ mark_active(struct conn *c)
     t->last_minute = minute;
     time_t now = tv.tv_sec;
     struct tm local;
-    localtime_r(&now, &local);
+    local_tm(now, &local);
     const struct policy_rule *r =
         t->rule >= 0 ? policy_rule(c->snap->rules->policy, (size_t)t->rule) : NULL;
     if (r && r->quota_min) {
