@@ -136,10 +136,24 @@ add_port(void *arg, const char *item)
 {
     struct load *l = arg;
     struct config *c = l->c;
-    uint64_t p;
+    uint64_t p, hi;
     const char *err;
+    const char *dash = item ? strchr(item, '-') : NULL;
+    if (dash) { /* a range, as in Squid's port ACLs: 1024-65535 */
+        if (num_parse_u64(item, (size_t)(dash - item), 65535, &p, &err) < 0 || p == 0 ||
+            num_parse_u64(dash + 1, strlen(dash + 1), 65535, &hi, &err) < 0 || hi < p)
+            return bad(l, "connect_ports", item, "expected a port 1-65535 or a range LOW-HIGH");
+        uint16_t(*nr)[2] = realloc(c->connect_ranges, (c->nconnect_ranges + 1) * sizeof(*nr));
+        if (nr == NULL)
+            abort();
+        c->connect_ranges = nr;
+        c->connect_ranges[c->nconnect_ranges][0] = (uint16_t)p;
+        c->connect_ranges[c->nconnect_ranges][1] = (uint16_t)hi;
+        c->nconnect_ranges++;
+        return 0;
+    }
     if (item == NULL || num_parse_u64(item, strlen(item), 65535, &p, &err) < 0 || p == 0)
-        return bad(l, "connect_ports", item ? item : "...", "expected a port number 1-65535");
+        return bad(l, "connect_ports", item ? item : "...", "expected a port 1-65535 or a range LOW-HIGH");
     uint16_t *nv = realloc(c->connect_ports, (c->nconnect_ports + 1) * sizeof(*nv));
     if (nv == NULL)
         abort();
@@ -631,6 +645,7 @@ config_free(struct config *c)
     free(c->listen);
     cidrset_free(&c->clients);
     free(c->connect_ports);
+    free(c->connect_ranges);
     free(c->rules_dir);
     free(c->timezone);
     free(c->state_dir);
@@ -659,6 +674,9 @@ config_connect_port_allowed(const struct config *c, uint16_t port)
 {
     for (size_t i = 0; i < c->nconnect_ports; i++)
         if (c->connect_ports[i] == port)
+            return 1;
+    for (size_t i = 0; i < c->nconnect_ranges; i++)
+        if (port >= c->connect_ranges[i][0] && port <= c->connect_ranges[i][1])
             return 1;
     return 0;
 }

@@ -25,6 +25,8 @@ struct config {
     struct cidrset clients;
     uint16_t *connect_ports;
     size_t nconnect_ports;
+    uint16_t (*connect_ranges)[2]; /* LOW-HIGH items */
+    size_t nconnect_ranges;
     char *rules_dir;
     char *timezone; /* NULL: the system's */
     int workers;    /* 0 = auto */
