@@ -259,6 +259,9 @@ catalog_normalize(const char *host, size_t len, char *out, size_t outsz, int *is
         return 0;
     if (len >= sizeof(tmp))
         return -1;
+    /* Lower-case straight into out when it fits: the common case copies
+     * once. IDNs go through tmp to libidn2. */
+    char *dst = (len < outsz && len <= CATALOG_MAX_HOST) ? out : tmp;
     int digits_dots = 1;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)host[i];
@@ -270,10 +273,12 @@ catalog_normalize(const char *host, size_t len, char *out, size_t outsz, int *is
             return -1; /* empty label */
         if (!(ch == '.' || (ch >= '0' && ch <= '9')))
             digits_dots = 0;
-        tmp[i] = (char)((ch >= 'A' && ch <= 'Z') ? ch + 32 : ch);
+        dst[i] = (char)((ch >= 'A' && ch <= 'Z') ? ch + 32 : ch);
     }
-    tmp[len] = '\0';
+    dst[len] = '\0';
     if (!ascii) {
+        if (dst != tmp)
+            memcpy(tmp, dst, len + 1);
         char *a = NULL;
         if (idn2_to_ascii_8z(tmp, &a, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT) != IDN2_OK)
             return -1;
@@ -285,10 +290,8 @@ catalog_normalize(const char *host, size_t len, char *out, size_t outsz, int *is
         memcpy(out, a, n + 1);
         idn2_free(a);
         len = n;
-    } else {
-        if (len >= outsz || len > CATALOG_MAX_HOST)
-            return -1;
-        memcpy(out, tmp, len + 1);
+    } else if (dst != out) {
+        return -1; /* too long for a host name */
     }
     /* Only digits and dots can be an IPv4 literal here (IPv6 has colons). */
     if (digits_dots && is_ip_literal(out))
