@@ -538,7 +538,9 @@ build_upstream_head(struct conn *c, const struct http1_head *h, const struct htt
         if (http1_name_is(&f->name, "host"))
             continue;
         if (http1_is_hop_by_hop(&f->name) || http1_connection_names(h, &f->name)) {
-            if (!(t->upgrade && http1_name_is(&f->name, "upgrade")))
+            /* Content-Length frames what is sent: no Connection option removes it. */
+            if (!(t->upgrade && http1_name_is(&f->name, "upgrade")) &&
+                !http1_name_is(&f->name, "content-length"))
                 continue;
         }
         evbuffer_add(b, f->name.p, f->name.len);
@@ -1352,7 +1354,8 @@ write_response_head(struct conn *c, const struct http1_head *h, int interim)
         const struct http1_header *f = &h->headers[i];
         if (http1_is_hop_by_hop(&f->name) || http1_connection_names(h, &f->name)) {
             int keep = (upgrading && http1_name_is(&f->name, "upgrade")) ||
-                       (!t->dechunk && !interim && http1_name_is(&f->name, "transfer-encoding"));
+                       (!t->dechunk && !interim && http1_name_is(&f->name, "transfer-encoding")) ||
+                       http1_name_is(&f->name, "content-length"); /* framing, as above */
             if (!keep)
                 continue;
         }
