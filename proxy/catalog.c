@@ -283,13 +283,13 @@ catalog_normalize(const char *host, size_t len, char *out, size_t outsz, int *is
         if (idn2_to_ascii_8z(tmp, &a, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT) != IDN2_OK)
             return -1;
         size_t n = strlen(a);
-        if (n >= outsz || n > CATALOG_MAX_HOST) {
-            idn2_free(a);
-            return -1;
-        }
-        memcpy(out, a, n + 1);
+        /* UTS 46 maps some characters to ASCII ones that the rules above
+         * refuse or read otherwise (U+3002 and U+FF0E to '.', U+FF1A to
+         * ':', U+FF3B to '[', U+3000 to ' '): the result must be a name
+         * they take as it is, as if a client had sent it in ASCII. */
+        int r = catalog_normalize(a, n, out, outsz, is_ip);
         idn2_free(a);
-        len = n;
+        return r == (int)n ? r : -1;
     } else if (dst != out) {
         return -1; /* too long for a host name */
     }

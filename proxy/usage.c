@@ -268,7 +268,8 @@ usage_active_identities(int64_t since_minute)
         }
     }
     /* Sort then count runs of equal identities (the part before 0x1f). */
-    qsort(ids, n, sizeof(*ids), cmp_str);
+    if (n > 1) /* ids is NULL when n == 0, which qsort may not be given */
+        qsort(ids, n, sizeof(*ids), cmp_str);
     for (size_t i = 0; i < n; i++) {
         size_t li = strcspn(ids[i], "\x1f");
         if (i == 0 || strcspn(ids[i - 1], "\x1f") != li || strncmp(ids[i - 1], ids[i], li) != 0)

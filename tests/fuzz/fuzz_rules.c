@@ -1,7 +1,9 @@
 /* A rules file (platform, role, schedule and rule sections) through
  * rules_load_string. When it loads, the result is used as the proxy uses
  * it: a few hosts are classified, and the policy is evaluated for a few
- * identities, requests and local times. */
+ * identities, requests and local times. The same text is then loaded from
+ * a folder with rules_load, as the daemon does: same verdict, same number
+ * of problems and of rules. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 
 #include "catalog.h"
 #include "fuzz.h"
+#include "fuzz_tmp.h"
 #include "htpasswd.h"
 #include "policy.h"
 #include "rules.h"
@@ -123,9 +126,33 @@ use(const struct rules *r)
     free(held);
 }
 
+/* Texts with a NUL are left out: the file reader reports it, the string
+ * ends there. */
+static void
+same_from_dir(const uint8_t *data, size_t size, const struct rules *r, const struct diag *d)
+{
+    if (memchr(data, '\0', size) != NULL)
+        return;
+    fuzz_tmp_write("fuzz.ini", data, size);
+    struct diag d2;
+    memset(&d2, 0, sizeof(d2));
+    struct rules *r2 = rules_load(fuzz_tmp, &d2);
+    FUZZ_CHECK((r2 == NULL) == (r == NULL));
+    FUZZ_CHECK(d2.errors == d->errors && d2.warnings == d->warnings);
+    if (r != NULL) {
+        FUZZ_CHECK(r2->nrules == r->nrules && r2->nfiles == 1);
+        FUZZ_CHECK(catalog_platform_count(r2->catalog) == catalog_platform_count(r->catalog));
+        FUZZ_CHECK(catalog_domain_count(r2->catalog) == catalog_domain_count(r->catalog));
+        FUZZ_CHECK(policy_role_count(r2->policy) == policy_role_count(r->policy));
+    }
+    rules_free(r2);
+    diag_free(&d2);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    fuzz_tmp_init("rules");
     if (groups == NULL) {
         struct diag gd;
         memset(&gd, 0, sizeof(gd));
@@ -141,10 +168,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r != NULL) {
         FUZZ_CHECK(d.errors == 0);
         use(r);
-        rules_free(r);
     } else {
         FUZZ_CHECK(d.errors > 0);
     }
+    same_from_dir(data, size, r, &d);
+    rules_free(r);
     diag_free(&d);
     free(text);
     return 0;

@@ -70,7 +70,7 @@ fuzz)
         corp=$(ls "$work/corpus/$t" | wc -l)
         if [ "$rc" -eq 0 ]; then
             passed=$((passed + 1))
-            echo "fuzz $t: ok, ${execs:-?} execs in ${seconds}s, cov ${cov:-?}, ft ${ft:-?}, $corp new corpus files"
+            echo "fuzz $t: ok, ${execs:-?} execs in ${seconds}s, cov ${cov:-?}, ft ${ft:-?}, work corpus $corp files"
         else
             failed=$((failed + 1))
             echo "fuzz $t: FAILED (exit $rc) after ${execs:-?} execs; log $log"
