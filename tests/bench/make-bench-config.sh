@@ -39,6 +39,9 @@ state_dir = state
 hosts_file = none
 
 [limits]
+; all benchmark load comes from one address
+max_per_client = 100000
+max_connections = 100000
 block_destinations = none
 
 [log]
