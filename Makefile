@@ -175,6 +175,37 @@ test-asan: test-deps asan
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
 	  SOCIALGATE_BIN=build-asan/socialgate $(PYTEST) -q tests/integration
 
+# Memcheck: the integration suite once with every socialgate process under
+# valgrind (tests/integration/valgrind-wrap.sh, one log per process in
+# $(VALGRIND_LOGS)); fails on any memcheck error or definite leak, checked
+# per daemon by the fixtures and over all logs by valgrind-check.sh. Tests
+# that measure speed, time bounds or memory are deselected.
+VALGRIND_LOGS = build-valgrind/logs
+test-valgrind: test-deps
+	$(call apt_need,valgrind)
+	$(MAKE) $(BIN)
+	rm -rf $(VALGRIND_LOGS) && mkdir -p $(VALGRIND_LOGS)
+	SG_VALGRIND_LOGS=$(CURDIR)/$(VALGRIND_LOGS) SG_VALGRIND_TARGET=$(CURDIR)/$(BIN) SG_KILL_GRACE=30 \
+	  SOCIALGATE_BIN=tests/integration/valgrind-wrap.sh \
+	  $(PYTEST) -q -m "not slow_under_valgrind" tests/integration; rc=$$?; \
+	  sh tests/integration/valgrind-check.sh $(VALGRIND_LOGS) || rc=1; exit $$rc
+
+# ThreadSanitizer: a clang build in build-tsan/ and the whole integration
+# suite against it (two workers, the tests' default); a race stops the daemon
+# (halt_on_error), which fails the test. tests/tsan.supp explains each
+# suppression.
+TSAN_FLAGS = -fsanitize=thread -fno-omit-frame-pointer
+tsan:
+	$(MAKE) BUILD=build-tsan BIN=build-tsan/socialgate CC=$(CLANG) \
+	  CFLAGS="-O1 -g -Wno-format-nonliteral" EXTRA_CFLAGS="$(TSAN_FLAGS)" \
+	  EXTRA_LDFLAGS="$(TSAN_FLAGS)" build-tsan/socialgate
+
+test-tsan: test-deps
+	$(call apt_need,clang)
+	$(MAKE) tsan
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  SOCIALGATE_BIN=build-tsan/socialgate $(PYTEST) -q tests/integration
+
 # --- install ----------------------------------------------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=...], as root for a real install:
 #   $(SBINDIR)/socialgate
@@ -269,7 +300,8 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR)
 
 clean:
-	rm -rf $(BUILD) build-asan $(FUZZ_BUILD) $(BIN)
+	rm -rf $(BUILD) build-asan build-tsan build-valgrind $(FUZZ_BUILD) $(BIN)
 
-.PHONY: bench bench-tunnels all deps test-deps fuzz-deps run unit integration test asan test-asan install uninstall \
+.PHONY: bench bench-tunnels all deps test-deps fuzz-deps run unit integration test asan test-asan \
+	test-valgrind tsan test-tsan install uninstall \
 	clean bench-classify fuzz-replay fuzzers fuzz-build fuzz fuzz-smoke bench-report

@@ -22,6 +22,12 @@ from sgtest import (  # noqa: E402
 )
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow_under_valgrind: measures speed, time bounds or resources that valgrind "
+        "distorts; make test-valgrind deselects it")
+
+
 @pytest.fixture(scope="session")
 def env(tmp_path_factory):
     e = Env()

@@ -120,6 +120,14 @@ TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?[+-]\d\d:\d\d$")
 FIELD_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^ ]*)')
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "WARNING: ThreadSanitizer",
                      "ERROR: ThreadSanitizer")
+# make test-valgrind: SOCIALGATE_BIN is tests/integration/valgrind-wrap.sh, which writes
+# memcheck's log of each process to $SG_VALGRIND_LOGS/vg.PID.log.
+VALGRIND_LOGS = os.environ.get("SG_VALGRIND_LOGS")
+VALGRIND_BAD_RE = re.compile(r"ERROR SUMMARY: [1-9]|definitely lost: [1-9]|==\d+== (Invalid (read|write|free)"
+                             r"|Conditional jump|Use of uninitialised|Syscall param|Mismatched free"
+                             r"|Source and destination overlap)")
+# Seconds a stopped daemon gets to exit before SIGKILL (memcheck needs more for its leak check).
+KILL_GRACE = float(os.environ.get("SG_KILL_GRACE") or 3)
 REQUEST_FIELDS = ["ev", "client", "user", "roles", "method", "host", "port", "path", "sni",
                   "platform", "category", "rule", "action", "status", "up", "down", "ms"]
 
@@ -363,7 +371,7 @@ class SocialGate:
     def kill(self):
         self.expected_exit = True
         if self.proc is not None:
-            kill_group(self.proc, signal.SIGINT, grace=3)
+            kill_group(self.proc, signal.SIGINT, grace=KILL_GRACE)
         f = getattr(self, "stderr_file", None)
         if f:
             f.close()
@@ -388,6 +396,15 @@ class SocialGate:
             i = text.find(marker)
             if i >= 0:
                 return text[max(0, i - 200): i + 4000]
+        if VALGRIND_LOGS and self.proc is not None:
+            try:
+                vg = (Path(VALGRIND_LOGS) / ("vg.%d.log" % self.proc.pid)).read_text(errors="replace")
+            except FileNotFoundError:
+                return ""
+            m = VALGRIND_BAD_RE.search(vg)
+            if m and not getattr(self, "vg_reported", False):
+                self.vg_reported = True  # once: the log only grows, later tests are not to blame
+                return vg[max(0, m.start() - 200): m.start() + 6000]
         return ""
 
     def stderr_tail(self, n=4000):
