@@ -136,6 +136,8 @@ struct conn {
     struct splicer *spl;  /* the tunnel relays in the kernel */
     struct event *gone_ev; /* EV_CLOSED on the client while its reading is off */
     int watching;          /* gone_ev is armed for this request */
+    uint64_t connect_deadline; /* ms, monotonic: the end of DNS + connect */
+    size_t head_scanned;   /* bytes of a partial head parsed so far */
     struct txn t;
 };
 
@@ -156,6 +158,8 @@ static void response_try_splice(struct conn *c);
 static void txn_done(struct conn *c);
 static void relay(struct conn *c, struct bufferevent *from, struct bufferevent *to);
 static void usage_who(struct conn *c, struct usage_row *row, char *ip, size_t ipsize);
+static void reply_page(struct conn *c, const char *page, size_t n, int status,
+                       const char *reason);
 
 /* localtime_r takes glibc's time-zone lock: once a second per thread is
  * enough for decisions, quotas and usage. */
@@ -535,12 +539,13 @@ build_upstream_head(struct conn *c, const struct http1_head *h, const struct htt
     evbuffer_add(b, "\r\n", 2);
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct http1_header *f = &h->headers[i];
-        if (http1_name_is(&f->name, "host"))
+        /* Content-Length is written once below, as the value parsed: no
+         * Connection option removes it, and identical duplicates ("5, 5")
+         * reach the origin as one value (RFC 9112 6.3). */
+        if (http1_name_is(&f->name, "host") || http1_name_is(&f->name, "content-length"))
             continue;
         if (http1_is_hop_by_hop(&f->name) || http1_connection_names(h, &f->name)) {
-            /* Content-Length frames what is sent: no Connection option removes it. */
-            if (!(t->upgrade && http1_name_is(&f->name, "upgrade")) &&
-                !http1_name_is(&f->name, "content-length"))
+            if (!(t->upgrade && http1_name_is(&f->name, "upgrade")))
                 continue;
         }
         evbuffer_add(b, f->name.p, f->name.len);
@@ -548,6 +553,8 @@ build_upstream_head(struct conn *c, const struct http1_head *h, const struct htt
         evbuffer_add(b, f->value.p, f->value.len);
         evbuffer_add(b, "\r\n", 2);
     }
+    if (h->flags & HTTP1_F_HAS_CL)
+        evbuffer_add_printf(b, "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
     if (h->body == HTTP1_BODY_CHUNKED)
         evbuffer_add(b, "Transfer-Encoding: chunked\r\n", 28);
     if (t->upgrade)
@@ -590,6 +597,38 @@ read_credentials(struct conn *c, const struct http1_head *h)
     }
 }
 
+/* With [auth] required = yes, a head that carries no credentials of a
+ * known user is held to these limits instead of max_header_bytes and
+ * HTTP1_MAX_HEADERS: all it can earn is a 407. */
+#define PREAUTH_HEAD_BYTES 16384
+#define PREAUTH_FIELDS 64
+
+static int
+preauth_limited(const struct conn *c)
+{
+    return c->snap->users != NULL && c->cfg->auth_required &&
+           (size_t)c->cfg->max_header_bytes > PREAUTH_HEAD_BYTES;
+}
+
+/* Whether the field lines parsed so far hold Basic credentials naming a
+ * user of the htpasswd file (the password is checked later). */
+static int
+names_known_user(const struct conn *c, const struct http1_head *h)
+{
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const struct http1_header *f = &h->headers[i];
+        if (!http1_name_is(&f->name, "proxy-authorization"))
+            continue;
+        char user[HTPASSWD_MAX_USER + 1], pass[HTPASSWD_MAX_PASSWORD + 1];
+        int ok = htpasswd_parse_basic(f->value.p, f->value.len, user, sizeof(user), pass,
+                                      sizeof(pass)) == 0 &&
+                 htpasswd_hash(c->snap->users, user) != NULL;
+        OPENSSL_cleanse(pass, sizeof(pass));
+        return ok;
+    }
+    return 0;
+}
+
 /* Parses what the client input holds; on a whole head, starts the
  * transaction. */
 static void
@@ -605,6 +644,19 @@ try_head(struct conn *c)
     }
     size_t max = (size_t)c->cfg->max_header_bytes;
     size_t n = avail < max + 1 ? avail : max + 1;
+    int preauth = preauth_limited(c);
+    /* A head arriving in small pieces is parsed again only when a new line
+     * ends (or a limit is crossed), not on every read: a client sending a
+     * byte at a time costs one parse per line, not one per byte. */
+    if (c->head_scanned > 0 && n > c->head_scanned && n <= max &&
+        !(preauth && n > PREAUTH_HEAD_BYTES)) {
+        struct evbuffer_ptr from;
+        if (evbuffer_ptr_set(in, &from, c->head_scanned, EVBUFFER_PTR_SET) == 0 &&
+            evbuffer_search(in, "\n", 1, &from).pos < 0) {
+            c->head_scanned = n;
+            return;
+        }
+    }
     const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
     struct http1_head *h = malloc(sizeof(*h));
     if (p == NULL || h == NULL) {
@@ -613,11 +665,33 @@ try_head(struct conn *c)
         return;
     }
     enum http1_status st = http1_parse_request(p, n, max, h);
+    c->head_scanned = st == HTTP1_PARTIAL ? n : 0;
+    struct txn *t = &c->t;
+    if (preauth &&
+        ((st == HTTP1_PARTIAL && n > PREAUTH_HEAD_BYTES) ||
+         (st == HTTP1_OK && (h->head_len > PREAUTH_HEAD_BYTES || h->nheaders > PREAUTH_FIELDS))) &&
+        !names_known_user(c, h)) {
+        /* Anonymous, or an unknown user: a 407 now, and the rest of the
+         * head is never read. */
+        free(h);
+        c->head_scanned = 0;
+        t->active = 1;
+        clock_gettime(CLOCK_MONOTONIC, &t->start);
+        t->up = n;
+        t->reason = "head-too-large-before-auth";
+        size_t ml = 0;
+        while (ml < n && ml < sizeof(t->method) - 1 && p[ml] > 0x20 && p[ml] < 0x7f)
+            ml++;
+        if (ml < n && p[ml] == ' ')
+            memcpy(t->method, p, ml);
+        char page[4096];
+        reply_page(c, page, local_auth_page(c->snap, page, sizeof(page)), 407, NULL);
+        return;
+    }
     if (st == HTTP1_PARTIAL) {
         free(h);
         return;
     }
-    struct txn *t = &c->t;
     t->active = 1;
     clock_gettime(CLOCK_MONOTONIC, &t->start);
     if (st != HTTP1_OK) {
@@ -663,6 +737,13 @@ try_head(struct conn *c)
                               : "The request target is malformed.";
         free(h);
         reply_error(c, 400, http1_strerror(st), why);
+        return;
+    }
+    if (h->minor == 1 && h->host.p == NULL && !t->is_connect) {
+        /* RFC 9112 3.2: an HTTP/1.1 request without Host is refused, whatever
+         * its target says (CONNECT is let through: its target is the host). */
+        free(h);
+        reply_error(c, 400, "missing-host", "An HTTP/1.1 request needs a Host header field.");
         return;
     }
     read_credentials(c, h);
@@ -1029,6 +1110,10 @@ peek_hello(struct conn *c)
     return 0;
 }
 
+/* Fast answers and connects need no watching (it costs two epoll_ctl calls
+ * a request): the timer arms the watch if they take longer than this. */
+#define CONN_WATCH_AFTER_MS 500
+
 static void
 dns_cb(int result, struct evutil_addrinfo *res, void *arg)
 {
@@ -1090,7 +1175,11 @@ resolve(struct conn *c)
     char port[8];
     snprintf(port, sizeof(port), "%u", c->t.port);
     c->state = CS_RESOLVING;
-    arm(c, c->cfg->connect_timeout_ms);
+    /* The timer first arms the watch for a client that leaves (after
+     * CONN_WATCH_AFTER_MS), then ends the wait at connect_timeout. */
+    uint64_t ct = c->cfg->connect_timeout_ms;
+    c->connect_deadline = now_ms(c) + ct;
+    arm(c, ct < CONN_WATCH_AFTER_MS ? ct : CONN_WATCH_AFTER_MS);
     /* The callback may run before this returns (literals, hosts file). */
     struct evdns_getaddrinfo_request *req =
         evdns_getaddrinfo(c->w->dns, c->t.host, port, &hints, dns_cb, c);
@@ -1147,7 +1236,8 @@ static void
 client_gone_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    if (c->closed || c->state != CS_FORWARD || c->t.status != 0)
+    if (c->closed || c->t.status != 0 ||
+        (c->state != CS_FORWARD && c->state != CS_RESOLVING && c->state != CS_CONNECTING))
         return;
     if (!(what & EV_CLOSED)) {
         /* Readable: the end of the stream, a reset, or the next
@@ -1162,9 +1252,6 @@ client_gone_cb(evutil_socket_t fd, short what, void *arg)
     conn_close(c, "client-closed");
 }
 
-/* Fast answers need no watching (it costs two epoll_ctl calls a request):
- * the timer arms the watch if the answer takes longer than this. */
-#define CONN_WATCH_AFTER_MS 500
 
 static void
 await_answer(struct conn *c)
@@ -1206,6 +1293,7 @@ upstream_ready(struct conn *c)
     }
     if (t->is_connect) {
         static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+        watch_client(c, 0); /* the client is read from now on */
         c->state = CS_TUNNEL;
         t->status = 200;
         t->down += sizeof(ok) - 1;
@@ -1352,10 +1440,11 @@ write_response_head(struct conn *c, const struct http1_head *h, int interim)
     int upgrading = h->status == 101;
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct http1_header *f = &h->headers[i];
+        if (http1_name_is(&f->name, "content-length"))
+            continue; /* written once below, as in build_upstream_head */
         if (http1_is_hop_by_hop(&f->name) || http1_connection_names(h, &f->name)) {
             int keep = (upgrading && http1_name_is(&f->name, "upgrade")) ||
-                       (!t->dechunk && !interim && http1_name_is(&f->name, "transfer-encoding")) ||
-                       http1_name_is(&f->name, "content-length"); /* framing, as above */
+                       (!t->dechunk && !interim && http1_name_is(&f->name, "transfer-encoding"));
             if (!keep)
                 continue;
         }
@@ -1364,6 +1453,9 @@ write_response_head(struct conn *c, const struct http1_head *h, int interim)
         evbuffer_add(out, f->value.p, f->value.len);
         evbuffer_add(out, "\r\n", 2);
     }
+    if (h->flags & HTTP1_F_HAS_CL)
+        evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+                            (unsigned long long)h->content_length);
     if (upgrading)
         evbuffer_add(out, "Connection: Upgrade\r\n", 21);
     else if (!interim && t->client_close)
@@ -1905,6 +1997,15 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
         break;
     case CS_RESOLVING:
     case CS_CONNECTING: {
+        if (now < c->connect_deadline) {
+            /* A slow connect: from now on notice a client that leaves. */
+            if (!c->watching) {
+                c->watching = 1;
+                watch_client(c, 1);
+            }
+            arm(c, c->connect_deadline - now);
+            break;
+        }
         char msg[512];
         snprintf(msg, sizeof(msg), "No connection to %s port %u within the connect timeout.",
                  c->t.host, c->t.port);

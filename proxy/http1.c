@@ -30,6 +30,7 @@ http1_strerror(enum http1_status st)
     case HTTP1_ERR_TARGET: return "bad-target";
     case HTTP1_ERR_SCHEME: return "unsupported-scheme";
     case HTTP1_ERR_CHUNK: return "bad-chunk";
+    case HTTP1_ERR_TE_CODING: return "unsupported-transfer-coding";
     }
     return "unknown";
 }
@@ -42,6 +43,7 @@ http1_error_code(enum http1_status st)
     case HTTP1_ERR_HEAD_TOO_LARGE:
     case HTTP1_ERR_TOO_MANY_HEADERS: return 431;
     case HTTP1_ERR_VERSION: return 505;
+    case HTTP1_ERR_TE_CODING: return 501;
     default: return 400;
     }
 }
@@ -362,6 +364,8 @@ parse_fields(const uint8_t *p, size_t len, size_t pos, size_t max_head, struct h
         if (h->flags & HTTP1_F_HAS_CL)
             return HTTP1_ERR_CL_AND_TE;
         h->body = te.last_chunked ? HTTP1_BODY_CHUNKED : HTTP1_BODY_CLOSE;
+        if (te.count > 1)
+            h->flags |= HTTP1_F_TE_CODED;
     } else if (cl.seen) {
         h->body = HTTP1_BODY_LENGTH;
     }
@@ -481,6 +485,11 @@ http1_parse_request(const uint8_t *p, size_t len, size_t max_head, struct http1_
         return HTTP1_ERR_TRANSFER_ENCODING; /* RFC 9112 6.3 (4): chunked must be last */
     if ((h->flags & HTTP1_F_HAS_TE) && h->minor == 0)
         return HTTP1_ERR_TRANSFER_ENCODING; /* RFC 9112 6.1: faulty framing */
+    /* RFC 9112 6.1: a coding besides chunked (gzip, chunked) is not one the
+     * proxy understands; it would have to forward it, and origins differ on
+     * it. 501, as nginx and Squid answer. */
+    if (h->body == HTTP1_BODY_CHUNKED && (h->flags & HTTP1_F_TE_CODED))
+        return HTTP1_ERR_TE_CODING;
     if (h->body == HTTP1_BODY_LENGTH && h->content_length == 0)
         h->body = HTTP1_BODY_NONE;
     return HTTP1_OK;

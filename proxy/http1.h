@@ -39,6 +39,7 @@ enum http1_status {
     HTTP1_ERR_TARGET,           /* request-target forms */
     HTTP1_ERR_SCHEME,           /* absolute-form with another scheme than http */
     HTTP1_ERR_CHUNK,            /* chunked body framing */
+    HTTP1_ERR_TE_CODING,        /* 501: a request transfer coding besides chunked */
 };
 
 /* Short, stable text for logs (reason=...). */
@@ -70,6 +71,7 @@ enum {
     HTTP1_F_UPGRADE = 1 << 4,        /* an Upgrade field is present */
     HTTP1_F_HAS_CL = 1 << 5,
     HTTP1_F_HAS_TE = 1 << 6,
+    HTTP1_F_TE_CODED = 1 << 7,       /* a transfer coding besides chunked */
 };
 
 struct http1_head {

@@ -7,6 +7,7 @@ by a hosts file of this module. Time windows are built around the current
 UTC time (the daemons run with timezone = UTC).
 """
 
+import base64
 import datetime
 import html
 import re
@@ -421,6 +422,80 @@ def test_auth_required(make_sg, env, hosts, tmp_path):
     assert header(headers, "Proxy-Authenticate") == 'Basic realm="Test gateway"'
     e = d.wait_log(since=t0, host="www.linkedin.com", path="/u/" + tok)
     assert (e["status"], e["user"], e.get("auth")) == ("407", "alice", "fail"), e.raw
+
+
+def _big_head(env, tok, creds=None, pad_fields=5, pad_bytes=4000):
+    """A GET whose head is about pad_fields * pad_bytes long (each line under nginx's 8 KiB)."""
+    lines = ["GET http://www.linkedin.com:%d/u/%s HTTP/1.1" % (env.nginx_http, tok),
+             "Host: www.linkedin.com:%d" % env.nginx_http]
+    if creds:
+        lines.append("Proxy-Authorization: Basic " + base64.b64encode(creds.encode()).decode())
+    lines += ["X-Pad-%d: %s" % (i, "p" * pad_bytes) for i in range(pad_fields)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def test_head_limits_before_authentication(make_sg, env, hosts, tmp_path):
+    """With required = yes, a head without a known user's credentials is held to 16 KiB and
+    64 fields: it gets 407 and the connection closes, before the rest is read. A signed-in
+    user may send heads up to max_header_bytes."""
+    d = _auth_sg(make_sg, hosts, tmp_path, "yes")
+    t0 = time.time()
+
+    # anonymous, 20 KiB: 407, closed, logged with its reason
+    tok = token()
+    with d.conn(timeout=8) as c:
+        c.send(_big_head(env, tok))
+        r = c.read_response()
+        assert r.status == 407
+        assert r.header("proxy-authenticate") == 'Basic realm="Test gateway"'
+        c.read_all(timeout=3)
+        assert c.eof
+    e = d.wait_log(since=t0, status="407", reason="head-too-large-before-auth")
+    assert (e["method"], e["user"]) == ("GET", "-"), e.raw
+
+    # anonymous, 70 small fields (under 16 KiB): the same
+    with d.conn(timeout=8) as c:
+        c.send(_big_head(env, token(), pad_fields=70, pad_bytes=10))
+        assert c.read_response().status == 407
+
+    # anonymous head still arriving: refused once 16 KiB are in, not at header_timeout
+    with d.conn(timeout=8) as c:
+        t1 = time.monotonic()
+        c.send(_big_head(env, token(), pad_fields=5)[:17000])
+        r = c.read_response()
+        assert r.status == 407 and time.monotonic() - t1 < 2.0
+
+    # an unknown user is anonymous here
+    with d.conn(timeout=8) as c:
+        c.send(_big_head(env, token(), creds="mallory:x"))
+        assert c.read_response().status == 407
+
+    # a known user with the right password: the same 20 KiB head and 70 fields pass
+    for fields, size in ((5, 4000), (70, 10)):
+        tok = token()
+        with d.conn(timeout=8) as c:
+            c.send(_big_head(env, tok, creds="alice:alice-pw", pad_fields=fields, pad_bytes=size))
+            r = c.read_response()
+            assert r.status == 200 and r.body == env.small_body, (fields, r.status)
+        e = d.wait_log(since=t0, path="/u/" + tok)
+        assert (e["user"], e["status"]) == ("alice", "200"), e.raw
+
+    # a small anonymous head gets the usual 407 (reason auth-required)
+    tok = token()
+    with d.conn(timeout=8) as c:
+        c.send(_big_head(env, tok, pad_fields=1, pad_bytes=10))
+        assert c.read_response().status == 407
+    e = d.wait_log(since=t0, path="/u/" + tok)
+    assert e["reason"] == "auth-required", e.raw
+
+
+def test_no_preauth_head_limit_when_auth_is_optional(make_sg, env, hosts, tmp_path):
+    """required = no: anonymous users are legitimate, max_header_bytes applies to them."""
+    d = _auth_sg(make_sg, hosts, tmp_path, "no")
+    with d.conn(timeout=8) as c:
+        c.send(_big_head(env, token()))
+        r = c.read_response()
+        assert r.status == 200 and r.body == env.small_body
 
 
 def test_auth_optional(make_sg, env, hosts, tmp_path):
