@@ -98,6 +98,7 @@ struct txn {
     char *user;        /* owned: the name sent in Proxy-Authorization */
     char *pass;        /* owned, wiped when freed */
     int auth;          /* 0 none sent, 1 verified, -1 wrong */
+    int decoy;         /* an unknown user: checked against the decoy hash */
     struct auth_job *auth_job;
     int local;         /* a request for socialgate.local itself */
     char *url;         /* owned: the absolute URL asked for (warn pages) */
@@ -936,7 +937,7 @@ auth_done(void *arg, int ok)
     c->t.auth_job = NULL;
     if (c->closed)
         return;
-    c->t.auth = ok ? 1 : -1;
+    c->t.auth = ok && !c->t.decoy ? 1 : -1;
     if (finish_decision(c) == 0)
         proceed(c);
 }
@@ -954,8 +955,13 @@ decide(struct conn *c)
     if (t->user && t->auth == 0) {
         const char *hash = c->snap->users ? htpasswd_hash(c->snap->users, t->user) : NULL;
         if (hash == NULL) {
+            /* An unknown name costs a check too, whose result is ignored. */
+            t->decoy = 1;
+            hash = htpasswd_decoy_hash(c->snap->users);
+        }
+        if (hash == NULL) {
             t->auth = -1;
-        } else if (authpool_cached(t->user, t->pass, hash) == 1) {
+        } else if (!t->decoy && authpool_cached(t->user, t->pass, hash) == 1) {
             t->auth = 1;
         } else {
             t->auth_job = authpool_check(c->w->base, t->user, t->pass, hash, auth_done, c);
@@ -964,7 +970,8 @@ decide(struct conn *c)
                 arm(c, c->cfg->connect_timeout_ms);
                 return 1;
             }
-            t->auth = htpasswd_check_hash(hash, t->pass) ? 1 : -1; /* no pool: inline */
+            /* no pool: inline */
+            t->auth = htpasswd_check_hash(hash, t->pass) && !t->decoy ? 1 : -1;
         }
     }
     return finish_decision(c);

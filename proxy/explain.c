@@ -172,7 +172,7 @@ explain_main(int argc, char **argv, const char *default_config)
         localtime_r(&now, &tm);
     }
     struct diag sd = {0};
-    usage_load(s->cfg->state_dir, (int64_t)time(NULL), &sd); /* quota used so far, if any */
+    usage_peek(s->cfg->state_dir, (int64_t)time(NULL), &sd); /* quota used so far, if any */
     diag_free(&sd);
 
     char host[1024], norm[CATALOG_MAX_HOST + 1];

@@ -1,6 +1,7 @@
 #include "htpasswd.h"
 
 #include <crypt.h>
+#include <ctype.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -483,7 +484,27 @@ struct htpasswd {
     char *buf;
     struct hp_entry *v;
     size_t n;
+    const char *decoy; /* the costliest stored hash, see htpasswd_decoy_hash */
 };
+
+/* How long a check against hash takes, roughly ordered: bcrypt by its cost,
+ * then SHA-crypt (by rounds), apr1, and the single-round hashes. */
+static long
+hash_cost(const char *hash)
+{
+    if (hash[0] == '$' && hash[1] == '2' && hash[2] && hash[3] == '$' &&
+        isdigit((unsigned char)hash[4]) && isdigit((unsigned char)hash[5]))
+        return 3000000L + (hash[4] - '0') * 10 + (hash[5] - '0');
+    if (strncmp(hash, "$5$", 3) == 0 || strncmp(hash, "$6$", 3) == 0) {
+        long rounds = 5000;
+        if (strncmp(hash + 3, "rounds=", 7) == 0)
+            rounds = strtol(hash + 10, NULL, 10);
+        return 1000000L + (rounds > 999999 ? 999999 : rounds);
+    }
+    if (strncmp(hash, "$apr1$", 6) == 0)
+        return 1000;
+    return 0;
+}
 
 static int
 hp_cmp(const void *a, const void *b)
@@ -553,6 +574,9 @@ htpasswd_parse(char *buf, size_t len, const char *name, struct diag *d)
     }
     if (h->n > 1)
         qsort(h->v, h->n, sizeof(*h->v), hp_cmp);
+    for (size_t i = 0; i < h->n; i++)
+        if (h->decoy == NULL || hash_cost(h->v[i].hash) > hash_cost(h->decoy))
+            h->decoy = h->v[i].hash;
     /* Apache would silently use the first line: a mistake either way. */
     for (size_t i = 1, first = 0; i < h->n; i++) {
         if (strcmp(h->v[i].user, h->v[first].user) == 0)
@@ -614,6 +638,12 @@ htpasswd_verify(const struct htpasswd *h, const char *user, const char *password
 {
     const char *hash = htpasswd_hash(h, user);
     return hash != NULL && htpasswd_check_hash(hash, password);
+}
+
+const char *
+htpasswd_decoy_hash(const struct htpasswd *h)
+{
+    return h ? h->decoy : NULL;
 }
 
 size_t

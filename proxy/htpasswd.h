@@ -65,6 +65,13 @@ void htpasswd_free(struct htpasswd *h);
  * user is NULL). Borrowed: valid while h lives. O(log n). */
 const char *htpasswd_hash(const struct htpasswd *h, const char *user);
 
+/* A stored hash as costly to check as any in the file (bcrypt with the
+ * highest cost first), or NULL for an empty file. A name not in the file is
+ * checked against it, its result ignored, so a 407 takes as long for an
+ * unknown user as for a wrong password: timing does not tell which user
+ * names exist. Borrowed, like htpasswd_hash. */
+const char *htpasswd_decoy_hash(const struct htpasswd *h);
+
 /* 1 when password matches hash (any format above), 0 otherwise: also for
  * an unsupported or malformed hash, a NULL argument, a password longer
  * than HTPASSWD_MAX_PASSWORD, or when OpenSSL or libxcrypt fails. The

@@ -342,8 +342,8 @@ usage_save(const char *dir, int64_t now)
     return 0;
 }
 
-int
-usage_load(const char *dir, int64_t now, struct diag *d)
+static int
+load_state(const char *dir, int64_t now, struct diag *d, int set_aside)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/state", dir);
@@ -403,13 +403,29 @@ usage_load(const char *dir, int64_t now, struct diag *d)
     }
     fclose(f);
     if (corrupt) {
+        usage_reset();
+        if (!set_aside) {
+            diag_warning(d, path, corrupt, "corrupt state file; counters read as zero");
+            return 0;
+        }
         char aside[4200];
         snprintf(aside, sizeof(aside), "%s.corrupt", path);
         rename(path, aside);
         diag_warning(d, path, corrupt, "corrupt state file set aside as %s; counters start over",
                      aside);
-        usage_reset();
         return 0;
     }
     return n;
+}
+
+int
+usage_load(const char *dir, int64_t now, struct diag *d)
+{
+    return load_state(dir, now, d, 1);
+}
+
+int
+usage_peek(const char *dir, int64_t now, struct diag *d)
+{
+    return load_state(dir, now, d, 0);
 }

@@ -51,6 +51,9 @@ int usage_save(const char *dir, int64_t now);
 /* Reads dir/state. A missing file is fine; a corrupt one is renamed to
  * state.corrupt and reported in d as a warning. Returns entries loaded. */
 int usage_load(const char *dir, int64_t now, struct diag *d);
+/* usage_load for readers that must change nothing (socialgate explain): a
+ * corrupt state file is left where it is and read as empty. */
+int usage_peek(const char *dir, int64_t now, struct diag *d);
 /* Distinct identities with platform traffic since `minute`. */
 size_t usage_active_identities(int64_t since_minute);
 /* Drops everything (tests). */

@@ -94,6 +94,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         FUZZ_CHECK(found == count);
         FUZZ_CHECK(htpasswd_hash(h, NULL) == NULL);
+        /* The decoy for unknown users is one of the stored hashes. */
+        FUZZ_CHECK((htpasswd_decoy_hash(h) == NULL) == (count == 0));
     }
     FUZZ_CHECK(htpasswd_hash(NULL, "alice") == NULL);
     FUZZ_CHECK(htgroups_member(NULL, "staff", "alice") == 0);

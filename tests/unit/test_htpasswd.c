@@ -151,6 +151,43 @@ test_apr1_file(void **state)
     htpasswd_free(h);
 }
 
+/* The decoy hash an unknown user is checked against is the costliest one
+ * stored, so that check takes as long as a real user's. */
+static void
+test_decoy_hash(void **state)
+{
+    (void)state;
+    struct htpasswd *h = load_fixture("mixed.htpasswd");
+    const char *decoy = htpasswd_decoy_hash(h);
+    assert_non_null(decoy);
+    assert_string_equal(decoy, htpasswd_hash(h, "alice")); /* the one bcrypt entry */
+    htpasswd_free(h);
+
+    struct diag d = {0};
+    h = htpasswd_load_string("a:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n"
+                             "b:$apr1$h.8944Fv$.S/Fk8s1h4EKbopMK8LTG1\n"
+                             "c:$5$rounds=9000$abcdefgh$62rc//iV35FY0tToOm0nyAFm6vsLNSswzyn4vTC52k9\n"
+                             "d:$5$abcdefgh$sI6g8tHKrJ6RX7w.YoN9B7a/5wK5jYEOMmMnt3tPl0/\n",
+                             "users", &d);
+    assert_non_null(h);
+    assert_string_equal(htpasswd_decoy_hash(h), htpasswd_hash(h, "c"));
+    htpasswd_free(h);
+    h = htpasswd_load_string("x:$2b$04$aaaaaaaaaaaaaaaaaaaaaOm2jmFIGeWCxfiTbi1uH3fjYm7p.FTQS\n"
+                             "y:$2b$10$bbbbbbbbbbbbbbbbbbbbbOYvOrcpJA9MQzoDbavsQbbF7O47vTg7W\n"
+                             "z:$2b$05$cccccccccccccccccccccOhA42WlmRP9gTc37VOB5ZnyOv.LZ8E3C\n",
+                             "users", &d);
+    assert_non_null(h);
+    assert_string_equal(htpasswd_decoy_hash(h), htpasswd_hash(h, "y"));
+    htpasswd_free(h);
+    h = htpasswd_load_string("# nobody\n", "users", &d);
+    assert_non_null(h);
+    assert_null(htpasswd_decoy_hash(h));
+    htpasswd_free(h);
+    assert_null(htpasswd_decoy_hash(NULL));
+    assert_int_equal(d.errors, 0);
+    diag_free(&d);
+}
+
 static void
 test_sha1_file(void **state)
 {
@@ -930,6 +967,7 @@ main(void)
         cmocka_unit_test(test_des_file),
         cmocka_unit_test(test_shacrypt_files),
         cmocka_unit_test(test_mixed_file),
+        cmocka_unit_test(test_decoy_hash),
         cmocka_unit_test(test_check_hash_vectors),
         cmocka_unit_test(test_check_hash_long_password),
         cmocka_unit_test(test_check_hash_threads),
