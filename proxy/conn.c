@@ -1,12 +1,10 @@
 #include "conn.h"
 
 #include <errno.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,132 +13,28 @@
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
-#include <event2/util.h>
 #include <openssl/crypto.h>
 
 #include "accesslog.h"
 #include "authpool.h"
-#include "decision.h"
-#include "local.h"
-#include "timewin.h"
-#include "usage.h"
 #include "catalog.h"
 #include "config.h"
-#include "rules.h"
-#include "sni.h"
-#include "splice.h"
+#include "conn_types.h"
 #include "errpage.h"
-#include "htpasswd.h"
+#include "forward.h"
+#include "gate.h"
 #include "http1.h"
+#include "local.h"
 #include "log.h"
+#include "rules.h"
 #include "snapshot.h"
+#include "splice.h"
 #include "stats.h"
+#include "timewin.h"
+#include "tunnel.h"
+#include "usage.h"
 #include "util/addr.h"
 #include "worker.h"
-
-/* A side's output above this stops reading from the other side until it
- * drains to half (backpressure: a transfer's memory stays bounded whatever
- * the speeds of the two peers). */
-#define CONN_MAX_BUFFER (256 * 1024)
-/* After a final response with Connection: close, unread client bytes are
- * read and dropped for this long so the response is not lost to a reset. */
-#define CONN_LINGER_MS 2000
-#define CONN_LINGER_BYTES (256 * 1024)
-
-enum cstate {
-    CS_HEAD,       /* waiting for or reading a request head */
-    CS_RESOLVING,  /* DNS for the upstream */
-    CS_DECIDING,   /* waiting for a password check */
-    CS_CONNECTING, /* TCP connect to the upstream */
-    CS_FORWARD,    /* request and response in flight */
-    CS_TUNNEL,     /* CONNECT or upgraded: bytes relayed both ways */
-    CS_CLOSING,    /* final bytes going out, then linger */
-};
-
-struct txn {
-    int active;
-    char method[24];
-    char *host;        /* owned, lower-case */
-    uint16_t port;
-    char *path;        /* owned, path without query (for the log) */
-    int is_connect, is_head, upgrade;
-    int client_minor;
-    int client_close;  /* close the client connection after this response */
-    struct evbuffer *uhead; /* upstream head not yet sent (owned) */
-    char poolkey[280];
-    int reused;        /* upstream came from the pool */
-    int retried;
-    int status;        /* status the client saw (0: none yet) */
-    uint64_t up, down; /* bytes from / to the client */
-    struct timespec start;
-    const char *reason;
-
-    enum http1_body req_body;
-    uint64_t req_remain;
-    struct http1_chunked req_ch;
-    int req_done;
-
-    int resp_head_done;
-    int resp_minor, resp_conn_close;
-    enum http1_body resp_body;
-    uint64_t resp_remain;
-    struct http1_chunked resp_ch;
-    int dechunk;
-    int resp_done;
-    uint64_t resp_bytes; /* from the upstream */
-
-    int platform;      /* catalog index, -1: unclassified */
-    char *sni;         /* owned, from the ClientHello */
-    int peek;          /* tunnel: waiting for the client's first bytes */
-    int mismatch;      /* CONNECT host and SNI classify differently */
-    int ech;
-
-    char *user;        /* owned: the name sent in Proxy-Authorization */
-    char *pass;        /* owned, wiped when freed */
-    int auth;          /* 0 none sent, 1 verified, -1 wrong */
-    int decoy;         /* an unknown user: checked against the decoy hash */
-    struct auth_job *auth_job;
-    int local;         /* a request for socialgate.local itself */
-    char *url;         /* owned: the absolute URL asked for (warn pages) */
-    char *target;      /* owned: path and query (local pages) */
-    int rule;          /* deciding rule, -1: none */
-    int action;        /* enum policy_action, -1: not decided */
-    char roles[512];
-    char identity[300];
-    int64_t last_minute; /* last clock minute counted for the quota */
-    int answered_here; /* the response came from socialgate itself */
-    int forwarded;     /* an upstream connection was used */
-
-    struct evutil_addrinfo *ai, *ai_next; /* owned list and the next to try */
-    struct evdns_getaddrinfo_request *dnsreq;
-    int last_errno;
-};
-
-struct conn {
-    TAILQ_ENTRY(conn) link;
-    struct worker *w;
-    struct snapshot *snap;
-    const struct config *cfg;
-    struct bufferevent *cbev, *ubev;
-    struct sockaddr_storage peer;
-    socklen_t peerlen;
-    struct event *timer;
-    enum cstate state;
-    int closed;           /* torn down; freed from the timer */
-    int draining;
-    int head_bytes_seen;  /* for the header timeout */
-    uint64_t last_active; /* ms, monotonic */
-    uint64_t linger_until;
-    size_t lingered;
-    int cli_eof, up_eof;  /* tunnel half-closes */
-    int cli_shut, up_shut;
-    struct splicer *spl;  /* the tunnel relays in the kernel */
-    struct event *gone_ev; /* EV_CLOSED on the client while its reading is off */
-    int watching;          /* gone_ev is armed for this request */
-    uint64_t connect_deadline; /* ms, monotonic: the end of DNS + connect */
-    size_t head_scanned;   /* bytes of a partial head parsed so far */
-    struct txn t;
-};
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
 static void client_write_cb(struct bufferevent *bev, void *arg);
@@ -151,21 +45,11 @@ static void upstream_event_cb(struct bufferevent *bev, short what, void *arg);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 static void process_head(struct conn *c);
 static void connect_next(struct conn *c);
-static void pump_request_body(struct conn *c);
-static void pump_response(struct conn *c);
-static void watch_client(struct conn *c, int on);
-static void await_answer(struct conn *c);
-static void response_try_splice(struct conn *c);
-static void txn_done(struct conn *c);
-static void relay(struct conn *c, struct bufferevent *from, struct bufferevent *to);
-static void usage_who(struct conn *c, struct usage_row *row, char *ip, size_t ipsize);
-static void reply_page(struct conn *c, const char *page, size_t n, int status,
-                       const char *reason);
 
 /* localtime_r takes glibc's time-zone lock: once a second per thread is
  * enough for decisions, quotas and usage. */
-static void
-local_tm(time_t t, struct tm *out)
+void
+conn_local_tm(time_t t, struct tm *out)
 {
     static _Thread_local time_t cached_sec = -1;
     static _Thread_local struct tm cached;
@@ -184,21 +68,28 @@ now_ms(struct conn *c)
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
-static void
-touch(struct conn *c)
+struct http1_head *
+conn_scratch_head(void)
+{
+    static _Thread_local struct http1_head scratch;
+    return &scratch;
+}
+
+void
+conn_touch(struct conn *c)
 {
     c->last_active = now_ms(c);
 }
 
-static void
-arm(struct conn *c, uint64_t ms)
+void
+conn_arm(struct conn *c, uint64_t ms)
 {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     evtimer_add(c->timer, &tv);
 }
 
-static void
-txn_reset(struct conn *c)
+void
+conn_txn_reset(struct conn *c)
 {
     struct txn *t = &c->t;
     free(t->host);
@@ -226,8 +117,8 @@ txn_reset(struct conn *c)
 }
 
 /* Writes the usage-log line of the current transaction, once. */
-static void
-txn_log(struct conn *c)
+void
+conn_txn_log(struct conn *c)
 {
     struct txn *t = &c->t;
     if (!t->active)
@@ -270,12 +161,12 @@ txn_log(struct conn *c)
     if (t->platform >= 0 && t->forwarded) {
         char ip[64];
         struct usage_row row;
-        usage_who(c, &row, ip, sizeof(ip));
+        gate_usage_who(c, &row, ip, sizeof(ip));
         struct timeval tv;
         event_base_gettimeofday_cached(c->w->base, &tv);
         time_t now = tv.tv_sec;
         struct tm local;
-        local_tm(now, &local);
+        conn_local_tm(now, &local);
         usage_activity(&row, timewin_day_number(&local), -1, 1, t->up, t->down);
     }
     const struct catalog_platform *p = catalog_platform(c->snap->rules->catalog, t->platform);
@@ -288,8 +179,8 @@ txn_log(struct conn *c)
                       r.action, t->up, t->down);
 }
 
-static void
-free_upstream(struct conn *c)
+void
+conn_free_upstream(struct conn *c)
 {
     if (c->ubev) {
         bufferevent_free(c->ubev);
@@ -299,21 +190,21 @@ free_upstream(struct conn *c)
 
 /* The single teardown. Safe to call from any callback; the conn itself is
  * freed from the timer once the current callback has returned. */
-static void
+void
 conn_close(struct conn *c, const char *reason)
 {
     if (c->closed)
         return;
     if (c->t.active && c->t.reason == NULL)
         c->t.reason = reason;
-    txn_log(c);
+    conn_txn_log(c);
     log_debug("conn %p closed: %s", (void *)c, reason);
     c->closed = 1;
     splicer_stop(c->spl); /* before its sockets close */
     if (c->gone_ev)
         event_del(c->gone_ev);
-    txn_reset(c);
-    free_upstream(c);
+    conn_txn_reset(c);
+    conn_free_upstream(c);
     if (c->cbev) {
         bufferevent_free(c->cbev);
         c->cbev = NULL;
@@ -343,23 +234,23 @@ conn_free(struct conn *c)
 }
 
 /* Sends what is in the client output, then shuts down and lingers. */
-static void
-close_after_write(struct conn *c)
+void
+conn_close_after_write(struct conn *c)
 {
     c->state = CS_CLOSING;
-    free_upstream(c);
-    txn_log(c);
+    conn_free_upstream(c);
+    conn_txn_log(c);
     c->linger_until = 0;
     bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
     bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
-    arm(c, c->cfg->idle_timeout_ms);
+    conn_arm(c, c->cfg->idle_timeout_ms);
     if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0)
         client_write_cb(c->cbev, c);
 }
 
 /* Answers with an error page and closes. Only before any response byte. */
-static void
-reply_error(struct conn *c, int status, const char *reason, const char *detail)
+void
+conn_reply_error(struct conn *c, int status, const char *reason, const char *detail)
 {
     char page[4096];
     if (c->t.active && c->t.reason == NULL)
@@ -377,7 +268,7 @@ reply_error(struct conn *c, int status, const char *reason, const char *detail)
     c->t.up += evbuffer_get_length(in);
     evbuffer_drain(in, evbuffer_get_length(in));
     bufferevent_write(c->cbev, page, n);
-    close_after_write(c);
+    conn_close_after_write(c);
 }
 
 /* Starts a transaction record for a refusal before any request was read. */
@@ -386,7 +277,7 @@ refuse_early(struct conn *c, int status, const char *reason, const char *detail)
 {
     c->t.active = 1;
     clock_gettime(CLOCK_MONOTONIC, &c->t.start);
-    reply_error(c, status, reason, detail);
+    conn_reply_error(c, status, reason, detail);
 }
 
 static void
@@ -408,8 +299,7 @@ tune_bev(struct bufferevent *bev)
 }
 
 struct conn *
-conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len,
-         int over_client_limit)
+conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len, int over_client_limit)
 {
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
@@ -442,7 +332,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len,
     set_tcp_nodelay(fd);
     bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
     tune_bev(c->cbev);
-    touch(c);
+    conn_touch(c);
     c->state = CS_HEAD;
     if (!cidrset_match(&c->cfg->clients, sa)) {
         refuse_early(c, 403, "client-not-allowed",
@@ -455,7 +345,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len,
         return c;
     }
     bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
-    arm(c, c->cfg->header_timeout_ms);
+    conn_arm(c, c->cfg->header_timeout_ms);
     return c;
 }
 
@@ -501,139 +391,16 @@ span_dup(const char *p, size_t n)
     return s;
 }
 
-/* True when an incoming Via names this very proxy: a forwarding loop. */
-static int
-via_loops(const struct http1_head *h)
-{
-    const char *me = worker_via();
-    size_t n = strlen(me);
-    for (size_t i = 0; i < h->nheaders; i++) {
-        const struct http1_header *f = &h->headers[i];
-        if (!http1_name_is(&f->name, "via"))
-            continue;
-        for (size_t k = 0; k + n <= f->value.len; k++)
-            if (memcmp(f->value.p + k, me, n) == 0)
-                return 1;
-    }
-    return 0;
-}
-
-/* Builds the head sent upstream: origin-form, a correct Host, hop-by-hop
- * fields removed (RFC 9110 7.6.1), Via added. */
-static void
-build_upstream_head(struct conn *c, const struct http1_head *h, const struct http1_target *tg)
-{
-    struct evbuffer *b = evbuffer_new();
-    struct txn *t = &c->t;
-    if (b == NULL)
-        return;
-    const char *path = tg->path.len ? tg->path.p : "/";
-    size_t plen = tg->path.len ? tg->path.len : 1;
-    evbuffer_add_printf(b, "%.*s %.*s HTTP/1.1\r\n", (int)h->method.len, h->method.p, (int)plen,
-                        path);
-    if (tg->host_is_ipv6)
-        evbuffer_add_printf(b, "Host: [%s]", t->host);
-    else
-        evbuffer_add_printf(b, "Host: %s", t->host);
-    if (t->port != 80)
-        evbuffer_add_printf(b, ":%u", t->port);
-    evbuffer_add(b, "\r\n", 2);
-    for (size_t i = 0; i < h->nheaders; i++) {
-        const struct http1_header *f = &h->headers[i];
-        /* Content-Length is written once below, as the value parsed: no
-         * Connection option removes it, and identical duplicates ("5, 5")
-         * reach the origin as one value (RFC 9112 6.3). */
-        if (http1_name_is(&f->name, "host") || http1_name_is(&f->name, "content-length"))
-            continue;
-        if (http1_is_hop_by_hop(&f->name) || http1_connection_names(h, &f->name)) {
-            if (!(t->upgrade && http1_name_is(&f->name, "upgrade")))
-                continue;
-        }
-        evbuffer_add(b, f->name.p, f->name.len);
-        evbuffer_add(b, ": ", 2);
-        evbuffer_add(b, f->value.p, f->value.len);
-        evbuffer_add(b, "\r\n", 2);
-    }
-    if (h->flags & HTTP1_F_HAS_CL)
-        evbuffer_add_printf(b, "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
-    if (h->body == HTTP1_BODY_CHUNKED)
-        evbuffer_add(b, "Transfer-Encoding: chunked\r\n", 28);
-    if (t->upgrade)
-        evbuffer_add(b, "Connection: Upgrade\r\n", 21);
-    evbuffer_add(b, worker_via_header(), worker_via_header_len());
-    evbuffer_add(b, "\r\n", 2);
-    t->uhead = b;
-}
-
 static int
 is_local_name(const char *host)
 {
     return strcmp(host, "socialgate.local") == 0;
 }
 
-/* Keeps the Proxy-Authorization credentials for the decision; the field
- * itself is hop-by-hop and never forwarded. A malformed one counts as wrong
- * credentials. Without [auth] htpasswd they are ignored. */
-static void
-read_credentials(struct conn *c, const struct http1_head *h)
-{
-    if (c->snap->users == NULL)
-        return; /* no [auth]: credentials mean nothing here */
-    for (size_t i = 0; i < h->nheaders; i++) {
-        const struct http1_header *f = &h->headers[i];
-        if (!http1_name_is(&f->name, "proxy-authorization"))
-            continue;
-        char user[HTPASSWD_MAX_USER + 1], pass[HTPASSWD_MAX_PASSWORD + 1];
-        if (htpasswd_parse_basic(f->value.p, f->value.len, user, sizeof(user), pass,
-                                 sizeof(pass)) < 0) {
-            c->t.auth = -1;
-            return;
-        }
-        c->t.user = strdup(user);
-        c->t.pass = strdup(pass);
-        OPENSSL_cleanse(pass, sizeof(pass));
-        if (c->t.user == NULL || c->t.pass == NULL)
-            c->t.auth = -1;
-        return;
-    }
-}
-
-/* With [auth] required = yes, a head that carries no credentials of a
- * known user is held to these limits instead of max_header_bytes and
- * HTTP1_MAX_HEADERS: all it can earn is a 407. */
-#define PREAUTH_HEAD_BYTES 16384
-#define PREAUTH_FIELDS 64
-
-static int
-preauth_limited(const struct conn *c)
-{
-    return c->snap->users != NULL && c->cfg->auth_required &&
-           (size_t)c->cfg->max_header_bytes > PREAUTH_HEAD_BYTES;
-}
-
-/* Whether the field lines parsed so far hold Basic credentials naming a
- * user of the htpasswd file (the password is checked later). */
-static int
-names_known_user(const struct conn *c, const struct http1_head *h)
-{
-    for (size_t i = 0; i < h->nheaders; i++) {
-        const struct http1_header *f = &h->headers[i];
-        if (!http1_name_is(&f->name, "proxy-authorization"))
-            continue;
-        char user[HTPASSWD_MAX_USER + 1], pass[HTPASSWD_MAX_PASSWORD + 1];
-        int ok = htpasswd_parse_basic(f->value.p, f->value.len, user, sizeof(user), pass,
-                                      sizeof(pass)) == 0 &&
-                 htpasswd_hash(c->snap->users, user) != NULL;
-        OPENSSL_cleanse(pass, sizeof(pass));
-        return ok;
-    }
-    return 0;
-}
-
 /* Parses what the client input holds; on a whole head, starts the
  * transaction. */
-static void
-try_head(struct conn *c)
+void
+conn_try_head(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->cbev);
     size_t avail = evbuffer_get_length(in);
@@ -641,11 +408,11 @@ try_head(struct conn *c)
         return;
     if (!c->head_bytes_seen) {
         c->head_bytes_seen = 1;
-        arm(c, c->cfg->header_timeout_ms);
+        conn_arm(c, c->cfg->header_timeout_ms);
     }
     size_t max = (size_t)c->cfg->max_header_bytes;
     size_t n = avail < max + 1 ? avail : max + 1;
-    int preauth = preauth_limited(c);
+    int preauth = gate_preauth_limited(c);
     /* A head arriving in small pieces is parsed again only when a new line
      * ends (or a limit is crossed), not on every read: a client sending a
      * byte at a time costs one parse per line, not one per byte. */
@@ -659,9 +426,8 @@ try_head(struct conn *c)
         }
     }
     const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
-    struct http1_head *h = malloc(sizeof(*h));
-    if (p == NULL || h == NULL) {
-        free(h);
+    struct http1_head *h = conn_scratch_head();
+    if (p == NULL) {
         conn_close(c, "out-of-memory");
         return;
     }
@@ -671,10 +437,10 @@ try_head(struct conn *c)
     if (preauth &&
         ((st == HTTP1_PARTIAL && n > PREAUTH_HEAD_BYTES) ||
          (st == HTTP1_OK && (h->head_len > PREAUTH_HEAD_BYTES || h->nheaders > PREAUTH_FIELDS))) &&
-        !names_known_user(c, h)) {
+        !gate_names_known_user(c, h)) {
         /* Anonymous, or an unknown user: a 407 now, and the rest of the
          * head is never read. */
-        free(h);
+        h = NULL; /* the scratch head is the next parse's */
         c->head_scanned = 0;
         t->active = 1;
         clock_gettime(CLOCK_MONOTONIC, &t->start);
@@ -686,11 +452,11 @@ try_head(struct conn *c)
         if (ml < n && p[ml] == ' ')
             memcpy(t->method, p, ml);
         char page[4096];
-        reply_page(c, page, local_auth_page(c->snap, page, sizeof(page)), 407, NULL);
+        conn_reply_page(c, page, local_auth_page(c->snap, page, sizeof(page)), 407, NULL);
         return;
     }
     if (st == HTTP1_PARTIAL) {
-        free(h);
+        h = NULL; /* the scratch head is the next parse's */
         return;
     }
     t->active = 1;
@@ -702,9 +468,9 @@ try_head(struct conn *c)
             ml++;
         if (ml < n && p[ml] == ' ')
             memcpy(t->method, p, ml);
-        free(h);
-        reply_error(c, http1_error_code(st), http1_strerror(st),
-                    "The request could not be understood.");
+        h = NULL; /* the scratch head is the next parse's */
+        conn_reply_error(c, http1_error_code(st), http1_strerror(st),
+                         "The request could not be understood.");
         return;
     }
     size_t ml = h->method.len < sizeof(t->method) - 1 ? h->method.len : sizeof(t->method) - 1;
@@ -720,9 +486,10 @@ try_head(struct conn *c)
     if (st == HTTP1_OK && (tg.form == HTTP1_FORM_ABSOLUTE || tg.form == HTTP1_FORM_AUTHORITY)) {
         t->host = lower_dup(tg.host.p, tg.host.len);
         t->port = tg.port;
-        t->path = tg.form == HTTP1_FORM_ABSOLUTE
-                      ? (tg.path_only_len ? span_dup(tg.path.p, tg.path_only_len) : span_dup("/", 1))
-                      : NULL;
+        t->path =
+            tg.form == HTTP1_FORM_ABSOLUTE
+                ? (tg.path_only_len ? span_dup(tg.path.p, tg.path_only_len) : span_dup("/", 1))
+                : NULL;
     } else if (st == HTTP1_OK && tg.form == HTTP1_FORM_ORIGIN) {
         t->path = span_dup(tg.path.p, tg.path_only_len ? tg.path_only_len : 1);
         if (h->host.len) {
@@ -732,22 +499,21 @@ try_head(struct conn *c)
         }
     }
     if (st != HTTP1_OK) {
-        const char *why = st == HTTP1_ERR_SCHEME
-                              ? "Only http:// URLs can be requested this way; "
-                                "https goes through CONNECT."
-                              : "The request target is malformed.";
-        free(h);
-        reply_error(c, 400, http1_strerror(st), why);
+        const char *why = st == HTTP1_ERR_SCHEME ? "Only http:// URLs can be requested this way; "
+                                                   "https goes through CONNECT."
+                                                 : "The request target is malformed.";
+        h = NULL; /* the scratch head is the next parse's */
+        conn_reply_error(c, 400, http1_strerror(st), why);
         return;
     }
     if (h->minor == 1 && h->host.p == NULL && !t->is_connect) {
         /* RFC 9112 3.2: an HTTP/1.1 request without Host is refused, whatever
          * its target says (CONNECT is let through: its target is the host). */
-        free(h);
-        reply_error(c, 400, "missing-host", "An HTTP/1.1 request needs a Host header field.");
+        h = NULL; /* the scratch head is the next parse's */
+        conn_reply_error(c, 400, "missing-host", "An HTTP/1.1 request needs a Host header field.");
         return;
     }
-    read_credentials(c, h);
+    gate_read_credentials(c, h);
     if ((tg.form == HTTP1_FORM_ORIGIN || tg.form == HTTP1_FORM_ABSOLUTE) && t->host &&
         is_local_name(t->host)) {
         /* socialgate.local: answered here, after identity is known */
@@ -757,37 +523,37 @@ try_head(struct conn *c)
         t->target = tg.path.len ? span_dup(tg.path.p, tg.path.len) : span_dup("/", 1);
         int body = h->body != HTTP1_BODY_NONE;
         evbuffer_drain(in, h->head_len);
-        free(h);
+        h = NULL; /* the scratch head is the next parse's */
         if (body) {
-            reply_error(c, 400, "local-body", "socialgate's own pages take no request body.");
+            conn_reply_error(c, 400, "local-body", "socialgate's own pages take no request body.");
             return;
         }
         process_head(c);
         return;
     }
     if (tg.form == HTTP1_FORM_ORIGIN || tg.form == HTTP1_FORM_ASTERISK) {
-        free(h);
-        reply_error(c, 400, "not-a-proxy-request",
-                    "This is a proxy: configure your browser to use it, "
-                    "or request an absolute http:// URL.");
+        h = NULL; /* the scratch head is the next parse's */
+        conn_reply_error(c, 400, "not-a-proxy-request",
+                         "This is a proxy: configure your browser to use it, "
+                         "or request an absolute http:// URL.");
         return;
     }
     if (t->host == NULL || (tg.form == HTTP1_FORM_ABSOLUTE && t->path == NULL)) {
-        free(h);
+        h = NULL; /* the scratch head is the next parse's */
         conn_close(c, "out-of-memory");
         return;
     }
-    if (via_loops(h)) {
-        free(h);
-        reply_error(c, 508, "forwarding-loop", "This request has already passed this proxy.");
+    if (forward_via_loops(h)) {
+        h = NULL; /* the scratch head is the next parse's */
+        conn_reply_error(c, 508, "forwarding-loop", "This request has already passed this proxy.");
         return;
     }
     if (t->is_connect) {
         evbuffer_drain(in, h->head_len);
-        free(h);
+        h = NULL; /* the scratch head is the next parse's */
         if (!config_connect_port_allowed(c->cfg, t->port)) {
-            reply_error(c, 403, "connect-port-denied",
-                        "Tunnels are only allowed to the configured ports.");
+            conn_reply_error(c, 403, "connect-port-denied",
+                             "Tunnels are only allowed to the configured ports.");
             return;
         }
         process_head(c);
@@ -799,14 +565,13 @@ try_head(struct conn *c)
             snprintf(t->url, ul, "http://%s%s%s:%u%.*s", tg.host_is_ipv6 ? "[" : "", t->host,
                      tg.host_is_ipv6 ? "]" : "", t->port, (int)tg.path.len, tg.path.p);
     }
-    t->upgrade = (h->flags & HTTP1_F_UPGRADE) && (h->flags & HTTP1_F_CONN_UPGRADE) &&
-                 h->minor == 1;
+    t->upgrade = (h->flags & HTTP1_F_UPGRADE) && (h->flags & HTTP1_F_CONN_UPGRADE) && h->minor == 1;
     t->req_body = h->body;
     t->req_remain = h->content_length;
     t->req_done = h->body == HTTP1_BODY_NONE;
-    build_upstream_head(c, h, &tg);
+    forward_build_head(c, h, &tg);
     evbuffer_drain(in, h->head_len);
-    free(h);
+    h = NULL; /* the scratch head is the next parse's */
     if (t->uhead == NULL) {
         conn_close(c, "out-of-memory");
         return;
@@ -815,13 +580,9 @@ try_head(struct conn *c)
     process_head(c);
 }
 
-/* --- the decision point and the upstream ------------------------------ */
-
-/* Every request and tunnel passes here after its head is parsed and before
- * any upstream connection: classification and policy hook in here. */
 /* Writes a whole prepared response and closes after it. */
-static void
-reply_page(struct conn *c, const char *page, size_t n, int status, const char *reason)
+void
+conn_reply_page(struct conn *c, const char *page, size_t n, int status, const char *reason)
 {
     if (n == 0) {
         conn_close(c, "page-too-large");
@@ -835,287 +596,10 @@ reply_page(struct conn *c, const char *page, size_t n, int status, const char *r
     struct evbuffer *in = bufferevent_get_input(c->cbev);
     evbuffer_drain(in, evbuffer_get_length(in));
     bufferevent_write(c->cbev, page, n);
-    close_after_write(c);
+    conn_close_after_write(c);
 }
 
-static void
-reply_auth(struct conn *c)
-{
-    if (c->t.auth < 0)
-        stats_count(STATS_AUTH_FAILURES);
-    char page[4096];
-    reply_page(c, page, local_auth_page(c->snap, page, sizeof(page)), 407, NULL);
-}
-
-static void proceed(struct conn *c);
-
-/* The policy part of the decision, once the identity is settled. Returns
- * 0 to go on, 1 when it answered. */
-static int
-finish_decision(struct conn *c)
-{
-    struct txn *t = &c->t;
-    const struct snapshot *snap = c->snap;
-    if (t->auth < 0) {
-        reply_auth(c);
-        return 1;
-    }
-    const char *user = t->auth > 0 ? t->user : NULL;
-    if (snap->users && c->cfg->auth_required && user == NULL) {
-        t->reason = "auth-required";
-        reply_auth(c);
-        return 1;
-    }
-    time_t now = time(NULL);
-    struct tm local;
-    local_tm(now, &local);
-    struct decision d;
-    struct decision_in in = {
-        .snap = snap,
-        .user = user,
-        .client = (const struct sockaddr *)&c->peer,
-        .platform = t->platform,
-        .method = t->is_connect ? NULL : t->method,
-        .path = t->is_connect ? NULL : t->path,
-        .path_len = t->path ? strlen(t->path) : 0,
-        .local = &local,
-    };
-    if (t->local) {
-        decision_identity(user, in.client, t->identity, sizeof(t->identity));
-        struct policy_who who = {user, in.client, snap->groups};
-        size_t nroles = policy_role_count(snap->rules->policy);
-        uint8_t *held = calloc(nroles ? nroles : 1, 1);
-        if (held) {
-            policy_roles(snap->rules->policy, &who, held);
-            policy_roles_text(snap->rules->policy, held, t->roles, sizeof(t->roles));
-            free(held);
-        }
-        char page[16384];
-        int status = 0;
-        size_t n = local_answer(snap, t->identity, user, t->roles, t->target, now, &local, page,
-                                sizeof(page), &status);
-        reply_page(c, page, n, status, NULL);
-        return 1;
-    }
-    decision_make(&in, &d);
-    t->rule = d.rule;
-    t->action = (int)d.action;
-    snprintf(t->roles, sizeof(t->roles), "%s", d.roles);
-    snprintf(t->identity, sizeof(t->identity), "%s", d.identity);
-    if (d.action == POLICY_DENY) {
-        /* An anonymous client may hold a role that allows it once signed in. */
-        if (user == NULL && snap->users) {
-            /* Not a denial yet: the client is asked who it is. */
-            t->rule = -1;
-            t->action = -1;
-            t->reason = "auth-required";
-            reply_auth(c);
-            return 1;
-        }
-        char page[4096];
-        reply_page(c, page, local_deny_page(snap, t->platform, d.rule, page, sizeof(page)), 403,
-                   NULL);
-        return 1;
-    }
-    if (d.action == POLICY_WARN && !t->is_connect) {
-        const struct catalog_platform *p = catalog_platform(snap->rules->catalog, t->platform);
-        if (!usage_continue_ok(t->identity, p ? p->name : "unclassified", (int64_t)now)) {
-            char page[8192];
-            reply_page(c, page,
-                       local_warn_page(snap, t->platform, d.rule, t->url, page, sizeof(page)),
-                       403, NULL);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static void
-auth_done(void *arg, int ok)
-{
-    struct conn *c = arg;
-    c->t.auth_job = NULL;
-    if (c->closed)
-        return;
-    c->t.auth = ok && !c->t.decoy ? 1 : -1;
-    if (finish_decision(c) == 0)
-        proceed(c);
-}
-
-/* Every request and tunnel passes here after its head is parsed and before
- * any upstream connection: classification, identity, policy. Returns 0 to
- * go on now, 1 when it answered or will go on later (a password check). */
-static int
-decide(struct conn *c)
-{
-    struct txn *t = &c->t;
-    struct catalog_match m;
-    catalog_classify(c->snap->rules->catalog, t->host, strlen(t->host), &m);
-    t->platform = m.platform;
-    if (t->user && t->auth == 0) {
-        const char *hash = c->snap->users ? htpasswd_hash(c->snap->users, t->user) : NULL;
-        if (hash == NULL) {
-            /* An unknown name costs a check too, whose result is ignored. */
-            t->decoy = 1;
-            hash = htpasswd_decoy_hash(c->snap->users);
-        }
-        if (hash == NULL) {
-            t->auth = -1;
-        } else if (!t->decoy && authpool_cached(t->user, t->pass, hash) == 1) {
-            t->auth = 1;
-        } else {
-            t->auth_job = authpool_check(c->w->base, t->user, t->pass, hash, auth_done, c);
-            if (t->auth_job) {
-                c->state = CS_DECIDING;
-                arm(c, c->cfg->connect_timeout_ms);
-                return 1;
-            }
-            /* no pool: inline */
-            t->auth = htpasswd_check_hash(hash, t->pass) && !t->decoy ? 1 : -1;
-        }
-    }
-    return finish_decision(c);
-}
-
-/* The second decision of a tunnel, once the ClientHello was read: the SNI
- * is classified too; when it names another platform than the CONNECT host
- * (domain fronting) the log says so. Returns 0 to go on relaying. */
-static int
-decide_sni(struct conn *c, const struct sni_info *info)
-{
-    struct txn *t = &c->t;
-    t->ech = info->ech;
-    if (!info->has_sni)
-        return 0;
-    t->sni = strdup(info->sni);
-    struct catalog_match m;
-    catalog_classify(c->snap->rules->catalog, info->sni, strlen(info->sni), &m);
-    if (m.platform == t->platform)
-        return 0;
-    /* Domain fronting, or a CONNECT to an address: decide for the SNI too;
-     * the stricter decision wins and its platform is the one logged. */
-    t->mismatch = 1;
-    struct decision d;
-    struct decision_in in = {
-        .snap = c->snap,
-        .user = t->auth > 0 ? t->user : NULL,
-        .client = (const struct sockaddr *)&c->peer,
-        .platform = m.platform,
-    };
-    decision_make(&in, &d);
-    enum policy_action before = t->action < 0 ? POLICY_ALLOW : (enum policy_action)t->action;
-    int stricter = policy_stricter(before, d.action) != before;
-    /* Equally strict: the classified name is the better one to log. */
-    if (stricter || (d.action == before && t->platform < 0)) {
-        t->platform = m.platform;
-        t->rule = d.rule;
-        t->action = (int)d.action;
-    }
-    if (t->action == POLICY_DENY) {
-        conn_close(c, "sni-denied"); /* 200 was sent: no page can be shown */
-        return 1;
-    }
-    return 0;
-}
-
-static void
-usage_who(struct conn *c, struct usage_row *row, char *ip, size_t ipsize)
-{
-    struct txn *t = &c->t;
-    const struct catalog_platform *p = catalog_platform(c->snap->rules->catalog, t->platform);
-    addr_format_ip((const struct sockaddr *)&c->peer, ip, ipsize);
-    memset(row, 0, sizeof(*row));
-    row->user = t->auth > 0 ? t->user : NULL;
-    row->client = ip;
-    row->roles = t->roles[0] && strcmp(t->roles, "-") != 0 ? t->roles : NULL;
-    row->platform = p ? p->name : "unclassified";
-    row->category = p ? p->category : NULL;
-    const struct policy_rule *r =
-        t->rule >= 0 ? policy_rule(c->snap->rules->policy, (size_t)t->rule) : NULL;
-    row->quota_min = r ? r->quota_min : 0;
-}
-
-/* Once per connection and clock minute with traffic: counts the minute as
- * active for the identity on its platform, and for the deciding rule's
- * quota. A transfer whose quota ran out is decided again at its first
- * traffic in a new minute and closed unless another rule still allows it. */
-static void
-mark_active(struct conn *c)
-{
-    struct txn *t = &c->t;
-    if (t->platform < 0 || t->action < 0)
-        return;
-    struct timeval tv;
-    event_base_gettimeofday_cached(c->w->base, &tv);
-    int64_t minute = (int64_t)tv.tv_sec / 60;
-    if (minute == t->last_minute)
-        return;
-    t->last_minute = minute;
-    time_t now = tv.tv_sec;
-    struct tm local;
-    local_tm(now, &local);
-    const struct policy_rule *r =
-        t->rule >= 0 ? policy_rule(c->snap->rules->policy, (size_t)t->rule) : NULL;
-    if (r && r->quota_min) {
-        int period = decision_period(r, &local);
-        if (usage_quota_used(t->identity, r->name, period) >= r->quota_min) {
-            struct decision d;
-            struct decision_in in = {
-                .snap = c->snap,
-                .user = t->auth > 0 ? t->user : NULL,
-                .client = (const struct sockaddr *)&c->peer,
-                .platform = t->platform,
-                .local = &local,
-            };
-            decision_make(&in, &d);
-            t->rule = d.rule;
-            t->action = (int)d.action;
-            if (d.action == POLICY_DENY) {
-                conn_close(c, "quota-exhausted");
-                return;
-            }
-            r = d.rule >= 0 ? policy_rule(c->snap->rules->policy, (size_t)d.rule) : NULL;
-        }
-    }
-    char ip[64];
-    struct usage_row row;
-    usage_who(c, &row, ip, sizeof(ip));
-    usage_activity(&row, timewin_day_number(&local), minute, 0, 0, 0);
-    if (r && r->quota_min) {
-        int crossed;
-        unsigned used = usage_quota_mark(t->identity, r->name, decision_period(r, &local),
-                                         minute, r->quota_min, &crossed);
-        if (crossed == 100)
-            stats_count(STATS_QUOTA_EXHAUSTED);
-        if (crossed) {
-            char line[2048];
-            struct timespec ts = {now, (long)tv.tv_usec * 1000};
-            size_t n = logfmt_quota(row.user, ip, row.platform, r->name, used, r->quota_min,
-                                    crossed, &ts, line, sizeof(line));
-            accesslog_write(line, n);
-        }
-    }
-}
-
-/* Tunnel: looks at the client's first bytes for a ClientHello. Returns 1
- * while more bytes are needed (nothing is relayed yet). */
-static int
-peek_hello(struct conn *c)
-{
-    struct evbuffer *in = bufferevent_get_input(c->cbev);
-    size_t n = evbuffer_get_length(in);
-    if (n == 0)
-        return 1;
-    const uint8_t *p = evbuffer_pullup(in, -1);
-    struct sni_info info;
-    enum sni_status st = p ? sni_parse(p, n, &info) : SNI_NOT_TLS;
-    if (st == SNI_PARTIAL)
-        return 1;
-    c->t.peek = 0;
-    if (st == SNI_OK && decide_sni(c, &info))
-        return 1;
-    return 0;
-}
+/* --- the upstream: after the gate allowed (gate.c) ----------------------- */
 
 /* Fast answers and connects need no watching (it costs two epoll_ctl calls
  * a request): the timer arms the watch if they take longer than this. */
@@ -1143,7 +627,7 @@ dns_cb(int result, struct evutil_addrinfo *res, void *arg)
         char msg[512];
         snprintf(msg, sizeof(msg), "The name %s could not be resolved (%s).", c->t.host,
                  evutil_gai_strerror(result));
-        reply_error(c, 502, "dns-failed", msg);
+        conn_reply_error(c, 502, "dns-failed", msg);
         return;
     }
     /* Keep only allowed destinations. */
@@ -1161,8 +645,8 @@ dns_cb(int result, struct evutil_addrinfo *res, void *arg)
         tail = &ai->ai_next;
     }
     if (keep == NULL) {
-        reply_error(c, 403, "destination-blocked",
-                    "The destination address is not allowed by this proxy.");
+        conn_reply_error(c, 403, "destination-blocked",
+                         "The destination address is not allowed by this proxy.");
         return;
     }
     c->t.ai = keep;
@@ -1171,8 +655,8 @@ dns_cb(int result, struct evutil_addrinfo *res, void *arg)
     connect_next(c);
 }
 
-static void
-resolve(struct conn *c)
+void
+conn_resolve(struct conn *c)
 {
     struct evutil_addrinfo hints;
     memset(&hints, 0, sizeof(hints));
@@ -1186,7 +670,7 @@ resolve(struct conn *c)
      * CONN_WATCH_AFTER_MS), then ends the wait at connect_timeout. */
     uint64_t ct = c->cfg->connect_timeout_ms;
     c->connect_deadline = now_ms(c) + ct;
-    arm(c, ct < CONN_WATCH_AFTER_MS ? ct : CONN_WATCH_AFTER_MS);
+    conn_arm(c, ct < CONN_WATCH_AFTER_MS ? ct : CONN_WATCH_AFTER_MS);
     /* The callback may run before this returns (literals, hosts file). */
     struct evdns_getaddrinfo_request *req =
         evdns_getaddrinfo(c->w->dns, c->t.host, port, &hints, dns_cb, c);
@@ -1216,7 +700,7 @@ connect_next(struct conn *c)
         struct evutil_addrinfo *ai = t->ai_next;
         t->ai_next = ai->ai_next;
         if (is_own_listener(c, ai->ai_addr)) {
-            reply_error(c, 508, "forwarding-loop", "The request is addressed to this proxy.");
+            conn_reply_error(c, 508, "forwarding-loop", "The request is addressed to this proxy.");
             return;
         }
         c->ubev = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
@@ -1227,13 +711,13 @@ connect_next(struct conn *c)
         if (bufferevent_socket_connect(c->ubev, ai->ai_addr, (int)ai->ai_addrlen) == 0)
             return; /* BEV_EVENT_CONNECTED or an error follows */
         t->last_errno = errno;
-        free_upstream(c);
+        conn_free_upstream(c);
     }
     char msg[512];
     snprintf(msg, sizeof(msg), "Could not connect to %s port %u (%s).", t->host, t->port,
              t->last_errno ? strerror(t->last_errno) : "no address");
     stats_count(STATS_UPSTREAM_ERRORS);
-    reply_error(c, 502, "connect-failed", msg);
+    conn_reply_error(c, 502, "connect-failed", msg);
 }
 
 /* While a request waits for its answer the client is not read (its next
@@ -1259,16 +743,15 @@ client_gone_cb(evutil_socket_t fd, short what, void *arg)
     conn_close(c, "client-closed");
 }
 
-
-static void
-await_answer(struct conn *c)
+void
+conn_await_answer(struct conn *c)
 {
     uint64_t idle = c->cfg->idle_timeout_ms;
-    arm(c, idle < CONN_WATCH_AFTER_MS ? idle : CONN_WATCH_AFTER_MS);
+    conn_arm(c, idle < CONN_WATCH_AFTER_MS ? idle : CONN_WATCH_AFTER_MS);
 }
 
-static void
-watch_client(struct conn *c, int on)
+void
+conn_watch_client(struct conn *c, int on)
 {
     if (!on) {
         if (c->watching && c->gone_ev)
@@ -1292,15 +775,15 @@ upstream_ready(struct conn *c)
     struct txn *t = &c->t;
     t->forwarded = 1;
     set_tcp_nodelay(bufferevent_getfd(c->ubev));
-    touch(c);
-    arm(c, c->cfg->idle_timeout_ms);
+    conn_touch(c);
+    conn_arm(c, c->cfg->idle_timeout_ms);
     if (t->ai) {
         evutil_freeaddrinfo(t->ai);
         t->ai = t->ai_next = NULL;
     }
     if (t->is_connect) {
         static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-        watch_client(c, 0); /* the client is read from now on */
+        conn_watch_client(c, 0); /* the client is read from now on */
         c->state = CS_TUNNEL;
         t->status = 200;
         t->down += sizeof(ok) - 1;
@@ -1324,7 +807,7 @@ upstream_ready(struct conn *c)
         t->uhead = NULL;
     }
     bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
-    pump_request_body(c);
+    forward_pump_request_body(c);
 }
 
 static void
@@ -1332,14 +815,14 @@ process_head(struct conn *c)
 {
     /* While the upstream is prepared, the client's next bytes wait. */
     bufferevent_disable(c->cbev, EV_READ);
-    if (decide(c) != 0)
+    if (gate_decide(c) != 0)
         return;
-    proceed(c);
+    conn_proceed(c);
 }
 
 /* The decision allows: on to the upstream. */
-static void
-proceed(struct conn *c)
+void
+conn_proceed(struct conn *c)
 {
     struct txn *t = &c->t;
     if (!t->is_connect) {
@@ -1353,453 +836,7 @@ proceed(struct conn *c)
             return;
         }
     }
-    resolve(c);
-}
-
-/* --- request body -------------------------------------------------------- */
-
-/* Moves up to the end of the current message from src to dst following
- * `body` framing. Returns bytes moved, or -1 on a framing error. Sets *done
- * at the end of the message. When dechunk is set only payload is copied. */
-static ssize_t
-move_body(struct evbuffer *src, struct evbuffer *dst, enum http1_body body, uint64_t *remain,
-          struct http1_chunked *ch, int dechunk, int *done)
-{
-    size_t avail = evbuffer_get_length(src);
-    if (avail == 0)
-        return 0;
-    if (body == HTTP1_BODY_LENGTH) {
-        size_t n = avail < *remain ? avail : (size_t)*remain;
-        evbuffer_remove_buffer(src, dst, n);
-        *remain -= n;
-        *done = *remain == 0;
-        return (ssize_t)n;
-    }
-    if (body == HTTP1_BODY_CLOSE) {
-        evbuffer_remove_buffer(src, dst, avail);
-        return (ssize_t)avail;
-    }
-    /* Chunked: scan the first chain in place; framing bytes are moved (or
-     * dropped when dechunking), payload is moved. Nothing past the end of
-     * this message is touched: it belongs to the next one. */
-    size_t total = 0;
-    while (!*done) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(src, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
-            break;
-        size_t used;
-        int is_data;
-        if (http1_chunked_step(ch, v.iov_base, v.iov_len, &used, &is_data, done) != HTTP1_OK)
-            return -1;
-        if (used == 0)
-            break;
-        if (dechunk && !is_data) {
-            evbuffer_drain(src, used);
-        } else {
-            evbuffer_remove_buffer(src, dst, used);
-            total += used;
-        }
-    }
-    return (ssize_t)total;
-}
-
-static void
-pump_request_body(struct conn *c)
-{
-    struct txn *t = &c->t;
-    if (c->state != CS_FORWARD || t->req_done) {
-        bufferevent_disable(c->cbev, EV_READ);
-        if (c->state == CS_FORWARD && !t->resp_head_done)
-            await_answer(c);
-        return;
-    }
-    struct evbuffer *in = bufferevent_get_input(c->cbev);
-    struct evbuffer *out = bufferevent_get_output(c->ubev);
-    ssize_t n = move_body(in, out, t->req_body, &t->req_remain, &t->req_ch, 0, &t->req_done);
-    if (n < 0) {
-        reply_error(c, 400, "bad-request-body", "The request body framing is malformed.");
-        return;
-    }
-    t->up += (uint64_t)n;
-    if (t->req_done) {
-        bufferevent_disable(c->cbev, EV_READ); /* the next request waits its turn */
-        if (!t->resp_head_done)
-            await_answer(c);
-    } else if (evbuffer_get_length(out) >= CONN_MAX_BUFFER) {
-        bufferevent_disable(c->cbev, EV_READ);
-        bufferevent_setwatermark(c->ubev, EV_WRITE, CONN_MAX_BUFFER / 2, 0);
-    } else {
-        bufferevent_enable(c->cbev, EV_READ);
-    }
-}
-
-/* --- response ------------------------------------------------------------ */
-
-/* Builds the client's response head from the upstream's. */
-static void
-write_response_head(struct conn *c, const struct http1_head *h, int interim)
-{
-    struct txn *t = &c->t;
-    struct evbuffer *out = bufferevent_get_output(c->cbev);
-    size_t before = evbuffer_get_length(out);
-    evbuffer_add_printf(out, "HTTP/1.1 %d %.*s\r\n", h->status, (int)h->reason.len,
-                        h->reason.p);
-    int upgrading = h->status == 101;
-    for (size_t i = 0; i < h->nheaders; i++) {
-        const struct http1_header *f = &h->headers[i];
-        if (http1_name_is(&f->name, "content-length"))
-            continue; /* written once below, as in build_upstream_head */
-        if (http1_is_hop_by_hop(&f->name) || http1_connection_names(h, &f->name)) {
-            int keep = (upgrading && http1_name_is(&f->name, "upgrade")) ||
-                       (!t->dechunk && !interim && http1_name_is(&f->name, "transfer-encoding"));
-            if (!keep)
-                continue;
-        }
-        evbuffer_add(out, f->name.p, f->name.len);
-        evbuffer_add(out, ": ", 2);
-        evbuffer_add(out, f->value.p, f->value.len);
-        evbuffer_add(out, "\r\n", 2);
-    }
-    if (h->flags & HTTP1_F_HAS_CL)
-        evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-                            (unsigned long long)h->content_length);
-    if (upgrading)
-        evbuffer_add(out, "Connection: Upgrade\r\n", 21);
-    else if (!interim && t->client_close)
-        evbuffer_add(out, "Connection: close\r\n", 19);
-    evbuffer_add(out, worker_via_header(), worker_via_header_len());
-    evbuffer_add(out, "\r\n", 2);
-    t->down += evbuffer_get_length(out) - before;
-}
-
-static void
-txn_done(struct conn *c)
-{
-    struct txn *t = &c->t;
-    watch_client(c, 0);
-    int reuse_up = t->resp_minor == 1 && !t->resp_conn_close && t->resp_body != HTTP1_BODY_CLOSE &&
-                   t->req_done && !c->draining && !t->upgrade;
-    txn_log(c);
-    if (c->ubev) {
-        if (reuse_up && evbuffer_get_length(bufferevent_get_input(c->ubev)) == 0 &&
-            evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0) {
-            bufferevent_setwatermark(c->ubev, EV_WRITE, 0, 0);
-            worker_pool_put(c->w, t->poolkey, c->ubev);
-        } else {
-            bufferevent_free(c->ubev);
-        }
-        c->ubev = NULL;
-    }
-    if (t->client_close || !t->req_done || c->draining) {
-        close_after_write(c);
-        return;
-    }
-    txn_reset(c);
-    c->state = CS_HEAD;
-    c->head_bytes_seen = 0;
-    bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
-    touch(c);
-    arm(c, c->cfg->idle_timeout_ms);
-    if (evbuffer_get_length(bufferevent_get_input(c->cbev)))
-        try_head(c); /* pipelined */
-}
-
-static void
-on_response_head(struct conn *c)
-{
-    struct txn *t = &c->t;
-    struct evbuffer *in = bufferevent_get_input(c->ubev);
-    for (;;) {
-        size_t avail = evbuffer_get_length(in);
-        if (avail == 0)
-            return;
-        size_t max = (size_t)c->cfg->max_header_bytes;
-        size_t n = avail < max + 1 ? avail : max + 1;
-        const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
-        struct http1_head *h = malloc(sizeof(*h));
-        if (p == NULL || h == NULL) {
-            free(h);
-            conn_close(c, "out-of-memory");
-            return;
-        }
-        enum http1_status st = http1_parse_response(p, n, max, t->is_head, h);
-        if (st == HTTP1_PARTIAL) {
-            free(h);
-            return;
-        }
-        if (st != HTTP1_OK) {
-            char msg[256];
-            snprintf(msg, sizeof(msg), "The server sent an invalid response (%s).",
-                     http1_strerror(st));
-            free(h);
-            reply_error(c, 502, "bad-response", msg);
-            return;
-        }
-        t->resp_bytes += h->head_len;
-        if (t->uhead) {
-            evbuffer_free(t->uhead);
-            t->uhead = NULL;
-        }
-        if (h->status == 101) {
-            if (!t->upgrade) {
-                free(h);
-                reply_error(c, 502, "unexpected-101", "The server switched protocols unasked.");
-                return;
-            }
-            t->status = 101;
-            t->upgrade = 2;
-            write_response_head(c, h, 1);
-            evbuffer_drain(in, h->head_len);
-            free(h);
-            c->state = CS_TUNNEL;
-            t->req_done = 1;
-            bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
-            bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
-            if (evbuffer_get_length(in))
-                relay(c, c->ubev, c->cbev);
-            if (!c->closed && evbuffer_get_length(bufferevent_get_input(c->cbev)))
-                relay(c, c->cbev, c->ubev);
-            return;
-        }
-        if (h->status < 200) {
-            if (t->client_minor == 1) /* HTTP/1.0 clients get no 1xx */
-                write_response_head(c, h, 1);
-            evbuffer_drain(in, h->head_len);
-            free(h);
-            continue;
-        }
-        t->resp_head_done = 1;
-        t->status = h->status;
-        t->resp_minor = h->minor;
-        t->resp_conn_close = (h->flags & HTTP1_F_CONN_CLOSE) != 0;
-        t->resp_body = h->body;
-        t->resp_remain = h->content_length;
-        t->resp_done = h->body == HTTP1_BODY_NONE;
-        t->dechunk = h->body == HTTP1_BODY_CHUNKED && t->client_minor == 0;
-        if (h->body == HTTP1_BODY_CLOSE || t->dechunk || !t->req_done)
-            t->client_close = 1;
-        write_response_head(c, h, 0);
-        evbuffer_drain(in, h->head_len);
-        free(h);
-        watch_client(c, 0); /* from here a gone client shows as a failed write */
-        pump_response(c);
-        return;
-    }
-}
-
-static void
-pump_response(struct conn *c)
-{
-    struct txn *t = &c->t;
-    mark_active(c);
-    if (c->closed)
-        return;
-    struct evbuffer *in = bufferevent_get_input(c->ubev);
-    struct evbuffer *out = bufferevent_get_output(c->cbev);
-    if (!t->resp_done) {
-        size_t before = evbuffer_get_length(out);
-        ssize_t n = move_body(in, out, t->resp_body, &t->resp_remain, &t->resp_ch, t->dechunk,
-                              &t->resp_done);
-        if (n < 0) {
-            conn_close(c, "bad-response-body");
-            return;
-        }
-        t->down += evbuffer_get_length(out) - before;
-    }
-    if (t->resp_done) {
-        if (evbuffer_get_length(in) > 0)
-            t->resp_conn_close = 1; /* bytes after the response: never reuse */
-        txn_done(c);
-        return;
-    }
-    if (evbuffer_get_length(out) >= CONN_MAX_BUFFER) {
-        bufferevent_disable(c->ubev, EV_READ);
-        bufferevent_setwatermark(c->cbev, EV_WRITE, CONN_MAX_BUFFER / 2, 0);
-    }
-}
-
-/* --- tunnel -------------------------------------------------------------- */
-
-static void
-tunnel_maybe_done(struct conn *c)
-{
-    if (c->cli_eof && c->up_eof &&
-        evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0 &&
-        evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0)
-        conn_close(c, NULL);
-}
-
-static void
-relay(struct conn *c, struct bufferevent *from, struct bufferevent *to)
-{
-    mark_active(c);
-    if (c->closed)
-        return;
-    struct evbuffer *src = bufferevent_get_input(from);
-    struct evbuffer *dst = bufferevent_get_output(to);
-    size_t n = evbuffer_get_length(src);
-    if (from == c->cbev)
-        c->t.up += n;
-    else
-        c->t.down += n;
-    evbuffer_add_buffer(dst, src);
-    if (evbuffer_get_length(dst) >= CONN_MAX_BUFFER) {
-        bufferevent_disable(from, EV_READ);
-        bufferevent_setwatermark(to, EV_WRITE, CONN_MAX_BUFFER / 2, 0);
-    }
-}
-
-static void
-splice_event(void *arg, enum splice_event ev, int dir, size_t bytes, int err)
-{
-    struct conn *c = arg;
-    if (c->closed)
-        return;
-    switch (ev) {
-    case SPLICE_MOVED:
-        touch(c);
-        if (dir == 0)
-            c->t.up += bytes;
-        else
-            c->t.down += bytes;
-        mark_active(c);
-        break;
-    case SPLICE_DONE:
-        conn_close(c, NULL);
-        break;
-    case SPLICE_ERROR:
-        log_debug("tunnel relay: %s", strerror(err));
-        conn_close(c, dir == 0 ? "upstream-error" : "client-error");
-        break;
-    }
-}
-
-/* Response bodies at least this long go through the kernel (splice). */
-#define SPLICE_MIN_BODY (64 * 1024)
-
-static void
-body_splice_event(void *arg, enum splice_event ev, int dir, size_t bytes, int err)
-{
-    struct conn *c = arg;
-    struct txn *t = &c->t;
-    (void)dir;
-    if (c->closed)
-        return;
-    switch (ev) {
-    case SPLICE_MOVED:
-        touch(c);
-        t->down += bytes;
-        t->resp_remain -= bytes < t->resp_remain ? bytes : t->resp_remain;
-        mark_active(c);
-        break;
-    case SPLICE_DONE:
-        splicer_free(c->spl);
-        c->spl = NULL;
-        t->resp_remain = 0;
-        t->resp_done = 1;
-        bufferevent_enable(c->cbev, EV_WRITE);
-        bufferevent_enable(c->ubev, EV_WRITE);
-        txn_done(c);
-        break;
-    case SPLICE_ERROR:
-        conn_close(c, err ? "transfer-error" : "upstream-closed-mid-body");
-        break;
-    }
-}
-
-/* A long body of known length with nothing left in user space: let the
- * kernel move it (splice); the bufferevents take over again after it. */
-static void
-response_try_splice(struct conn *c)
-{
-    struct txn *t = &c->t;
-    if (c->spl || c->closed || c->state != CS_FORWARD || !t->resp_head_done || t->resp_done ||
-        t->resp_body != HTTP1_BODY_LENGTH || t->dechunk || !t->req_done ||
-        t->resp_remain < SPLICE_MIN_BODY)
-        return;
-    if (evbuffer_get_length(bufferevent_get_input(c->ubev)) ||
-        evbuffer_get_length(bufferevent_get_output(c->cbev)) ||
-        evbuffer_get_length(bufferevent_get_output(c->ubev)))
-        return;
-    bufferevent_disable(c->ubev, EV_READ | EV_WRITE);
-    bufferevent_disable(c->cbev, EV_READ | EV_WRITE);
-    c->spl = splicer_start_body(c->w, bufferevent_getfd(c->ubev), bufferevent_getfd(c->cbev),
-                                t->resp_remain, body_splice_event, c);
-    if (c->spl == NULL) {
-        bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
-        bufferevent_enable(c->cbev, EV_WRITE);
-    }
-}
-
-/* Once a tunnel needs no more inspection and no bytes wait in user space,
- * the kernel relays it (splice). Until then, and when that fails, the
- * bufferevents do. */
-static void
-tunnel_try_splice(struct conn *c)
-{
-    if (c->spl || c->closed || c->state != CS_TUNNEL || c->t.peek)
-        return;
-    if (evbuffer_get_length(bufferevent_get_input(c->cbev)) ||
-        evbuffer_get_length(bufferevent_get_output(c->cbev)) ||
-        evbuffer_get_length(bufferevent_get_input(c->ubev)) ||
-        evbuffer_get_length(bufferevent_get_output(c->ubev)))
-        return;
-    if (c->cli_eof != c->up_shut || c->up_eof != c->cli_shut)
-        return; /* a half-close is still on its way */
-    bufferevent_disable(c->cbev, EV_READ | EV_WRITE);
-    bufferevent_disable(c->ubev, EV_READ | EV_WRITE);
-    c->spl = splicer_start(c->w, bufferevent_getfd(c->cbev), bufferevent_getfd(c->ubev),
-                           c->cli_eof, c->up_eof, splice_event, c);
-    if (c->spl == NULL) { /* stay with the bufferevents */
-        if (!c->cli_eof)
-            bufferevent_enable(c->cbev, EV_READ);
-        if (!c->up_eof)
-            bufferevent_enable(c->ubev, EV_READ);
-        bufferevent_enable(c->cbev, EV_WRITE);
-        bufferevent_enable(c->ubev, EV_WRITE);
-    }
-}
-
-/* A side said EOF: pass the half-close on once its data is out. */
-static void
-tunnel_eof(struct conn *c, struct bufferevent *from)
-{
-    struct bufferevent *to = from == c->cbev ? c->ubev : c->cbev;
-    int *eof = from == c->cbev ? &c->cli_eof : &c->up_eof;
-    *eof = 1;
-    relay(c, from, to);
-    if (c->closed)
-        return;
-    if (evbuffer_get_length(bufferevent_get_output(to)) == 0) {
-        shutdown(bufferevent_getfd(to), SHUT_WR);
-        if (to == c->ubev)
-            c->up_shut = 1;
-        else
-            c->cli_shut = 1;
-    } else {
-        bufferevent_setwatermark(to, EV_WRITE, 0, 0);
-    }
-    tunnel_maybe_done(c);
-}
-
-static void
-tunnel_writable(struct conn *c, struct bufferevent *to)
-{
-    struct bufferevent *from = to == c->cbev ? c->ubev : c->cbev;
-    int from_eof = from == c->cbev ? c->cli_eof : c->up_eof;
-    int *shut = to == c->cbev ? &c->cli_shut : &c->up_shut;
-    if (from_eof) {
-        if (!*shut && evbuffer_get_length(bufferevent_get_output(to)) == 0) {
-            shutdown(bufferevent_getfd(to), SHUT_WR);
-            *shut = 1;
-        }
-        tunnel_maybe_done(c);
-        return;
-    }
-    bufferevent_setwatermark(to, EV_WRITE, 0, 0);
-    bufferevent_enable(from, EV_READ);
-    tunnel_try_splice(c);
+    conn_resolve(c);
 }
 
 /* --- callbacks ----------------------------------------------------------- */
@@ -1808,18 +845,18 @@ static void
 client_read_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
-    touch(c);
+    conn_touch(c);
     switch (c->state) {
     case CS_HEAD:
-        try_head(c);
+        conn_try_head(c);
         break;
     case CS_FORWARD:
-        pump_request_body(c);
+        forward_pump_request_body(c);
         break;
     case CS_TUNNEL:
-        if (c->t.peek && peek_hello(c))
+        if (c->t.peek && tunnel_peek_hello(c))
             break;
-        relay(c, bev, c->ubev);
+        tunnel_relay(c, bev, c->ubev);
         tunnel_try_splice(c);
         break;
     case CS_CLOSING: {
@@ -1841,13 +878,13 @@ client_write_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     (void)bev;
-    touch(c);
+    conn_touch(c);
     switch (c->state) {
     case CS_FORWARD:
         if (c->ubev && c->spl == NULL) {
             bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
             bufferevent_enable(c->ubev, EV_READ);
-            response_try_splice(c);
+            forward_try_splice(c);
         }
         break;
     case CS_TUNNEL:
@@ -1857,7 +894,7 @@ client_write_cb(struct bufferevent *bev, void *arg)
         if (c->linger_until == 0 && evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
             shutdown(bufferevent_getfd(c->cbev), SHUT_WR);
             c->linger_until = now_ms(c) + CONN_LINGER_MS;
-            arm(c, CONN_LINGER_MS);
+            conn_arm(c, CONN_LINGER_MS);
         }
         break;
     default:
@@ -1894,17 +931,17 @@ static void
 upstream_read_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
-    touch(c);
+    conn_touch(c);
     if (c->state == CS_TUNNEL) {
-        relay(c, bev, c->cbev);
+        tunnel_relay(c, bev, c->cbev);
         return;
     }
     if (c->state != CS_FORWARD)
         return;
     if (!c->t.resp_head_done)
-        on_response_head(c);
+        forward_on_response_head(c);
     else
-        pump_response(c);
+        forward_pump_response(c);
 }
 
 static void
@@ -1912,29 +949,13 @@ upstream_write_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     (void)bev;
-    touch(c);
+    conn_touch(c);
     if (c->state == CS_TUNNEL) {
         tunnel_writable(c, c->ubev);
     } else if (c->state == CS_FORWARD && !c->t.req_done) {
         bufferevent_setwatermark(c->ubev, EV_WRITE, 0, 0);
-        pump_request_body(c);
+        forward_pump_request_body(c);
     }
-}
-
-/* A pooled connection died before sending anything: try once more on a new
- * one when the request had no body (nothing of it is lost). */
-static int
-retry_fresh(struct conn *c)
-{
-    struct txn *t = &c->t;
-    if (!t->reused || t->retried || t->resp_bytes > 0 || t->req_body != HTTP1_BODY_NONE ||
-        t->uhead == NULL || evbuffer_get_length(bufferevent_get_input(c->ubev)) > 0)
-        return 0;
-    t->retried = 1;
-    t->reused = 0;
-    free_upstream(c);
-    resolve(c);
-    return 1;
 }
 
 static void
@@ -1950,7 +971,7 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
     int err = EVUTIL_SOCKET_ERROR();
     if (c->state == CS_CONNECTING) {
         t->last_errno = err;
-        free_upstream(c);
+        conn_free_upstream(c);
         connect_next(c);
         return;
     }
@@ -1960,19 +981,19 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (c->state == CS_FORWARD) {
         if ((what & BEV_EVENT_EOF) && t->resp_head_done && t->resp_body == HTTP1_BODY_CLOSE) {
-            pump_response(c);
+            forward_pump_response(c);
             if (c->closed || c->state != CS_FORWARD)
                 return;
             t->resp_done = 1;
-            free_upstream(c);
-            txn_done(c);
+            conn_free_upstream(c);
+            forward_txn_done(c);
             return;
         }
         if (!t->resp_head_done) {
-            if (retry_fresh(c))
+            if (forward_retry_fresh(c))
                 return;
-            reply_error(c, 502, "upstream-closed",
-                        "The server closed the connection without answering.");
+            conn_reply_error(c, 502, "upstream-closed",
+                             "The server closed the connection without answering.");
             return;
         }
         conn_close(c, "upstream-closed-mid-body");
@@ -1995,12 +1016,12 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     switch (c->state) {
     case CS_HEAD:
         if (c->head_bytes_seen)
-            reply_error(c, 408, "header-timeout", "The request head took too long to arrive.");
+            conn_reply_error(c, 408, "header-timeout", "The request head took too long to arrive.");
         else
             conn_close(c, NULL); /* idle: close quietly */
         break;
     case CS_DECIDING:
-        reply_error(c, 503, "auth-timeout", "The password check took too long.");
+        conn_reply_error(c, 503, "auth-timeout", "The password check took too long.");
         break;
     case CS_RESOLVING:
     case CS_CONNECTING: {
@@ -2008,16 +1029,16 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
             /* A slow connect: from now on notice a client that leaves. */
             if (!c->watching) {
                 c->watching = 1;
-                watch_client(c, 1);
+                conn_watch_client(c, 1);
             }
-            arm(c, c->connect_deadline - now);
+            conn_arm(c, c->connect_deadline - now);
             break;
         }
         char msg[512];
         snprintf(msg, sizeof(msg), "No connection to %s port %u within the connect timeout.",
                  c->t.host, c->t.port);
         stats_count(STATS_UPSTREAM_ERRORS);
-        reply_error(c, 504, "connect-timeout", msg);
+        conn_reply_error(c, 504, "connect-timeout", msg);
         break;
     }
     case CS_FORWARD:
@@ -2025,17 +1046,16 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
         if (c->state == CS_FORWARD && c->t.req_done && !c->t.resp_head_done && !c->watching) {
             /* A slow answer: from now on notice a client that leaves. */
             c->watching = 1;
-            watch_client(c, 1);
+            conn_watch_client(c, 1);
         }
         if (now - c->last_active < idle) {
-            arm(c, idle - (now - c->last_active));
+            conn_arm(c, idle - (now - c->last_active));
             break;
         }
         if (c->state == CS_FORWARD && !c->t.resp_head_done) {
             stats_count(STATS_UPSTREAM_ERRORS);
-            reply_error(c, 504, "upstream-timeout", "The server did not answer in time.");
-        }
-        else
+            conn_reply_error(c, 504, "upstream-timeout", "The server did not answer in time.");
+        } else
             conn_close(c, "idle-timeout");
         break;
     case CS_CLOSING:
