@@ -774,7 +774,8 @@ upstream_ready(struct conn *c)
 {
     struct txn *t = &c->t;
     t->forwarded = 1;
-    set_tcp_nodelay(bufferevent_getfd(c->ubev));
+    if (!t->reused)
+        set_tcp_nodelay(bufferevent_getfd(c->ubev)); /* a pooled one has it */
     conn_touch(c);
     conn_arm(c, c->cfg->idle_timeout_ms);
     if (t->ai) {

@@ -265,8 +265,8 @@ def exp_alice_denied(recs, today):
 
 
 def exp_alice_linkedin(recs, today):
-    return ("lines", [r.line for r in recs if r.get("user") == "alice" and r.get("platform") == "linkedin"
-                      and not r.get("auth")])
+    # failed sign-ins under her name (auth=fail) are printed too, as the README says
+    return ("lines", [r.line for r in recs if r.get("user") == "alice" and r.get("platform") == "linkedin"])
 
 
 def exp_quotas_used_up(recs, today):
