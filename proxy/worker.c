@@ -372,15 +372,10 @@ worker_new(int id, const int *fds, size_t nfds)
     TAILQ_INIT(&w->conns);
     TAILQ_INIT(&w->pool);
     /* A locking base: the main thread activates cmd_ev across threads.
-     * epoll's changelist folds the read/write toggles a request makes
-     * within one loop pass into one epoll_ctl, or none. (It must not be
-     * used with dup()ed descriptors: a worker never dups one.) */
-    struct event_config *ec = event_config_new();
-    if (ec == NULL)
-        goto fail;
-    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-    w->base = event_base_new_with_config(ec);
-    event_config_free(ec);
+     * (Not EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST: it saves epoll_ctl calls,
+     * but a worker's delayed EPOLL_CTL_DEL then lands after close(), on a
+     * descriptor number another worker may have been given meanwhile.) */
+    w->base = event_base_new();
     if (w->base == NULL)
         goto fail;
     struct snapshot *s = snapshot_acquire();
