@@ -79,6 +79,10 @@ check(const uint8_t *data, size_t size, size_t max_head, int deep)
                    h.body == HTTP1_BODY_CHUNKED);
         if (h.body == HTTP1_BODY_LENGTH)
             FUZZ_CHECK(h.content_length > 0);
+        /* a request coding besides chunked is refused (501), never passed */
+        FUZZ_CHECK(!(h.flags & HTTP1_F_TE_CODED));
+        /* and its framing comes from Content-Length or Transfer-Encoding, never both */
+        FUZZ_CHECK(!((h.flags & HTTP1_F_HAS_CL) && (h.flags & HTTP1_F_HAS_TE)));
         if (deep)
             check_target(&h);
         if (deep && h.body == HTTP1_BODY_CHUNKED)
