@@ -397,6 +397,18 @@ is_local_name(const char *host)
     return strcmp(host, "socialgate.local") == 0;
 }
 
+/* For the log line of a refused head: the method, when the bytes start
+ * with a token and a space. */
+static void
+note_method(struct txn *t, const uint8_t *p, size_t n)
+{
+    size_t ml = 0;
+    while (ml < n && ml < sizeof(t->method) - 1 && p[ml] > 0x20 && p[ml] < 0x7f)
+        ml++;
+    if (ml < n && p[ml] == ' ')
+        memcpy(t->method, p, ml);
+}
+
 /* Parses what the client input holds; on a whole head, starts the
  * transaction. */
 void
@@ -426,6 +438,8 @@ conn_try_head(struct conn *c)
         }
     }
     const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
+    /* h is this thread's scratch head: dropped (h = NULL) before anything
+     * that may parse again (conn_scratch_head). */
     struct http1_head *h = conn_scratch_head();
     if (p == NULL) {
         conn_close(c, "out-of-memory");
@@ -440,35 +454,25 @@ conn_try_head(struct conn *c)
         !gate_names_known_user(c, h)) {
         /* Anonymous, or an unknown user: a 407 now, and the rest of the
          * head is never read. */
-        h = NULL; /* the scratch head is the next parse's */
+        h = NULL;
         c->head_scanned = 0;
         t->active = 1;
         clock_gettime(CLOCK_MONOTONIC, &t->start);
         t->up = n;
         t->reason = "head-too-large-before-auth";
-        size_t ml = 0;
-        while (ml < n && ml < sizeof(t->method) - 1 && p[ml] > 0x20 && p[ml] < 0x7f)
-            ml++;
-        if (ml < n && p[ml] == ' ')
-            memcpy(t->method, p, ml);
+        note_method(t, p, n);
         char page[4096];
         conn_reply_page(c, page, local_auth_page(c->snap, page, sizeof(page)), 407, NULL);
         return;
     }
     if (st == HTTP1_PARTIAL) {
-        h = NULL; /* the scratch head is the next parse's */
         return;
     }
     t->active = 1;
     clock_gettime(CLOCK_MONOTONIC, &t->start);
     if (st != HTTP1_OK) {
-        /* Log what can be told of the request line. */
-        size_t ml = 0;
-        while (ml < n && ml < sizeof(t->method) - 1 && p[ml] > 0x20 && p[ml] < 0x7f)
-            ml++;
-        if (ml < n && p[ml] == ' ')
-            memcpy(t->method, p, ml);
-        h = NULL; /* the scratch head is the next parse's */
+        note_method(t, p, n);
+        h = NULL;
         conn_reply_error(c, http1_error_code(st), http1_strerror(st),
                          "The request could not be understood.");
         return;
@@ -502,14 +506,14 @@ conn_try_head(struct conn *c)
         const char *why = st == HTTP1_ERR_SCHEME ? "Only http:// URLs can be requested this way; "
                                                    "https goes through CONNECT."
                                                  : "The request target is malformed.";
-        h = NULL; /* the scratch head is the next parse's */
+        h = NULL;
         conn_reply_error(c, 400, http1_strerror(st), why);
         return;
     }
     if (h->minor == 1 && h->host.p == NULL && !t->is_connect) {
         /* RFC 9112 3.2: an HTTP/1.1 request without Host is refused, whatever
          * its target says (CONNECT is let through: its target is the host). */
-        h = NULL; /* the scratch head is the next parse's */
+        h = NULL;
         conn_reply_error(c, 400, "missing-host", "An HTTP/1.1 request needs a Host header field.");
         return;
     }
@@ -523,7 +527,7 @@ conn_try_head(struct conn *c)
         t->target = tg.path.len ? span_dup(tg.path.p, tg.path.len) : span_dup("/", 1);
         int body = h->body != HTTP1_BODY_NONE;
         evbuffer_drain(in, h->head_len);
-        h = NULL; /* the scratch head is the next parse's */
+        h = NULL;
         if (body) {
             conn_reply_error(c, 400, "local-body", "socialgate's own pages take no request body.");
             return;
@@ -532,25 +536,25 @@ conn_try_head(struct conn *c)
         return;
     }
     if (tg.form == HTTP1_FORM_ORIGIN || tg.form == HTTP1_FORM_ASTERISK) {
-        h = NULL; /* the scratch head is the next parse's */
+        h = NULL;
         conn_reply_error(c, 400, "not-a-proxy-request",
                          "This is a proxy: configure your browser to use it, "
                          "or request an absolute http:// URL.");
         return;
     }
     if (t->host == NULL || (tg.form == HTTP1_FORM_ABSOLUTE && t->path == NULL)) {
-        h = NULL; /* the scratch head is the next parse's */
+        h = NULL;
         conn_close(c, "out-of-memory");
         return;
     }
     if (forward_via_loops(h)) {
-        h = NULL; /* the scratch head is the next parse's */
+        h = NULL;
         conn_reply_error(c, 508, "forwarding-loop", "This request has already passed this proxy.");
         return;
     }
     if (t->is_connect) {
         evbuffer_drain(in, h->head_len);
-        h = NULL; /* the scratch head is the next parse's */
+        h = NULL;
         if (!config_connect_port_allowed(c->cfg, t->port)) {
             conn_reply_error(c, 403, "connect-port-denied",
                              "Tunnels are only allowed to the configured ports.");
@@ -571,7 +575,7 @@ conn_try_head(struct conn *c)
     t->req_done = h->body == HTTP1_BODY_NONE;
     forward_build_head(c, h, &tg);
     evbuffer_drain(in, h->head_len);
-    h = NULL; /* the scratch head is the next parse's */
+    h = NULL;
     if (t->uhead == NULL) {
         conn_close(c, "out-of-memory");
         return;

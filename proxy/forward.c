@@ -243,6 +243,8 @@ forward_on_response_head(struct conn *c)
         size_t max = (size_t)c->cfg->max_header_bytes;
         size_t n = avail < max + 1 ? avail : max + 1;
         const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
+        /* h is this thread's scratch head: dropped (h = NULL) before anything
+         * that may parse again (conn_scratch_head). */
         struct http1_head *h = conn_scratch_head();
         if (p == NULL) {
             conn_close(c, "out-of-memory");
@@ -250,14 +252,13 @@ forward_on_response_head(struct conn *c)
         }
         enum http1_status st = http1_parse_response(p, n, max, t->is_head, h);
         if (st == HTTP1_PARTIAL) {
-            h = NULL; /* the scratch head is the next parse's */
             return;
         }
         if (st != HTTP1_OK) {
             char msg[256];
             snprintf(msg, sizeof(msg), "The server sent an invalid response (%s).",
                      http1_strerror(st));
-            h = NULL; /* the scratch head is the next parse's */
+            h = NULL;
             conn_reply_error(c, 502, "bad-response", msg);
             return;
         }
@@ -268,7 +269,7 @@ forward_on_response_head(struct conn *c)
         }
         if (h->status == 101) {
             if (!t->upgrade) {
-                h = NULL; /* the scratch head is the next parse's */
+                h = NULL;
                 conn_reply_error(c, 502, "unexpected-101",
                                  "The server switched protocols unasked.");
                 return;
@@ -277,7 +278,7 @@ forward_on_response_head(struct conn *c)
             t->upgrade = 2;
             write_response_head(c, h, 1);
             evbuffer_drain(in, h->head_len);
-            h = NULL; /* the scratch head is the next parse's */
+            h = NULL;
             c->state = CS_TUNNEL;
             t->req_done = 1;
             bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
@@ -292,7 +293,7 @@ forward_on_response_head(struct conn *c)
             if (t->client_minor == 1) /* HTTP/1.0 clients get no 1xx */
                 write_response_head(c, h, 1);
             evbuffer_drain(in, h->head_len);
-            h = NULL; /* the scratch head is the next parse's */
+            h = NULL;
             continue;
         }
         t->resp_head_done = 1;
@@ -307,7 +308,7 @@ forward_on_response_head(struct conn *c)
             t->client_close = 1;
         write_response_head(c, h, 0);
         evbuffer_drain(in, h->head_len);
-        h = NULL; /* the scratch head is the next parse's */
+        h = NULL;
         conn_watch_client(c, 0); /* from here a gone client shows as a failed write */
         forward_pump_response(c);
         return;
