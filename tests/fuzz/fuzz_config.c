@@ -1,3 +1,4 @@
+#define _XOPEN_SOURCE 700 /* nftw, in fuzz_tmp.h */
 /* proxy.ini text through config_load_string, against a temporary folder
  * made once per process: it has rules/, logs/, a hosts file and a fake tz
  * database (TZDIR) with UTC and Europe/London, so the checks that look at

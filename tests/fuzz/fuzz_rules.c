@@ -1,3 +1,4 @@
+#define _XOPEN_SOURCE 700 /* nftw, in fuzz_tmp.h */
 /* A rules file (platform, role, schedule and rule sections) through
  * rules_load_string. When it loads, the result is used as the proxy uses
  * it: a few hosts are classified, and the policy is evaluated for a few

@@ -3,8 +3,8 @@
 #ifndef SG_FUZZ_TMP_H
 #define SG_FUZZ_TMP_H
 
-#include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,29 +42,22 @@ fuzz_tmp_write(const char *rel, const void *data, size_t size)
     fclose(f);
 }
 
+/* nftw(3) needs _XOPEN_SOURCE >= 500, defined by each includer first. */
+static int
+fuzz_rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(p);
+    return 0;
+}
+
+/* Removes p and everything under it (depth first, symlinks not followed). */
 static inline void
 fuzz_rm_tree(const char *p)
 {
-    struct stat st;
-    if (lstat(p, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(p);
-        if (d != NULL) {
-            struct dirent *e;
-            while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                    continue;
-                char sub[1024];
-                if (snprintf(sub, sizeof(sub), "%s/%s", p, e->d_name) < (int)sizeof(sub))
-                    fuzz_rm_tree(sub);
-            }
-            closedir(d);
-        }
-        rmdir(p);
-    } else {
-        unlink(p);
-    }
+    nftw(p, fuzz_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static inline void

@@ -444,6 +444,19 @@ class SocialGate:
             time.sleep(0.1)
 
 
+def exchange(d, data, timeout=6.0):
+    """Sends data on a new connection to daemon d and reads until it closes (a refused,
+    malformed or smuggling request). Returns (bytes, closed?, client port)."""
+    c = d.conn(timeout=timeout)
+    port = c.local_port
+    try:
+        c.send_tolerant(data)
+        got = c.read_all(timeout=timeout)
+        return got, c.eof, port
+    finally:
+        c.close()
+
+
 def assert_not_died(d, what, stderr_start=0):
     report = d.sanitizer_report(stderr_start)
     if report:

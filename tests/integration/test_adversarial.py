@@ -27,7 +27,7 @@ import pytest
 
 from hostile import MiB, LazyOrigin, ScriptedOrigin, lazy_crc, pattern_block
 from rawhttp import first_status
-from sgtest import BIN, HangingListener, curl, free_port, origin_quiet_since, token
+from sgtest import BIN, HangingListener, curl, exchange, free_port, origin_quiet_since, token
 
 # The README's bound on the daemon's resident memory, whatever its peers do.
 RSS_BOUND_KIB = 64 * 1024
@@ -103,18 +103,6 @@ def assert_rss_bounded(d, peak_kib, start_kib, what):
     elif FLAVOUR == "tsan":
         assert peak_kib - start_kib < RSS_BOUND_KIB, "%s: daemon RSS grew by %d KiB on a %s build" % (
             what, peak_kib - start_kib, FLAVOUR)
-
-
-def exchange(d, data, timeout=6.0):
-    """Sends data on a new connection, reads until the proxy closes. Returns (bytes, closed, port)."""
-    c = d.conn(timeout=timeout)
-    port = c.local_port
-    try:
-        c.send_tolerant(data)
-        got = c.read_all(timeout=timeout)
-        return got, c.eof, port
-    finally:
-        c.close()
 
 
 def req(env, method="GET", path=None, headers=(), body=b"", version="HTTP/1.1", host=True, port=None):

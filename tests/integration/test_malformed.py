@@ -10,7 +10,7 @@ import time
 import pytest
 
 from rawhttp import first_status
-from sgtest import origin_quiet_since, token
+from sgtest import exchange, origin_quiet_since, token
 
 
 def _req(env, head_lines, body=b"", method="POST", target=None, version="HTTP/1.1", eol="\r\n"):
@@ -72,24 +72,12 @@ CASES = [
 ]
 
 
-def send_malformed(sg, data, timeout=6.0):
-    """Send data, read until close. Returns (bytes received, closed?, client port)."""
-    c = sg.conn(timeout=timeout)
-    port = c.local_port
-    try:
-        c.send_tolerant(data)
-        got = c.read_all(timeout=timeout)
-        return got, c.eof, port
-    finally:
-        c.close()
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_malformed_request(sg, env, origin, case):
     name, build, statuses, level = case
     data = build(env)
     before = origin.snapshot()
-    got, closed, _ = send_malformed(sg, data)
+    got, closed, _ = exchange(sg, data)
     status = first_status(got)
     assert status in statuses, "%s: expected %s, got %r" % (name, sorted(statuses), got[:300])
     assert closed, "%s: connection left open after %s" % (name, status)
@@ -107,7 +95,7 @@ def test_malformed_request(sg, env, origin, case):
 def test_malformed_request_is_logged(sg, env, name):
     build, statuses = {c[0]: (c[1], c[2]) for c in CASES}[name]
     t0 = time.time()
-    got, _, port = send_malformed(sg, build(env))
+    got, _, port = exchange(sg, build(env))
     status = first_status(got)
     assert status in statuses
     e = sg.wait_log(client="127.0.0.1:%d" % port, since=t0)

@@ -1,3 +1,4 @@
+#define _XOPEN_SOURCE 700 /* nftw */
 /* Unit tests for proxy/config.c and proxy/inifile.c: proxy.ini loading from
  * strings and files. Everything lives in a fresh temporary directory; the
  * time zone check is pointed at a fake tz database there (TZDIR). */
@@ -12,7 +13,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -51,29 +52,21 @@ write_in(const char *rel, const char *text, size_t len)
     fclose(f);
 }
 
+static int
+rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(p);
+    return 0;
+}
+
+/* Removes p and everything under it (depth first, symlinks not followed). */
 static void
 rm_tree(const char *p)
 {
-    struct stat st;
-    if (lstat(p, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(p);
-        if (d != NULL) {
-            struct dirent *e;
-            while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                    continue;
-                char sub[1024];
-                snprintf(sub, sizeof(sub), "%s/%s", p, e->d_name);
-                rm_tree(sub);
-            }
-            closedir(d);
-        }
-        rmdir(p);
-    } else {
-        unlink(p);
-    }
+    nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static int
