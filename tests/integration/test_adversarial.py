@@ -1371,8 +1371,14 @@ def test_ten_thousand_idle_connections(make_sg, env, nofile):
                 elif age > header_timeout + 6 * slack:
                     late.append(age)
         sel.close()
-        assert closed == n, "%d of %d idle connections still open %ds after header_timeout (the daemon holds %d descriptors over its %d at start)" % (
-            n - closed, n, 8 * slack, _fd_count(d.proc.pid) - base_fds, base_fds)
+        # Every connection the daemon holds is closed. A few may never have reached it: when a
+        # listen queue overflows the kernel answers with SYN cookies and drops the final ACK,
+        # so the client sees a connection no accept() returns (TcpExtListenOverflows). Those
+        # are at most a handful, and the daemon then holds no descriptor for them.
+        held = _fd_count(d.proc.pid) - base_fds
+        assert held <= 0 and n - closed <= n // 1000, (
+            "%d of %d idle connections still open %ds after header_timeout; the daemon holds %d "
+            "descriptors over its %d at start" % (n - closed, n, 8 * slack, held, base_fds))
         assert not early, "%d connections closed before header_timeout (first after %.1fs)" % (len(early), min(early))
         assert not late, "%d connections closed late (up to %.1fs)" % (len(late), max(late))
         assert talked == 0, "%d idle connections got bytes (a response) instead of a quiet close" % talked
