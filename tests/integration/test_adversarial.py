@@ -1374,9 +1374,10 @@ def test_ten_thousand_idle_connections(make_sg, env, nofile):
         # Every connection the daemon holds is closed. A few may never have reached it: when a
         # listen queue overflows the kernel answers with SYN cookies and drops the final ACK,
         # so the client sees a connection no accept() returns (TcpExtListenOverflows). Those
-        # are at most a handful, and the daemon then holds no descriptor for them.
+        # are at most a handful, and the daemon then holds no descriptor for them (beyond one or two
+        # of its own that come and go: DNS, a pooled upstream).
         held = _fd_count(d.proc.pid) - base_fds
-        assert held <= 0 and n - closed <= n // 1000, (
+        assert held <= 2 and n - closed <= n // 1000, (
             "%d of %d idle connections still open %ds after header_timeout; the daemon holds %d "
             "descriptors over its %d at start" % (n - closed, n, 8 * slack, held, base_fds))
         assert not early, "%d connections closed before header_timeout (first after %.1fs)" % (len(early), min(early))
