@@ -1,0 +1,110 @@
+/* The request stage (pure: no libevent, no clock, no logging): from a
+ * parsed request head to a routed request or a refusal. It holds every
+ * check that needs only the head and the configuration: the target and its
+ * form, Host, socialgate.local, CONNECT ports, forwarding loops (Via), the
+ * credentials sent, the limits before authentication, and the head sent
+ * upstream (origin form, a correct Host, hop-by-hop fields removed, Via
+ * added). The connection core and the phases never look at a raw head. */
+#ifndef SG_REQUEST_H
+#define SG_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http1.h"
+
+struct snapshot;
+
+/* With [auth] required = yes, a head that carries no credentials of a
+ * known user is held to these limits instead of max_header_bytes and
+ * HTTP1_MAX_HEADERS: all it can earn is a 407. */
+#define PREAUTH_HEAD_BYTES 16384
+#define PREAUTH_FIELDS 64
+
+enum request_kind {
+    REQUEST_FORWARD, /* plain HTTP to an origin */
+    REQUEST_CONNECT, /* a CONNECT tunnel */
+    REQUEST_LOCAL,   /* socialgate.local: answered by socialgate itself */
+};
+
+/* What the client said about who it is (Proxy-Authorization). */
+enum request_auth {
+    AUTH_NONE,      /* no credentials (or no [auth] htpasswd: ignored) */
+    AUTH_UNCHECKED, /* user and password read, password not checked yet */
+    AUTH_OK,        /* the password matched */
+    AUTH_FAILED,    /* malformed credentials or a wrong password */
+};
+
+enum request_upgrade {
+    UPGRADE_NONE,
+    UPGRADE_ASKED,    /* Upgrade + Connection: upgrade on HTTP/1.1 */
+    UPGRADE_SWITCHED, /* the origin answered 101: relayed as a tunnel */
+};
+
+struct request {
+    enum request_kind kind;
+    char method[24];   /* as received, truncated to fit */
+    char *host;        /* owned, lower-case; NULL until known */
+    uint16_t port;     /* 80 for http:// without a port */
+    int host_is_ipv6;  /* host was a bracketed literal */
+    char *path;        /* owned: path without the query, for the log and
+                        * path_regex; NULL for CONNECT */
+    char *target;      /* owned: path and query (REQUEST_LOCAL only) */
+    char *url;         /* owned: "http://host:port/path?q" (REQUEST_FORWARD) */
+    int is_head;       /* method HEAD (response framing) */
+    int client_minor;  /* HTTP/1.minor of the client */
+    int client_close;  /* Connection: close or HTTP/1.0 */
+    enum request_upgrade upgrade;
+    enum http1_body body; /* request body framing */
+    uint64_t content_length;
+    size_t head_len;   /* bytes of the client's head */
+
+    char *user;        /* owned: the name in Proxy-Authorization */
+    char *pass;        /* owned, wiped by request_free */
+    enum request_auth auth;
+
+    char *uhead;       /* owned: the head to send upstream (REQUEST_FORWARD) */
+    size_t uhead_len;
+    char poolkey[280]; /* "host:port", the upstream pool key (REQUEST_FORWARD) */
+};
+
+struct request_refusal {
+    int status;         /* 400, 403, 508 ...; 0: close without a page */
+    const char *reason; /* for the log (reason=), static */
+    const char *detail; /* one sentence for the error page, static */
+};
+
+/* Fills req (zeroed first) from the parsed head h, under the snapshot's
+ * configuration and users. Returns 0 when the request goes on to the
+ * decision, -1 when it is refused: then *ref says how, and req still holds
+ * what was learnt before the refusal (method, host, path) for the log.
+ * Either way free req with request_free. Out of memory is a refusal with
+ * status 0 and reason "out-of-memory". */
+int request_from_head(const struct http1_head *h, const struct snapshot *snap,
+                      struct request *req, struct request_refusal *ref);
+/* Frees what req owns (the password wiped) and zeroes it. NULL-safe. */
+void request_free(struct request *req);
+
+/* 1 when heads are held to the PREAUTH limits under this snapshot. */
+int request_preauth_limited(const struct snapshot *snap);
+/* For a head still being read (st PARTIAL over n bytes) or just parsed
+ * (st OK): 1 when it is over the PREAUTH limits and does not name a known
+ * user, so it gets a 407 at once and the rest is never read. 0 otherwise
+ * (also when the snapshot does not limit heads). */
+int request_preauth_refused(const struct snapshot *snap, enum http1_status st, size_t n,
+                            const struct http1_head *h);
+/* For the log line of a head refused by the parser: the method, when the
+ * bytes start with a token and a space ("" otherwise). */
+void request_note_method(const uint8_t *p, size_t n, char *method, size_t size);
+
+/* The Via field value this proxy adds, e.g. "1.1 gw1 (socialgate)", set
+ * once at start before any worker runs. */
+void request_set_via(const char *hostname);
+const char *request_via(void);
+/* "Via: 1.1 gw1 (socialgate)\r\n" and its length, built once. */
+const char *request_via_header(void);
+size_t request_via_header_len(void);
+/* 1 when a Via field of h already names this proxy (a forwarding loop). */
+int request_via_loops(const struct http1_head *h);
+
+#endif
