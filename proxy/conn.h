@@ -1,21 +1,36 @@
-/* One client connection: HTTP/1.1 requests forwarded to origins, or a
- * CONNECT tunnel. Lives in one worker; torn down in one place
- * (conn_close), freed from the event loop after the callback that closed
- * it has returned. */
+/* The connection core: a client connection's lifetime, its timer, the
+ * bufferevent callbacks, backpressure helpers, the keep-alive reset and the
+ * single teardown. It knows no protocol: every event goes to the current
+ * phase's `struct conn_ops` (conn_types.h), set with conn_set_phase. The
+ * phases (txn.c, forward.c, tunnel.c, upstream.c's connect) call the core;
+ * the core never calls a phase by name.
+ *
+ * A connection lives in one worker; it is torn down in one place
+ * (conn_close) and freed from the event loop after the callback that
+ * closed it has returned. */
 #ifndef SG_CONN_H
 #define SG_CONN_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <time.h>
 
-struct worker;
-struct conn;
+#include "conn_types.h"
 
-/* Takes fd. Answers at once when the client is refused (not in `clients`,
- * over max_per_client). Returns NULL when it could not even allocate. */
+struct worker;
+struct http1_head;
+struct tm;
+struct usage_row;
+
+/* --- for the worker ------------------------------------------------------ */
+
+/* Takes fd. `home` is the phase between transactions (the head reader).
+ * Answers at once when the client is refused (not in `clients`, over
+ * max_per_client). Returns NULL when it could not even allocate (fd is
+ * closed then). */
 struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len,
-                      int over_client_limit);
+                      int over_client_limit, const struct conn_ops *home);
 /* TERM: idle connections close now, busy ones after their transaction. */
 void conn_drain(struct conn *c);
 /* The next connection of the same worker, for walking its list. */
@@ -23,45 +38,62 @@ struct conn *conn_next(struct conn *c);
 /* The drain time is up: close now, logging the transaction. */
 void conn_abort(struct conn *c, const char *reason);
 
-/* --- for forward.c, tunnel.c and gate.c (struct conn is in conn_types.h) */
+/* --- for the phases ------------------------------------------------------ */
 
-struct http1_head;
-struct tm;
-
-/* The single teardown, safe from any callback; reason goes to the log
- * (NULL: a normal end). The conn is freed later, from its timer. */
-void conn_close(struct conn *c, const char *reason);
-/* Answers with an error page and closes (only before any response byte). */
-void conn_reply_error(struct conn *c, int status, const char *reason, const char *detail);
+/* Events go to `ops` from now on. */
+void conn_set_phase(struct conn *c, const struct conn_ops *ops);
+/* Starts the transaction record: its clock, and the snapshot current now
+ * (a reload reaches a keep-alive connection at its next request). */
+void conn_txn_begin(struct conn *c);
+/* Takes the current snapshot mid-transaction, for a re-decision. 1 when it
+ * changed (then indexes into the old one are stale), 0 when not. */
+int conn_snapshot_refresh(struct conn *c);
+/* The single teardown, safe from any handler; reason goes to the log (NULL:
+ * a normal end). The conn is freed later, from its timer. CONN_CLOSED. */
+enum conn_rc conn_close(struct conn *c, const char *reason);
+/* Answers with an error page and closes (only before any response byte;
+ * later it just closes). CONN_CLOSED. */
+enum conn_rc conn_reply_error(struct conn *c, int status, const char *reason, const char *detail);
 /* Writes a whole prepared response (page, n bytes) and closes after it;
- * n == 0 (the page did not fit) closes at once. */
-void conn_reply_page(struct conn *c, const char *page, size_t n, int status, const char *reason);
-/* Closes once the output has gone (then lingers to read what is left). */
-void conn_close_after_write(struct conn *c);
+ * n == 0 (the page did not fit) closes at once. CONN_CLOSED. */
+enum conn_rc conn_reply_page(struct conn *c, const char *page, size_t n, int status,
+                             const char *reason);
+/* Closes once the client output has gone (then lingers to read what is
+ * left). CONN_CLOSED: the transaction is over. */
+enum conn_rc conn_close_after_write(struct conn *c);
+/* The transaction ended well and the connection stays open: logs it,
+ * resets it and returns to the home phase; pipelined input is read from the
+ * loop (never from inside this call). */
+enum conn_rc conn_keepalive(struct conn *c);
 /* The usage-log line of the current transaction, written once. */
 void conn_txn_log(struct conn *c);
-/* Frees what the transaction owns and zeroes it for the next one. */
-void conn_txn_reset(struct conn *c);
 void conn_free_upstream(struct conn *c);
+/* Gives c->ubev the core's callbacks (events go to the phase). */
+void conn_attach_upstream(struct conn *c);
 /* Where a head is parsed, one per thread (no allocation per request). It
- * is the next parse's: never keep it across a call that may parse again
- * (conn_try_head, forward_on_response_head, anything that answers). */
+ * is the next parse's: never keep it across a call that may parse again. */
 struct http1_head *conn_scratch_head(void);
 /* Activity now, for the idle timeout. */
 void conn_touch(struct conn *c);
+/* The loop's cached monotonic-ish clock, ms. */
+uint64_t conn_now_ms(struct conn *c);
+/* The loop's cached wall clock, seconds and microseconds. */
+void conn_wall_clock(struct conn *c, time_t *sec, long *usec);
 /* (Re)arms the connection's single timer, ms from now. */
 void conn_arm(struct conn *c, uint64_t ms);
 /* localtime_r, cached per thread for the current second. */
 void conn_local_tm(time_t t, struct tm *out);
-/* Notice a client that leaves while its reading is off (on) or stop (0). */
+/* Notice a client that leaves while its reading is off (on) or stop (0):
+ * the connection closes with client-closed if no response has started. */
 void conn_watch_client(struct conn *c, int on);
-/* A request is sent: wait for the answer, watching the client after a while. */
-void conn_await_answer(struct conn *c);
-/* Resolves the upstream host and connects. */
-void conn_resolve(struct conn *c);
-/* The decision allowed: a pooled upstream or a new one. */
-void conn_proceed(struct conn *c);
-/* Parses the client's input for the next request head. */
-void conn_try_head(struct conn *c);
+/* Runs the phase's client_read from the loop soon (bytes already read). */
+void conn_kick_read(struct conn *c);
+/* 1 when no byte waits in user space in either direction. */
+int conn_buffers_empty(struct conn *c);
+/* Stops or restarts the bufferevents of both sides (for a splice relay). */
+void conn_io_pause(struct conn *c);
+void conn_io_resume(struct conn *c);
+/* Fills row (ip holds the client address) for usage_activity. */
+void conn_usage_who(struct conn *c, struct usage_row *row, char *ip, size_t ipsize);
 
 #endif

@@ -1,7 +1,8 @@
 /* The state of a client connection and its transaction, shared by the
- * modules that drive it: conn.c (state machine, timers, teardown),
- * forward.c (plain HTTP), tunnel.c (CONNECT relay) and gate.c (identity,
- * policy, quotas). Nothing outside them looks inside a conn. */
+ * connection core (conn.c) and the code that drives a transaction through
+ * it: the head phase (txn.c), the identity and policy side effects
+ * (gate.c), the upstream connector (upstream.c) and the protocol phases
+ * (forward.c, tunnel.c). Nothing else looks inside a conn. */
 #ifndef SG_CONN_TYPES_H
 #define SG_CONN_TYPES_H
 
@@ -11,14 +12,16 @@
 #include <time.h>
 
 #include "http1.h"
+#include "request.h"
 
 struct auth_job;
 struct bufferevent;
 struct config;
+struct conn;
 struct event;
 struct evbuffer;
 struct evdns_getaddrinfo_request;
-struct evutil_addrinfo;
+struct addrinfo;
 struct snapshot;
 struct splicer;
 struct worker;
@@ -32,27 +35,46 @@ struct worker;
 #define CONN_LINGER_MS 2000
 #define CONN_LINGER_BYTES (256 * 1024)
 
-enum cstate {
-    CS_HEAD,       /* waiting for or reading a request head */
-    CS_RESOLVING,  /* DNS for the upstream */
-    CS_DECIDING,   /* waiting for a password check */
-    CS_CONNECTING, /* TCP connect to the upstream */
-    CS_FORWARD,    /* request and response in flight */
-    CS_TUNNEL,     /* CONNECT or upgraded: bytes relayed both ways */
-    CS_CLOSING,    /* final bytes going out, then linger */
+/* What a handler tells its caller. Every function that may end the
+ * connection returns it, and a caller that gets CONN_CLOSED returns at once
+ * without touching the transaction again. */
+enum conn_rc {
+    CONN_GO_ON,     /* carry on */
+    CONN_SUSPENDED, /* waiting for something asynchronous (a password
+                     * check, DNS, a connect); a callback resumes */
+    CONN_CLOSED,    /* the transaction is over: the connection is closed
+                     * or closing after its last bytes */
+};
+
+/* A phase: the handlers the core dispatches the connection's events to.
+ * A NULL handler means the core's default (ignore reads and drains; an
+ * event or a timeout closes the connection). Phases call the core; the
+ * core never names a phase. */
+struct conn_ops {
+    const char *name;
+    enum conn_rc (*client_read)(struct conn *c);     /* client input grew */
+    enum conn_rc (*client_drained)(struct conn *c);  /* client output fell to its
+                                                      * write watermark */
+    enum conn_rc (*client_event)(struct conn *c, short what); /* EOF or error */
+    enum conn_rc (*upstream_read)(struct conn *c);
+    enum conn_rc (*upstream_drained)(struct conn *c);
+    enum conn_rc (*upstream_event)(struct conn *c, short what); /* CONNECTED, EOF, error */
+    enum conn_rc (*timeout)(struct conn *c, uint64_t now_ms);   /* the conn timer fired */
+};
+
+typedef enum conn_rc (*conn_cont_fn)(struct conn *c);
+
+/* Where the head phase is (txn.c). */
+enum txn_stage {
+    STAGE_HEAD,     /* waiting for or reading a request head */
+    STAGE_DECIDING, /* waiting for a password check */
 };
 
 struct txn {
     int active;
-    char method[24];
-    char *host; /* owned, lower-case */
-    uint16_t port;
-    char *path; /* owned, path without query (for the log) */
-    int is_connect, is_head, upgrade;
-    int client_minor;
-    int client_close;       /* close the client connection after this response */
-    struct evbuffer *uhead; /* upstream head not yet sent (owned) */
-    char poolkey[280];
+    enum txn_stage stage;
+    struct request rq; /* the routed request (request.c), owned */
+    int is_connect;
     int reused; /* upstream came from the pool */
     int retried;
     int status;        /* status the client saw (0: none yet) */
@@ -60,7 +82,6 @@ struct txn {
     struct timespec start;
     const char *reason;
 
-    enum http1_body req_body;
     uint64_t req_remain;
     struct http1_chunked req_ch;
     int req_done;
@@ -80,38 +101,37 @@ struct txn {
     int mismatch; /* CONNECT host and SNI classify differently */
     int ech;
 
-    char *user; /* owned: the name sent in Proxy-Authorization */
-    char *pass; /* owned, wiped when freed */
-    int auth;   /* 0 none sent, 1 verified, -1 wrong */
-    int decoy;  /* an unknown user: checked against the decoy hash */
+    int decoy; /* an unknown user: checked against the decoy hash */
     struct auth_job *auth_job;
-    int local;    /* a request for socialgate.local itself */
-    char *url;    /* owned: the absolute URL asked for (warn pages) */
-    char *target; /* owned: path and query (local pages) */
-    int rule;     /* deciding rule, -1: none */
-    int action;   /* enum policy_action, -1: not decided */
+    conn_cont_fn resume; /* runs when a suspended decision allowed */
+    int rule;   /* deciding rule, -1: none */
+    int action; /* enum policy_action, -1: not decided */
     char roles[512];
     char identity[300];
     int64_t last_minute; /* last clock minute counted for the quota */
     int answered_here;   /* the response came from socialgate itself */
     int forwarded;       /* an upstream connection was used */
 
-    struct evutil_addrinfo *ai, *ai_next; /* owned list and the next to try */
+    struct addrinfo *ai, *ai_next; /* owned list and the next to try */
     struct evdns_getaddrinfo_request *dnsreq;
     int last_errno;
+    uint64_t connect_deadline; /* ms, monotonic: the end of DNS + connect */
 };
 
 struct conn {
     TAILQ_ENTRY(conn) link;
     struct worker *w;
-    struct snapshot *snap;
-    const struct config *cfg;
+    struct snapshot *snap;       /* the current transaction's (one reference) */
+    const struct config *cfg;    /* snap->cfg */
+    const struct conn_ops *ops;  /* the current phase */
+    const struct conn_ops *home; /* the phase between transactions */
+    conn_cont_fn up_ready;       /* runs once the upstream is connected */
     struct bufferevent *cbev, *ubev;
     struct sockaddr_storage peer;
     socklen_t peerlen;
     struct event *timer;
-    enum cstate state;
-    int closed; /* torn down; freed from the timer */
+    int closed;  /* torn down; freed from the timer */
+    int closing; /* last bytes going out, then linger (the core's own phase) */
     int draining;
     int head_bytes_seen;  /* for the header timeout */
     uint64_t last_active; /* ms, monotonic */
@@ -119,11 +139,10 @@ struct conn {
     size_t lingered;
     int cli_eof, up_eof; /* tunnel half-closes */
     int cli_shut, up_shut;
-    struct splicer *spl;       /* the tunnel relays in the kernel */
-    struct event *gone_ev;     /* EV_CLOSED on the client while its reading is off */
-    int watching;              /* gone_ev is armed for this request */
-    uint64_t connect_deadline; /* ms, monotonic: the end of DNS + connect */
-    size_t head_scanned;       /* bytes of a partial head parsed so far */
+    struct splicer *spl;   /* the kernel relays (splice) */
+    struct event *gone_ev; /* EV_CLOSED on the client while its reading is off */
+    int watching;          /* gone_ev is armed for this request */
+    size_t head_scanned;   /* bytes of a partial head parsed so far */
     struct txn t;
 };
 

@@ -33,6 +33,9 @@ decision_period(const struct policy_rule *r, const struct tm *tm)
 struct quota_arg {
     const char *identity;
     const struct tm *tm;
+    policy_trace_fn trace;
+    void *trace_arg;
+    int quota_skipped; /* a rule that would have decided had its quota left */
 };
 
 static unsigned
@@ -42,19 +45,39 @@ quota_used(void *arg, const struct policy_rule *r)
     return usage_quota_used(q->identity, r->name, decision_period(r, q->tm));
 }
 
+static void
+trace_quota(void *arg, const struct policy_rule *r, const char *failed)
+{
+    struct quota_arg *q = arg;
+    if (failed && strcmp(failed, "quota") == 0)
+        q->quota_skipped = 1;
+    if (q->trace)
+        q->trace(q->trace_arg, r, failed);
+}
+
+static const char *
+effective_user(const struct decision_in *in)
+{
+    return in->auth == AUTH_OK ? in->user : NULL;
+}
+
 void
 decision_make(const struct decision_in *in, struct decision *out)
 {
     const struct policy *pol = in->snap->rules->policy;
     const struct catalog *cat = in->snap->rules->catalog;
     struct tm now_tm;
-    const struct tm *tm = in->local;
+    const struct tm *tm = in->local_tm;
     if (tm == NULL) {
-        time_t t = time(NULL);
+        time_t t = in->now ? in->now : time(NULL);
         localtime_r(&t, &now_tm);
         tm = &now_tm;
     }
-    decision_identity(in->user, in->client, out->identity, sizeof(out->identity));
+    const char *user = effective_user(in);
+    out->verdict = VERDICT_ALLOW;
+    out->reason = NULL;
+    out->evaluated = 1;
+    decision_identity(user, in->client, out->identity, sizeof(out->identity));
     size_t nroles = policy_role_count(pol);
     uint8_t stack_held[64];
     uint8_t *held = nroles <= sizeof(stack_held) ? stack_held : calloc(nroles, 1);
@@ -65,11 +88,11 @@ decision_make(const struct decision_in *in, struct decision *out)
         out->quota_used = 0;
         return;
     }
-    struct policy_who who = {in->user, in->client, in->snap->groups};
+    struct policy_who who = {user, in->client, in->snap->groups};
     policy_roles(pol, &who, held);
     policy_roles_text(pol, held, out->roles, sizeof(out->roles));
     const struct catalog_platform *p = catalog_platform(cat, in->platform);
-    struct quota_arg qa = {out->identity, tm};
+    struct quota_arg qa = {out->identity, tm, in->trace, in->trace_arg, 0};
     struct policy_req req = {
         .platform = in->platform,
         .category = p ? p->category : NULL,
@@ -81,10 +104,86 @@ decision_make(const struct decision_in *in, struct decision *out)
         .quota_arg = &qa,
     };
     struct policy_result res;
-    policy_eval(pol, held, &req, &res, in->trace, in->trace_arg);
+    policy_eval(pol, held, &req, &res, trace_quota, &qa);
     out->action = res.action;
     out->rule = res.rule;
     out->quota_used = res.quota_used;
+    if (res.action == POLICY_DENY)
+        out->verdict = qa.quota_skipped ? VERDICT_QUOTA_PAGE : VERDICT_DENY_PAGE;
     if (held != stack_held)
         free(held);
+}
+
+/* Identity without the policy: for sign-in answers and local pages. */
+static void
+who_only(const struct decision_in *in, struct decision *out, enum verdict v, const char *reason)
+{
+    const struct policy *pol = in->snap->rules->policy;
+    const char *user = effective_user(in);
+    out->verdict = v;
+    out->action = POLICY_ALLOW;
+    out->rule = -1;
+    out->evaluated = 0;
+    out->quota_used = 0;
+    out->reason = reason;
+    decision_identity(user, in->client, out->identity, sizeof(out->identity));
+    snprintf(out->roles, sizeof(out->roles), "-");
+    if (v != VERDICT_LOCAL)
+        return;
+    size_t nroles = policy_role_count(pol);
+    uint8_t *held = calloc(nroles ? nroles : 1, 1);
+    if (held == NULL)
+        return;
+    struct policy_who who = {user, in->client, in->snap->groups};
+    policy_roles(pol, &who, held);
+    policy_roles_text(pol, held, out->roles, sizeof(out->roles));
+    free(held);
+}
+
+enum verdict
+decision_eval(const struct decision_in *in, struct decision *out)
+{
+    const struct snapshot *snap = in->snap;
+    if (in->auth == AUTH_FAILED) {
+        who_only(in, out, VERDICT_ASK_AUTH, NULL);
+        return out->verdict;
+    }
+    if (in->auth == AUTH_UNCHECKED) {
+        who_only(in, out, VERDICT_CHECK_PASSWORD, NULL);
+        return out->verdict;
+    }
+    const char *user = effective_user(in);
+    if (snap->users && snap->cfg->auth_required && user == NULL) {
+        who_only(in, out, VERDICT_ASK_AUTH, "auth-required");
+        return out->verdict;
+    }
+    if (in->local) {
+        who_only(in, out, VERDICT_LOCAL, NULL);
+        return out->verdict;
+    }
+    decision_make(in, out);
+    if (out->action == POLICY_DENY && user == NULL && snap->users) {
+        /* An anonymous client may hold a role that allows it once signed
+         * in: not a denial yet, the client is asked who it is. */
+        out->rule = -1;
+        out->verdict = VERDICT_ASK_AUTH;
+        out->reason = "auth-required";
+        out->evaluated = 0;
+        return out->verdict;
+    }
+    if (out->action == POLICY_WARN && !in->tunnel) {
+        const struct catalog_platform *p = catalog_platform(snap->rules->catalog, in->platform);
+        time_t now = in->now ? in->now : time(NULL);
+        if (!usage_continue_ok(out->identity, p ? p->name : "unclassified", (int64_t)now))
+            out->verdict = VERDICT_WARN_PAGE;
+    }
+    return out->verdict;
+}
+
+const char *
+decision_verdict_name(enum verdict v)
+{
+    static const char *const names[] = {"allow",     "deny-page", "warn-page",     "quota-page",
+                                        "ask-auth",  "local",     "check-password"};
+    return (unsigned)v < sizeof(names) / sizeof(names[0]) ? names[v] : "?";
 }

@@ -9,30 +9,59 @@
 #include <time.h>
 
 #include "policy.h"
+#include "request.h"
 
 struct snapshot;
 
+/* Everything a decision depends on, built in one place by its caller
+ * (gate.c for the daemon, explain.c for `socialgate explain`). */
 struct decision_in {
     const struct snapshot *snap;
-    const char *user; /* authenticated user, NULL: anonymous */
+    const char *user;       /* the name the client gave, NULL: none */
+    enum request_auth auth; /* what is known of its password */
     const struct sockaddr *client;
     int platform;     /* catalog index, -1: unclassified */
     const char *method, *path; /* NULL in a tunnel */
     size_t path_len;
-    const struct tm *local;    /* NULL: now, in the process time zone */
+    int tunnel;       /* a CONNECT (no page can be shown inside it) */
+    int local;        /* a request for socialgate.local itself */
+    time_t now;       /* wall clock, for warn Continues */
+    const struct tm *local_tm; /* now in the configured zone; NULL: computed */
     policy_trace_fn trace;
     void *trace_arg;
 };
 
-struct decision {
-    enum policy_action action;
-    int rule;           /* -1: no rule matched */
-    unsigned quota_used; /* of the deciding rule */
-    char roles[512];    /* comma-joined, "-" when none */
-    char identity[300]; /* the user, or the client address */
+/* The one verdict the daemon acts on and explain prints. */
+enum verdict {
+    VERDICT_ALLOW,          /* on to the upstream (allow, monitor, a warn
+                             * already continued, any warn in a tunnel) */
+    VERDICT_DENY_PAGE,      /* 403 deny page */
+    VERDICT_WARN_PAGE,      /* 403 warn page with its Continue link */
+    VERDICT_QUOTA_PAGE,     /* denied because a quota that allowed it is used up */
+    VERDICT_ASK_AUTH,       /* 407: wrong credentials, or sign-in required or
+                             * able to change a denial */
+    VERDICT_LOCAL,          /* socialgate.local answers */
+    VERDICT_CHECK_PASSWORD, /* credentials to verify first, then decide again */
 };
 
+struct decision {
+    enum verdict verdict;
+    enum policy_action action; /* of the policy; meaningful when rule >= 0 or allowed */
+    int rule;            /* -1: no rule matched (or no policy was needed) */
+    int evaluated;       /* the policy ran (not for sign-in, local or checks) */
+    unsigned quota_used; /* of the deciding rule */
+    const char *reason;  /* for the log (reason=), NULL: none */
+    char roles[512];     /* comma-joined, "-" when none */
+    char identity[300];  /* the user, or the client address */
+};
+
+/* The verdict for in: identity and sign-in first, then the policy. */
+enum verdict decision_eval(const struct decision_in *in, struct decision *out);
+/* The policy alone (roles, rules, schedules, quotas), for the verdict and
+ * for the re-decision of an open transfer. in->auth must be settled: only
+ * AUTH_OK makes in->user the identity. */
 void decision_make(const struct decision_in *in, struct decision *out);
+const char *decision_verdict_name(enum verdict v);
 /* Quota period of a rule at local time tm (day or week number). */
 int decision_period(const struct policy_rule *r, const struct tm *tm);
 void decision_identity(const char *user, const struct sockaddr *client, char *buf, size_t size);

@@ -236,20 +236,26 @@ explain_main(int argc, char **argv, const char *default_config)
                path ? path : "/");
 
     printf("rules:\n");
-    struct decision dec;
+    struct decision dec, verdict;
     struct decision_in in = {
         .snap = s,
         .user = user,
+        .auth = user ? AUTH_OK : AUTH_NONE, /* explain assumes the sign-in worked */
         .client = client,
         .platform = m.platform,
         .method = tunnel ? NULL : mbuf,
         .path = tunnel ? NULL : path ? path : "/",
         .path_len = tunnel ? 0 : path ? strcspn(path, "?#") : 1,
-        .local = &tm,
+        .tunnel = tunnel,
+        .now = time(NULL),
+        .local_tm = &tm,
         .trace = trace,
         .trace_arg = NULL,
     };
-    decision_make(&in, &dec);
+    decision_make(&in, &dec); /* prints every rule tried */
+    /* The verdict the daemon would act on, from the same input. */
+    in.trace = NULL;
+    decision_eval(&in, &verdict);
     if (policy_rule_count(pol) == 0)
         printf("  (none)\n");
     const struct policy_rule *r = dec.rule >= 0 ? policy_rule(pol, (size_t)dec.rule) : NULL;
@@ -265,8 +271,8 @@ explain_main(int argc, char **argv, const char *default_config)
     }
     if (r && r->message)
         printf("message:   %s\n", r->message);
-    if (user == NULL && s->users &&
-        (s->cfg->auth_required || dec.action == POLICY_DENY))
+    printf("verdict:   %s\n", decision_verdict_name(verdict.verdict));
+    if (verdict.verdict == VERDICT_ASK_AUTH)
         printf("note:      with [auth] an anonymous client is asked to sign in (407) %s\n",
                s->cfg->auth_required ? "first (required = yes)" : "instead of this denial");
     if (dec.action == POLICY_WARN)

@@ -10,32 +10,22 @@
 
 #include "config.h"
 #include "conn.h"
-#include "conn_types.h"
 #include "gate.h"
 #include "http1.h"
+#include "request.h"
 #include "splice.h"
+#include "stats.h"
 #include "tunnel.h"
-#include "worker.h"
+#include "upstream.h"
 
 /* Response bodies at least this long go through the kernel (splice). */
 #define SPLICE_MIN_BODY (64 * 1024)
 
-/* True when an incoming Via names this very proxy: a forwarding loop. */
-int
-forward_via_loops(const struct http1_head *h)
-{
-    const char *me = worker_via();
-    size_t n = strlen(me);
-    for (size_t i = 0; i < h->nheaders; i++) {
-        const struct http1_header *f = &h->headers[i];
-        if (!http1_name_is(&f->name, "via"))
-            continue;
-        for (size_t k = 0; k + n <= f->value.len; k++)
-            if (memcmp(f->value.p + k, me, n) == 0)
-                return 1;
-    }
-    return 0;
-}
+/* Fast answers need no watching for a departing client (it costs two
+ * epoll_ctl calls a request): the timer arms the watch after this long. */
+#define WATCH_AFTER_MS 500
+
+static enum conn_rc pump_response(struct conn *c);
 
 /* Copies a field line as received (name and value unchanged). */
 static void
@@ -45,50 +35,6 @@ add_field(struct evbuffer *b, const struct http1_header *f)
     evbuffer_add(b, ": ", 2);
     evbuffer_add(b, f->value.p, f->value.len);
     evbuffer_add(b, "\r\n", 2);
-}
-
-/* Builds the head sent upstream: origin-form, a correct Host, hop-by-hop
- * fields removed (RFC 9110 7.6.1), Via added. */
-void
-forward_build_head(struct conn *c, const struct http1_head *h, const struct http1_target *tg)
-{
-    struct evbuffer *b = evbuffer_new();
-    struct txn *t = &c->t;
-    if (b == NULL)
-        return;
-    const char *path = tg->path.len ? tg->path.p : "/";
-    size_t plen = tg->path.len ? tg->path.len : 1;
-    evbuffer_add_printf(b, "%.*s %.*s HTTP/1.1\r\n", (int)h->method.len, h->method.p, (int)plen,
-                        path);
-    if (tg->host_is_ipv6)
-        evbuffer_add_printf(b, "Host: [%s]", t->host);
-    else
-        evbuffer_add_printf(b, "Host: %s", t->host);
-    if (t->port != 80)
-        evbuffer_add_printf(b, ":%u", t->port);
-    evbuffer_add(b, "\r\n", 2);
-    for (size_t i = 0; i < h->nheaders; i++) {
-        const struct http1_header *f = &h->headers[i];
-        /* Content-Length is written once below, as the value parsed: no
-         * Connection option removes it, and identical duplicates ("5, 5")
-         * reach the origin as one value (RFC 9112 6.3). */
-        if (http1_name_is(&f->name, "host") || http1_name_is(&f->name, "content-length"))
-            continue;
-        if (http1_is_hop_by_hop(&f->name) || http1_connection_names(h, &f->name)) {
-            if (!(t->upgrade && http1_name_is(&f->name, "upgrade")))
-                continue;
-        }
-        add_field(b, f);
-    }
-    if (h->flags & HTTP1_F_HAS_CL)
-        evbuffer_add_printf(b, "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
-    if (h->body == HTTP1_BODY_CHUNKED)
-        evbuffer_add(b, "Transfer-Encoding: chunked\r\n", 28);
-    if (t->upgrade)
-        evbuffer_add(b, "Connection: Upgrade\r\n", 21);
-    evbuffer_add(b, worker_via_header(), worker_via_header_len());
-    evbuffer_add(b, "\r\n", 2);
-    t->uhead = b;
 }
 
 /* Moves up to the end of the current message from src to dst following
@@ -136,34 +82,54 @@ move_body(struct evbuffer *src, struct evbuffer *dst, enum http1_body body, uint
     return (ssize_t)total;
 }
 
-void
-forward_pump_request_body(struct conn *c)
+/* The request is sent: wait for the answer, watching the client after a
+ * while (forward_timeout). */
+static void
+await_answer(struct conn *c)
+{
+    uint64_t idle = c->cfg->idle_timeout_ms;
+    conn_arm(c, idle < WATCH_AFTER_MS ? idle : WATCH_AFTER_MS);
+}
+
+static enum conn_rc
+pump_request_body(struct conn *c)
 {
     struct txn *t = &c->t;
-    if (c->state != CS_FORWARD || t->req_done) {
-        bufferevent_disable(c->cbev, EV_READ);
-        if (c->state == CS_FORWARD && !t->resp_head_done)
-            conn_await_answer(c);
-        return;
-    }
-    struct evbuffer *in = bufferevent_get_input(c->cbev);
-    struct evbuffer *out = bufferevent_get_output(c->ubev);
-    ssize_t n = move_body(in, out, t->req_body, &t->req_remain, &t->req_ch, 0, &t->req_done);
-    if (n < 0) {
-        conn_reply_error(c, 400, "bad-request-body", "The request body framing is malformed.");
-        return;
-    }
-    t->up += (uint64_t)n;
     if (t->req_done) {
         bufferevent_disable(c->cbev, EV_READ); /* the next request waits its turn */
         if (!t->resp_head_done)
-            conn_await_answer(c);
+            await_answer(c);
+        return CONN_GO_ON;
+    }
+    struct evbuffer *in = bufferevent_get_input(c->cbev);
+    struct evbuffer *out = bufferevent_get_output(c->ubev);
+    ssize_t n = move_body(in, out, t->rq.body, &t->req_remain, &t->req_ch, 0, &t->req_done);
+    if (n < 0)
+        return conn_reply_error(c, 400, "bad-request-body",
+                                "The request body framing is malformed.");
+    t->up += (uint64_t)n;
+    if (t->req_done) {
+        bufferevent_disable(c->cbev, EV_READ);
+        if (!t->resp_head_done)
+            await_answer(c);
     } else if (evbuffer_get_length(out) >= CONN_MAX_BUFFER) {
         bufferevent_disable(c->cbev, EV_READ);
         bufferevent_setwatermark(c->ubev, EV_WRITE, CONN_MAX_BUFFER / 2, 0);
     } else {
         bufferevent_enable(c->cbev, EV_READ);
     }
+    return CONN_GO_ON;
+}
+
+enum conn_rc
+forward_start(struct conn *c)
+{
+    struct txn *t = &c->t;
+    /* The head is kept until the answer starts, to be sent again if a
+     * pooled connection turns out to have been closed by the origin. */
+    bufferevent_write(c->ubev, t->rq.uhead, t->rq.uhead_len);
+    bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+    return pump_request_body(c);
 }
 
 /* Builds the client's response head from the upstream's. */
@@ -178,7 +144,7 @@ write_response_head(struct conn *c, const struct http1_head *h, int interim)
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct http1_header *f = &h->headers[i];
         if (http1_name_is(&f->name, "content-length"))
-            continue; /* written once below, as in forward_build_head */
+            continue; /* written once below, as in the request head */
         if (http1_is_hop_by_hop(&f->name) || http1_connection_names(h, &f->name)) {
             int keep = (upgrading && http1_name_is(&f->name, "upgrade")) ||
                        (!t->dechunk && !interim && http1_name_is(&f->name, "transfer-encoding"));
@@ -191,109 +157,70 @@ write_response_head(struct conn *c, const struct http1_head *h, int interim)
         evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
     if (upgrading)
         evbuffer_add(out, "Connection: Upgrade\r\n", 21);
-    else if (!interim && t->client_close)
+    else if (!interim && t->rq.client_close)
         evbuffer_add(out, "Connection: close\r\n", 19);
-    evbuffer_add(out, worker_via_header(), worker_via_header_len());
+    evbuffer_add(out, request_via_header(), request_via_header_len());
     evbuffer_add(out, "\r\n", 2);
     t->down += evbuffer_get_length(out) - before;
 }
 
-void
-forward_txn_done(struct conn *c)
+/* The response is complete: log, pool the upstream, next request or close. */
+static enum conn_rc
+txn_done(struct conn *c)
 {
     struct txn *t = &c->t;
     conn_watch_client(c, 0);
     int reuse_up = t->resp_minor == 1 && !t->resp_conn_close && t->resp_body != HTTP1_BODY_CLOSE &&
-                   t->req_done && !c->draining && !t->upgrade;
-    conn_txn_log(c);
-    if (c->ubev) {
-        if (reuse_up && evbuffer_get_length(bufferevent_get_input(c->ubev)) == 0 &&
-            evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0) {
-            bufferevent_setwatermark(c->ubev, EV_WRITE, 0, 0);
-            worker_pool_put(c->w, t->poolkey, c->ubev);
-        } else {
-            bufferevent_free(c->ubev);
-        }
-        c->ubev = NULL;
-    }
-    if (t->client_close || !t->req_done || c->draining) {
-        conn_close_after_write(c);
-        return;
-    }
-    conn_txn_reset(c);
-    c->state = CS_HEAD;
-    c->head_bytes_seen = 0;
-    bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
-    conn_touch(c);
-    conn_arm(c, c->cfg->idle_timeout_ms);
-    if (evbuffer_get_length(bufferevent_get_input(c->cbev)))
-        conn_try_head(c); /* pipelined */
+                   t->req_done && !c->draining && t->rq.upgrade == UPGRADE_NONE;
+    upstream_release(c, reuse_up);
+    if (t->rq.client_close || !t->req_done || c->draining)
+        return conn_close_after_write(c);
+    return conn_keepalive(c);
 }
 
-void
-forward_on_response_head(struct conn *c)
+static enum conn_rc
+on_response_head(struct conn *c)
 {
     struct txn *t = &c->t;
     struct evbuffer *in = bufferevent_get_input(c->ubev);
     for (;;) {
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
-            return;
+            return CONN_GO_ON;
         size_t max = (size_t)c->cfg->max_header_bytes;
         size_t n = avail < max + 1 ? avail : max + 1;
         const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
-        /* h is this thread's scratch head: dropped (h = NULL) before anything
-         * that may parse again (conn_scratch_head). */
+        if (p == NULL)
+            return conn_close(c, "out-of-memory");
+        /* h is this thread's scratch head: not used after anything that
+         * may parse again (conn_scratch_head). */
         struct http1_head *h = conn_scratch_head();
-        if (p == NULL) {
-            conn_close(c, "out-of-memory");
-            return;
-        }
-        enum http1_status st = http1_parse_response(p, n, max, t->is_head, h);
-        if (st == HTTP1_PARTIAL) {
-            return;
-        }
+        enum http1_status st = http1_parse_response(p, n, max, t->rq.is_head, h);
+        if (st == HTTP1_PARTIAL)
+            return CONN_GO_ON;
         if (st != HTTP1_OK) {
             char msg[256];
             snprintf(msg, sizeof(msg), "The server sent an invalid response (%s).",
                      http1_strerror(st));
-            h = NULL;
-            conn_reply_error(c, 502, "bad-response", msg);
-            return;
+            return conn_reply_error(c, 502, "bad-response", msg);
         }
         t->resp_bytes += h->head_len;
-        if (t->uhead) {
-            evbuffer_free(t->uhead);
-            t->uhead = NULL;
-        }
         if (h->status == 101) {
-            if (!t->upgrade) {
-                h = NULL;
-                conn_reply_error(c, 502, "unexpected-101",
-                                 "The server switched protocols unasked.");
-                return;
-            }
+            if (t->rq.upgrade != UPGRADE_ASKED)
+                return conn_reply_error(c, 502, "unexpected-101",
+                                        "The server switched protocols unasked.");
             t->status = 101;
-            t->upgrade = 2;
+            t->rq.upgrade = UPGRADE_SWITCHED;
+            t->req_done = 1;
             write_response_head(c, h, 1);
             evbuffer_drain(in, h->head_len);
-            h = NULL;
-            c->state = CS_TUNNEL;
-            t->req_done = 1;
-            bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
-            bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
-            if (evbuffer_get_length(in))
-                tunnel_relay(c, c->ubev, c->cbev);
-            if (!c->closed && evbuffer_get_length(bufferevent_get_input(c->cbev)))
-                tunnel_relay(c, c->cbev, c->ubev);
-            return;
+            conn_set_phase(c, &tunnel_ops);
+            return tunnel_start_upgraded(c);
         }
         if (h->status < 200) {
-            if (t->client_minor == 1) /* HTTP/1.0 clients get no 1xx */
+            if (t->rq.client_minor == 1) /* HTTP/1.0 clients get no 1xx */
                 write_response_head(c, h, 1);
             evbuffer_drain(in, h->head_len);
-            h = NULL;
             continue;
         }
         t->resp_head_done = 1;
@@ -303,47 +230,42 @@ forward_on_response_head(struct conn *c)
         t->resp_body = h->body;
         t->resp_remain = h->content_length;
         t->resp_done = h->body == HTTP1_BODY_NONE;
-        t->dechunk = h->body == HTTP1_BODY_CHUNKED && t->client_minor == 0;
+        t->dechunk = h->body == HTTP1_BODY_CHUNKED && t->rq.client_minor == 0;
         if (h->body == HTTP1_BODY_CLOSE || t->dechunk || !t->req_done)
-            t->client_close = 1;
+            t->rq.client_close = 1;
         write_response_head(c, h, 0);
         evbuffer_drain(in, h->head_len);
-        h = NULL;
         conn_watch_client(c, 0); /* from here a gone client shows as a failed write */
-        forward_pump_response(c);
-        return;
+        return pump_response(c);
     }
 }
 
-void
-forward_pump_response(struct conn *c)
+static enum conn_rc
+pump_response(struct conn *c)
 {
     struct txn *t = &c->t;
-    gate_mark_active(c);
-    if (c->closed)
-        return;
+    if (gate_mark_active(c) == CONN_CLOSED)
+        return CONN_CLOSED;
     struct evbuffer *in = bufferevent_get_input(c->ubev);
     struct evbuffer *out = bufferevent_get_output(c->cbev);
     if (!t->resp_done) {
         size_t before = evbuffer_get_length(out);
         ssize_t n = move_body(in, out, t->resp_body, &t->resp_remain, &t->resp_ch, t->dechunk,
                               &t->resp_done);
-        if (n < 0) {
-            conn_close(c, "bad-response-body");
-            return;
-        }
+        if (n < 0)
+            return conn_close(c, "bad-response-body");
         t->down += evbuffer_get_length(out) - before;
     }
     if (t->resp_done) {
         if (evbuffer_get_length(in) > 0)
             t->resp_conn_close = 1; /* bytes after the response: never reuse */
-        forward_txn_done(c);
-        return;
+        return txn_done(c);
     }
     if (evbuffer_get_length(out) >= CONN_MAX_BUFFER) {
         bufferevent_disable(c->ubev, EV_READ);
         bufferevent_setwatermark(c->cbev, EV_WRITE, CONN_MAX_BUFFER / 2, 0);
     }
+    return CONN_GO_ON;
 }
 
 static void
@@ -352,23 +274,22 @@ body_splice_event(void *arg, enum splice_event ev, int dir, size_t bytes, int er
     struct conn *c = arg;
     struct txn *t = &c->t;
     (void)dir;
-    if (c->closed)
+    if (c->closed || c->closing)
         return;
     switch (ev) {
     case SPLICE_MOVED:
         conn_touch(c);
         t->down += bytes;
         t->resp_remain -= bytes < t->resp_remain ? bytes : t->resp_remain;
-        gate_mark_active(c);
+        (void)gate_mark_active(c); /* may close: splicer_stop ends the callbacks */
         break;
     case SPLICE_DONE:
         splicer_free(c->spl);
         c->spl = NULL;
         t->resp_remain = 0;
         t->resp_done = 1;
-        bufferevent_enable(c->cbev, EV_WRITE);
-        bufferevent_enable(c->ubev, EV_WRITE);
-        forward_txn_done(c);
+        conn_io_resume(c);
+        (void)txn_done(c);
         break;
     case SPLICE_ERROR:
         conn_close(c, err ? "transfer-error" : "upstream-closed-mid-body");
@@ -378,40 +299,114 @@ body_splice_event(void *arg, enum splice_event ev, int dir, size_t bytes, int er
 
 /* A long body of known length with nothing left in user space: let the
  * kernel move it (splice); the bufferevents take over again after it. */
-void
-forward_try_splice(struct conn *c)
+static void
+try_splice(struct conn *c)
 {
     struct txn *t = &c->t;
-    if (c->spl || c->closed || c->state != CS_FORWARD || !t->resp_head_done || t->resp_done ||
-        t->resp_body != HTTP1_BODY_LENGTH || t->dechunk || !t->req_done ||
-        t->resp_remain < SPLICE_MIN_BODY)
+    if (c->spl || !t->resp_head_done || t->resp_done || t->resp_body != HTTP1_BODY_LENGTH ||
+        t->dechunk || !t->req_done || t->resp_remain < SPLICE_MIN_BODY || !conn_buffers_empty(c))
         return;
-    if (evbuffer_get_length(bufferevent_get_input(c->ubev)) ||
-        evbuffer_get_length(bufferevent_get_output(c->cbev)) ||
-        evbuffer_get_length(bufferevent_get_output(c->ubev)))
-        return;
-    bufferevent_disable(c->ubev, EV_READ | EV_WRITE);
-    bufferevent_disable(c->cbev, EV_READ | EV_WRITE);
+    conn_io_pause(c);
     c->spl = splicer_start_body(c->w, bufferevent_getfd(c->ubev), bufferevent_getfd(c->cbev),
                                 t->resp_remain, body_splice_event, c);
     if (c->spl == NULL) {
-        bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
-        bufferevent_enable(c->cbev, EV_WRITE);
+        conn_io_resume(c);
+        bufferevent_enable(c->ubev, EV_READ);
     }
 }
 
 /* A pooled connection died before sending anything: try once more on a new
  * one when the request had no body (nothing of it is lost). */
-int
-forward_retry_fresh(struct conn *c)
+static int
+may_retry_fresh(struct conn *c)
 {
     struct txn *t = &c->t;
-    if (!t->reused || t->retried || t->resp_bytes > 0 || t->req_body != HTTP1_BODY_NONE ||
-        t->uhead == NULL || evbuffer_get_length(bufferevent_get_input(c->ubev)) > 0)
-        return 0;
-    t->retried = 1;
-    t->reused = 0;
-    conn_free_upstream(c);
-    conn_resolve(c);
-    return 1;
+    return t->reused && !t->retried && t->resp_bytes == 0 && t->rq.body == HTTP1_BODY_NONE &&
+           evbuffer_get_length(bufferevent_get_input(c->ubev)) == 0;
 }
+
+static enum conn_rc
+forward_client_read(struct conn *c)
+{
+    return pump_request_body(c);
+}
+
+static enum conn_rc
+forward_client_drained(struct conn *c)
+{
+    if (c->ubev && c->spl == NULL) {
+        bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
+        bufferevent_enable(c->ubev, EV_READ);
+        try_splice(c);
+    }
+    return CONN_GO_ON;
+}
+
+static enum conn_rc
+forward_upstream_read(struct conn *c)
+{
+    if (!c->t.resp_head_done)
+        return on_response_head(c);
+    return pump_response(c);
+}
+
+static enum conn_rc
+forward_upstream_drained(struct conn *c)
+{
+    if (c->t.req_done)
+        return CONN_GO_ON;
+    bufferevent_setwatermark(c->ubev, EV_WRITE, 0, 0);
+    return pump_request_body(c);
+}
+
+static enum conn_rc
+forward_upstream_event(struct conn *c, short what)
+{
+    struct txn *t = &c->t;
+    if ((what & BEV_EVENT_EOF) && t->resp_head_done && t->resp_body == HTTP1_BODY_CLOSE) {
+        if (pump_response(c) == CONN_CLOSED)
+            return CONN_CLOSED;
+        t->resp_done = 1;
+        conn_free_upstream(c);
+        return txn_done(c);
+    }
+    if (!t->resp_head_done) {
+        if (may_retry_fresh(c)) {
+            t->retried = 1;
+            t->reused = 0;
+            conn_free_upstream(c);
+            return upstream_open(c, 0);
+        }
+        return conn_reply_error(c, 502, "upstream-closed",
+                                "The server closed the connection without answering.");
+    }
+    return conn_close(c, "upstream-closed-mid-body");
+}
+
+static enum conn_rc
+forward_timeout(struct conn *c, uint64_t now)
+{
+    struct txn *t = &c->t;
+    uint64_t idle = c->cfg->idle_timeout_ms;
+    if (t->req_done && !t->resp_head_done && !c->watching)
+        conn_watch_client(c, 1); /* a slow answer: notice a client that leaves */
+    if (now - c->last_active < idle) {
+        conn_arm(c, idle - (now - c->last_active));
+        return CONN_GO_ON;
+    }
+    if (!t->resp_head_done) {
+        stats_count(STATS_UPSTREAM_ERRORS);
+        return conn_reply_error(c, 504, "upstream-timeout", "The server did not answer in time.");
+    }
+    return conn_close(c, "idle-timeout");
+}
+
+const struct conn_ops forward_ops = {
+    .name = "forward",
+    .client_read = forward_client_read,
+    .client_drained = forward_client_drained,
+    .upstream_read = forward_upstream_read,
+    .upstream_drained = forward_upstream_drained,
+    .upstream_event = forward_upstream_event,
+    .timeout = forward_timeout,
+};

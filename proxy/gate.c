@@ -1,22 +1,20 @@
 #include "gate.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <event2/event.h>
-#include <openssl/crypto.h>
 
 #include "accesslog.h"
 #include "authpool.h"
 #include "catalog.h"
 #include "config.h"
 #include "conn.h"
-#include "conn_types.h"
 #include "decision.h"
 #include "htpasswd.h"
-#include "http1.h"
 #include "local.h"
 #include "logfmt.h"
 #include "policy.h"
@@ -26,302 +24,260 @@
 #include "stats.h"
 #include "timewin.h"
 #include "usage.h"
-#include "util/addr.h"
 #include "worker.h"
 
-/* Keeps the Proxy-Authorization credentials for the decision; the field
- * itself is hop-by-hop and never forwarded. A malformed one counts as wrong
- * credentials. Without [auth] htpasswd they are ignored. */
-void
-gate_read_credentials(struct conn *c, const struct http1_head *h)
+/* The one place a decision's input is built from a transaction: the
+ * first decision, the SNI's, and every re-decision of an open transfer
+ * see the same identity, method, path and clock. */
+static void
+build_in(struct conn *c, int platform, struct decision_in *in, struct tm *local)
 {
-    if (c->snap->users == NULL)
-        return; /* no [auth]: credentials mean nothing here */
-    for (size_t i = 0; i < h->nheaders; i++) {
-        const struct http1_header *f = &h->headers[i];
-        if (!http1_name_is(&f->name, "proxy-authorization"))
-            continue;
-        char user[HTPASSWD_MAX_USER + 1], pass[HTPASSWD_MAX_PASSWORD + 1];
-        if (htpasswd_parse_basic(f->value.p, f->value.len, user, sizeof(user), pass, sizeof(pass)) <
-            0) {
-            c->t.auth = -1;
-            return;
-        }
-        c->t.user = strdup(user);
-        c->t.pass = strdup(pass);
-        OPENSSL_cleanse(pass, sizeof(pass));
-        if (c->t.user == NULL || c->t.pass == NULL)
-            c->t.auth = -1;
-        return;
-    }
+    struct txn *t = &c->t;
+    time_t now;
+    conn_wall_clock(c, &now, NULL);
+    conn_local_tm(now, local);
+    memset(in, 0, sizeof(*in));
+    in->snap = c->snap;
+    in->user = t->rq.user;
+    in->auth = t->rq.auth;
+    in->client = (const struct sockaddr *)&c->peer;
+    in->platform = platform;
+    in->method = t->is_connect ? NULL : t->rq.method;
+    in->path = t->is_connect ? NULL : t->rq.path;
+    in->path_len = in->path ? strlen(in->path) : 0;
+    in->tunnel = t->is_connect;
+    in->local = t->rq.kind == REQUEST_LOCAL;
+    in->now = now;
+    in->local_tm = local;
 }
 
-int
-gate_preauth_limited(const struct conn *c)
+static int
+classify(struct conn *c, const char *host)
 {
-    return c->snap->users != NULL && c->cfg->auth_required &&
-           (size_t)c->cfg->max_header_bytes > PREAUTH_HEAD_BYTES;
-}
-
-/* Whether the field lines parsed so far hold Basic credentials naming a
- * user of the htpasswd file (the password is checked later). */
-int
-gate_names_known_user(const struct conn *c, const struct http1_head *h)
-{
-    for (size_t i = 0; i < h->nheaders; i++) {
-        const struct http1_header *f = &h->headers[i];
-        if (!http1_name_is(&f->name, "proxy-authorization"))
-            continue;
-        char user[HTPASSWD_MAX_USER + 1], pass[HTPASSWD_MAX_PASSWORD + 1];
-        int ok = htpasswd_parse_basic(f->value.p, f->value.len, user, sizeof(user), pass,
-                                      sizeof(pass)) == 0 &&
-                 htpasswd_hash(c->snap->users, user) != NULL;
-        OPENSSL_cleanse(pass, sizeof(pass));
-        return ok;
-    }
-    return 0;
+    struct catalog_match m;
+    catalog_classify(c->snap->rules->catalog, host, strlen(host), &m);
+    return m.platform;
 }
 
 static void
-reply_auth(struct conn *c)
+keep(struct txn *t, const struct decision *d)
 {
-    if (c->t.auth < 0)
-        stats_count(STATS_AUTH_FAILURES);
-    char page[4096];
-    conn_reply_page(c, page, local_auth_page(c->snap, page, sizeof(page)), 407, NULL);
+    t->rule = d->evaluated ? d->rule : -1;
+    t->action = d->evaluated ? (int)d->action : -1;
+    snprintf(t->roles, sizeof(t->roles), "%s", d->roles);
+    snprintf(t->identity, sizeof(t->identity), "%s", d->identity);
 }
 
-/* The policy part of the decision, once the identity is settled. Returns
- * 0 to go on, 1 when it answered. */
-static int
-finish_decision(struct conn *c)
+/* Starts the password check of the transaction's credentials: settles
+ * t->rq.auth at once (cache, or no pool), or suspends. */
+static enum conn_rc check_password(struct conn *c);
+
+/* Acts on the verdict once the identity is settled. */
+static enum conn_rc
+act(struct conn *c)
 {
     struct txn *t = &c->t;
     const struct snapshot *snap = c->snap;
-    if (t->auth < 0) {
-        reply_auth(c);
-        return 1;
-    }
-    const char *user = t->auth > 0 ? t->user : NULL;
-    if (snap->users && c->cfg->auth_required && user == NULL) {
-        t->reason = "auth-required";
-        reply_auth(c);
-        return 1;
-    }
-    time_t now = time(NULL);
-    struct tm local;
-    conn_local_tm(now, &local);
-    struct decision d;
-    struct decision_in in = {
-        .snap = snap,
-        .user = user,
-        .client = (const struct sockaddr *)&c->peer,
-        .platform = t->platform,
-        .method = t->is_connect ? NULL : t->method,
-        .path = t->is_connect ? NULL : t->path,
-        .path_len = t->path ? strlen(t->path) : 0,
-        .local = &local,
-    };
-    if (t->local) {
-        decision_identity(user, in.client, t->identity, sizeof(t->identity));
-        struct policy_who who = {user, in.client, snap->groups};
-        size_t nroles = policy_role_count(snap->rules->policy);
-        uint8_t *held = calloc(nroles ? nroles : 1, 1);
-        if (held) {
-            policy_roles(snap->rules->policy, &who, held);
-            policy_roles_text(snap->rules->policy, held, t->roles, sizeof(t->roles));
-            free(held);
-        }
+    for (;;) {
+        struct decision_in in;
+        struct tm local;
+        build_in(c, t->platform, &in, &local);
+        struct decision d;
+        enum verdict v = decision_eval(&in, &d);
+        keep(t, &d);
+        if (d.reason && t->reason == NULL)
+            t->reason = d.reason;
         char page[16384];
-        int status = 0;
-        size_t n = local_answer(snap, t->identity, user, t->roles, t->target, now, &local, page,
-                                sizeof(page), &status);
-        conn_reply_page(c, page, n, status, NULL);
-        return 1;
-    }
-    decision_make(&in, &d);
-    t->rule = d.rule;
-    t->action = (int)d.action;
-    snprintf(t->roles, sizeof(t->roles), "%s", d.roles);
-    snprintf(t->identity, sizeof(t->identity), "%s", d.identity);
-    if (d.action == POLICY_DENY) {
-        /* An anonymous client may hold a role that allows it once signed in. */
-        if (user == NULL && snap->users) {
-            /* Not a denial yet: the client is asked who it is. */
-            t->rule = -1;
-            t->action = -1;
-            t->reason = "auth-required";
-            reply_auth(c);
-            return 1;
+        switch (v) {
+        case VERDICT_CHECK_PASSWORD: {
+            enum conn_rc rc = check_password(c);
+            if (rc != CONN_GO_ON)
+                return rc;
+            continue; /* settled at once: decide again */
         }
-        char page[4096];
-        conn_reply_page(c, page, local_deny_page(snap, t->platform, d.rule, page, sizeof(page)),
-                        403, NULL);
-        return 1;
-    }
-    if (d.action == POLICY_WARN && !t->is_connect) {
-        const struct catalog_platform *p = catalog_platform(snap->rules->catalog, t->platform);
-        if (!usage_continue_ok(t->identity, p ? p->name : "unclassified", (int64_t)now)) {
-            char page[8192];
-            conn_reply_page(c, page,
-                            local_warn_page(snap, t->platform, d.rule, t->url, page, sizeof(page)),
-                            403, NULL);
-            return 1;
+        case VERDICT_ASK_AUTH:
+            if (t->rq.auth == AUTH_FAILED)
+                stats_count(STATS_AUTH_FAILURES);
+            return conn_reply_page(c, page, local_auth_page(snap, page, sizeof(page)), 407, NULL);
+        case VERDICT_LOCAL: {
+            int status = 0;
+            const char *user = t->rq.auth == AUTH_OK ? t->rq.user : NULL;
+            size_t n = local_answer(snap, t->identity, user, t->roles, t->rq.target, in.now,
+                                    &local, page, sizeof(page), &status);
+            return conn_reply_page(c, page, n, status, NULL);
         }
+        case VERDICT_DENY_PAGE:
+        case VERDICT_QUOTA_PAGE:
+            return conn_reply_page(
+                c, page, local_deny_page(snap, t->platform, d.rule, page, sizeof(page)), 403, NULL);
+        case VERDICT_WARN_PAGE:
+            return conn_reply_page(c, page,
+                                   local_warn_page(snap, t->platform, d.rule, t->rq.url, page,
+                                                   sizeof(page)),
+                                   403, NULL);
+        case VERDICT_ALLOW:
+            return CONN_GO_ON;
+        }
+        return conn_close(c, "bad-verdict");
     }
-    return 0;
 }
 
 static void
 auth_done(void *arg, int ok)
 {
     struct conn *c = arg;
-    c->t.auth_job = NULL;
-    if (c->closed)
+    struct txn *t = &c->t;
+    t->auth_job = NULL;
+    if (c->closed || c->closing)
         return;
-    c->t.auth = ok && !c->t.decoy ? 1 : -1;
-    if (finish_decision(c) == 0)
-        conn_proceed(c);
+    t->rq.auth = ok && !t->decoy ? AUTH_OK : AUTH_FAILED;
+    t->stage = STAGE_HEAD;
+    conn_cont_fn resume = t->resume;
+    if (act(c) == CONN_GO_ON)
+        (void)resume(c);
 }
 
-/* Every request and tunnel passes here after its head is parsed and before
- * any upstream connection: classification, identity, policy. Returns 0 to
- * go on now, 1 when it answered or will go on later (a password check). */
-int
-gate_decide(struct conn *c)
+static enum conn_rc
+check_password(struct conn *c)
 {
     struct txn *t = &c->t;
-    struct catalog_match m;
-    catalog_classify(c->snap->rules->catalog, t->host, strlen(t->host), &m);
-    t->platform = m.platform;
-    if (t->user && t->auth == 0) {
-        const char *hash = c->snap->users ? htpasswd_hash(c->snap->users, t->user) : NULL;
-        if (hash == NULL) {
-            /* An unknown name costs a check too, whose result is ignored. */
-            t->decoy = 1;
-            hash = htpasswd_decoy_hash(c->snap->users);
-        }
-        if (hash == NULL) {
-            t->auth = -1;
-        } else if (!t->decoy && authpool_cached(t->user, t->pass, hash) == 1) {
-            t->auth = 1;
-        } else {
-            t->auth_job = authpool_check(c->w->base, t->user, t->pass, hash, auth_done, c);
-            if (t->auth_job) {
-                c->state = CS_DECIDING;
-                conn_arm(c, c->cfg->connect_timeout_ms);
-                return 1;
-            }
-            /* no pool: inline */
-            t->auth = htpasswd_check_hash(hash, t->pass) && !t->decoy ? 1 : -1;
-        }
+    const char *hash = c->snap->users ? htpasswd_hash(c->snap->users, t->rq.user) : NULL;
+    if (hash == NULL) {
+        /* An unknown name costs a check too, whose result is ignored. */
+        t->decoy = 1;
+        hash = htpasswd_decoy_hash(c->snap->users);
     }
-    return finish_decision(c);
+    if (hash == NULL) {
+        t->rq.auth = AUTH_FAILED;
+        return CONN_GO_ON;
+    }
+    if (!t->decoy && authpool_cached(t->rq.user, t->rq.pass, hash) == 1) {
+        t->rq.auth = AUTH_OK;
+        return CONN_GO_ON;
+    }
+    errno = 0;
+    t->auth_job = authpool_check(c->w->base, t->rq.user, t->rq.pass, hash, auth_done, c);
+    if (t->auth_job) {
+        t->stage = STAGE_DECIDING;
+        conn_arm(c, c->cfg->connect_timeout_ms);
+        return CONN_SUSPENDED;
+    }
+    if (errno == EAGAIN) /* the queue of checks is full */
+        return conn_reply_error(c, 503, "auth-busy",
+                                "Too many sign-ins are being checked; try again shortly.");
+    /* no pool: inline */
+    t->rq.auth = htpasswd_check_hash(hash, t->rq.pass) && !t->decoy ? AUTH_OK : AUTH_FAILED;
+    return CONN_GO_ON;
 }
 
-/* The second decision of a tunnel, once the ClientHello was read: the SNI
- * is classified too; when it names another platform than the CONNECT host
- * (domain fronting) the log says so. Returns 0 to go on relaying. */
-int
-gate_decide_sni(struct conn *c, const struct sni_info *info)
+enum conn_rc
+gate_decide(struct conn *c, conn_cont_fn resume)
 {
     struct txn *t = &c->t;
-    t->ech = info->ech;
-    if (!info->has_sni)
-        return 0;
-    t->sni = strdup(info->sni);
-    struct catalog_match m;
-    catalog_classify(c->snap->rules->catalog, info->sni, strlen(info->sni), &m);
-    if (m.platform == t->platform)
-        return 0;
-    /* Domain fronting, or a CONNECT to an address: decide for the SNI too;
-     * the stricter decision wins and its platform is the one logged. */
-    t->mismatch = 1;
+    t->platform = classify(c, t->rq.host);
+    t->resume = resume;
+    return act(c);
+}
+
+/* For a tunnel whose SNI names another platform than its CONNECT host
+ * (domain fronting, or a CONNECT to an address): decides for the SNI too;
+ * the stricter decision wins and its platform is the one logged. */
+static void
+stricter_with_sni(struct conn *c, int sni_platform)
+{
+    struct txn *t = &c->t;
+    struct decision_in in;
+    struct tm local;
+    build_in(c, sni_platform, &in, &local);
     struct decision d;
-    struct decision_in in = {
-        .snap = c->snap,
-        .user = t->auth > 0 ? t->user : NULL,
-        .client = (const struct sockaddr *)&c->peer,
-        .platform = m.platform,
-    };
     decision_make(&in, &d);
     enum policy_action before = t->action < 0 ? POLICY_ALLOW : (enum policy_action)t->action;
     int stricter = policy_stricter(before, d.action) != before;
     /* Equally strict: the classified name is the better one to log. */
     if (stricter || (d.action == before && t->platform < 0)) {
-        t->platform = m.platform;
+        t->platform = sni_platform;
         t->rule = d.rule;
         t->action = (int)d.action;
     }
-    if (t->action == POLICY_DENY) {
-        conn_close(c, "sni-denied"); /* 200 was sent: no page can be shown */
-        return 1;
-    }
-    return 0;
 }
 
-void
-gate_usage_who(struct conn *c, struct usage_row *row, char *ip, size_t ipsize)
+enum conn_rc
+gate_decide_sni(struct conn *c, const struct sni_info *info)
 {
     struct txn *t = &c->t;
-    const struct catalog_platform *p = catalog_platform(c->snap->rules->catalog, t->platform);
-    addr_format_ip((const struct sockaddr *)&c->peer, ip, ipsize);
-    memset(row, 0, sizeof(*row));
-    row->user = t->auth > 0 ? t->user : NULL;
-    row->client = ip;
-    row->roles = t->roles[0] && strcmp(t->roles, "-") != 0 ? t->roles : NULL;
-    row->platform = p ? p->name : "unclassified";
-    row->category = p ? p->category : NULL;
-    const struct policy_rule *r =
-        t->rule >= 0 ? policy_rule(c->snap->rules->policy, (size_t)t->rule) : NULL;
-    row->quota_min = r ? r->quota_min : 0;
+    t->ech = info->ech;
+    if (!info->has_sni)
+        return CONN_GO_ON;
+    t->sni = strdup(info->sni);
+    int platform = classify(c, info->sni);
+    if (platform == t->platform)
+        return CONN_GO_ON;
+    t->mismatch = 1;
+    stricter_with_sni(c, platform);
+    if (t->action == POLICY_DENY)
+        return conn_close(c, "sni-denied"); /* 200 was sent: no page can be shown */
+    return CONN_GO_ON;
+}
+
+/* An open transfer decided again: under the snapshot current now (a
+ * reload), with the same identity, method, path and SNI. */
+static void
+redecide(struct conn *c, int reloaded)
+{
+    struct txn *t = &c->t;
+    if (reloaded) /* catalog indexes of the old snapshot mean nothing now */
+        t->platform = classify(c, t->rq.host);
+    struct decision_in in;
+    struct tm local;
+    build_in(c, t->platform, &in, &local);
+    struct decision d;
+    decision_make(&in, &d);
+    t->rule = d.rule;
+    t->action = (int)d.action;
+    if (t->sni) {
+        int sp = classify(c, t->sni);
+        if (sp != t->platform)
+            stricter_with_sni(c, sp);
+    }
 }
 
 /* Once per connection and clock minute with traffic: counts the minute as
  * active for the identity on its platform, and for the deciding rule's
- * quota. A transfer whose quota ran out is decided again at its first
- * traffic in a new minute and closed unless another rule still allows it. */
-void
+ * quota. A transfer whose quota ran out, or whose configuration was
+ * reloaded, is decided again at its first traffic in a new minute and
+ * closed unless a rule still allows it. */
+enum conn_rc
 gate_mark_active(struct conn *c)
 {
     struct txn *t = &c->t;
-    if (t->platform < 0 || t->action < 0)
-        return;
-    struct timeval tv;
-    event_base_gettimeofday_cached(c->w->base, &tv);
-    int64_t minute = (int64_t)tv.tv_sec / 60;
+    if (t->action < 0)
+        return CONN_GO_ON;
+    time_t now;
+    long usec;
+    conn_wall_clock(c, &now, &usec);
+    int64_t minute = (int64_t)now / 60;
     if (minute == t->last_minute)
-        return;
+        return CONN_GO_ON;
     t->last_minute = minute;
-    time_t now = tv.tv_sec;
     struct tm local;
     conn_local_tm(now, &local);
+    int reloaded = conn_snapshot_refresh(c);
     const struct policy_rule *r =
-        t->rule >= 0 ? policy_rule(c->snap->rules->policy, (size_t)t->rule) : NULL;
-    if (r && r->quota_min) {
-        int period = decision_period(r, &local);
-        if (usage_quota_used(t->identity, r->name, period) >= r->quota_min) {
-            struct decision d;
-            struct decision_in in = {
-                .snap = c->snap,
-                .user = t->auth > 0 ? t->user : NULL,
-                .client = (const struct sockaddr *)&c->peer,
-                .platform = t->platform,
-                .local = &local,
-            };
-            decision_make(&in, &d);
-            t->rule = d.rule;
-            t->action = (int)d.action;
-            if (d.action == POLICY_DENY) {
-                conn_close(c, "quota-exhausted");
-                return;
-            }
-            r = d.rule >= 0 ? policy_rule(c->snap->rules->policy, (size_t)d.rule) : NULL;
-        }
+        t->rule >= 0 && !reloaded ? policy_rule(c->snap->rules->policy, (size_t)t->rule) : NULL;
+    int used_up =
+        r && r->quota_min && usage_quota_used(t->identity, r->name, decision_period(r, &local)) >=
+                                 r->quota_min;
+    if (reloaded || used_up) {
+        redecide(c, reloaded);
+        if (t->action == POLICY_DENY)
+            return conn_close(c, used_up ? "quota-exhausted" : "policy-changed");
     }
+    if (t->platform < 0)
+        return CONN_GO_ON;
+    r = t->rule >= 0 ? policy_rule(c->snap->rules->policy, (size_t)t->rule) : NULL;
     char ip[64];
     struct usage_row row;
-    gate_usage_who(c, &row, ip, sizeof(ip));
+    conn_usage_who(c, &row, ip, sizeof(ip));
     usage_activity(&row, timewin_day_number(&local), minute, 0, 0, 0);
     if (r && r->quota_min) {
         int crossed;
@@ -331,10 +287,11 @@ gate_mark_active(struct conn *c)
             stats_count(STATS_QUOTA_EXHAUSTED);
         if (crossed) {
             char line[2048];
-            struct timespec ts = {now, (long)tv.tv_usec * 1000};
+            struct timespec ts = {now, usec * 1000};
             size_t n = logfmt_quota(row.user, ip, row.platform, r->name, used, r->quota_min,
                                     crossed, &ts, line, sizeof(line));
             accesslog_write(line, n);
         }
     }
+    return CONN_GO_ON;
 }

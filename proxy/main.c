@@ -32,6 +32,7 @@
 #include "snapshot.h"
 #include "util/escape.h"
 #include "worker.h"
+#include "request.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/usr/local/etc"
@@ -213,6 +214,8 @@ reload(void)
         log_warnx("reload: a change of [proxy] workers takes effect at the next restart");
     snapshot_release(cur);
     snapshot_install(s);
+    for (int i = 0; i < nworkers; i++) /* each drops its old reference now */
+        worker_command(workers[i], WORKER_CMD_RELOAD);
     log_info("configuration reloaded from %s", config_path);
     sd_notify_msg("READY=1");
     stats_count(STATS_RELOAD_OK);
@@ -519,7 +522,7 @@ main(int argc, char **argv)
     if (gethostname(host, sizeof(host)) != 0)
         snprintf(host, sizeof(host), "socialgate");
     host[sizeof(host) - 1] = '\0';
-    worker_set_via(host);
+    request_set_via(host);
 
     nworkers = worker_count(cfg);
     size_t nl = cfg->nlisten;

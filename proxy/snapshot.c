@@ -4,11 +4,13 @@
 #include <stdlib.h>
 
 /* Readers take a reference under the lock so a swap can never free a
- * snapshot between loading the pointer and counting the reference. The
- * lock is held for a few instructions once per connection. */
+ * snapshot between loading the pointer and counting the reference. Only
+ * workers refreshing their own reference after a reload take it: requests
+ * and accepts read the worker's reference. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct snapshot *current;
 static uint64_t next_generation = 1;
+static _Atomic uint64_t current_generation;
 
 struct snapshot *
 snapshot_new(struct config *cfg, struct rules *rules)
@@ -66,6 +68,18 @@ snapshot_acquire(void)
     return s;
 }
 
+uint64_t
+snapshot_current_generation(void)
+{
+    return atomic_load_explicit(&current_generation, memory_order_acquire);
+}
+
+void
+snapshot_ref(struct snapshot *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
 void
 snapshot_release(struct snapshot *s)
 {
@@ -87,6 +101,7 @@ snapshot_install(struct snapshot *s)
     struct snapshot *old = current;
     s->generation = next_generation++;
     current = s;
+    atomic_store(&current_generation, s->generation);
     pthread_mutex_unlock(&mu);
     snapshot_release(old);
 }

@@ -1,6 +1,7 @@
 /* The loaded configuration as an immutable, reference-counted snapshot.
  * A reload builds a whole new snapshot and swaps it in only when it loaded
- * without errors; connections keep the snapshot they started with. */
+ * without errors; each transaction takes the snapshot current when its head is complete
+ * (conn_txn_begin), through its worker's reference (worker_snapshot). */
 #ifndef SG_SNAPSHOT_H
 #define SG_SNAPSHOT_H
 
@@ -29,6 +30,11 @@ struct snapshot *snapshot_load(const char *path, struct diag *d);
 struct snapshot *snapshot_new(struct config *cfg, struct rules *rules);
 /* The current snapshot with a new reference; release with snapshot_release. */
 struct snapshot *snapshot_acquire(void);
+/* The generation of the current snapshot (one atomic load): a holder whose
+ * snapshot has another generation is out of date. */
+uint64_t snapshot_current_generation(void);
+/* One more reference to s (which the caller holds). */
+void snapshot_ref(struct snapshot *s);
 void snapshot_release(struct snapshot *s);
 /* Makes s current (takes its reference) and drops the old one. */
 void snapshot_install(struct snapshot *s);

@@ -1,4 +1,5 @@
 #include "stats.h"
+#include "util/hash.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,10 +24,7 @@ static atomic_llong config_time;
 static unsigned
 hash(const char *s)
 {
-    unsigned h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
+    return hash_fnv1a_str(s);
 }
 
 /* The slot of a platform name, claimed on first use; NULL when full. */

@@ -1,4 +1,5 @@
 #include "usage.h"
+#include "util/hash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,10 +47,7 @@ make_key(char *buf, int kind, const char *identity, const char *name)
 static unsigned
 hash(const char *s)
 {
-    unsigned h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % USAGE_BUCKETS;
+    return hash_fnv1a_str(s) % USAGE_BUCKETS;
 }
 
 /* Caller holds mu. Creates when asked. */

@@ -18,41 +18,13 @@
 #include "dns.h"
 #include "log.h"
 #include "snapshot.h"
+#include "txn.h"
+#include "upstream.h"
+#include "util/hash.h"
 
-#define POOL_MAX_PER_WORKER 256
-#define POOL_IDLE_SECONDS 30
 #define ACCEPT_PAUSE_MS 100
 
 static atomic_long total_conns;
-static char via[160] = "1.1 socialgate";
-static char via_header[180] = "Via: 1.1 socialgate\r\n";
-static size_t via_header_len = 21;
-
-const char *
-worker_via(void)
-{
-    return via;
-}
-
-void
-worker_set_via(const char *hostname)
-{
-    snprintf(via, sizeof(via), "1.1 %s (socialgate)", hostname);
-    int n = snprintf(via_header, sizeof(via_header), "Via: %s\r\n", via);
-    via_header_len = n > 0 && (size_t)n < sizeof(via_header) ? (size_t)n : 0;
-}
-
-const char *
-worker_via_header(void)
-{
-    return via_header;
-}
-
-size_t
-worker_via_header_len(void)
-{
-    return via_header_len;
-}
 
 long
 worker_total_connections(void)
@@ -96,10 +68,7 @@ cc_key(const struct sockaddr *sa, uint8_t key[17])
 static unsigned
 cc_hash(const uint8_t key[17])
 {
-    unsigned h = 2166136261u;
-    for (int i = 0; i < 17; i++)
-        h = (h ^ key[i]) * 16777619u;
-    return h % CC_BUCKETS;
+    return hash_fnv1a(key, 17) % CC_BUCKETS;
 }
 
 /* Returns the new count for this address (0 on allocation failure). */
@@ -143,9 +112,8 @@ cc_dec(const struct sockaddr *sa)
 }
 
 void
-worker_conn_closed(struct worker *w, struct conn *c, const struct sockaddr *peer)
+worker_conn_closed(struct worker *w, const struct sockaddr *peer)
 {
-    (void)c;
     w->nconns--;
     atomic_fetch_sub(&total_conns, 1);
     cc_dec(peer);
@@ -185,10 +153,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 {
     struct worker *w = arg;
     (void)l;
-    struct snapshot *s = snapshot_acquire();
+    const struct snapshot *s = worker_snapshot(w);
     long max_conn = (long)s->cfg->max_connections;
     unsigned max_client = (unsigned)s->cfg->max_per_client;
-    snapshot_release(s);
 
     if (atomic_fetch_add(&total_conns, 1) >= max_conn) {
         atomic_fetch_sub(&total_conns, 1);
@@ -206,7 +173,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
         close(fd);
         return;
     }
-    if (conn_new(w, fd, sa, (socklen_t)len, n > max_client) == NULL) {
+    w->nconns++; /* before conn_new: it may close (and count) at once */
+    if (conn_new(w, fd, sa, (socklen_t)len, n > max_client, &txn_head_ops) == NULL) {
+        w->nconns--;
         atomic_fetch_sub(&total_conns, 1);
         cc_dec(sa);
         log_warnx("out of memory for a new connection");
@@ -228,74 +197,6 @@ accept_error_cb(struct evconnlistener *l, void *arg)
         return;
     }
     log_warnx("accept: %s", strerror(err));
-}
-
-/* --- upstream pool ------------------------------------------------------- */
-
-static void
-pool_drop(struct pooled *p)
-{
-    struct worker *w = p->w;
-    TAILQ_REMOVE(&w->pool, p, link);
-    w->npool--;
-    bufferevent_free(p->bev);
-    free(p);
-}
-
-/* An idle pooled connection that becomes readable was closed or spoke
- * out of turn: either way it is useless. */
-static void
-pool_read_cb(struct bufferevent *bev, void *arg)
-{
-    (void)bev;
-    pool_drop(arg);
-}
-
-static void
-pool_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    (void)what;
-    pool_drop(arg);
-}
-
-struct bufferevent *
-worker_pool_get(struct worker *w, const char *key)
-{
-    struct pooled *p;
-    TAILQ_FOREACH_REVERSE(p, &w->pool, pool_head_s, link)
-    {
-        if (strcmp(p->key, key) == 0) {
-            struct bufferevent *bev = p->bev;
-            TAILQ_REMOVE(&w->pool, p, link);
-            w->npool--;
-            free(p);
-            bufferevent_disable(bev, EV_READ);
-            return bev;
-        }
-    }
-    return NULL;
-}
-
-void
-worker_pool_put(struct worker *w, const char *key, struct bufferevent *bev)
-{
-    struct pooled *p = w->draining ? NULL : calloc(1, sizeof(*p));
-    if (p == NULL) {
-        bufferevent_free(bev);
-        return;
-    }
-    if (w->npool >= POOL_MAX_PER_WORKER)
-        pool_drop(TAILQ_FIRST(&w->pool));
-    p->w = w;
-    p->bev = bev;
-    snprintf(p->key, sizeof(p->key), "%s", key);
-    struct timeval idle = {POOL_IDLE_SECONDS, 0};
-    bufferevent_setcb(bev, pool_read_cb, NULL, pool_event_cb, p);
-    bufferevent_set_timeouts(bev, &idle, NULL);
-    bufferevent_enable(bev, EV_READ);
-    TAILQ_INSERT_TAIL(&w->pool, p, link);
-    w->npool++;
 }
 
 /* --- pipes for splice relays --------------------------------------------- */
@@ -342,13 +243,14 @@ cmd_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     int cmd = atomic_exchange(&w->cmd, 0);
+    if (cmd & WORKER_CMD_RELOAD)
+        (void)worker_snapshot(w); /* drops the old snapshot now, not at the next request */
     if (cmd & (WORKER_CMD_DRAIN | WORKER_CMD_STOP)) {
         w->draining = 1;
         for (size_t i = 0; i < w->nls; i++)
             evconnlistener_free(w->ls[i]);
         w->nls = 0;
-        while (!TAILQ_EMPTY(&w->pool))
-            pool_drop(TAILQ_FIRST(&w->pool));
+        upstream_pool_clear(w);
         struct conn *c, *next;
         for (c = TAILQ_FIRST(&w->conns); c; c = next) {
             next = conn_next(c);
@@ -362,6 +264,42 @@ cmd_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+struct snapshot *
+worker_snapshot(struct worker *w)
+{
+    if (w->snap->generation != snapshot_current_generation()) {
+        struct snapshot *s = snapshot_acquire();
+        if (s != NULL) {
+            snapshot_release(w->snap);
+            w->snap = s;
+        }
+    }
+    return w->snap;
+}
+
+static void
+worker_free(struct worker *w)
+{
+    for (size_t i = 0; i < w->nls; i++)
+        evconnlistener_free(w->ls[i]);
+    upstream_pool_clear(w);
+    free(w->ls);
+    for (size_t i = 0; i < w->npipes; i++) {
+        close(w->pipes[i][0]);
+        close(w->pipes[i][1]);
+    }
+    if (w->cmd_ev)
+        event_free(w->cmd_ev);
+    if (w->resume_ev)
+        event_free(w->resume_ev);
+    if (w->dns)
+        dns_free(w->dns);
+    if (w->base)
+        event_base_free(w->base);
+    snapshot_release(w->snap);
+    free(w);
+}
+
 struct worker *
 worker_new(int id, const int *fds, size_t nfds)
 {
@@ -371,6 +309,7 @@ worker_new(int id, const int *fds, size_t nfds)
     w->id = id;
     TAILQ_INIT(&w->conns);
     TAILQ_INIT(&w->pool);
+    w->snap = snapshot_acquire();
     /* A locking base: the main thread activates cmd_ev across threads.
      * (Not EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST: it saves epoll_ctl calls,
      * but a worker's delayed EPOLL_CTL_DEL then lands after close(), on a
@@ -378,9 +317,7 @@ worker_new(int id, const int *fds, size_t nfds)
     w->base = event_base_new();
     if (w->base == NULL)
         goto fail;
-    struct snapshot *s = snapshot_acquire();
-    w->dns = dns_new(w->base, s->cfg);
-    snapshot_release(s);
+    w->dns = dns_new(w->base, w->snap->cfg);
     if (w->dns == NULL)
         goto fail;
     w->cmd_ev = event_new(w->base, -1, 0, cmd_cb, w);
@@ -398,6 +335,9 @@ worker_new(int id, const int *fds, size_t nfds)
     return w;
 fail:
     log_warnx("worker %d: cannot initialise", id);
+    for (size_t i = w->nls; i < nfds; i++)
+        close(fds[i]); /* the sockets are taken, even on failure */
+    worker_free(w);
     return NULL;
 }
 
@@ -434,18 +374,5 @@ void
 worker_join_free(struct worker *w)
 {
     pthread_join(w->thread, NULL);
-    for (size_t i = 0; i < w->nls; i++)
-        evconnlistener_free(w->ls[i]);
-    while (!TAILQ_EMPTY(&w->pool))
-        pool_drop(TAILQ_FIRST(&w->pool));
-    free(w->ls);
-    for (size_t i = 0; i < w->npipes; i++) {
-        close(w->pipes[i][0]);
-        close(w->pipes[i][1]);
-    }
-    event_free(w->cmd_ev);
-    event_free(w->resume_ev);
-    dns_free(w->dns);
-    event_base_free(w->base);
-    free(w);
+    worker_free(w);
 }

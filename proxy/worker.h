@@ -25,8 +25,12 @@ struct pooled {
     char key[280]; /* host:port as requested */
 };
 
+struct snapshot;
+
 struct worker {
     int id;
+    struct snapshot *snap; /* this worker's reference to the current
+                            * snapshot; see worker_snapshot */
     pthread_t thread;
     struct event_base *base;
     struct evdns_base *dns;
@@ -37,7 +41,7 @@ struct worker {
     struct event *resume_ev; /* re-enables accepting after a pause */
     int paused;
     TAILQ_HEAD(conn_head_s, conn) conns;
-    size_t nconns;
+    size_t nconns; /* counted by worker.c alone: accepted, then closed */
     TAILQ_HEAD(pool_head_s, pooled) pool;
     size_t npool;
     int draining;
@@ -58,22 +62,15 @@ void worker_join_free(struct worker *w);
 /* Connections currently open in all workers. */
 long worker_total_connections(void);
 /* Called by conn.c when a connection ends. */
-void worker_conn_closed(struct worker *w, struct conn *c, const struct sockaddr *peer);
-
-/* Idle upstream connections, per worker, keyed by "host:port". */
-struct bufferevent *worker_pool_get(struct worker *w, const char *key);
-void worker_pool_put(struct worker *w, const char *key, struct bufferevent *bev);
+void worker_conn_closed(struct worker *w, const struct sockaddr *peer);
+/* The current snapshot, borrowed (the worker holds a reference; take one
+ * with snapshot_ref to keep it). Refreshed here when a reload has made it
+ * stale, so it is never older than the last completed reload. */
+struct snapshot *worker_snapshot(struct worker *w);
 
 /* An empty pipe for a splice relay (from the pool, or new). 0 or -1. */
 int worker_pipe_get(struct worker *w, int p[2]);
 /* Gives back an empty pipe (closed when the pool is full). */
 void worker_pipe_put(struct worker *w, int p[2]);
-
-/* The Via field value this proxy adds, e.g. "1.1 gw1 (socialgate)". */
-const char *worker_via(void);
-/* "Via: 1.1 gw1 (socialgate)\r\n", built once. */
-const char *worker_via_header(void);
-size_t worker_via_header_len(void);
-void worker_set_via(const char *hostname);
 
 #endif

@@ -1,0 +1,298 @@
+#include "upstream.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "conn.h"
+#include "stats.h"
+#include "util/addr.h"
+#include "worker.h"
+
+#define POOL_MAX_PER_WORKER 256
+#define POOL_IDLE_SECONDS 30
+
+/* Fast answers and connects need no watching (it costs two epoll_ctl calls
+ * a request): the timer arms the watch if they take longer than this. */
+#define WATCH_AFTER_MS 500
+
+/* --- the idle pool ------------------------------------------------------- */
+
+static void
+pool_drop(struct pooled *p)
+{
+    struct worker *w = p->w;
+    TAILQ_REMOVE(&w->pool, p, link);
+    w->npool--;
+    bufferevent_free(p->bev);
+    free(p);
+}
+
+/* An idle pooled connection that becomes readable was closed or spoke
+ * out of turn: either way it is useless. */
+static void
+pool_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    pool_drop(arg);
+}
+
+static void
+pool_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    pool_drop(arg);
+}
+
+static struct bufferevent *
+pool_get(struct worker *w, const char *key)
+{
+    struct pooled *p;
+    TAILQ_FOREACH_REVERSE(p, &w->pool, pool_head_s, link)
+    {
+        if (strcmp(p->key, key) == 0) {
+            struct bufferevent *bev = p->bev;
+            TAILQ_REMOVE(&w->pool, p, link);
+            w->npool--;
+            free(p);
+            bufferevent_disable(bev, EV_READ);
+            return bev;
+        }
+    }
+    return NULL;
+}
+
+static void
+pool_put(struct worker *w, const char *key, struct bufferevent *bev)
+{
+    struct pooled *p = w->draining ? NULL : calloc(1, sizeof(*p));
+    if (p == NULL) {
+        bufferevent_free(bev);
+        return;
+    }
+    if (w->npool >= POOL_MAX_PER_WORKER)
+        pool_drop(TAILQ_FIRST(&w->pool));
+    p->w = w;
+    p->bev = bev;
+    snprintf(p->key, sizeof(p->key), "%s", key);
+    struct timeval idle = {POOL_IDLE_SECONDS, 0};
+    bufferevent_setcb(bev, pool_read_cb, NULL, pool_event_cb, p);
+    bufferevent_set_timeouts(bev, &idle, NULL);
+    bufferevent_enable(bev, EV_READ);
+    TAILQ_INSERT_TAIL(&w->pool, p, link);
+    w->npool++;
+}
+
+void
+upstream_pool_clear(struct worker *w)
+{
+    while (!TAILQ_EMPTY(&w->pool))
+        pool_drop(TAILQ_FIRST(&w->pool));
+}
+
+void
+upstream_release(struct conn *c, int reusable)
+{
+    if (c->ubev == NULL)
+        return;
+    if (reusable && evbuffer_get_length(bufferevent_get_input(c->ubev)) == 0 &&
+        evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0) {
+        bufferevent_setwatermark(c->ubev, EV_WRITE, 0, 0);
+        pool_put(c->w, c->t.rq.poolkey, c->ubev);
+        c->ubev = NULL;
+        return;
+    }
+    conn_free_upstream(c);
+}
+
+/* --- resolve and connect: the connecting phase ---------------------------- */
+
+static enum conn_rc connect_next(struct conn *c);
+
+/* The upstream is connected (fresh or from the pool). */
+static enum conn_rc
+ready(struct conn *c)
+{
+    struct txn *t = &c->t;
+    t->forwarded = 1;
+    if (!t->reused) {
+        int one = 1; /* a pooled one has it */
+        setsockopt(bufferevent_getfd(c->ubev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    conn_touch(c);
+    conn_arm(c, c->cfg->idle_timeout_ms);
+    if (t->ai) {
+        evutil_freeaddrinfo(t->ai);
+        t->ai = t->ai_next = NULL;
+    }
+    return c->up_ready(c);
+}
+
+static void
+dns_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+    struct conn *c = arg;
+    if (result == EVUTIL_EAI_CANCEL) {
+        if (res)
+            evutil_freeaddrinfo(res);
+        return; /* the conn is gone or moved on */
+    }
+    c->t.dnsreq = NULL;
+    if (c->closed || c->closing) {
+        if (res)
+            evutil_freeaddrinfo(res);
+        return;
+    }
+    if (result != 0 || res == NULL) {
+        if (res)
+            evutil_freeaddrinfo(res);
+        stats_count(STATS_DNS_FAILURES);
+        char msg[512];
+        snprintf(msg, sizeof(msg), "The name %s could not be resolved (%s).", c->t.rq.host,
+                 evutil_gai_strerror(result));
+        conn_reply_error(c, 502, "dns-failed", msg);
+        return;
+    }
+    /* Keep only allowed destinations. */
+    struct evutil_addrinfo *keep = NULL, **tail = &keep, *next;
+    for (struct evutil_addrinfo *ai = res; ai; ai = next) {
+        next = ai->ai_next;
+        ai->ai_next = NULL;
+        if (cidrset_match(&c->cfg->block_destinations, ai->ai_addr)) {
+            evutil_freeaddrinfo(ai);
+            continue;
+        }
+        *tail = ai;
+        tail = &ai->ai_next;
+    }
+    if (keep == NULL) {
+        conn_reply_error(c, 403, "destination-blocked",
+                         "The destination address is not allowed by this proxy.");
+        return;
+    }
+    c->t.ai = keep;
+    c->t.ai_next = keep;
+    connect_next(c);
+}
+
+static int
+is_own_listener(struct conn *c, const struct sockaddr *sa)
+{
+    for (size_t i = 0; i < c->cfg->nlisten; i++) {
+        const struct sockaddr *l = (const struct sockaddr *)&c->cfg->listen[i].ss;
+        if (addr_equal(l, sa))
+            return 1;
+        if (addr_port(l) == addr_port(sa) && l->sa_family == AF_INET6 &&
+            IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)l)->sin6_addr))
+            return 1;
+    }
+    return 0;
+}
+
+static enum conn_rc
+connect_next(struct conn *c)
+{
+    struct txn *t = &c->t;
+    while (t->ai_next) {
+        struct evutil_addrinfo *ai = t->ai_next;
+        t->ai_next = ai->ai_next;
+        if (is_own_listener(c, ai->ai_addr))
+            return conn_reply_error(c, 508, "forwarding-loop",
+                                    "The request is addressed to this proxy.");
+        c->ubev = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (c->ubev == NULL)
+            break;
+        conn_attach_upstream(c);
+        if (bufferevent_socket_connect(c->ubev, ai->ai_addr, (int)ai->ai_addrlen) == 0)
+            return CONN_SUSPENDED; /* BEV_EVENT_CONNECTED or an error follows */
+        t->last_errno = errno;
+        conn_free_upstream(c);
+    }
+    char msg[512];
+    snprintf(msg, sizeof(msg), "Could not connect to %s port %u (%s).", t->rq.host, t->rq.port,
+             t->last_errno ? strerror(t->last_errno) : "no address");
+    stats_count(STATS_UPSTREAM_ERRORS);
+    return conn_reply_error(c, 502, "connect-failed", msg);
+}
+
+static enum conn_rc
+connecting_event(struct conn *c, short what)
+{
+    if (what & BEV_EVENT_CONNECTED)
+        return ready(c);
+    c->t.last_errno = EVUTIL_SOCKET_ERROR();
+    conn_free_upstream(c);
+    return connect_next(c);
+}
+
+static enum conn_rc
+connecting_timeout(struct conn *c, uint64_t now)
+{
+    uint64_t deadline = c->t.connect_deadline;
+    if (now < deadline) {
+        /* A slow connect: from now on notice a client that leaves. */
+        if (!c->watching)
+            conn_watch_client(c, 1);
+        conn_arm(c, deadline - now);
+        return CONN_SUSPENDED;
+    }
+    char msg[512];
+    snprintf(msg, sizeof(msg), "No connection to %s port %u within the connect timeout.",
+             c->t.rq.host, c->t.rq.port);
+    stats_count(STATS_UPSTREAM_ERRORS);
+    return conn_reply_error(c, 504, "connect-timeout", msg);
+}
+
+static const struct conn_ops connecting_ops = {
+    .name = "connect",
+    .upstream_event = connecting_event,
+    .timeout = connecting_timeout,
+};
+
+enum conn_rc
+upstream_open(struct conn *c, int may_reuse)
+{
+    struct txn *t = &c->t;
+    if (may_reuse) {
+        struct bufferevent *pooled = pool_get(c->w, t->rq.poolkey);
+        if (pooled) {
+            c->ubev = pooled;
+            t->reused = 1;
+            conn_attach_upstream(c);
+            bufferevent_set_timeouts(c->ubev, NULL, NULL);
+            return ready(c);
+        }
+    }
+    conn_set_phase(c, &connecting_ops);
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    char port[8];
+    snprintf(port, sizeof(port), "%u", t->rq.port);
+    /* The timer first arms the watch for a client that leaves (after
+     * WATCH_AFTER_MS), then ends the wait at connect_timeout. */
+    uint64_t ct = c->cfg->connect_timeout_ms;
+    t->connect_deadline = conn_now_ms(c) + ct;
+    conn_arm(c, ct < WATCH_AFTER_MS ? ct : WATCH_AFTER_MS);
+    /* The callback may run before this returns (literals, hosts file). */
+    struct evdns_getaddrinfo_request *req =
+        evdns_getaddrinfo(c->w->dns, t->rq.host, port, &hints, dns_cb, c);
+    if (c->closed || c->closing)
+        return CONN_CLOSED;
+    if (req != NULL && t->ai == NULL && c->ubev == NULL)
+        t->dnsreq = req;
+    return CONN_SUSPENDED;
+}
