@@ -1,0 +1,431 @@
+#include "request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "config.h"
+#include "htpasswd.h"
+#include "http1.h"
+#include "local.h"
+#include "snapshot.h"
+
+/* --- Via ------------------------------------------------------------------ */
+
+/* Written once by request_set_via before any worker runs, read-only after.
+ * A hostname too long for via[] is cut: the value sent and the one looked
+ * for in incoming Via fields are the same string, so loops are still seen
+ * (gethostname gives far less than fits here anyway). */
+static char via[160] = "1.1 socialgate";
+static char via_header[180] = "Via: 1.1 socialgate\r\n";
+static size_t via_header_len = 21;
+
+const char *
+request_via(void)
+{
+    return via;
+}
+
+void
+request_set_via(const char *hostname)
+{
+    snprintf(via, sizeof(via), "1.1 %s (socialgate)", hostname);
+    int n = snprintf(via_header, sizeof(via_header), "Via: %s\r\n", via);
+    via_header_len = n > 0 && (size_t)n < sizeof(via_header) ? (size_t)n : 0;
+}
+
+const char *
+request_via_header(void)
+{
+    return via_header;
+}
+
+size_t
+request_via_header_len(void)
+{
+    return via_header_len;
+}
+
+int
+request_via_loops(const struct http1_head *h)
+{
+    const char *me = request_via();
+    size_t n = strlen(me);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const struct http1_header *f = &h->headers[i];
+        if (!http1_name_is(&f->name, "via"))
+            continue;
+        for (size_t k = 0; k + n <= f->value.len; k++)
+            if (memcmp(f->value.p + k, me, n) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+/* --- credentials and the limits before authentication --------------------- */
+
+int
+request_preauth_limited(const struct snapshot *snap)
+{
+    return snap->users != NULL && snap->cfg->auth_required &&
+           (size_t)snap->cfg->max_header_bytes > PREAUTH_HEAD_BYTES;
+}
+
+/* Whether the field lines parsed so far hold Basic credentials naming a
+ * user of the htpasswd file (the password is checked later). Only the
+ * first Proxy-Authorization field counts, as in read_credentials. */
+static int
+names_known_user(const struct snapshot *snap, const struct http1_head *h)
+{
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const struct http1_header *f = &h->headers[i];
+        if (!http1_name_is(&f->name, "proxy-authorization"))
+            continue;
+        char user[HTPASSWD_MAX_USER + 1], pass[HTPASSWD_MAX_PASSWORD + 1];
+        int ok = htpasswd_parse_basic(f->value.p, f->value.len, user, sizeof(user), pass,
+                                      sizeof(pass)) == 0 &&
+                 htpasswd_hash(snap->users, user) != NULL;
+        OPENSSL_cleanse(pass, sizeof(pass));
+        return ok;
+    }
+    return 0;
+}
+
+int
+request_preauth_refused(const struct snapshot *snap, enum http1_status st, size_t n,
+                        const struct http1_head *h)
+{
+    if (!request_preauth_limited(snap))
+        return 0;
+    int over =
+        (st == HTTP1_PARTIAL && n > PREAUTH_HEAD_BYTES) ||
+        (st == HTTP1_OK && (h->head_len > PREAUTH_HEAD_BYTES || h->nheaders > PREAUTH_FIELDS));
+    return over && !names_known_user(snap, h);
+}
+
+/* Keeps the Proxy-Authorization credentials for the decision; the field
+ * itself is hop-by-hop and never forwarded. A malformed one counts as wrong
+ * credentials. Without [auth] htpasswd they are ignored. */
+static void
+read_credentials(struct request *req, const struct http1_head *h, const struct snapshot *snap)
+{
+    if (snap->users == NULL)
+        return; /* no [auth]: credentials mean nothing here */
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const struct http1_header *f = &h->headers[i];
+        if (!http1_name_is(&f->name, "proxy-authorization"))
+            continue;
+        char user[HTPASSWD_MAX_USER + 1], pass[HTPASSWD_MAX_PASSWORD + 1];
+        if (htpasswd_parse_basic(f->value.p, f->value.len, user, sizeof(user), pass, sizeof(pass)) <
+            0) {
+            OPENSSL_cleanse(pass, sizeof(pass));
+            req->auth = AUTH_FAILED;
+            return;
+        }
+        req->user = strdup(user);
+        req->pass = strdup(pass);
+        OPENSSL_cleanse(pass, sizeof(pass));
+        req->auth = req->user == NULL || req->pass == NULL ? AUTH_FAILED : AUTH_UNCHECKED;
+        return;
+    }
+}
+
+void
+request_note_method(const uint8_t *p, size_t n, char *method, size_t size)
+{
+    if (size == 0)
+        return;
+    method[0] = '\0';
+    size_t ml = 0;
+    while (ml < n && ml < size - 1 && p[ml] > 0x20 && p[ml] < 0x7f)
+        ml++;
+    if (ml < n && p[ml] == ' ') {
+        memcpy(method, p, ml);
+        method[ml] = '\0';
+    }
+}
+
+/* --- the head sent upstream ------------------------------------------------ */
+
+/* An output that only counts while buf is NULL (the first pass, to size
+ * the buffer) and writes in the second. */
+struct out {
+    char *buf;
+    size_t cap, len;
+};
+
+static void
+put(struct out *o, const char *p, size_t n)
+{
+    if (o->buf != NULL && n <= o->cap - o->len)
+        memcpy(o->buf + o->len, p, n);
+    o->len += n;
+}
+
+static void
+put_str(struct out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+static void
+put_span(struct out *o, const struct http1_span *s)
+{
+    put(o, s->p, s->len);
+}
+
+/* A decimal number; 0 when it does not fit (it always does). */
+static int
+put_u64(struct out *o, uint64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
+    if (n < 0 || (size_t)n >= sizeof(num))
+        return 0;
+    put(o, num, (size_t)n);
+    return 1;
+}
+
+/* Writes the head sent upstream: origin-form, a correct Host, hop-by-hop
+ * fields removed (RFC 9110 7.6.1), Via added. Returns 0, or -1 when a
+ * number did not print. */
+static int
+write_head(struct out *o, const struct request *req, const struct http1_head *h,
+           const struct http1_target *tg)
+{
+    put_span(o, &h->method);
+    put(o, " ", 1);
+    if (tg->path.len)
+        put_span(o, &tg->path);
+    else
+        put(o, "/", 1);
+    put_str(o, " HTTP/1.1\r\n");
+    put_str(o, "Host: ");
+    if (tg->host_is_ipv6) {
+        put(o, "[", 1);
+        put_str(o, req->host);
+        put(o, "]", 1);
+    } else {
+        put_str(o, req->host);
+    }
+    if (req->port != 80) {
+        put(o, ":", 1);
+        if (!put_u64(o, req->port))
+            return -1;
+    }
+    put(o, "\r\n", 2);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const struct http1_header *f = &h->headers[i];
+        /* Content-Length is written once below, as the value parsed: no
+         * Connection option removes it, and identical duplicates ("5, 5")
+         * reach the origin as one value (RFC 9112 6.3). */
+        if (http1_name_is(&f->name, "host") || http1_name_is(&f->name, "content-length"))
+            continue;
+        if (http1_is_hop_by_hop(&f->name) || http1_connection_names(h, &f->name)) {
+            if (!(req->upgrade == UPGRADE_ASKED && http1_name_is(&f->name, "upgrade")))
+                continue;
+        }
+        /* the field line as received (name and value unchanged) */
+        put_span(o, &f->name);
+        put(o, ": ", 2);
+        put_span(o, &f->value);
+        put(o, "\r\n", 2);
+    }
+    if (h->flags & HTTP1_F_HAS_CL) {
+        put_str(o, "Content-Length: ");
+        if (!put_u64(o, h->content_length))
+            return -1;
+        put(o, "\r\n", 2);
+    }
+    if (h->body == HTTP1_BODY_CHUNKED)
+        put_str(o, "Transfer-Encoding: chunked\r\n");
+    if (req->upgrade == UPGRADE_ASKED)
+        put_str(o, "Connection: Upgrade\r\n");
+    put(o, request_via_header(), request_via_header_len());
+    put(o, "\r\n", 2);
+    return 0;
+}
+
+/* Builds req->uhead (NUL-terminated, uhead_len bytes without the NUL).
+ * Returns 0, or -1 out of memory. */
+static int
+build_head(struct request *req, const struct http1_head *h, const struct http1_target *tg)
+{
+    struct out o = {NULL, 0, 0};
+    if (write_head(&o, req, h, tg) < 0 || o.len == SIZE_MAX)
+        return -1;
+    size_t need = o.len;
+    o.buf = malloc(need + 1);
+    if (o.buf == NULL)
+        return -1;
+    o.cap = need;
+    o.len = 0;
+    if (write_head(&o, req, h, tg) < 0 || o.len != need) {
+        free(o.buf);
+        return -1;
+    }
+    o.buf[need] = '\0';
+    req->uhead = o.buf;
+    req->uhead_len = need;
+    return 0;
+}
+
+/* --- the request ----------------------------------------------------------- */
+
+static char *
+lower_dup(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (s == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        s[i] = (p[i] >= 'A' && p[i] <= 'Z') ? (char)(p[i] + 32) : p[i];
+    s[n] = '\0';
+    return s;
+}
+
+static char *
+span_dup(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (s == NULL)
+        return NULL;
+    memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+static int
+refuse(struct request_refusal *ref, int status, const char *reason, const char *detail)
+{
+    ref->status = status;
+    ref->reason = reason;
+    ref->detail = detail;
+    return -1;
+}
+
+static int
+out_of_memory(struct request_refusal *ref)
+{
+    return refuse(ref, 0, "out-of-memory", NULL);
+}
+
+/* The checks run in a fixed order, and each refusal leaves in req what
+ * was learnt before it: the method always; host and path once the target
+ * parsed; the credentials once the Host check passed. kind is REQUEST_CONNECT
+ * from the start for CONNECT, so a refused tunnel is logged as one. */
+int
+request_from_head(const struct http1_head *h, const struct snapshot *snap, struct request *req,
+                  struct request_refusal *ref)
+{
+    memset(req, 0, sizeof(*req));
+    memset(ref, 0, sizeof(*ref));
+    size_t ml = h->method.len < sizeof(req->method) - 1 ? h->method.len : sizeof(req->method) - 1;
+    memcpy(req->method, h->method.p, ml);
+    req->head_len = h->head_len;
+    req->client_minor = h->minor;
+    /* The caller adds its own reasons to close (a draining worker). */
+    req->client_close = (h->flags & HTTP1_F_CONN_CLOSE) || h->minor == 0;
+    int is_connect = h->method.len == 7 && memcmp(h->method.p, "CONNECT", 7) == 0;
+    req->is_head = h->method.len == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
+    req->kind = is_connect ? REQUEST_CONNECT : REQUEST_FORWARD;
+
+    struct http1_target tg;
+    enum http1_status st = http1_parse_target(&h->target, is_connect, &tg);
+    if (st == HTTP1_OK && (tg.form == HTTP1_FORM_ABSOLUTE || tg.form == HTTP1_FORM_AUTHORITY)) {
+        req->host = lower_dup(tg.host.p, tg.host.len);
+        req->port = tg.port;
+        req->host_is_ipv6 = tg.host_is_ipv6;
+        req->path =
+            tg.form == HTTP1_FORM_ABSOLUTE
+                ? (tg.path_only_len ? span_dup(tg.path.p, tg.path_only_len) : span_dup("/", 1))
+                : NULL;
+    } else if (st == HTTP1_OK && tg.form == HTTP1_FORM_ORIGIN) {
+        /* The host comes from the Host field, its port is not kept. */
+        req->path = span_dup(tg.path.p, tg.path_only_len ? tg.path_only_len : 1);
+        if (h->host.len) {
+            struct http1_target ht;
+            if (http1_parse_authority(h->host.p, h->host.len, 0, 80, &ht) == HTTP1_OK)
+                req->host = lower_dup(ht.host.p, ht.host.len);
+        }
+    }
+    if (st != HTTP1_OK) {
+        const char *why = st == HTTP1_ERR_SCHEME ? "Only http:// URLs can be requested this way; "
+                                                   "https goes through CONNECT."
+                                                 : "The request target is malformed.";
+        return refuse(ref, 400, http1_strerror(st), why);
+    }
+    if (h->minor == 1 && h->host.p == NULL && !is_connect) {
+        /* RFC 9112 3.2: an HTTP/1.1 request without Host is refused, whatever
+         * its target says (CONNECT is let through: its target is the host). */
+        return refuse(ref, 400, "missing-host", "An HTTP/1.1 request needs a Host header field.");
+    }
+    read_credentials(req, h, snap);
+    if ((tg.form == HTTP1_FORM_ORIGIN || tg.form == HTTP1_FORM_ABSOLUTE) && req->host &&
+        strcmp(req->host, LOCAL_HOST) == 0) {
+        /* socialgate.local: answered here, after identity is known */
+        req->kind = REQUEST_LOCAL;
+        if (req->port == 0)
+            req->port = 80;
+        req->target = tg.path.len ? span_dup(tg.path.p, tg.path.len) : span_dup("/", 1);
+        if (h->body != HTTP1_BODY_NONE)
+            return refuse(ref, 400, "local-body", "socialgate's own pages take no request body.");
+        if (req->target == NULL)
+            return out_of_memory(ref);
+        return 0;
+    }
+    if (tg.form == HTTP1_FORM_ORIGIN || tg.form == HTTP1_FORM_ASTERISK)
+        return refuse(ref, 400, "not-a-proxy-request",
+                      "This is a proxy: configure your browser to use it, "
+                      "or request an absolute http:// URL.");
+    if (req->host == NULL || (tg.form == HTTP1_FORM_ABSOLUTE && req->path == NULL))
+        return out_of_memory(ref);
+    if (request_via_loops(h))
+        return refuse(ref, 508, "forwarding-loop", "This request has already passed this proxy.");
+    if (is_connect) {
+        if (!config_connect_port_allowed(snap->cfg, req->port))
+            return refuse(ref, 403, "connect-port-denied",
+                          "Tunnels are only allowed to the configured ports.");
+        return 0;
+    }
+
+    size_t ul = strlen(req->host) + tg.path.len + 32;
+    req->url = malloc(ul);
+    if (req->url == NULL)
+        return out_of_memory(ref);
+    int n = snprintf(req->url, ul, "http://%s%s%s:%u%.*s", tg.host_is_ipv6 ? "[" : "", req->host,
+                     tg.host_is_ipv6 ? "]" : "", req->port, (int)tg.path.len, tg.path.p);
+    if (n < 0 || (size_t)n >= ul)
+        return out_of_memory(ref); /* cannot happen: ul has room for the rest */
+    int upgrade =
+        (h->flags & HTTP1_F_UPGRADE) && (h->flags & HTTP1_F_CONN_UPGRADE) && h->minor == 1;
+    req->upgrade = upgrade ? UPGRADE_ASKED : UPGRADE_NONE;
+    req->body = h->body;
+    req->content_length = h->content_length;
+    if (build_head(req, h, &tg) < 0)
+        return out_of_memory(ref);
+    n = snprintf(req->poolkey, sizeof(req->poolkey), "%s:%u", req->host, req->port);
+    if (n < 0 || (size_t)n >= sizeof(req->poolkey))
+        return out_of_memory(ref); /* cannot happen: a host has at most 255 bytes */
+    return 0;
+}
+
+void
+request_free(struct request *req)
+{
+    if (req == NULL)
+        return;
+    free(req->host);
+    free(req->path);
+    free(req->target);
+    free(req->url);
+    free(req->user);
+    if (req->pass) {
+        OPENSSL_cleanse(req->pass, strlen(req->pass));
+        free(req->pass);
+    }
+    free(req->uhead);
+    memset(req, 0, sizeof(*req));
+}
