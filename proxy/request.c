@@ -314,7 +314,7 @@ out_of_memory(struct request_refusal *ref)
 
 /* The checks run in a fixed order, and each refusal leaves in req what
  * was learnt before it: the method always; host and path once the target
- * parsed; the credentials from the Host check on. kind is REQUEST_CONNECT
+ * parsed; the credentials once the Host check passed. kind is REQUEST_CONNECT
  * from the start for CONNECT, so a refused tunnel is logged as one. */
 int
 request_from_head(const struct http1_head *h, const struct snapshot *snap, struct request *req,

@@ -71,15 +71,17 @@ struct request {
 struct request_refusal {
     int status;         /* 400, 403, 508 ...; 0: close without a page */
     const char *reason; /* for the log (reason=), static */
-    const char *detail; /* one sentence for the error page, static */
+    const char *detail; /* one sentence for the error page, static;
+                         * NULL with status 0 */
 };
 
 /* Fills req (zeroed first) from the parsed head h, under the snapshot's
  * configuration and users. Returns 0 when the request goes on to the
  * decision, -1 when it is refused: then *ref says how, and req still holds
- * what was learnt before the refusal (method, host, path) for the log.
- * Either way free req with request_free. Out of memory is a refusal with
- * status 0 and reason "out-of-memory". */
+ * what was learnt before the refusal (method, host, path) for the log;
+ * kind is REQUEST_CONNECT for every CONNECT, refused or not. Either way
+ * free req with request_free. Out of memory is a refusal with status 0
+ * and reason "out-of-memory". */
 int request_from_head(const struct http1_head *h, const struct snapshot *snap,
                       struct request *req, struct request_refusal *ref);
 /* Frees what req owns (the password wiped) and zeroes it. NULL-safe. */
