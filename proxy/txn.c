@@ -119,6 +119,7 @@ head_read(struct conn *c)
     int refused = request_from_head(h, c->snap, &t->rq, &ref);
     size_t head_len = h->head_len;
     h = NULL;
+    t->is_connect = t->rq.kind == REQUEST_CONNECT; /* refused or not: logged ev=tunnel */
     if (refused) {
         /* The page counts every byte read so far (head and what followed)
          * as the client's: none of it goes anywhere. */
@@ -128,7 +129,6 @@ head_read(struct conn *c)
     }
     t->up = head_len;
     evbuffer_drain(in, head_len);
-    t->is_connect = t->rq.kind == REQUEST_CONNECT;
     if (c->draining)
         t->rq.client_close = 1;
     t->req_remain = t->rq.content_length;
