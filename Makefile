@@ -45,7 +45,7 @@ $(BUILD)/%.o: %.c
 
 # --- dependencies from Debian ------------------------------------------
 BUILD_DEPS = gcc make pkg-config libevent-dev libssl-dev libpcre2-dev libinih-dev libcrypt-dev libidn2-dev
-TEST_DEPS = libcmocka-dev python3-pytest curl wget nginx-light openssl apache2-utils tzdata groff-base man-db systemd nftables logrotate calamaris sarg prometheus util-linux nodejs
+TEST_DEPS = libcmocka-dev python3-pytest curl wget nginx-light openssl apache2-utils tzdata groff-base man-db systemd nftables logrotate calamaris sarg prometheus util-linux nodejs faketime
 # clang and its sanitizer/libFuzzer runtimes: make fuzz, make tsan.
 FUZZ_DEPS = clang libclang-rt-14-dev
 define apt_need
@@ -106,6 +106,11 @@ $(REPORT_LOG): | $(BUILD)/bench/gen_report_log
 bench-report: $(BIN) $(REPORT_LOG)
 	sh tests/bench/bench_report.sh ./$(BIN) $(REPORT_LOG)
 
+# No call cycle among the connection core and its phases and stages, and the
+# core calls no phase by name (tests/layers.py prints the call graph).
+check-layers:
+	/usr/bin/python3 tests/layers.py
+
 PYTEST = /usr/bin/python3 -m pytest
 integration: $(BIN)
 	$(PYTEST) -q tests/integration tests/catalog
@@ -113,6 +118,7 @@ integration: $(BIN)
 test: test-deps
 	$(MAKE) $(BIN) $(UNIT_TESTS)
 	$(MAKE) unit
+	$(MAKE) check-layers
 	$(MAKE) integration
 	$(MAKE) fuzz-replay
 
@@ -305,5 +311,5 @@ clean:
 	rm -rf $(BUILD) build-asan build-tsan build-valgrind $(FUZZ_BUILD) $(BIN)
 
 .PHONY: bench bench-tunnels all deps test-deps fuzz-deps run unit integration test asan test-asan \
-	test-valgrind tsan test-tsan install uninstall \
+	test-valgrind tsan test-tsan install uninstall check-layers \
 	clean bench-classify fuzz-replay fuzzers fuzz-build fuzz fuzz-smoke bench-report

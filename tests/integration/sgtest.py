@@ -306,7 +306,8 @@ def render_config(cfg):
 class SocialGate:
     _counter = 0
 
-    def __init__(self, e, name=None, overrides=None, port=None, cwd=None, config_text=None):
+    def __init__(self, e, name=None, overrides=None, port=None, cwd=None, config_text=None,
+                 extra_env=None):
         SocialGate._counter += 1
         self.env = e
         self.name = name or "sg%d" % SocialGate._counter
@@ -331,6 +332,7 @@ class SocialGate:
         self.proc = None
         self.expected_exit = False
         self.listen_host = "127.0.0.1"
+        self.extra_env = dict(extra_env or {})  # added to the daemon's environment (LD_PRELOAD, ...)
 
     # -- process --------------------------------------------------------------------------
     def start(self, wait=True, host=None, port=None):
@@ -339,7 +341,8 @@ class SocialGate:
         self.stderr_file = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen([str(BIN), "-c", str(self.config)], cwd=str(self.cwd),
                                      stdin=subprocess.DEVNULL, stdout=self.stderr_file,
-                                     stderr=self.stderr_file, start_new_session=True, env=CLEAN_ENV)
+                                     stderr=self.stderr_file, start_new_session=True,
+                                     env=dict(CLEAN_ENV, **self.extra_env))
         self.expected_exit = False
         if wait:
             h = host or self.listen_host
