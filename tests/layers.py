@@ -31,9 +31,11 @@ from pathlib import Path
 MODULES = ["conn", "forward", "tunnel", "gate", "upstream", "request", "txn", "decision"]
 
 # The core dispatches to phases through a `struct conn_ops` table and never
-# calls one by name; the same holds for the stages that decide.
+# calls one by name, nor the modules that drive a transaction through it
+# (gate, upstream). It may call the pure stages (request, decision), which
+# call nothing back: the core frees the routed request it holds.
 CORE = "conn"
-CORE_MUST_NOT_CALL = ["forward", "tunnel", "gate", "request", "txn"]
+CORE_MUST_NOT_CALL = ["forward", "tunnel", "gate", "upstream", "txn"]
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TAG_BEFORE = re.compile(r"(?<![A-Za-z0-9_])(struct|union|enum)$")
