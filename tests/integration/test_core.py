@@ -4,7 +4,9 @@ a minute boundary.
 - A keep-alive connection: every request on it is decided by the snapshot
   current when its head is complete, so a reload that turns a rule from
   allow to deny reaches the next request on an open connection; a reload
-  that changes something else does not drop the connection.
+  that changes something else does not drop the connection. An open tunnel
+  keeps its decision until its first traffic in the next clock minute, then
+  is decided again under the new rules (reason=policy-changed when denied).
 - A transfer whose quota runs out mid-way is decided again at its first
   traffic in the next clock minute, with the method and path of its
   request: a rule with `methods` or `path_regex` can still allow it.
@@ -349,3 +351,79 @@ def test_quota_exhausted_transfer_closed_without_other_rule(quota_run):
         "the youtube download completed after its quota ran out: %s" % e.raw)
     assert (e["reason"], e["action"], e["rule"]) == ("quota-exhausted", "deny", "youtube-deny"), e.raw
     assert _fake_minute(e) == FAKE_BOUNDARY // 60, e.raw
+
+
+# --- a reload reaches an open tunnel at its next minute ------------------------------------------
+
+
+def test_reload_to_deny_closes_open_tunnel_at_next_minute(env, hosts):
+    """An open tunnel keeps its decision across a reload until its first traffic in the next
+    clock minute; then it is decided again under the new rules and closed when they deny
+    (reason=policy-changed)."""
+    lead = 15.0 if VALGRIND_LOGS else 6.0
+    offset = FAKE_BOUNDARY - lead - time.time()
+    fake_env = {
+        "LD_PRELOAD": faketime_lib(),
+        "FAKETIME": "%+.3f" % offset,
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") +
+                         ":verify_asan_link_order=0").lstrip(":"),
+    }
+    d = SocialGate(env, name="tunnel-clock", overrides={"dns": {"hosts_file": str(hosts)}},
+                   extra_env=fake_env)
+    (d.dir / "rules" / "00-platforms.ini").write_text(CATALOG)
+    (d.dir / "rules" / "10-policy.ini").write_text(OPEN_POLICY)
+    port = env.nginx_http
+    try:
+        d.start()
+        boundary_real = time.monotonic() + (FAKE_BOUNDARY - (time.time() + offset))
+        if boundary_real - time.monotonic() < 3.0:
+            pytest.fail("socialgate took too long to start: its clock is already within 3 s of "
+                        "the minute boundary")
+        c = d.conn(timeout=10)
+        try:
+            c.send("CONNECT www.linkedin.com:%d HTTP/1.1\r\nHost: www.linkedin.com:%d\r\n\r\n"
+                   % (port, port))
+            assert c.read_head()[1] == 200
+            inner = "GET /u/%s HTTP/1.1\r\nHost: www.linkedin.com:%d\r\n\r\n"
+            c.send(inner % (token(), port))
+            r = c.read_response()
+            assert r.status == 200, r
+
+            (d.dir / "rules" / "10-policy.ini").write_text(CLOSED_POLICY)
+            # The log's clock is the daemon's (fake): count the ev=config lines instead.
+            before = sum(1 for e in d.entries() if e.get("ev") == "config")
+            d.send(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while sum(1 for e in d.entries() if e.get("ev") == "config") == before:
+                assert time.monotonic() < deadline, "the reload was not logged"
+                time.sleep(0.05)
+            # Still the minute the tunnel was decided in: it keeps its decision.
+            assert time.monotonic() < boundary_real - 0.5, "the reload took too long"
+            c.send(inner % (token(), port))
+            r = c.read_response()
+            assert r.status == 200, "the tunnel was cut before its next minute: %r" % r
+
+            time.sleep(max(0.0, boundary_real - time.monotonic()) + 0.5)
+            closed = False
+            try:
+                c.send(inner % (token(), port))
+                c.read_response(timeout=5)
+            except (Closed, OSError):
+                closed = True
+            assert closed or c.is_closed(5), "the tunnel still relays after the minute boundary"
+        finally:
+            c.close()
+        e = d.wait_log(ev="tunnel", host="www.linkedin.com", timeout=10)
+        assert (e["rule"], e["action"], e["reason"]) == (
+            "linkedin-closed", "deny", "policy-changed"), e.raw
+        assert _fake_minute(e) == FAKE_BOUNDARY // 60, e.raw
+    finally:
+        died = d.proc is not None and d.proc.poll() is not None and not d.expected_exit
+        d.kill()
+        report = d.sanitizer_report()
+        if report:
+            pytest.fail("sanitizer report from socialgate %s:\n%s" % (d.name, report))
+        if died:
+            pytest.fail("socialgate %s died (exit %s):\n%s"
+                        % (d.name, d.proc.returncode, d.stderr_tail()))
