@@ -604,11 +604,14 @@ main(int argc, char **argv)
 
     event_base_dispatch(main_base);
 
+    /* Every worker's loop has ended (poll_cb), their bases are still
+     * there: the pool drops the checks not started, waits for those in
+     * progress and frees every job and its event, before a base goes. */
+    authpool_stop();
     for (int i = 0; i < nworkers; i++)
         worker_join_free(workers[i]);
     free(workers);
     admin_stop();
-    authpool_stop();
     save_state();
     write_usage(); /* the last, partial interval */
     usage_reset();

@@ -177,5 +177,8 @@ stats_format(char *buf, size_t size, long open_conns, size_t active_users, int d
          atomic_load(&counters[STATS_UPSTREAM_ERRORS]));
     header(&o, "socialgate_auth_failures_total", "counter", "Wrong or malformed proxy credentials.");
     emit(&o, "socialgate_auth_failures_total %lu\n", atomic_load(&counters[STATS_AUTH_FAILURES]));
+    header(&o, "socialgate_auth_busy_total", "counter",
+           "Proxy credentials refused unchecked (503): too many password checks were waiting.");
+    emit(&o, "socialgate_auth_busy_total %lu\n", atomic_load(&counters[STATS_AUTH_BUSY]));
     return o.len;
 }

@@ -17,6 +17,7 @@ enum stats_counter {
     STATS_RELOAD_OK,
     STATS_RELOAD_ERROR,
     STATS_AUTH_FAILURES,
+    STATS_AUTH_BUSY, /* checks refused: AUTHPOOL_MAX_QUEUE were waiting */
     STATS_NCOUNTERS
 };
 
