@@ -45,7 +45,7 @@ $(BUILD)/%.o: %.c
 
 # --- dependencies from Debian ------------------------------------------
 BUILD_DEPS = gcc make pkg-config libevent-dev libssl-dev libpcre2-dev libinih-dev libcrypt-dev libidn2-dev
-TEST_DEPS = libcmocka-dev python3-pytest curl wget nginx-light openssl apache2-utils tzdata groff-base man-db systemd nftables logrotate calamaris sarg prometheus util-linux nodejs faketime
+TEST_DEPS = libcmocka-dev python3-pytest curl wget nginx-light openssl apache2-utils tzdata groff-base man-db systemd nftables logrotate calamaris sarg prometheus util-linux nodejs faketime valgrind
 # clang and its sanitizer/libFuzzer runtimes: make fuzz, make tsan.
 FUZZ_DEPS = clang libclang-rt-14-dev
 define apt_need
@@ -190,7 +190,6 @@ test-asan: test-deps asan
 # that measure speed, time bounds or memory are deselected.
 VALGRIND_LOGS = build-valgrind/logs
 test-valgrind: test-deps
-	$(call apt_need,valgrind)
 	$(MAKE) $(BIN)
 	rm -rf $(VALGRIND_LOGS) && mkdir -p $(VALGRIND_LOGS)
 	SG_VALGRIND_LOGS=$(CURDIR)/$(VALGRIND_LOGS) SG_VALGRIND_TARGET=$(CURDIR)/$(BIN) SG_KILL_GRACE=30 \

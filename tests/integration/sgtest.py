@@ -99,6 +99,24 @@ def kill_group(proc, first=signal.SIGTERM, grace=3.0):
         pass
 
 
+def binary_flavour():
+    """What SOCIALGATE_BIN is: 'asan', 'tsan', 'wrapper' (a script, e.g. valgrind-wrap.sh)
+    or 'plain'."""
+    try:
+        with open(BIN, "rb") as f:
+            head = f.read(4)
+            if head[:2] == b"#!":
+                return "wrapper"
+            data = head + f.read()
+    except OSError:
+        return "plain"
+    if b"__asan_init" in data:
+        return "asan"
+    if b"__tsan_init" in data:
+        return "tsan"
+    return "plain"
+
+
 def run(cmd, timeout=60, **kw):
     return subprocess.run(cmd, capture_output=True, timeout=timeout, env=kw.pop("env", CLEAN_ENV), **kw)
 

@@ -27,7 +27,9 @@ import pytest
 
 from hostile import MiB, LazyOrigin, ScriptedOrigin, lazy_crc, pattern_block
 from rawhttp import first_status
-from sgtest import BIN, HangingListener, curl, exchange, free_port, origin_quiet_since, token
+from sgtest import (
+    HangingListener, binary_flavour, curl, exchange, free_port, origin_quiet_since, token,
+)
 
 # The README's bound on the daemon's resident memory, whatever its peers do.
 RSS_BOUND_KIB = 64 * 1024
@@ -37,24 +39,7 @@ RSS_BOUND_KIB = 64 * 1024
 # helpers
 # ---------------------------------------------------------------------------------------------
 
-def _binary_flavour():
-    """'asan', 'tsan', 'wrapper' (a script, e.g. valgrind) or 'plain'."""
-    try:
-        with open(BIN, "rb") as f:
-            head = f.read(4)
-            if head[:2] == b"#!":
-                return "wrapper"
-            data = head + f.read()
-    except OSError:
-        return "plain"
-    if b"__asan_init" in data:
-        return "asan"
-    if b"__tsan_init" in data:
-        return "tsan"
-    return "plain"
-
-
-FLAVOUR = _binary_flavour()
+FLAVOUR = binary_flavour()
 
 
 def rss_kib(pid):
