@@ -176,12 +176,13 @@ ask(struct fixture *f, const struct ask *a)
     struct decision_in in = {
         .snap = &f->snap,
         .user = a->user,
+        .auth = a->user ? AUTH_OK : AUTH_NONE,
         .client = a->ip ? (const struct sockaddr *)&ss : NULL,
         .platform = a->host && a->host[0] ? platform_of(f, a->host) : -1,
         .method = a->method,
         .path = a->path,
         .path_len = a->path ? strlen(a->path) : 0,
-        .local = &tm,
+        .local_tm = &tm,
     };
     struct decision d;
     memset(&d, 0xaa, sizeof(d));
@@ -597,7 +598,7 @@ test_methods_and_path_regex(void **state)
                              .method = "GET",
                              .path = "/groups/1?x",
                              .path_len = 3,
-                             .local = &tm};
+                             .local_tm = &tm};
     struct decision d;
     decision_make(&in, &d);
     assert_string_equal(rule_name(&f, d.rule), "fb");
@@ -681,6 +682,132 @@ test_quota_falls_through(void **state)
     vid.when = "2026-12-07 00:00"; /* Monday */
     d = ask(&f, &vid);
     assert_string_equal(rule_name(&f, d.rule), "video-week");
+    fx_free(&f);
+    usage_reset();
+}
+
+/* --- the one verdict (decision_eval): what the daemon does, and explain prints */
+
+static void
+test_verdicts(void **state)
+{
+    (void)state;
+    usage_reset();
+    struct fixture f;
+    fx_load(&f,
+            "[role staff]\n"
+            "networks = 10.0.0.0/8\n"
+            "[role alices]\n"
+            "users = alice\n"
+            "[rule staff-video-warn]\n"
+            "roles = staff\n"
+            "platforms = youtube\n"
+            "action = warn\n"
+            "[rule alice-social]\n"
+            "roles = alices\n"
+            "categories = social\n"
+            "quota = 1m/day\n"
+            "action = allow\n"
+            "[rule social-deny]\n"
+            "categories = social\n"
+            "action = deny\n",
+            NULL);
+    struct diag d = {0};
+    struct htpasswd *users = htpasswd_load_string("alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n",
+                                                  "htpasswd", &d);
+    print_diag(&d);
+    assert_non_null(users);
+    diag_free(&d);
+    struct sockaddr_storage staff, other;
+    make_addr("10.1.2.3", &staff);
+    make_addr("192.0.2.7", &other);
+    struct tm tm = at("2026-11-30 10:00");
+    int fb = platform_of(&f, "www.facebook.com"), yt = platform_of(&f, "www.youtube.com");
+    struct {
+        const char *user;
+        enum request_auth auth;
+        const struct sockaddr_storage *client;
+        int platform, tunnel, local, with_users, required;
+        enum verdict want;
+        int rule_kept; /* the deciding rule is reported (not -1) */
+    } rows[] = {
+        /* no [auth]: the policy alone */
+        {NULL, AUTH_NONE, &other, fb, 0, 0, 0, 0, VERDICT_DENY_PAGE, 1},
+        {NULL, AUTH_NONE, &other, -1, 0, 0, 0, 0, VERDICT_ALLOW, 0},
+        {NULL, AUTH_NONE, &staff, yt, 0, 0, 0, 0, VERDICT_WARN_PAGE, 1},
+        {NULL, AUTH_NONE, &staff, yt, 1, 0, 0, 0, VERDICT_ALLOW, 1}, /* a tunnel shows no page */
+        {NULL, AUTH_NONE, &other, -1, 0, 1, 0, 0, VERDICT_LOCAL, 0},
+        /* with [auth]: a denial an anonymous client could change asks who it is */
+        {NULL, AUTH_NONE, &other, fb, 0, 0, 1, 0, VERDICT_ASK_AUTH, 0},
+        {NULL, AUTH_NONE, &other, -1, 0, 0, 1, 0, VERDICT_ALLOW, 0},
+        {NULL, AUTH_NONE, &other, -1, 0, 0, 1, 1, VERDICT_ASK_AUTH, 0}, /* required = yes */
+        {"alice", AUTH_UNCHECKED, &other, fb, 0, 0, 1, 0, VERDICT_CHECK_PASSWORD, 0},
+        {"alice", AUTH_FAILED, &other, fb, 0, 0, 1, 0, VERDICT_ASK_AUTH, 0},
+        {"alice", AUTH_OK, &other, fb, 0, 0, 1, 1, VERDICT_ALLOW, 1},
+        {"bob", AUTH_OK, &other, fb, 0, 0, 1, 1, VERDICT_DENY_PAGE, 1},
+    };
+    for (size_t i = 0; i < N_ELEM(rows); i++) {
+        f.snap.users = rows[i].with_users ? users : NULL;
+        f.cfg.auth_required = rows[i].required;
+        struct decision_in in = {
+            .snap = &f.snap,
+            .user = rows[i].user,
+            .auth = rows[i].auth,
+            .client = (const struct sockaddr *)rows[i].client,
+            .platform = rows[i].platform,
+            .method = rows[i].tunnel ? NULL : "GET",
+            .path = rows[i].tunnel ? NULL : "/",
+            .path_len = rows[i].tunnel ? 0 : 1,
+            .tunnel = rows[i].tunnel,
+            .local = rows[i].local,
+            .now = 1796032800,
+            .local_tm = &tm,
+        };
+        struct decision out;
+        enum verdict v = decision_eval(&in, &out);
+        if (v != rows[i].want)
+            fail_msg("row %zu: verdict %s, want %s", i, decision_verdict_name(v),
+                     decision_verdict_name(rows[i].want));
+        assert_int_equal(out.verdict, v);
+        assert_int_equal(out.rule >= 0, rows[i].rule_kept);
+    }
+
+    /* A used-up quota that would have allowed: the quota page, not the deny page. */
+    f.snap.users = users;
+    f.cfg.auth_required = 1;
+    const struct policy_rule *q = policy_rule(f.rules->policy, 1);
+    int period = decision_period(q, &tm);
+    int crossed;
+    usage_quota_mark("alice", "alice-social", period, 29400000, 1, &crossed);
+    struct decision_in in = {.snap = &f.snap,
+                             .user = "alice",
+                             .auth = AUTH_OK,
+                             .client = (const struct sockaddr *)&other,
+                             .platform = fb,
+                             .method = "GET",
+                             .path = "/",
+                             .path_len = 1,
+                             .now = 1796032800,
+                             .local_tm = &tm};
+    struct decision out;
+    assert_int_equal(decision_eval(&in, &out), VERDICT_QUOTA_PAGE);
+    assert_string_equal(rule_name(&f, out.rule), "social-deny");
+
+    /* A Continue recorded for the identity and platform lets the warn through. */
+    f.snap.users = NULL;
+    f.cfg.auth_required = 0;
+    usage_continue_set("10.1.2.3", "youtube", 1796032800 + 600);
+    struct decision_in w = {.snap = &f.snap,
+                            .client = (const struct sockaddr *)&staff,
+                            .platform = yt,
+                            .method = "GET",
+                            .path = "/",
+                            .path_len = 1,
+                            .now = 1796032800,
+                            .local_tm = &tm};
+    assert_int_equal(decision_eval(&w, &out), VERDICT_ALLOW);
+    assert_string_equal(policy_action_name(out.action), "warn");
+    htpasswd_free(users);
     fx_free(&f);
     usage_reset();
 }
@@ -1455,6 +1582,7 @@ main(void)
         cmocka_unit_test(test_when_windows),
         cmocka_unit_test(test_methods_and_path_regex),
         cmocka_unit_test(test_quota_falls_through),
+        cmocka_unit_test(test_verdicts),
         cmocka_unit_test(test_lint_unreachable),
         cmocka_unit_test(test_errors_file_line),
         cmocka_unit_test(test_rules_folder),
