@@ -295,6 +295,10 @@ static void
 closing_flushed(struct conn *c)
 {
     if (c->linger_until == 0 && evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
+        if (c->cli_eof) { /* the client has finished sending: nothing to linger for */
+            conn_close(c, NULL);
+            return;
+        }
         shutdown(bufferevent_getfd(c->cbev), SHUT_WR);
         c->linger_until = conn_now_ms(c) + CONN_LINGER_MS;
         conn_arm(c, CONN_LINGER_MS);
@@ -317,7 +321,7 @@ conn_close_after_write(struct conn *c)
     conn_txn_log(c);
     c->linger_until = 0;
     bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->cbev, c->cli_eof ? EV_WRITE : EV_READ | EV_WRITE);
     conn_arm(c, c->cfg->idle_timeout_ms);
     closing_flushed(c);
     return CONN_CLOSED;
@@ -591,6 +595,13 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
     struct conn *c = arg;
     (void)bev;
     if (c->closing) {
+        if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+            evbuffer_get_length(bufferevent_get_output(c->cbev)) > 0) {
+            /* A client that half-closes after its request still gets the
+             * whole answer: close once it has gone out. */
+            c->cli_eof = 1;
+            return;
+        }
         conn_close(c, NULL);
         return;
     }

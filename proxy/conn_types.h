@@ -137,7 +137,8 @@ struct conn {
     uint64_t last_active; /* ms, monotonic */
     uint64_t linger_until;
     size_t lingered;
-    int cli_eof, up_eof; /* tunnel half-closes */
+    int cli_eof, up_eof; /* EOF seen: half-closes in a tunnel; while closing, the
+                          * client is done and the conn closes once flushed */
     int cli_shut, up_shut;
     struct splicer *spl;   /* the kernel relays (splice) */
     struct event *gone_ev; /* EV_CLOSED on the client while its reading is off */

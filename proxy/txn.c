@@ -139,8 +139,16 @@ head_read(struct conn *c)
 static enum conn_rc
 head_event(struct conn *c, short what)
 {
-    if (!c->t.active && evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0)
+    if (!c->t.active && evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0) {
+        if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+            evbuffer_get_length(bufferevent_get_output(c->cbev)) > 0) {
+            /* The client half-closed before the last answer had gone out
+             * (keep-alive): that answer is still owed. */
+            c->cli_eof = 1;
+            return conn_close_after_write(c);
+        }
         return conn_close(c, NULL); /* idle keep-alive connection closed by the client */
+    }
     conn_txn_begin(c);
     return conn_close(c, (what & BEV_EVENT_EOF) ? "client-closed" : "client-error");
 }
