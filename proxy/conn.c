@@ -91,6 +91,17 @@ conn_arm(struct conn *c, uint64_t ms)
     evtimer_add(c->timer, &tv);
 }
 
+int
+conn_rearm_idle(struct conn *c, uint64_t now)
+{
+    uint64_t idle = c->cfg->idle_timeout_ms;
+    if (now - c->last_active < idle) {
+        conn_arm(c, idle - (now - c->last_active));
+        return 1;
+    }
+    return 0;
+}
+
 void
 conn_set_phase(struct conn *c, const struct conn_ops *ops)
 {

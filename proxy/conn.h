@@ -81,6 +81,10 @@ uint64_t conn_now_ms(struct conn *c);
 void conn_wall_clock(struct conn *c, time_t *sec, long *usec);
 /* (Re)arms the connection's single timer, ms from now. */
 void conn_arm(struct conn *c, uint64_t ms);
+/* For a phase's timeout: 1 when the connection was active within
+ * idle_timeout (the timer is re-armed for the rest), 0 when it has been
+ * idle that long. */
+int conn_rearm_idle(struct conn *c, uint64_t now);
 /* localtime_r, cached per thread for the current second. */
 void conn_local_tm(time_t t, struct tm *out);
 /* Notice a client that leaves while its reading is off (on) or stop (0):

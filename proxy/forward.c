@@ -387,13 +387,10 @@ static enum conn_rc
 forward_timeout(struct conn *c, uint64_t now)
 {
     struct txn *t = &c->t;
-    uint64_t idle = c->cfg->idle_timeout_ms;
     if (t->req_done && !t->resp_head_done && !c->watching)
         conn_watch_client(c, 1); /* a slow answer: notice a client that leaves */
-    if (now - c->last_active < idle) {
-        conn_arm(c, idle - (now - c->last_active));
+    if (conn_rearm_idle(c, now))
         return CONN_GO_ON;
-    }
     if (!t->resp_head_done) {
         stats_count(STATS_UPSTREAM_ERRORS);
         return conn_reply_error(c, 504, "upstream-timeout", "The server did not answer in time.");

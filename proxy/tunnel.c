@@ -204,11 +204,8 @@ tunnel_upstream_event(struct conn *c, short what)
 static enum conn_rc
 tunnel_timeout(struct conn *c, uint64_t now)
 {
-    uint64_t idle = c->cfg->idle_timeout_ms;
-    if (now - c->last_active < idle) {
-        conn_arm(c, idle - (now - c->last_active));
+    if (conn_rearm_idle(c, now))
         return CONN_GO_ON;
-    }
     return conn_close(c, "idle-timeout");
 }
 
