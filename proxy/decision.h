@@ -21,7 +21,8 @@ struct decision_in {
     enum request_auth auth; /* what is known of its password */
     const struct sockaddr *client;
     int platform;     /* catalog index, -1: unclassified */
-    const char *method, *path; /* NULL in a tunnel */
+    const char *method, *path; /* NULL in a tunnel; path normalised
+                                * (request_normalize_path) */
     size_t path_len;
     int tunnel;       /* a CONNECT (no page can be shown inside it) */
     int local;        /* a request for socialgate.local itself */

@@ -13,6 +13,7 @@
 #include "decision.h"
 #include "htpasswd.h"
 #include "policy.h"
+#include "request.h"
 #include "snapshot.h"
 #include "timewin.h"
 #include "usage.h"
@@ -228,12 +229,22 @@ explain_main(int argc, char **argv, const char *default_config)
         if (*q >= 'a' && *q <= 'z')
             *q = (char)(*q - 32);
     int tunnel = strcmp(mbuf, "CONNECT") == 0 || strncasecmp(argv[optind], "https://", 8) == 0;
+    /* path_regex sees the path normalised as the daemon does it. */
+    const char *raw = path ? path : "/";
+    size_t raw_len = strcspn(raw, "?#"), npath_len = 0;
+    char *npath = tunnel ? NULL : request_normalize_path(raw, raw_len, &npath_len);
+    if (!tunnel && npath == NULL) {
+        fprintf(stderr, "socialgate explain: out of memory\n");
+        snapshot_release(s);
+        return 2;
+    }
     if (tunnel)
         printf("request:   CONNECT tunnel (no method or path: methods and path_regex never "
                "match)\n");
+    else if (npath_len != raw_len || memcmp(npath, raw, raw_len) != 0)
+        printf("request:   %s %.*s (path_regex sees %s)\n", mbuf, (int)raw_len, raw, npath);
     else
-        printf("request:   %s %.*s\n", mbuf, path ? (int)strcspn(path, "?#") : 1,
-               path ? path : "/");
+        printf("request:   %s %.*s\n", mbuf, (int)raw_len, raw);
 
     printf("rules:\n");
     struct decision dec, verdict;
@@ -244,8 +255,8 @@ explain_main(int argc, char **argv, const char *default_config)
         .client = client,
         .platform = m.platform,
         .method = tunnel ? NULL : mbuf,
-        .path = tunnel ? NULL : path ? path : "/",
-        .path_len = tunnel ? 0 : path ? strcspn(path, "?#") : 1,
+        .path = npath,
+        .path_len = npath_len,
         .tunnel = tunnel,
         .now = time(NULL),
         .local_tm = &tm,
@@ -280,6 +291,7 @@ explain_main(int argc, char **argv, const char *default_config)
                                             "and logged action=warn"
                                           : "plain HTTP shows the warn page with a Continue link");
     int rc = dec.action == POLICY_DENY ? 1 : 0;
+    free(npath);
     usage_reset();
     snapshot_release(s);
     return rc;

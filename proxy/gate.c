@@ -43,7 +43,7 @@ build_in(struct conn *c, int platform, struct decision_in *in, struct tm *local)
     in->client = (const struct sockaddr *)&c->peer;
     in->platform = platform;
     in->method = t->is_connect ? NULL : t->rq.method;
-    in->path = t->is_connect ? NULL : t->rq.path;
+    in->path = t->is_connect ? NULL : t->rq.npath; /* normalised: what path_regex sees */
     in->path_len = in->path ? strlen(in->path) : 0;
     in->tunnel = t->is_connect;
     in->local = t->rq.kind == REQUEST_LOCAL;

@@ -331,14 +331,31 @@ rule_key(struct policy *p, struct policy_rule *r, int k, const char *value, cons
     case 3: /* when */
         r->line_when = r->raw_when ? r->line_when : line;
         return append_raw(&r->raw_when, value);
-    case 4: /* methods */
+    case 4: { /* methods */
+        size_t first = r->nmethods;
         if (add_list(&r->methods, &r->nmethods, value, 0) < 0)
             return -1;
-        for (size_t i = 0; i < r->nmethods; i++)
-            for (char *q = r->methods[i]; *q; q++)
+        /* Request methods are case-sensitive (RFC 9110 9.1) and compared as
+         * sent: "get" in a rule is read as the GET clients send, and said. */
+        for (size_t i = first; i < r->nmethods; i++) {
+            char *m = r->methods[i];
+            if (strpbrk(m, "abcdefghijklmnopqrstuvwxyz") == NULL)
+                continue;
+            char *was = strdup(m);
+            if (was == NULL)
+                return -1;
+            for (char *q = m; *q; q++)
                 if (*q >= 'a' && *q <= 'z')
                     *q = (char)(*q - 32);
+            diag_warning(d, file, line,
+                         "rule '%s': methods = %s: read as %s; request methods are "
+                         "case-sensitive (RFC 9110 9.1) and a request that says '%s' does not "
+                         "match",
+                         r->name, was, m, was);
+            free(was);
+        }
         return 0;
+    }
     case 5: { /* path_regex */
         int code;
         PCRE2_SIZE off;

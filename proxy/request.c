@@ -6,6 +6,7 @@
 
 #include <openssl/crypto.h>
 
+#include "catalog.h"
 #include "config.h"
 #include "htpasswd.h"
 #include "http1.h"
@@ -272,6 +273,111 @@ build_head(struct request *req, const struct http1_head *h, const struct http1_t
     return 0;
 }
 
+/* --- the path path_regex sees --------------------------------------------- */
+
+static int
+hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* RFC 3986 2.3 */
+static int
+unreserved(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
+/* Percent-decoding of p[0..len) into out after a leading '/' (one is
+ * added when p has none). Every '%' written starts an upper-case encoding
+ * of a byte that is not unreserved, so a second pass changes nothing.
+ * Returns the length; out has room for 3 * len + 2 bytes. */
+static size_t
+decode_unreserved(const char *p, size_t len, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t w = 0, i = 0;
+    out[w++] = '/';
+    if (len > 0 && p[0] == '/')
+        i = 1;
+    for (; i < len; i++) {
+        int hi = -1, lo = -1;
+        if (p[i] == '%' && len - i >= 3) {
+            hi = hex_digit(p[i + 1]);
+            lo = hex_digit(p[i + 2]);
+        }
+        if (p[i] != '%') {
+            out[w++] = p[i];
+        } else if (hi < 0 || lo < 0) {
+            memcpy(out + w, "%25", 3); /* a '%' that starts no encoding */
+            w += 3;
+        } else if (unreserved((unsigned char)(hi * 16 + lo))) {
+            out[w++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[w++] = '%';
+            out[w++] = hex[hi];
+            out[w++] = hex[lo];
+            i += 2;
+        }
+    }
+    return w;
+}
+
+char *
+request_normalize_path(const char *p, size_t len, size_t *outlen)
+{
+    if (len > (SIZE_MAX - 2) / 3)
+        return NULL;
+    char *out = malloc(3 * len + 2);
+    if (out == NULL)
+        return NULL;
+    size_t n = decode_unreserved(p, len, out);
+    /* Segments after the leading '/', rewritten in place: the output is
+     * "/" then each kept segment followed by '/', and never longer than
+     * what was read, so w <= start of the segment being read. An empty
+     * segment (a repeated slash) and "." are dropped, ".." drops the last
+     * kept segment (none at the root). */
+    size_t w = 1, r = 1;
+    int last_kept = 0;
+    for (;;) {
+        size_t s = r;
+        while (r < n && out[r] != '/')
+            r++;
+        size_t sl = r - s;
+        if (sl == 0 || (sl == 1 && out[s] == '.')) {
+            last_kept = 0;
+        } else if (sl == 2 && out[s] == '.' && out[s + 1] == '.') {
+            if (w > 1) {
+                w--; /* the '/' after the last kept segment */
+                while (w > 1 && out[w - 1] != '/')
+                    w--;
+            }
+            last_kept = 0;
+        } else {
+            memmove(out + w, out + s, sl);
+            w += sl;
+            out[w++] = '/';
+            last_kept = 1;
+        }
+        if (r >= n)
+            break;
+        r++; /* the '/' */
+    }
+    if (last_kept)
+        w--; /* "/a/b" keeps no trailing slash, "/a/b/" and "/a/." do */
+    out[w] = '\0';
+    *outlen = w;
+    return out;
+}
+
 /* --- the request ----------------------------------------------------------- */
 
 static char *
@@ -382,6 +488,12 @@ request_from_head(const struct http1_head *h, const struct snapshot *snap, struc
                       "or request an absolute http:// URL.");
     if (req->host == NULL || (tg.form == HTTP1_FORM_ABSOLUTE && req->path == NULL))
         return out_of_memory(ref);
+    /* A host the catalog cannot read (an empty label, over 253 bytes)
+     * would be unclassified, so allowed where the policy means to deny. */
+    char norm[CATALOG_MAX_HOST + 1];
+    int is_ip;
+    if (catalog_normalize(req->host, strlen(req->host), norm, sizeof(norm), &is_ip) <= 0)
+        return refuse(ref, 400, "bad-host", "The host name is malformed.");
     if (request_via_loops(h))
         return refuse(ref, 508, "forwarding-loop", "This request has already passed this proxy.");
     if (is_connect) {
@@ -391,6 +503,10 @@ request_from_head(const struct http1_head *h, const struct snapshot *snap, struc
         return 0;
     }
 
+    size_t nl;
+    req->npath = request_normalize_path(req->path, strlen(req->path), &nl);
+    if (req->npath == NULL)
+        return out_of_memory(ref);
     size_t ul = strlen(req->host) + tg.path.len + 32;
     req->url = malloc(ul);
     if (req->url == NULL)
@@ -419,6 +535,7 @@ request_free(struct request *req)
         return;
     free(req->host);
     free(req->path);
+    free(req->npath);
     free(req->target);
     free(req->url);
     free(req->user);

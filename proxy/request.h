@@ -1,7 +1,8 @@
 /* The request stage (pure: no libevent, no clock, no logging): from a
  * parsed request head to a routed request or a refusal. It holds every
  * check that needs only the head and the configuration: the target and its
- * form, Host, socialgate.local, CONNECT ports, forwarding loops (Via), the
+ * form, Host, a host name the catalog can read, socialgate.local, CONNECT
+ * ports, forwarding loops (Via), the path path_regex sees, the
  * credentials sent, the limits before authentication, and the head sent
  * upstream (origin form, a correct Host, hop-by-hop fields removed, Via
  * added). The connection core and the phases never look at a raw head. */
@@ -47,8 +48,10 @@ struct request {
     char *host;        /* owned, lower-case; NULL until known */
     uint16_t port;     /* 80 for http:// without a port */
     int host_is_ipv6;  /* host was a bracketed literal */
-    char *path;        /* owned: path without the query, for the log and
-                        * path_regex; NULL for CONNECT */
+    char *path;        /* owned: path without the query, as sent, for the
+                        * log; NULL for CONNECT */
+    char *npath;       /* owned: path normalised for path_regex
+                        * (request_normalize_path); REQUEST_FORWARD only */
     char *target;      /* owned: path and query (REQUEST_LOCAL only) */
     char *url;         /* owned: "http://host:port/path?q" (REQUEST_FORWARD) */
     int is_head;       /* method HEAD (response framing) */
@@ -84,6 +87,17 @@ struct request_refusal {
  * and reason "out-of-memory". */
 int request_from_head(const struct http1_head *h, const struct snapshot *snap,
                       struct request *req, struct request_refusal *ref);
+/* The path as a rule's path_regex sees it (RFC 3986 6.2.2), from
+ * p[0..len), a path without its query:
+ * percent-encoded unreserved characters (ALPHA DIGIT - . _ ~) decoded,
+ * other percent-encodings upper-cased ("%2f" becomes "%2F": an encoded
+ * slash stays encoded) and a '%' that starts no encoding written as "%25";
+ * then repeated slashes merged and dot segments removed (RFC 3986 5.2.4),
+ * ".." never climbing above the root. Decoding happens once ("%252e" stays
+ * "%252e"). The result always starts with '/', holds no NUL unless p did,
+ * and normalises to itself. Returns it owned (free), its length in
+ * *outlen; NULL out of memory. */
+char *request_normalize_path(const char *p, size_t len, size_t *outlen);
 /* Frees what req owns (the password wiped) and zeroes it. NULL-safe. */
 void request_free(struct request *req);
 

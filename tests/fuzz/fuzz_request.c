@@ -9,10 +9,13 @@
  * forwarded request has a head that starts with its method, ends with an
  * empty line, parses again as a request with the same body framing, holds
  * one Host and no Proxy-Authorization; a tunnel's port is allowed; a local
- * request has no body; credentials mean nothing without a users file. The
+ * request has no body; credentials mean nothing without a users file; a
+ * forwarded or tunnelled host is one the catalog can normalise; path_regex
+ * gets the normalised path (npath) of a forwarded request. The
  * pre-authentication limits are checked on every input, parsed or not. */
 #include <string.h>
 
+#include "catalog.h"
 #include "config.h"
 #include "fuzz.h"
 #include "htpasswd.h"
@@ -84,6 +87,11 @@ check_forward(const struct request *req, const struct http1_head *h)
 {
     static struct http1_head u;
     FUZZ_CHECK(req->host != NULL && req->path != NULL && req->path[0] == '/');
+    /* path_regex sees the normalised path, the log the one sent */
+    size_t nl = 0;
+    char *np = request_normalize_path(req->path, strlen(req->path), &nl);
+    FUZZ_CHECK(np != NULL && req->npath != NULL && strcmp(req->npath, np) == 0);
+    free(np);
     FUZZ_CHECK(req->target == NULL);
     FUZZ_CHECK(req->url != NULL && strncmp(req->url, "http://", 7) == 0);
     FUZZ_CHECK(req->poolkey[0] != '\0');
@@ -145,6 +153,7 @@ check_one(const struct http1_head *h, int s)
             break;
         case REQUEST_CONNECT:
             FUZZ_CHECK(req.host != NULL && req.port != 0 && req.path == NULL);
+            FUZZ_CHECK(req.npath == NULL);
             FUZZ_CHECK(config_connect_port_allowed(snaps[s].cfg, req.port));
             FUZZ_CHECK(req.uhead == NULL && req.url == NULL);
             break;
@@ -157,8 +166,14 @@ check_one(const struct http1_head *h, int s)
         default:
             FUZZ_CHECK(0);
         }
-        if (req.kind != REQUEST_LOCAL) /* answered here: no loop possible */
+        if (req.kind != REQUEST_LOCAL) { /* answered here: no loop possible */
             FUZZ_CHECK(!request_via_loops(h));
+            /* a host the catalog cannot read is refused (bad-host) */
+            char norm[CATALOG_MAX_HOST + 1];
+            int is_ip;
+            FUZZ_CHECK(catalog_normalize(req.host, strlen(req.host), norm, sizeof(norm), &is_ip) >
+                       0);
+        }
     }
     request_free(&req);
     FUZZ_CHECK(req.host == NULL && req.uhead == NULL && req.pass == NULL);

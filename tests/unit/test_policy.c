@@ -88,17 +88,18 @@ struct fixture {
     struct snapshot snap;
 };
 
-/* Loads CATALOG + policy (must load without errors or warnings) and an
- * optional group file. */
+/* Loads CATALOG + policy (must load without errors and with `warnings`
+ * warnings) and an optional group file. */
 static void
-fx_load(struct fixture *f, const char *policy, const char *groups)
+fx_load_warned(struct fixture *f, const char *policy, const char *groups, size_t warnings)
 {
     memset(f, 0, sizeof(*f));
     struct diag d = {0};
     f->rules = rules_load_string(with_catalog(policy), "p.ini", &d);
     print_diag(&d);
     assert_non_null(f->rules);
-    assert_int_equal(d.n, 0);
+    assert_int_equal(d.errors, 0);
+    assert_int_equal(d.warnings, warnings);
     diag_free(&d);
     if (groups) {
         f->groups = htgroups_load_string(groups, "groups", &d);
@@ -110,6 +111,12 @@ fx_load(struct fixture *f, const char *policy, const char *groups)
     f->snap.cfg = &f->cfg;
     f->snap.rules = f->rules;
     f->snap.groups = f->groups;
+}
+
+static void
+fx_load(struct fixture *f, const char *policy, const char *groups)
+{
+    fx_load_warned(f, policy, groups, 0);
 }
 
 static void
@@ -557,20 +564,21 @@ test_methods_and_path_regex(void **state)
 {
     (void)state;
     struct fixture f;
-    fx_load(&f,
-            "[rule fb-post]\n"
-            "platforms = facebook\n"
-            "methods = post, PUT\n"
-            "action = deny\n"
-            "message = Read-only.\n"
-            "[rule fb-groups]\n"
-            "platforms = facebook\n"
-            "path_regex = ^/groups/[0-9]+\n"
-            "action = monitor\n"
-            "[rule fb]\n"
-            "platforms = facebook\n"
-            "action = allow\n",
-            NULL);
+    /* "post" in a rule is read as POST, with a warning (below) */
+    fx_load_warned(&f,
+                   "[rule fb-post]\n"
+                   "platforms = facebook\n"
+                   "methods = post, PUT\n"
+                   "action = deny\n"
+                   "message = Read-only.\n"
+                   "[rule fb-groups]\n"
+                   "platforms = facebook\n"
+                   "path_regex = ^/groups/[0-9]+\n"
+                   "action = monitor\n"
+                   "[rule fb]\n"
+                   "platforms = facebook\n"
+                   "action = allow\n",
+                   NULL, 1);
     static const struct row rows[] = {
         {{NULL, "192.0.2.1", "www.facebook.com", "POST", "/x", NULL}, "fb-post", "deny", NULL},
         {{NULL, "192.0.2.1", "www.facebook.com", "PUT", "/x", NULL}, "fb-post", "deny", NULL},
@@ -606,6 +614,34 @@ test_methods_and_path_regex(void **state)
     decision_make(&in, &d);
     assert_string_equal(rule_name(&f, d.rule), "fb-groups");
     fx_free(&f);
+}
+
+/* A method with lower-case letters is read in upper case and said, once
+ * per method, at the line that lists it: request methods are
+ * case-sensitive (RFC 9110 9.1), so a request that says "get" is not GET. */
+static void
+test_methods_lower_case_warned(void **state)
+{
+    (void)state;
+    const char *pol = "[rule r]\n"
+                      "platforms = facebook\n"
+                      "methods = get, PUT,\n"
+                      "    Propfind\n"
+                      "action = deny\n";
+    const char *text = with_catalog(pol);
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "p.ini:%d: warning: rule 'r': methods = get: read as GET; request methods are "
+             "case-sensitive (RFC 9110 9.1) and a request that says 'get' does not match\n"
+             "p.ini:%d: warning: rule 'r': methods = Propfind: read as PROPFIND; request methods "
+             "are case-sensitive (RFC 9110 9.1) and a request that says 'Propfind' does not "
+             "match\n",
+             line_of(text, "methods = get"), line_of(text, "Propfind"));
+    assert_string_equal(warnings_of(pol), want);
+    /* upper case: nothing to say */
+    assert_string_equal(warnings_of("[rule r]\nplatforms = facebook\nmethods = GET, M-SEARCH\n"
+                                    "action = deny\n"),
+                        "");
 }
 
 /* --- quotas ------------------------------------------------------------------ */
@@ -1581,6 +1617,7 @@ main(void)
         cmocka_unit_test(test_forward_names_and_continued_lists),
         cmocka_unit_test(test_when_windows),
         cmocka_unit_test(test_methods_and_path_regex),
+        cmocka_unit_test(test_methods_lower_case_warned),
         cmocka_unit_test(test_quota_falls_through),
         cmocka_unit_test(test_verdicts),
         cmocka_unit_test(test_lint_unreachable),

@@ -30,6 +30,11 @@
 #define CAROL "Proxy-Authorization: Basic Y2Fyb2w6cGFzc3dvcmQ=\r\n" /* carol:password */
 #define MALLORY "Proxy-Authorization: Basic bWFsbG9yeTp4\r\n"       /* mallory:x */
 #define VIA "Via: 1.1 gw1 (socialgate)\r\n"
+/* Host names of 253 bytes (the longest DNS name) and 254. */
+#define L63 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define L61 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define HOST253 L63 "." L63 "." L63 "." L61
+#define HOST254 HOST253 "c"
 
 static struct guard G;
 static uint16_t ports[] = {443, 5228};
@@ -120,6 +125,7 @@ static const char D_NOT_PROXY[] = "This is a proxy: configure your browser to us
                                   "or request an absolute http:// URL.";
 static const char D_LOOP[] = "This request has already passed this proxy.";
 static const char D_PORT[] = "Tunnels are only allowed to the configured ports.";
+static const char D_BAD_HOST[] = "The host name is malformed.";
 
 struct refused {
     const char *name;
@@ -184,6 +190,21 @@ static const struct refused refused[] = {
     {"Via names us in a second field",
      R("GET http://a/ HTTP/1.1\r\nHost: a\r\nVia: 1.0 x\r\n" VIA "\r\n"), SNAP_PLAIN, 508,
      "forwarding-loop", D_LOOP, REQUEST_FORWARD, "GET", "a", "/", AUTH_NONE},
+    /* Hosts the catalog cannot normalise would be unclassified: refused
+     * before any decision (after the target, before loops and ports). */
+    {"empty label", R("GET http://www..facebook.com/ HTTP/1.1\r\nHost: a\r\n" VIA "\r\n"),
+     SNAP_PLAIN, 400, "bad-host", D_BAD_HOST, REQUEST_FORWARD, "GET", "www..facebook.com", "/",
+     AUTH_NONE},
+    {"leading dot", R("GET http://.facebook.com/x HTTP/1.1\r\nHost: a\r\n\r\n"), SNAP_PLAIN, 400,
+     "bad-host", D_BAD_HOST, REQUEST_FORWARD, "GET", ".facebook.com", "/x", AUTH_NONE},
+    {"only dots", R("GET http://../ HTTP/1.1\r\nHost: a\r\n\r\n"), SNAP_PLAIN, 400, "bad-host",
+     D_BAD_HOST, REQUEST_FORWARD, "GET", "..", "/", AUTH_NONE},
+    {"host of 254 bytes", R("GET http://" HOST254 "/ HTTP/1.1\r\nHost: a\r\n\r\n"), SNAP_PLAIN, 400,
+     "bad-host", D_BAD_HOST, REQUEST_FORWARD, "GET", HOST254, "/", AUTH_NONE},
+    {"CONNECT empty label, before its port", R("CONNECT a..b:22 HTTP/1.1\r\n\r\n"), SNAP_PLAIN, 400,
+     "bad-host", D_BAD_HOST, REQUEST_CONNECT, "CONNECT", "a..b", NULL, AUTH_NONE},
+    {"CONNECT of 254 bytes", R("CONNECT " HOST254 ":443 HTTP/1.1\r\n" CAROL "\r\n"), SNAP_USERS,
+     400, "bad-host", D_BAD_HOST, REQUEST_CONNECT, "CONNECT", HOST254, NULL, AUTH_UNCHECKED},
     {"CONNECT loop before its port", R("CONNECT a:22 HTTP/1.1\r\nHost: a:22\r\n" VIA "\r\n"),
      SNAP_PLAIN, 508, "forwarding-loop", D_LOOP, REQUEST_CONNECT, "CONNECT", "a", NULL, AUTH_NONE},
     {"CONNECT to port 22", R("CONNECT A.example:22 HTTP/1.1\r\nHost: a.example:22\r\n\r\n"),
@@ -645,6 +666,127 @@ test_note_method(void **state)
     assert_int_equal(m[0], 'x');
 }
 
+/* ---------------------------------------------------------------------------
+ * The path path_regex sees
+ * ------------------------------------------------------------------------- */
+
+static void
+test_normalize_path(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *want;
+    } t[] = {
+        {"/", "/"},
+        {"", "/"},
+        {"/invite/x", "/invite/x"},
+        {"/invite", "/invite"},
+        {"/invite/", "/invite/"},
+        /* the bypasses of a deny on ^/invite(/|$) */
+        {"/%69nvite/x", "/invite/x"},
+        {"/./invite/x", "/invite/x"},
+        {"/x/../invite/x", "/invite/x"},
+        {"//invite/x", "/invite/x"},
+        {"/%2e%2e/invite", "/invite"},
+        {"/%2E/invite", "/invite"},
+        {"/.%2e/x/..%2F/invite", "/x/..%2F/invite"},
+        {"/a/%2e%2E/invite", "/invite"},
+        {"///a////b//", "/a/b/"},
+        /* RFC 3986 5.2.4 */
+        {"/a/b/c/./../../g", "/a/g"},
+        {"/mid/content=5/../6", "/mid/6"},
+        {"/a/.", "/a/"},
+        {"/a/..", "/"},
+        {"/a/b/..", "/a/"},
+        {"/..", "/"},
+        {"/../../x", "/x"},
+        {"/.", "/"},
+        {"/...", "/..."},
+        {"/..a/.b/a..", "/..a/.b/a.."},
+        {"/a//../x", "/x"}, /* slashes merged before ".." is applied, as nginx */
+        /* unreserved characters decoded, the rest upper-cased */
+        {"/%41%7a%30%2D%2e%5F%7e", "/Az0-._~"},
+        {"/a%2fb", "/a%2Fb"},
+        {"/a%2Fb/..", "/"},
+        {"/%2f%2F/x", "/%2F%2F/x"},
+        {"/%20%3a%3F%23%25", "/%20%3A%3F%23%25"},
+        {"/%c3%a9", "/%C3%A9"},
+        {"/%00", "/%00"},
+        /* decoded once */
+        {"/%252e%252e/invite", "/%252e%252e/invite"},
+        {"/%%32%65", "/%252e"},
+        /* a '%' that starts no encoding */
+        {"/100%", "/100%25"},
+        {"/%4", "/%254"},
+        {"/%zz", "/%25zz"},
+        {"/%%", "/%25%25"},
+        /* no leading slash: one is added */
+        {"a/b", "/a/b"},
+        {"../x", "/x"},
+        /* other characters as they are */
+        {"/a;b=c/d,e", "/a;b=c/d,e"},
+        {"/a\\..\\b", "/a\\..\\b"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        size_t n = strlen(t[i].in), got_len = 0;
+        /* from a guard buffer: no byte after the path is read */
+        char *got = request_normalize_path((const char *)guard_put(&G, t[i].in, n), n, &got_len);
+        if (got == NULL)
+            fail_msg("'%s': NULL", t[i].in);
+        if (strcmp(got, t[i].want) != 0 || got_len != strlen(got))
+            fail_msg("'%s': '%s' (%zu), want '%s'", t[i].in, got, got_len, t[i].want);
+        size_t again_len;
+        char *again = request_normalize_path(got, got_len, &again_len);
+        if (again == NULL || strcmp(again, got) != 0)
+            fail_msg("'%s': normalises again to '%s'", got, again ? again : "(null)");
+        free(again);
+        free(got);
+    }
+}
+
+/* The request keeps the path as sent (the log) and the normalised one (path_regex). */
+static void
+test_npath(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *raw;
+        const char *path, *npath;
+    } t[] = {
+        {"GET http://a/x/../%69nvite//x?q=/../y HTTP/1.1\r\nHost: a\r\n\r\n", "/x/../%69nvite//x",
+         "/invite/x"},
+        {"GET http://a/./invite HTTP/1.1\r\nHost: a\r\n\r\n", "/./invite", "/invite"},
+        {"GET http://a?x HTTP/1.1\r\nHost: a\r\n\r\n", "/", "/"},
+        {"GET http://a/%2e%2e/%2E%2E/b#f HTTP/1.1\r\nHost: a\r\n\r\n", "/%2e%2e/%2E%2E/b", "/b"},
+        {"GET http://a/plain HTTP/1.1\r\nHost: a\r\n\r\n", "/plain", "/plain"},
+        {"GET http://" HOST253 "./x HTTP/1.1\r\nHost: a\r\n\r\n", "/x", "/x"},
+        {"CONNECT a:443 HTTP/1.1\r\n\r\n", NULL, NULL},
+        {"GET /../quota HTTP/1.1\r\nHost: socialgate.local\r\n\r\n", "/../quota", NULL},
+    };
+    static struct http1_head h;
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        struct request req;
+        struct request_refusal ref;
+        parse(t[i].raw, t[i].raw, strlen(t[i].raw), &h);
+        if (request_from_head(&h, &snaps[SNAP_PLAIN], &req, &ref) != 0)
+            fail_msg("%s: refused %d %s", t[i].raw, ref.status, ref.reason);
+        check_str(t[i].raw, "path", req.path, t[i].path);
+        check_str(t[i].raw, "npath", req.npath, t[i].npath);
+        request_free(&req);
+        if (req.npath != NULL)
+            fail_msg("%s: npath kept after request_free", t[i].raw);
+    }
+    /* The upstream gets the path as sent. */
+    const char *raw = "GET http://a/x/../y HTTP/1.1\r\nHost: a\r\n\r\n";
+    struct request req;
+    struct request_refusal ref;
+    parse(raw, raw, strlen(raw), &h);
+    assert_int_equal(request_from_head(&h, &snaps[SNAP_PLAIN], &req, &ref), 0);
+    assert_non_null(strstr(req.uhead, "GET /x/../y HTTP/1.1\r\n"));
+    assert_string_equal(req.url, "http://a:80/x/../y");
+    request_free(&req);
+}
+
 static void
 test_via(void **state)
 {
@@ -682,6 +824,8 @@ main(void)
         cmocka_unit_test(test_preauth_limited),
         cmocka_unit_test(test_preauth_refused),
         cmocka_unit_test(test_note_method),
+        cmocka_unit_test(test_normalize_path),
+        cmocka_unit_test(test_npath),
         cmocka_unit_test(test_via),
     };
     return cmocka_run_group_tests_name("request", tests, setup, teardown);
