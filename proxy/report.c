@@ -776,10 +776,24 @@ count_in(struct report *r, const struct report_line *l, struct report_str role,
         }
         if (v.p == NULL) /* usage lines of the first format had no category or roles */
             v = (struct report_str){dash, 1};
-        if (reserve(&r->pk, &r->pkcap, k + v.len + 1) < 0)
+        /* A quoted value with a raw space is of the first log format:
+         * grouped with the same value written today, a space as \x20. */
+        int old_space = v.len > 0 && v.p[0] == '"' && memchr(v.p, ' ', v.len) != NULL;
+        if (reserve(&r->pk, &r->pkcap, k + (old_space ? v.len * 4 : v.len) + 1) < 0)
             return -1;
-        memcpy(r->pk + k, v.p, v.len);
-        k += v.len;
+        if (old_space) {
+            for (size_t j = 0; j < v.len; j++) {
+                if (v.p[j] == ' ') {
+                    memcpy(r->pk + k, "\\x20", 4);
+                    k += 4;
+                } else {
+                    r->pk[k++] = v.p[j];
+                }
+            }
+        } else {
+            memcpy(r->pk + k, v.p, v.len);
+            k += v.len;
+        }
         r->pk[k++] = '\0';
     }
     struct pending *p = &r->pend[r->npend++];

@@ -45,7 +45,7 @@ escape_log_value(const char *v, size_t len, char *out, size_t outsz)
     size_t need = 2;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)v[i];
-        need += (c == '"' || c == '\\') ? 2 : (c < 0x20 || c >= 0x7f) ? 4 : 1;
+        need += (c == '"' || c == '\\') ? 2 : (c <= 0x20 || c >= 0x7f) ? 4 : 1;
     }
     int cut = need >= outsz;
     out[o++] = '"';
@@ -57,7 +57,7 @@ escape_log_value(const char *v, size_t len, char *out, size_t outsz)
             tmp[0] = '\\';
             tmp[1] = (char)c;
             n = 2;
-        } else if (c < 0x20 || c >= 0x7f) {
+        } else if (c <= 0x20 || c >= 0x7f) { /* a space too: no raw space in a value */
             tmp[0] = '\\';
             tmp[1] = 'x';
             tmp[2] = hex[c >> 4];

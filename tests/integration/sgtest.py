@@ -159,7 +159,8 @@ class LogEntry(dict):
         for m in FIELD_RE.finditer(rest):
             k, v = m.group(1), m.group(2)
             if v.startswith('"') and v.endswith('"') and len(v) >= 2:
-                v = re.sub(r'\\(.)', r'\1', v[1:-1])
+                v = re.sub(r'\\x([0-9a-fA-F]{2})|\\(.)',
+                           lambda m: chr(int(m.group(1), 16)) if m.group(1) else m.group(2), v[1:-1])
             self[k] = v
             self.keys_in_order.append(k)
 

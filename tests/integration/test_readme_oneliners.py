@@ -51,7 +51,7 @@ def readme_oneliners():
 
 def esc(v):
     """A value as the usage log writes it (README: quoted when it has spaces, quotes,
-    backslashes, control or non-ASCII bytes; "-" when empty)."""
+    backslashes, control or non-ASCII bytes, a space as \\x20; "-" when empty)."""
     if v is None or v == "":
         return "-"
     if isinstance(v, int):
@@ -63,7 +63,7 @@ def esc(v):
     for c in b:
         if c in b'"\\':
             out += "\\" + chr(c)
-        elif c < 0x20 or c >= 0x7f:
+        elif c <= 0x20 or c >= 0x7f:
             out += "\\x%02x" % c
         else:
             out += chr(c)
@@ -283,13 +283,12 @@ def exp_mismatch(recs, today):
 def exp_bytes_per_platform(recs, today):
     b = collections.Counter()
     for r in txns(recs):
-        if not r.get("auth"):
-            b[r.tok("platform")] += r["up"] + r["down"]
+        b[r.tok("platform")] += r["up"] + r["down"]
     return ("ranked", sorted(b.items(), key=lambda kv: -kv[1]), None)
 
 
-def exp_407_per_user(recs, today):
-    return ("counts", counted(esc(r["user"]) for r in txns(recs) if r["status"] == 407))
+def exp_failed_logins_per_user(recs, today):
+    return ("counts", counted(r.tok("user") for r in txns(recs) if r.get("auth") == "fail"))
 
 
 def exp_50x_by_host(recs, today):
@@ -315,7 +314,7 @@ def exp_youtube_per_hour(recs, today):
 
 def exp_slowest(recs, today):
     rows = sorted(((r["ms"], r.tok("host"), r.tok("path")) for r in txns(recs)
-                   if r["ev"] == "request" and not r.get("auth")), reverse=True)[:5]
+                   if r["ev"] == "request"), reverse=True)[:5]
     return ("lines", ["%d %s %s" % row for row in rows])
 
 
@@ -340,17 +339,17 @@ EXPECT = {
         exp_quotas_used_up,
     """grep ' ev=tunnel ' access.log | grep ' mismatch=sni' | awk '{ print $1, $3, $4, $7, $10, $11, $14 }'""":
         exp_mismatch,
-    """grep -E ' ev=(request|tunnel) ' access.log | grep -v ' auth=fail' | awk '{ split($16, u, "="); split($17, d, "="); b[$11] += u[2] + d[2] } END { for (p in b) print b[p], p }' | sort -rn""":
+    """grep -E ' ev=(request|tunnel) ' access.log | awk '{ split($16, u, "="); split($17, d, "="); b[$11] += u[2] + d[2] } END { for (p in b) print b[p], p }' | sort -rn""":
         exp_bytes_per_platform,
-    """grep ' status=407 ' access.log | awk 'match($0, / user=("([^"\\\\]|\\\\.)*"|[^ ]*)/) { print substr($0, RSTART + 6, RLENGTH - 6) }' | sort | uniq -c | sort -rn""":
-        exp_407_per_user,
+    """grep ' auth=fail' access.log | awk '{ print $4 }' | sort | uniq -c | sort -rn""":
+        exp_failed_logins_per_user,
     """grep -E ' status=50[24] ' access.log | awk '{ print $15, $7 }' | sort | uniq -c | sort -rn""":
         exp_50x_by_host,
     """awk 'match($0, / reason=[^ ]*/) { print substr($0, RSTART + 1, RLENGTH - 1) }' access.log | sort | uniq -c | sort -rn""":
         exp_reasons,
     """grep -E ' ev=(request|tunnel) ' access.log | grep ' platform=youtube ' | awk '{ print substr($1, 1, 13) }' | uniq -c""":
         exp_youtube_per_hour,
-    """grep ' ev=request ' access.log | grep -v ' auth=fail' | awk '{ split($18, t, "="); print t[2], $7, $9 }' | sort -rn | head -5""":
+    """grep ' ev=request ' access.log | awk '{ split($18, t, "="); print t[2], $7, $9 }' | sort -rn | head -5""":
         exp_slowest,
     """grep ' ev=config result=error ' access.log""":
         exp_config_errors,

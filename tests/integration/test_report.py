@@ -45,7 +45,7 @@ def escape(v):
     for c in v:
         if c in (0x22, 0x5C):
             out.append("\\" + chr(c))
-        elif c < 0x20 or c >= 0x7F:
+        elif c <= 0x20 or c >= 0x7F:  # a space too: no raw space in a value
             out.append("\\x%02x" % c)
         else:
             out.append(chr(c))
@@ -266,7 +266,7 @@ def test_default_table(log):
         1 for r in recs if r.kind in ("request", "tunnel") and r.action == "deny")
     # hostile names appear in their logged form
     out = res.stdout.decode("ascii")
-    assert '"bob \\"the\\" builder"' in out
+    assert '"bob\\x20\\"the\\"\\x20builder"' in out
     assert '"new\\x0aline"' in out
     assert '"caf\\xc3\\xa9"' in out
     assert '"-"' in out

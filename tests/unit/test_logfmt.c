@@ -347,6 +347,13 @@ test_access_hostile(void **state)
         int nf = read_line(buf, tsbuf, sizeof(tsbuf), f, 32);
         if (nf != 21)
             fail_msg("value %zu: %d fields in: %s", i, nf, buf);
+        /* No raw space in any value: one space before each field, so awk's
+         * columns are the fields. */
+        size_t spaces = 0;
+        for (size_t k = 0; k < n; k++)
+            spaces += buf[k] == ' ';
+        if (spaces != 21)
+            fail_msg("value %zu: %zu spaces in: %s", i, spaces, buf);
         assert_string_equal(tsbuf, "2026-11-30T12:31:05.123+00:00");
         for (int k = 0; k < nf; k++) {
             if (strcmp(f[k].key, order[k]) != 0)
@@ -371,6 +378,34 @@ test_access_hostile(void **state)
                          f[k].val);
         }
     }
+}
+
+/* A failed login's user name that spells other fields stays one value:
+ * grep ' user=alice ' and ' action=allow ' find nothing. */
+static void
+test_access_forged_fields(void **state)
+{
+    (void)state;
+    set_tz("UTC");
+    struct timespec ts = at(2026, 11, 30, 12, 31, 5, 123);
+    struct sockaddr_in cl = v4("192.0.2.7", 1);
+    struct access_record r = {.ev = "request",
+                              .client = (struct sockaddr *)&cl,
+                              .user = "x user=alice platform=facebook action=allow status=200 y",
+                              .method = "GET",
+                              .host = "www.facebook.com",
+                              .port = 80,
+                              .path = "/",
+                              .status = 407,
+                              .auth = "fail"};
+    char buf[2048];
+    logfmt_access(&r, &ts, buf, sizeof(buf));
+    assert_non_null(strstr(buf, " user=\"x\\x20user=alice\\x20platform=facebook\\x20action=allow"
+                                "\\x20status=200\\x20y\" roles=- "));
+    assert_null(strstr(buf, " user=alice "));
+    assert_null(strstr(buf, " platform=facebook "));
+    assert_null(strstr(buf, " action=allow "));
+    assert_null(strstr(buf, " status=200 "));
 }
 
 /* Too long for the buffer: cut, still one terminated line. */
@@ -413,11 +448,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_time_format),
-        cmocka_unit_test(test_time_europe_london),
-        cmocka_unit_test(test_access_line),
-        cmocka_unit_test(test_access_dashes),
-        cmocka_unit_test(test_access_hostile),
+        cmocka_unit_test(test_time_format),       cmocka_unit_test(test_time_europe_london),
+        cmocka_unit_test(test_access_line),       cmocka_unit_test(test_access_dashes),
+        cmocka_unit_test(test_access_hostile),    cmocka_unit_test(test_access_forged_fields),
         cmocka_unit_test(test_access_truncation),
     };
     return cmocka_run_group_tests_name("logfmt", tests, NULL, NULL);

@@ -621,8 +621,9 @@ test_escape_values(void **state)
         {"single quote", R("o'brien"), "\"o'brien\""},
         {"a dash alone is not empty", R("-"), "\"-\""},
         {"dashes", R("--"), "--"},
-        {"space", R("a b"), "\"a b\""},
-        {"quote", R("say \"hi\""), "\"say \\\"hi\\\"\""},
+        {"space", R("a b"), "\"a\\x20b\""},
+        {"spaces only", R("  "), "\"\\x20\\x20\""},
+        {"quote", R("say \"hi\""), "\"say\\x20\\\"hi\\\"\""},
         {"backslash", R("a\\b"), "\"a\\\\b\""},
         {"newline", R("a\nb"), "\"a\\x0ab\""},
         {"CR LF", R("x\r\ny"), "\"x\\x0d\\x0ay\""},
@@ -631,7 +632,9 @@ test_escape_values(void **state)
         {"DEL", R("\x7f"), "\"\\x7f\""},
         {"UTF-8", R("caf\xc3\xa9"), "\"caf\\xc3\\xa9\""},
         {"not UTF-8", R("\xff\xfe"), "\"\\xff\\xfe\""},
-        {"equals and spaces", R("k=v x=y"), "\"k=v x=y\""},
+        {"equals and spaces", R("k=v x=y"), "\"k=v\\x20x=y\""},
+        /* a forged field stays inside the value: no " user=alice " */
+        {"forged field", R("x user=alice y"), "\"x\\x20user=alice\\x20y\""},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         char out[256];
