@@ -1,7 +1,10 @@
 #include "snapshot.h"
 
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Readers take a reference under the lock so a swap can never free a
  * snapshot between loading the pointer and counting the reference. Only
@@ -22,6 +25,36 @@ snapshot_new(struct config *cfg, struct rules *rules)
     s->cfg = cfg;
     s->rules = rules;
     return s;
+}
+
+/* The addresses of this machine's interfaces, as host routes. */
+static void
+load_local_addrs(struct cidrset *set)
+{
+    struct ifaddrs *ifa;
+    if (getifaddrs(&ifa) != 0)
+        return;
+    for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+        const struct sockaddr *sa = i->ifa_addr;
+        struct cidr c;
+        memset(&c, 0, sizeof(c));
+        if (sa == NULL)
+            continue;
+        if (sa->sa_family == AF_INET) {
+            c.family = AF_INET;
+            c.prefix = 32;
+            memcpy(c.addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        } else if (sa->sa_family == AF_INET6) {
+            c.family = AF_INET6;
+            c.prefix = 128;
+            memcpy(c.addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        } else {
+            continue;
+        }
+        if (cidrset_add(set, &c) < 0)
+            break;
+    }
+    freeifaddrs(ifa);
 }
 
 struct snapshot *
@@ -48,6 +81,7 @@ snapshot_load(const char *path, struct diag *d)
     }
     s->users = users;
     s->groups = groups;
+    load_local_addrs(&s->local_addrs);
     return s;
 fail:
     htpasswd_free(users);
@@ -90,6 +124,7 @@ snapshot_release(struct snapshot *s)
         rules_free(s->rules);
         htpasswd_free(s->users);
         htgroups_free(s->groups);
+        cidrset_free(&s->local_addrs);
         free(s);
     }
 }

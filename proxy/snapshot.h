@@ -20,6 +20,10 @@ struct snapshot {
     struct rules *rules;  /* owned */
     struct htpasswd *users;   /* owned, NULL without [auth] htpasswd */
     struct htgroups *groups;  /* owned, NULL without [auth] groups */
+    /* This machine's interface addresses (getifaddrs at load), so that a
+     * destination that is a listener on every address is seen as a loop
+     * (addr_reaches_listener). Empty when they cannot be read. */
+    struct cidrset local_addrs;
 };
 
 /* Loads proxy.ini and the rules folder it names into a new snapshot with

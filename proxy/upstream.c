@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "snapshot.h"
 #include "stats.h"
 #include "util/addr.h"
 #include "worker.h"
@@ -186,17 +187,15 @@ dns_cb(int result, struct evutil_addrinfo *res, void *arg)
     connect_next(c);
 }
 
+/* A destination that one of our listeners would accept: the request would
+ * come back to this proxy from its own address. */
 static int
 is_own_listener(struct conn *c, const struct sockaddr *sa)
 {
-    for (size_t i = 0; i < c->cfg->nlisten; i++) {
-        const struct sockaddr *l = (const struct sockaddr *)&c->cfg->listen[i].ss;
-        if (addr_equal(l, sa))
+    for (size_t i = 0; i < c->cfg->nlisten; i++)
+        if (addr_reaches_listener(sa, (const struct sockaddr *)&c->cfg->listen[i].ss,
+                                  &c->snap->local_addrs))
             return 1;
-        if (addr_port(l) == addr_port(sa) && l->sa_family == AF_INET6 &&
-            IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)l)->sin6_addr))
-            return 1;
-    }
     return 0;
 }
 

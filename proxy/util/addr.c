@@ -221,21 +221,79 @@ addr_format(const struct sockaddr *sa, char *buf, size_t size)
     return buf;
 }
 
+/* The IPv4 address of sa (an IPv4 or IPv4-mapped IPv6 address) into *v4,
+ * network order; 0 when sa has none. */
+static int
+addr_v4(const struct sockaddr *sa, uint32_t *v4)
+{
+    if (sa->sa_family == AF_INET) {
+        *v4 = ((const struct sockaddr_in *)sa)->sin_addr.s_addr;
+        return 1;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            memcpy(v4, a->s6_addr + 12, 4);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int
 addr_equal(const struct sockaddr *a, const struct sockaddr *b)
 {
-    if (a->sa_family != b->sa_family)
+    uint32_t x4, y4;
+    if (addr_port(a) != addr_port(b))
         return 0;
-    if (a->sa_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    if (a->sa_family == AF_INET6) {
+    int av4 = addr_v4(a, &x4), bv4 = addr_v4(b, &y4);
+    if (av4 || bv4)
+        return av4 && bv4 && x4 == y4;
+    if (a->sa_family == AF_INET6 && b->sa_family == AF_INET6) {
         const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-        return x->sin6_port == y->sin6_port &&
-               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+        return memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
     }
     return 0;
+}
+
+int
+addr_is_unspecified(const struct sockaddr *sa)
+{
+    uint32_t v4;
+    if (addr_v4(sa, &v4))
+        return v4 == 0;
+    return sa->sa_family == AF_INET6 &&
+           IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+}
+
+int
+addr_is_loopback(const struct sockaddr *sa)
+{
+    uint32_t v4;
+    if (addr_v4(sa, &v4))
+        return (ntohl(v4) >> 24) == 127;
+    return sa->sa_family == AF_INET6 &&
+           IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+}
+
+int
+addr_reaches_listener(const struct sockaddr *dst, const struct sockaddr *listen,
+                      const struct cidrset *local)
+{
+    uint32_t v4;
+    if (addr_port(dst) != addr_port(listen))
+        return 0;
+    if (addr_equal(dst, listen))
+        return 1;
+    /* An IPv4 listener takes IPv4 only; "*" and [::] take both. */
+    if (listen->sa_family == AF_INET && !addr_v4(dst, &v4))
+        return 0;
+    /* A connect to 0.0.0.0 or :: goes to the loopback address. */
+    if (addr_is_unspecified(dst))
+        return addr_is_unspecified(listen) || addr_is_loopback(listen);
+    if (!addr_is_unspecified(listen))
+        return 0;
+    return addr_is_loopback(dst) || (local && cidrset_match(local, dst));
 }
 
 int

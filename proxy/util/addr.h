@@ -34,8 +34,21 @@ char *addr_format(const struct sockaddr *sa, char *buf, size_t size);
 /* Address only, no port. */
 char *addr_format_ip(const struct sockaddr *sa, char *buf, size_t size);
 int addr_port(const struct sockaddr *sa);
-/* Same address and port. */
+/* Same address and port; an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is
+ * the IPv4 address a.b.c.d. */
 int addr_equal(const struct sockaddr *a, const struct sockaddr *b);
+/* 0.0.0.0, :: or ::ffff:0.0.0.0. */
+int addr_is_unspecified(const struct sockaddr *sa);
+/* 127.0.0.0/8 (also IPv4-mapped) or ::1. */
+int addr_is_loopback(const struct sockaddr *sa);
+/* Whether a connection to dst would reach a socket listening on `listen`:
+ * the same address and port, or the listener's port on any address of this
+ * machine when it listens on every address (0.0.0.0 takes IPv4 only, ::
+ * both). `local` holds the machine's interface addresses (loopback need not
+ * be in it; NULL: loopback only). A connect to 0.0.0.0 or :: counts as one
+ * to loopback. */
+int addr_reaches_listener(const struct sockaddr *dst, const struct sockaddr *listen,
+                          const struct cidrset *local);
 
 /* Calls fn for each item of a list separated by commas and/or whitespace.
  * Items are NUL-terminated copies valid during the call; an item longer

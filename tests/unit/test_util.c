@@ -491,15 +491,108 @@ test_addr_format(void **state)
     assert_string_equal(addr_format_ip((struct sockaddr *)&un, buf, sizeof(buf)), "?");
     assert_int_equal(addr_port((struct sockaddr *)&un), 0);
 
-    /* addr_equal: address and port. */
-    struct sockaddr_storage a = sa_of("192.0.2.1", 80), b = sa_of("192.0.2.1", 80),
-                            c = sa_of("192.0.2.1", 81), d = sa_of("::ffff:192.0.2.1", 80),
-                            e = sa_of("::1", 80), f = sa_of("::1", 80);
-    assert_true(addr_equal((struct sockaddr *)&a, (struct sockaddr *)&b));
-    assert_false(addr_equal((struct sockaddr *)&a, (struct sockaddr *)&c));
-    assert_false(addr_equal((struct sockaddr *)&a, (struct sockaddr *)&d));
-    assert_true(addr_equal((struct sockaddr *)&e, (struct sockaddr *)&f));
-    assert_false(addr_equal((struct sockaddr *)&e, (struct sockaddr *)&a));
+    /* addr_equal: address and port; an IPv4-mapped address is its IPv4 one. */
+    static const struct {
+        const char *a;
+        int aport;
+        const char *b;
+        int bport;
+        int equal;
+    } eq[] = {
+        {"192.0.2.1", 80, "192.0.2.1", 80, 1},
+        {"192.0.2.1", 80, "192.0.2.1", 81, 0},
+        {"192.0.2.1", 80, "192.0.2.2", 80, 0},
+        {"192.0.2.1", 80, "::ffff:192.0.2.1", 80, 1},
+        {"::ffff:192.0.2.1", 80, "192.0.2.1", 80, 1},
+        {"::ffff:192.0.2.1", 80, "::ffff:192.0.2.1", 80, 1},
+        {"::ffff:192.0.2.1", 80, "::ffff:192.0.2.1", 81, 0},
+        {"::ffff:127.0.0.1", 3128, "127.0.0.1", 3128, 1},
+        {"::ffff:127.0.0.2", 3128, "127.0.0.1", 3128, 0},
+        {"::1", 80, "::1", 80, 1},
+        {"::1", 80, "192.0.2.1", 80, 0},
+        {"::1", 80, "127.0.0.1", 80, 0},
+        {"::c000:201", 80, "192.0.2.1", 80, 0}, /* IPv4-compatible is not mapped */
+        {"2001:db8::1", 80, "2001:db8::2", 80, 0},
+    };
+    for (size_t i = 0; i < sizeof(eq) / sizeof(eq[0]); i++) {
+        struct sockaddr_storage x = sa_of(eq[i].a, eq[i].aport), y = sa_of(eq[i].b, eq[i].bport);
+        if (addr_equal((struct sockaddr *)&x, (struct sockaddr *)&y) != eq[i].equal)
+            fail_msg("addr_equal(%s:%d, %s:%d) != %d", eq[i].a, eq[i].aport, eq[i].b, eq[i].bport,
+                     eq[i].equal);
+    }
+}
+
+/* Which destinations reach which listener (the forwarding-loop check). */
+static void
+test_addr_reaches_listener(void **state)
+{
+    (void)state;
+    struct cidrset local = {0};
+    struct cidr c;
+    const char *err;
+    assert_int_equal(addr_parse_cidr("192.0.2.10", &c, &err), 0);
+    assert_int_equal(cidrset_add(&local, &c), 0);
+    assert_int_equal(addr_parse_cidr("2001:db8::10", &c, &err), 0);
+    assert_int_equal(cidrset_add(&local, &c), 0);
+    static const struct {
+        const char *dst;
+        int dport;
+        const char *listen;
+        int lport;
+        int reaches;
+    } t[] = {
+        /* a listener on one address: that address, also IPv4-mapped */
+        {"127.0.0.1", 3128, "127.0.0.1", 3128, 1},
+        {"::ffff:127.0.0.1", 3128, "127.0.0.1", 3128, 1},
+        {"127.0.0.1", 3129, "127.0.0.1", 3128, 0},
+        {"127.0.0.2", 3128, "127.0.0.1", 3128, 0},
+        {"192.0.2.10", 3128, "127.0.0.1", 3128, 0},
+        {"::1", 3128, "::1", 3128, 1},
+        {"::1", 3128, "127.0.0.1", 3128, 0},
+        {"0.0.0.0", 3128, "127.0.0.1", 3128, 1}, /* connect(0.0.0.0) is loopback */
+        {"::", 3128, "::1", 3128, 1},
+        {"0.0.0.0", 3128, "192.0.2.10", 3128, 0},
+        /* 0.0.0.0: every local IPv4 address, loopback included */
+        {"127.0.0.1", 3128, "0.0.0.0", 3128, 1},
+        {"127.0.0.2", 3128, "0.0.0.0", 3128, 1},
+        {"127.255.255.254", 3128, "0.0.0.0", 3128, 1},
+        {"::ffff:127.0.0.2", 3128, "0.0.0.0", 3128, 1},
+        {"192.0.2.10", 3128, "0.0.0.0", 3128, 1},
+        {"::ffff:192.0.2.10", 3128, "0.0.0.0", 3128, 1},
+        {"0.0.0.0", 3128, "0.0.0.0", 3128, 1},
+        {"192.0.2.11", 3128, "0.0.0.0", 3128, 0}, /* another machine */
+        {"192.0.2.10", 80, "0.0.0.0", 3128, 0},
+        {"::1", 3128, "0.0.0.0", 3128, 0}, /* an IPv4 listener */
+        {"2001:db8::10", 3128, "0.0.0.0", 3128, 0},
+        /* :: ("*"): every local address of both families */
+        {"127.0.0.1", 3128, "::", 3128, 1},
+        {"::ffff:127.0.0.1", 3128, "::", 3128, 1},
+        {"::1", 3128, "::", 3128, 1},
+        {"192.0.2.10", 3128, "::", 3128, 1},
+        {"2001:db8::10", 3128, "::", 3128, 1},
+        {"::", 3128, "::", 3128, 1},
+        {"2001:db8::11", 3128, "::", 3128, 0},
+        {"198.51.100.1", 3128, "::", 3128, 0}, /* a remote proxy on the same port */
+        {"::1", 3129, "::", 3128, 0},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        struct sockaddr_storage d = sa_of(t[i].dst, t[i].dport), l = sa_of(t[i].listen, t[i].lport);
+        int got = addr_reaches_listener((struct sockaddr *)&d, (struct sockaddr *)&l, &local);
+        if (got != t[i].reaches)
+            fail_msg("%s port %d to a listener on %s port %d: %d, want %d", t[i].dst, t[i].dport,
+                     t[i].listen, t[i].lport, got, t[i].reaches);
+    }
+    /* Without the interface list, loopback still counts. */
+    struct sockaddr_storage d = sa_of("127.0.0.5", 3128), l = sa_of("0.0.0.0", 3128),
+                            r = sa_of("192.0.2.10", 3128);
+    assert_true(addr_reaches_listener((struct sockaddr *)&d, (struct sockaddr *)&l, NULL));
+    assert_false(addr_reaches_listener((struct sockaddr *)&r, (struct sockaddr *)&l, NULL));
+    /* unspecified and loopback */
+    assert_true(addr_is_unspecified((struct sockaddr *)&l));
+    assert_false(addr_is_unspecified((struct sockaddr *)&d));
+    assert_true(addr_is_loopback((struct sockaddr *)&d));
+    assert_false(addr_is_loopback((struct sockaddr *)&r));
+    cidrset_free(&local);
 }
 
 struct collect {
@@ -723,6 +816,7 @@ main(void)
         cmocka_unit_test(test_cidr_match),
         cmocka_unit_test(test_parse_listen),
         cmocka_unit_test(test_addr_format),
+        cmocka_unit_test(test_addr_reaches_listener),
         cmocka_unit_test(test_list_foreach),
         cmocka_unit_test(test_escape_values),
         cmocka_unit_test(test_escape_truncation),
