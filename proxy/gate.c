@@ -101,10 +101,10 @@ act(struct conn *c)
             return conn_reply_page(c, page, local_auth_page(snap, page, sizeof(page)), 407, NULL);
         case VERDICT_LOCAL: {
             int status = 0;
-            const char *user = t->rq.auth == AUTH_OK ? t->rq.user : NULL;
-            size_t n = local_answer(snap, t->identity, user, t->roles, t->rq.target, in.now,
-                                    &local, page, sizeof(page), &status);
-            return conn_reply_page(c, page, n, status, NULL);
+            const char *user = t->rq.auth == AUTH_OK ? t->rq.user : NULL, *why = NULL;
+            size_t n = local_answer(snap, t->identity, user, t->roles, t->rq.target, in.now, &local,
+                                    page, sizeof(page), &status, &why);
+            return conn_reply_page(c, page, n, status, why);
         }
         case VERDICT_DENY_PAGE:
         case VERDICT_QUOTA_PAGE:
@@ -112,8 +112,8 @@ act(struct conn *c)
                 c, page, local_deny_page(snap, t->platform, d.rule, page, sizeof(page)), 403, NULL);
         case VERDICT_WARN_PAGE:
             return conn_reply_page(c, page,
-                                   local_warn_page(snap, t->platform, d.rule, t->rq.url, page,
-                                                   sizeof(page)),
+                                   local_warn_page(snap, t->platform, d.rule, t->rq.url,
+                                                   t->identity, in.now, page, sizeof(page)),
                                    403, NULL);
         case VERDICT_ALLOW:
             return CONN_GO_ON;

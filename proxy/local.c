@@ -1,9 +1,19 @@
 #include "local.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "catalog.h"
 #include "decision.h"
@@ -11,6 +21,118 @@
 #include "policy.h"
 #include "snapshot.h"
 #include "usage.h"
+
+_Static_assert(sizeof(((struct snapshot *)0)->continue_key) == LOCAL_CONTINUE_KEY_LEN,
+               "the snapshot holds one Continue key");
+
+int
+local_continue_token(const uint8_t *key, const char *identity, const char *platform,
+                     const char *rule, int64_t expiry, char out[LOCAL_CONTINUE_TOKEN_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    /* NUL-separated: none of the parts can hold a NUL, so no two inputs
+     * give the same message. */
+    char msg[1024];
+    int n = snprintf(msg, sizeof(msg), "socialgate-continue-1%c%s%c%s%c%s%c%" PRId64, 0, identity,
+                     0, platform, 0, rule, 0, expiry);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    out[0] = '\0';
+    if (n < 0 || (size_t)n >= sizeof(msg))
+        return -1;
+    if (HMAC(EVP_sha256(), key, LOCAL_CONTINUE_KEY_LEN, (const unsigned char *)msg, (size_t)n, md,
+             &mdlen) == NULL ||
+        mdlen * 2 != LOCAL_CONTINUE_TOKEN_LEN)
+        return -1;
+    for (unsigned i = 0; i < mdlen; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[LOCAL_CONTINUE_TOKEN_LEN] = '\0';
+    return 0;
+}
+
+/* Makes path with fresh random bytes, written to a file of its own first
+ * and linked in place: a reader never sees half a key, and a second process
+ * that was first wins (EEXIST; its key is then read). */
+static int
+key_create(const char *path)
+{
+    char tmp[4200];
+    uint8_t key[LOCAL_CONTINUE_KEY_LEN];
+    int n = snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (RAND_bytes(key, sizeof(key)) != 1) {
+        errno = EIO;
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -1;
+    ssize_t w = write(fd, key, sizeof(key));
+    OPENSSL_cleanse(key, sizeof(key));
+    int rc = w == (ssize_t)sizeof(key) && fsync(fd) == 0 ? 0 : -1;
+    int e = w >= 0 && w != (ssize_t)sizeof(key) ? EIO : errno;
+    if (close(fd) != 0 && rc == 0) {
+        rc = -1;
+        e = errno;
+    }
+    if (rc == 0 && link(tmp, path) != 0) {
+        rc = -1;
+        e = errno;
+    }
+    unlink(tmp);
+    errno = e;
+    return rc;
+}
+
+int
+local_continue_key_load(const char *state_dir, uint8_t key[LOCAL_CONTINUE_KEY_LEN], int create)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof(path), "%s/%s", state_dir, LOCAL_CONTINUE_KEY_FILE);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT && create) {
+        if (key_create(path) < 0 && errno != EEXIST)
+            return -1;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    }
+    if (fd < 0)
+        return -1;
+    /* One byte more than a key: a longer file is refused, not cut. */
+    uint8_t buf[LOCAL_CONTINUE_KEY_LEN + 1];
+    size_t got = 0;
+    while (got < sizeof(buf)) {
+        ssize_t r = read(fd, buf + got, sizeof(buf) - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != LOCAL_CONTINUE_KEY_LEN) {
+        OPENSSL_cleanse(buf, sizeof(buf));
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(key, buf, LOCAL_CONTINUE_KEY_LEN);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return 0;
+}
 
 static const char *
 platform_name(const struct snapshot *snap, int platform)
@@ -53,26 +175,33 @@ url_encode(const char *s, char *out, size_t size)
 }
 
 size_t
-local_warn_page(const struct snapshot *snap, int platform, int rule, const char *url, char *out,
-                size_t size)
+local_warn_page(const struct snapshot *snap, int platform, int rule, const char *url,
+                const char *identity, time_t now, char *out, size_t size)
 {
     const struct policy_rule *r = policy_rule(snap->rules->policy, (size_t)rule);
     /* to: room for the whole link in the page (errpage escapes it into
-     * 1536 bytes) */
-    char detail[1024], link[2048], to[1024], rn[200];
+     * 1536 bytes, each '&' as "&amp;") */
+    char detail[1024], link[2048], to[1024], rn[200], sig[200] = "";
+    char tok[LOCAL_CONTINUE_TOKEN_LEN + 1];
     const char *pn = platform_name(snap, platform);
     snprintf(detail, sizeof(detail),
              "%s is subject to rule '%s'.%s%s Continue if you need it for work; your visit is "
              "logged.",
              pn, r ? r->name : "-", r && r->message ? " " : "", r && r->message ? r->message : "");
     url_encode(r ? r->name : "", rn, sizeof(rn));
+    /* Without a key the link has no token, and /continue refuses it. */
+    int64_t expiry = (int64_t)now + LOCAL_CONTINUE_LINK_SECONDS;
+    if (snap->has_continue_key && identity &&
+        local_continue_token(snap->continue_key, identity, pn, r ? r->name : "", expiry, tok) == 0)
+        snprintf(sig, sizeof(sig), "&e=%" PRId64 "&t=%s", expiry, tok);
     /* A page address too long for the link is left out rather than cut:
      * the Continue is still recorded, the user just is not sent back. */
+    int n = -1;
     if (url && strncmp(url, "http://", 7) == 0 && url_encode(url, to, sizeof(to)) == 0)
-        snprintf(link, sizeof(link), "http://%s/continue?p=%s&r=%s&to=%s", LOCAL_HOST, pn, rn,
-                 to);
-    else
-        snprintf(link, sizeof(link), "http://%s/continue?p=%s&r=%s", LOCAL_HOST, pn, rn);
+        n = snprintf(link, sizeof(link), "http://%s/continue?p=%s&r=%s%s&to=%s", LOCAL_HOST, pn, rn,
+                     sig, to);
+    if (n < 0 || (size_t)n + 4 * 4 >= 1536)
+        snprintf(link, sizeof(link), "http://%s/continue?p=%s&r=%s%s", LOCAL_HOST, pn, rn, sig);
     return errpage_format_link(out, size, 403, detail, "Continue", link, "");
 }
 
@@ -128,9 +257,30 @@ respond(char *out, size_t size, int status, const char *type, const char *extra,
     return n < 0 || (size_t)n >= size ? 0 : (size_t)n;
 }
 
+/* Whether q carries a valid token, unexpired at now, for this identity,
+ * platform and rule. */
+static int
+continue_token_ok(const struct snapshot *snap, const char *identity, const char *platform,
+                  const char *rule, const char *q, time_t now)
+{
+    char e[24], t[LOCAL_CONTINUE_TOKEN_LEN + 2], want[LOCAL_CONTINUE_TOKEN_LEN + 1];
+    if (!snap->has_continue_key || query_param(q, "e", e, sizeof(e)) < 0 ||
+        query_param(q, "t", t, sizeof(t)) < 0 || strlen(t) != LOCAL_CONTINUE_TOKEN_LEN)
+        return 0;
+    /* as the warn page wrote it: digits, no sign, no leading zero */
+    if (e[0] < '1' || e[0] > '9' || strspn(e, "0123456789") != strlen(e) || strlen(e) > 18)
+        return 0;
+    int64_t expiry = strtoll(e, NULL, 10);
+    if (expiry < (int64_t)now)
+        return 0;
+    if (local_continue_token(snap->continue_key, identity, platform, rule, expiry, want) < 0)
+        return 0;
+    return CRYPTO_memcmp(want, t, LOCAL_CONTINUE_TOKEN_LEN) == 0;
+}
+
 static size_t
 answer_continue(const struct snapshot *snap, const char *identity, const char *q, time_t now,
-                char *out, size_t size, int *status)
+                char *out, size_t size, int *status, const char **reason)
 {
     char p[128], rn[128], to[1200];
     const struct policy *pol = snap->rules->policy;
@@ -149,6 +299,14 @@ answer_continue(const struct snapshot *snap, const char *identity, const char *q
     if (r == NULL || r->action != POLICY_WARN || !policy_rule_has_platform(r, cat, pidx)) {
         *status = 400;
         return errpage_format(out, size, 400, "This Continue link is out of date.", "");
+    }
+    if (!continue_token_ok(snap, identity, p, rn, q, now)) {
+        *status = 403;
+        *reason = "bad-continue-token";
+        return errpage_format(out, size, 403,
+                              "This Continue link was not made for you, or has expired. Open the "
+                              "page again to see the warning and continue from there.",
+                              "");
     }
     usage_continue_set(identity, p, (int64_t)now + (int64_t)(r->warn_for_ms / 1000));
     if (query_param(q, "to", to, sizeof(to)) == 0 && strncmp(to, "http://", 7) == 0 &&
@@ -193,15 +351,16 @@ answer_quota(const struct snapshot *snap, const char *identity, const char *role
 }
 
 size_t
-local_answer(const struct snapshot *snap, const char *identity, const char *user,
-             const char *roles, const char *target, time_t now, const struct tm *local,
-             char *out, size_t size, int *status)
+local_answer(const struct snapshot *snap, const char *identity, const char *user, const char *roles,
+             const char *target, time_t now, const struct tm *local, char *out, size_t size,
+             int *status, const char **reason)
 {
     (void)user;
+    *reason = NULL;
     const char *q = strchr(target, '?');
     size_t plen = q ? (size_t)(q - target) : strlen(target);
     if (plen == 9 && strncmp(target, "/continue", 9) == 0)
-        return answer_continue(snap, identity, q ? q + 1 : "", now, out, size, status);
+        return answer_continue(snap, identity, q ? q + 1 : "", now, out, size, status, reason);
     if (plen == 6 && strncmp(target, "/quota", 6) == 0)
         return answer_quota(snap, identity, roles, local, out, size, status);
     *status = 404;

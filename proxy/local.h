@@ -6,25 +6,52 @@
 #define SG_LOCAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 struct snapshot;
 
 #define LOCAL_HOST "socialgate.local"
 
+/* A warn page's Continue link carries a token, an HMAC-SHA256 under a key
+ * the gateway keeps in state_dir (shared by a pool of gateways), over the
+ * identity shown the page, the platform, the rule and the link's expiry:
+ * no other page can make a browser skip the warning. */
+#define LOCAL_CONTINUE_KEY_FILE "continue.key"
+#define LOCAL_CONTINUE_KEY_LEN 32
+#define LOCAL_CONTINUE_TOKEN_LEN 64 /* hex digits */
+/* How long a Continue link works after its warn page was shown. */
+#define LOCAL_CONTINUE_LINK_SECONDS 600
+
+/* The token of a Continue link into out (LOCAL_CONTINUE_TOKEN_LEN lowercase
+ * hex digits and a NUL): HMAC-SHA256 under key (LOCAL_CONTINUE_KEY_LEN
+ * bytes) over identity, platform, rule and expiry (seconds since the
+ * epoch). 0, or -1 (inputs too long; out is then empty). */
+int local_continue_token(const uint8_t *key, const char *identity, const char *platform,
+                         const char *rule, int64_t expiry, char out[LOCAL_CONTINUE_TOKEN_LEN + 1]);
+/* Reads state_dir/continue.key, which must hold exactly LOCAL_CONTINUE_KEY_LEN
+ * bytes, into key. With create, first makes it when missing: random bytes,
+ * mode 0600. 0, or -1 with errno (EINVAL: the file has another size). */
+int local_continue_key_load(const char *state_dir, uint8_t key[LOCAL_CONTINUE_KEY_LEN], int create);
+
 /* 403 naming the platform, the rule (FILE:LINE) and its message. */
 size_t local_deny_page(const struct snapshot *snap, int platform, int rule, char *out,
                        size_t size);
 /* 403 with a Continue link that lets identity use the platform for the
- * rule's warn_for. `url` is the page asked for (http://...). */
+ * rule's warn_for. `url` is the page asked for (http://...). The link is
+ * signed with the snapshot's key for identity and works until now +
+ * LOCAL_CONTINUE_LINK_SECONDS. */
 size_t local_warn_page(const struct snapshot *snap, int platform, int rule, const char *url,
-                       char *out, size_t size);
+                       const char *identity, time_t now, char *out, size_t size);
 /* 407 with Proxy-Authenticate for the configured realm. */
 size_t local_auth_page(const struct snapshot *snap, char *out, size_t size);
 /* A request for socialgate.local: /continue?... records a Continue and
- * redirects, /quota lists minutes used and left. *status gets the code. */
+ * redirects, /quota lists minutes used and left. *status gets the code,
+ * *reason the usage log's reason (a static string) or NULL. A Continue
+ * link without a valid, unexpired token for this identity is refused (403,
+ * bad-continue-token) and records nothing. */
 size_t local_answer(const struct snapshot *snap, const char *identity, const char *user,
                     const char *roles, const char *target, time_t now, const struct tm *local,
-                    char *out, size_t size, int *status);
+                    char *out, size_t size, int *status, const char **reason);
 
 #endif

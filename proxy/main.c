@@ -28,6 +28,7 @@
 #include "config.h"
 #include "explain.h"
 #include "report.h"
+#include "local.h"
 #include "log.h"
 #include "snapshot.h"
 #include "util/escape.h"
@@ -182,6 +183,26 @@ worker_count(const struct config *c)
     return n < 1 ? 1 : n > 64 ? 64 : (int)n;
 }
 
+/* The key of warn pages' Continue links, from state_dir (made there when
+ * missing) into s. At a reload that cannot read it, the key in use (old)
+ * stays. */
+static void
+load_continue_key(struct snapshot *s, const struct snapshot *old)
+{
+    const char *dir = s->cfg->state_dir;
+    if (local_continue_key_load(dir, s->continue_key, 1) == 0) {
+        s->has_continue_key = 1;
+        return;
+    }
+    if (old == NULL)
+        fatal("cannot read or create %s/%s (%d random bytes)", dir, LOCAL_CONTINUE_KEY_FILE,
+              LOCAL_CONTINUE_KEY_LEN);
+    log_warn("reload: cannot read %s/%s: keeping the Continue key in use", dir,
+             LOCAL_CONTINUE_KEY_FILE);
+    memcpy(s->continue_key, old->continue_key, sizeof(s->continue_key));
+    s->has_continue_key = old->has_continue_key;
+}
+
 static void
 reload(void)
 {
@@ -212,6 +233,7 @@ reload(void)
         log_warnx("reload: a change of [proxy] timezone takes effect at the next restart");
     if (worker_count(old) != worker_count(c))
         log_warnx("reload: a change of [proxy] workers takes effect at the next restart");
+    load_continue_key(s, cur);
     snapshot_release(cur);
     snapshot_install(s);
     for (int i = 0; i < nworkers; i++) /* each drops its old reference now */
@@ -393,8 +415,10 @@ drop_privileges(const struct config *cfg)
     }
     /* What it must write after dropping: its state, and the log files it
      * reopens on USR1 (logrotate's `create` keeps this owner). */
-    const char *own[] = {cfg->state_dir, cfg->access_log, cfg->squid_log};
-    for (size_t i = 0; i < 3; i++) {
+    char key[4200];
+    snprintf(key, sizeof(key), "%s/%s", cfg->state_dir, LOCAL_CONTINUE_KEY_FILE);
+    const char *own[] = {cfg->state_dir, key, cfg->access_log, cfg->squid_log};
+    for (size_t i = 0; i < 4; i++) {
         if (own[i] == NULL || own[i][0] != '/')
             continue;
         if (chown(own[i], pw->pw_uid, pw->pw_gid) < 0)
@@ -537,6 +561,7 @@ main(int argc, char **argv)
 
     if (mkdir(cfg->state_dir, 0750) < 0 && errno != EEXIST)
         fatal("cannot create state_dir %s", cfg->state_dir);
+    load_continue_key(snap, NULL);
     {
         struct diag sd = {0};
         int n = usage_load(cfg->state_dir, (int64_t)time(NULL), &sd);

@@ -24,6 +24,10 @@ struct snapshot {
      * destination that is a listener on every address is seen as a loop
      * (addr_reaches_listener). Empty when they cannot be read. */
     struct cidrset local_addrs;
+    /* Signs the Continue links of warn pages (state_dir/continue.key, read
+     * at start and reload). Without it, Continue links are refused. */
+    uint8_t continue_key[32];
+    int has_continue_key;
 };
 
 /* Loads proxy.ini and the rules folder it names into a new snapshot with

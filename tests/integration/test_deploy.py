@@ -561,6 +561,8 @@ def test_root_drops_to_user(system_user, daemons, env):
             "thread %s: %s %s %s" % (task.name, t["Uid"], t["Gid"], t["Groups"])
     assert st["CapEff"] == ["0000000000000000"], st["CapEff"]
     assert os.stat(d.dir / "state").st_uid == u.pw_uid, "state_dir not given to the user"
+    key = os.stat(d.dir / "state" / "continue.key")
+    assert key.st_uid == u.pw_uid and key.st_mode & 0o777 == 0o600, "continue.key not the user's alone"
     tok = token()
     assert get_status(d.proxy, "http://127.0.0.1:%d/u/%s" % (env.nginx_http, tok)) == "200"
     assert d.wait_entries(1, ev="request", path="/u/" + tok, status="200"), d.stderr_text()
@@ -569,6 +571,7 @@ def test_root_drops_to_user(system_user, daemons, env):
     assert len(d.wait_entries(2, ev="config", result="ok")) == 2, \
         "reload after dropping privileges failed:\n%s" % d.stderr_text()
     assert get_status(d.proxy, "http://127.0.0.1:%d/u/after-hup" % env.nginx_http) == "200"
+    assert "continue.key" not in d.stderr_text(), d.stderr_text()
     d.proc.send_signal(signal.SIGTERM)
     assert d.proc.wait(timeout=10) == 0, d.stderr_text()
 

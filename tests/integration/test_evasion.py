@@ -1,4 +1,4 @@
-"""Ways around the gateway's controls, each closed (issue 18, items 5 and 6).
+"""Ways around the gateway's controls, each closed (issue 18, items 5 to 7).
 
 - A loop through the proxy itself: CONNECT or GET to one of its own listeners
   under another spelling (an IPv4-mapped IPv6 address, any local address when
@@ -8,10 +8,15 @@
 - A forged usage-log field: the user name of a failed login that spells
   ` user=alice platform=facebook action=allow status=200 ` must stay one
   value that `grep ' user=alice '` does not find.
+- A forged Continue link: /continue without a token made by the warn page
+  for this identity must be refused (403, reason=bad-continue-token), and the
+  warning still shown afterwards.
 
 Real clients (curl, raw sockets) against private daemons on loopback.
 """
 
+import html
+import re
 import socket
 import subprocess
 import time
@@ -142,3 +147,117 @@ def test_failed_login_name_cannot_forge_fields(make_sg, env):
     assert sorted(rows) == sorted([
         "19 user=\"x\\x20user=alice\\x20platform=facebook\\x20action=allow\\x20status=200\\x20y\" status=407",
         "18 user=alice status=200"]), rows
+
+
+# --- 7. the warn page's Continue link carries a token ------------------------------------------
+
+CATALOG = """\
+[platform youtube]
+category = video
+domains = youtube.com
+"""
+
+POLICY = """\
+[rule video-warn]
+categories = video
+action = warn
+warn_for = 1h
+message = Video sites are for work use.
+"""
+
+
+@pytest.fixture(scope="module")
+def yt_hosts(env):
+    p = env.tmp / "evasion-hosts"
+    p.write_text("127.0.0.1 www.youtube.com\n")
+    return p
+
+
+def _warn_daemon(make_sg, hosts, key=None):
+    d = make_sg({"dns": {"hosts_file": str(hosts)}}, start=False)
+    (d.dir / "rules" / "00-platforms.ini").write_text(CATALOG)
+    (d.dir / "rules" / "10-policy.ini").write_text(POLICY)
+    if key is not None:
+        (d.dir / "state" / "continue.key").write_bytes(key)
+    return d.start()
+
+
+def _get(d, url, *extra):
+    r = curl("-x", d.proxy, "-i", *extra, url, timeout=15)
+    assert r.returncode == 0, r.stderr.decode()
+    head, _, body = r.stdout.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    loc = [ln.split(":", 1)[1].strip() for ln in lines[1:] if ln.lower().startswith("location:")]
+    return int(lines[0].split()[1]), (loc[0] if loc else None), body
+
+
+def _warn_link(d, env, *extra):
+    """The Continue link of a fresh warn page for this client."""
+    st, _, body = _get(d, "http://www.youtube.com:%d/u/%s" % (env.nginx_http, token()), *extra)
+    assert st == 403
+    m = re.search(r'<a href="([^"]+)">Continue</a>', body.decode())
+    assert m, body
+    return html.unescape(m.group(1))
+
+
+def _still_warned(d, env, *extra):
+    st, _, body = _get(d, "http://www.youtube.com:%d/u/%s" % (env.nginx_http, token()), *extra)
+    return st == 403 and b"Video sites are for work use." in body
+
+
+def test_continue_without_a_token_is_refused(make_sg, env, yt_hosts):
+    d = _warn_daemon(make_sg, yt_hosts)
+    t0 = time.time()
+    assert _still_warned(d, env)
+    for q in ("p=youtube&r=video-warn",                                       # the issue's link
+              "p=youtube&r=video-warn&e=4102444800&t=" + "0" * 64,             # a forged token
+              "p=youtube&r=video-warn&e=4102444800&t=" + "a" * 63,
+              "p=youtube&r=video-warn&to=http%3A%2F%2Fwww.youtube.com%2F"):
+        st, loc, body = _get(d, "http://socialgate.local/continue?" + q)
+        assert st == 403 and loc is None, (q, st, body[:300])
+        # and the warning is still there: nothing was recorded
+        assert _still_warned(d, env), q
+    e = d.wait_log(since=t0, host="socialgate.local", status="403")
+    assert (e["path"], e.get("reason")) == ("/continue", "bad-continue-token"), e.raw
+
+
+def test_continue_link_is_for_its_identity_and_platform(make_sg, env, yt_hosts):
+    d = _warn_daemon(make_sg, yt_hosts)
+    link = _warn_link(d, env, "--interface", "127.0.0.2")
+    assert re.search(r"&e=\d+&t=[0-9a-f]{64}(&|$)", link), link
+    # another client address cannot use it
+    st, _, _ = _get(d, link)
+    assert st == 403
+    assert _still_warned(d, env)
+    # nor with its expiry moved
+    e = int(re.search(r"&e=(\d+)", link).group(1))
+    assert time.time() + 500 < e <= time.time() + 601, link
+    st, _, _ = _get(d, link.replace("&e=%d" % e, "&e=%d" % (e + 86400)), "--interface", "127.0.0.2")
+    assert st == 403
+    assert _still_warned(d, env, "--interface", "127.0.0.2")
+    # its own client: recorded, sent back, then allowed
+    st, loc, _ = _get(d, link, "--interface", "127.0.0.2")
+    assert st == 302 and loc.startswith("http://www.youtube.com:%d/u/" % env.nginx_http), (st, loc)
+    st, _, body = _get(d, "http://www.youtube.com:%d/small.txt" % env.nginx_http, "--interface", "127.0.0.2")
+    assert st == 200 and body == env.small_body
+    assert _still_warned(d, env)  # 127.0.0.1 still sees the page
+
+
+def test_continue_key_in_state_dir_shared_by_a_pool(make_sg, env, yt_hosts):
+    d1 = _warn_daemon(make_sg, yt_hosts)
+    keyfile = d1.dir / "state" / "continue.key"
+    assert keyfile.stat().st_size == 32 and keyfile.stat().st_mode & 0o777 == 0o600
+    key = keyfile.read_bytes()
+    link = _warn_link(d1, env)
+    # a second gateway with the same key takes the first one's link
+    d2 = _warn_daemon(make_sg, yt_hosts, key=key)
+    st, loc, _ = _get(d2, link)
+    assert st == 302, st
+    st, _, _ = _get(d2, "http://www.youtube.com:%d/small.txt" % env.nginx_http)
+    assert st == 200
+    # a third with a key of its own does not
+    d3 = _warn_daemon(make_sg, yt_hosts)
+    assert (d3.dir / "state" / "continue.key").read_bytes() != key
+    st, _, _ = _get(d3, link)
+    assert st == 403
+    assert _still_warned(d3, env)

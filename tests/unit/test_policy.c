@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <dirent.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -108,6 +109,9 @@ fx_load_warned(struct fixture *f, const char *policy, const char *groups, size_t
         diag_free(&d);
     }
     f->cfg.auth_realm = (char *)"Corporate gateway";
+    for (size_t i = 0; i < sizeof(f->snap.continue_key); i++)
+        f->snap.continue_key[i] = (uint8_t)i;
+    f->snap.has_continue_key = 1;
     f->snap.cfg = &f->cfg;
     f->snap.rules = f->rules;
     f->snap.groups = f->groups;
@@ -1360,14 +1364,119 @@ continue_link(const char *page)
     return link;
 }
 
+/* The Continue token: a known answer (computed apart, with Python's hmac),
+ * and each input changes it. */
+static void
+test_continue_token(void **state)
+{
+    (void)state;
+    uint8_t key[LOCAL_CONTINUE_KEY_LEN];
+    for (size_t i = 0; i < sizeof(key); i++)
+        key[i] = (uint8_t)i;
+    char tok[LOCAL_CONTINUE_TOKEN_LEN + 1], t2[LOCAL_CONTINUE_TOKEN_LEN + 1];
+    assert_int_equal(local_continue_token(key, "alice", "youtube", "video-warn", 1796000600, tok),
+                     0);
+    assert_string_equal(tok, "0ccb2946ae92993795b67d3e51c6186d86b83c848f653642a85bcf1383b9d4c6");
+    static const struct {
+        const char *identity, *platform, *rule;
+        int64_t expiry;
+    } other[] = {
+        {"alicE", "youtube", "video-warn", 1796000600},
+        {"alice", "youtubE", "video-warn", 1796000600},
+        {"alice", "youtube", "video-warN", 1796000600},
+        {"alice", "youtube", "video-warn", 1796000601},
+        /* the parts cannot slide into each other */
+        {"alic", "eyoutube", "video-warn", 1796000600},
+        {"alice", "youtubevideo", "-warn", 1796000600},
+    };
+    for (size_t i = 0; i < N_ELEM(other); i++) {
+        assert_int_equal(local_continue_token(key, other[i].identity, other[i].platform,
+                                              other[i].rule, other[i].expiry, t2),
+                         0);
+        if (strcmp(t2, tok) == 0)
+            fail_msg("case %zu gives the same token", i);
+    }
+    key[31] ^= 1; /* another key */
+    assert_int_equal(local_continue_token(key, "alice", "youtube", "video-warn", 1796000600, t2),
+                     0);
+    assert_string_not_equal(t2, tok);
+    /* too long for the message: refused, empty */
+    char huge[2000];
+    memset(huge, 'a', sizeof(huge) - 1);
+    huge[sizeof(huge) - 1] = '\0';
+    assert_int_equal(local_continue_token(key, huge, "youtube", "video-warn", 1, t2), -1);
+    assert_string_equal(t2, "");
+}
+
+/* state_dir/continue.key: made once (0600, 32 bytes), then read back the
+ * same; a file of another size is refused. */
+static void
+test_continue_key_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sg-key-XXXXXX", path[200];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/continue.key", dir);
+    uint8_t k1[LOCAL_CONTINUE_KEY_LEN], k2[LOCAL_CONTINUE_KEY_LEN];
+    errno = 0;
+    assert_int_equal(local_continue_key_load(dir, k1, 0), -1); /* not made without create */
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(local_continue_key_load(dir, k1, 1), 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(st.st_size, LOCAL_CONTINUE_KEY_LEN);
+    assert_int_equal(local_continue_key_load(dir, k2, 1), 0);
+    assert_memory_equal(k1, k2, sizeof(k1));
+    assert_int_equal(local_continue_key_load(dir, k2, 0), 0);
+    assert_memory_equal(k1, k2, sizeof(k1));
+    /* no temporary file left behind */
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int files = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        files += e->d_name[0] != '.';
+    closedir(d);
+    assert_int_equal(files, 1);
+    /* an administrator's own key (the one a gateway pool shares) */
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    for (int i = 0; i < LOCAL_CONTINUE_KEY_LEN; i++)
+        fputc(200 + i % 50, f);
+    fclose(f);
+    assert_int_equal(local_continue_key_load(dir, k2, 1), 0);
+    for (int i = 0; i < LOCAL_CONTINUE_KEY_LEN; i++)
+        assert_int_equal(k2[i], 200 + i % 50);
+    /* too short, too long: refused, never padded or cut */
+    for (int len = 0; len < 2 * LOCAL_CONTINUE_KEY_LEN; len += LOCAL_CONTINUE_KEY_LEN - 1) {
+        if (len == LOCAL_CONTINUE_KEY_LEN)
+            continue;
+        f = fopen(path, "wb");
+        assert_non_null(f);
+        for (int i = 0; i < len; i++)
+            fputc('k', f);
+        fclose(f);
+        errno = 0;
+        assert_int_equal(local_continue_key_load(dir, k2, 1), -1);
+        assert_int_equal(errno, EINVAL);
+    }
+    unlink(path);
+    /* a state_dir that does not exist */
+    snprintf(path, sizeof(path), "%s/missing", dir);
+    assert_int_equal(local_continue_key_load(path, k2, 1), -1);
+    rmdir(dir);
+}
+
+static const char *local_reason; /* of the last local() */
+
 static int
 local(struct fixture *f, const char *identity, const char *target, time_t now, char *out,
       size_t size)
 {
     struct tm tm = at("2026-11-30 12:10");
     int status = 0;
-    size_t n = local_answer(&f->snap, identity, NULL, "staff", target, now, &tm, out, size,
-                            &status);
+    size_t n = local_answer(&f->snap, identity, NULL, "staff", target, now, &tm, out, size, &status,
+                            &local_reason);
     assert_true(n > 0);
     assert_int_equal(strlen(out), n);
     assert_int_equal(status_of(out), status);
@@ -1405,9 +1514,15 @@ test_local_pages(void **state)
     assert_clean_head(out);
     assert_string_equal(header_of(out, "Proxy-Authenticate"), "Basic realm=\"Corporate gateway\"");
 
-    /* warn page, then its Continue link */
-    n = local_warn_page(&f.snap, yt, 0, "http://www.youtube.com:80/watch?v=a b&c=<d>", out,
-                        sizeof(out));
+    /* warn page, then its Continue link, signed for the identity shown it */
+    time_t now = 1796000000;
+    char sig[200], tok[LOCAL_CONTINUE_TOKEN_LEN + 1];
+    assert_int_equal(local_continue_token(f.snap.continue_key, "10.1.2.3", "youtube", "video-warn",
+                                          now + 600, tok),
+                     0);
+    snprintf(sig, sizeof(sig), "e=%lld&t=%s", (long long)now + 600, tok);
+    n = local_warn_page(&f.snap, yt, 0, "http://www.youtube.com:80/watch?v=a b&c=<d>", "10.1.2.3",
+                        now, out, sizeof(out));
     assert_true(n > 0);
     assert_int_equal(status_of(out), 403);
     assert_clean_head(out);
@@ -1416,15 +1531,29 @@ test_local_pages(void **state)
     const char *link = continue_link(out);
     const char *prefix = "http://socialgate.local/continue?";
     assert_true(strncmp(link, prefix, strlen(prefix)) == 0);
-    assert_string_equal(link + strlen(prefix),
-                        "p=youtube&r=video-warn&to=http%3A%2F%2Fwww.youtube.com%3A80%2Fwatch%3Fv%"
-                        "3Da%20b%26c%3D%3Cd%3E");
+    char want_link[2100];
+    snprintf(want_link, sizeof(want_link),
+             "p=youtube&r=video-warn&%s&to=http%%3A%%2F%%2Fwww.youtube.com%%3A80%%2Fwatch%%3Fv%%"
+             "3Da%%20b%%26c%%3D%%3Cd%%3E",
+             sig);
+    assert_string_equal(link + strlen(prefix), want_link);
     char target[2100];
     snprintf(target, sizeof(target), "/continue?%s", link + strlen(prefix));
-    time_t now = 1796000000;
     assert_int_equal(usage_continue_ok("10.1.2.3", "youtube", now), 0);
+    /* another identity cannot use it */
+    assert_int_equal(local(&f, "10.9.9.9", target, now, out, sizeof(out)), 403);
+    assert_string_equal(local_reason, "bad-continue-token");
+    assert_int_equal(usage_continue_ok("10.9.9.9", "youtube", now + 1), 0);
+    /* nor anyone once it has expired */
+    assert_int_equal(local(&f, "10.1.2.3", target, now + 601, out, sizeof(out)), 403);
+    assert_int_equal(usage_continue_ok("10.1.2.3", "youtube", now + 1), 0);
+    /* good until its expiry second, included */
+    assert_int_equal(local(&f, "10.1.2.3", target, now + 600, out, sizeof(out)), 200);
+    assert_null(local_reason);
+    usage_reset();
     /* the URL has a space and <>: recorded, but no Location with them */
     assert_int_equal(local(&f, "10.1.2.3", target, now, out, sizeof(out)), 200);
+    assert_null(local_reason);
     assert_null(header_of(out, "Location"));
     assert_int_equal(usage_continue_ok("10.1.2.3", "youtube", now + 1), 1);
     assert_int_equal(usage_continue_ok("10.1.2.3", "youtube", now + 599), 1);
@@ -1433,7 +1562,8 @@ test_local_pages(void **state)
     assert_int_equal(usage_continue_ok("10.1.2.3", "facebook", now + 1), 0);  /* per platform */
 
     /* an ordinary URL: 302 to it */
-    n = local_warn_page(&f.snap, yt, 0, "http://www.youtube.com:80/watch?v=abc", out, sizeof(out));
+    n = local_warn_page(&f.snap, yt, 0, "http://www.youtube.com:80/watch?v=abc", "alice", now, out,
+                        sizeof(out));
     link = continue_link(out);
     snprintf(target, sizeof(target), "/continue?%s", link + strlen(prefix));
     assert_int_equal(local(&f, "alice", target, now, out, sizeof(out)), 302);
@@ -1442,10 +1572,12 @@ test_local_pages(void **state)
     assert_int_equal(usage_continue_ok("alice", "youtube", now + 1), 1);
 
     /* a warn rule for unclassified traffic: its link works too */
-    n = local_warn_page(&f.snap, -1, 1, "http://intranet.example:80/", out, sizeof(out));
+    n = local_warn_page(&f.snap, -1, 1, "http://intranet.example:80/", "bob", now, out,
+                        sizeof(out));
     assert_true(n > 0);
     link = continue_link(out);
-    assert_non_null(strstr(link, "p=unclassified&r=unclassified-warn&to="));
+    assert_non_null(strstr(link, "p=unclassified&r=unclassified-warn&e="));
+    assert_non_null(strstr(link, "&to=http"));
     snprintf(target, sizeof(target), "/continue?%s", link + strlen(prefix));
     assert_int_equal(local(&f, "bob", target, now, out, sizeof(out)), 302);
     assert_string_equal(header_of(out, "Location"), "http://intranet.example:80/");
@@ -1455,15 +1587,31 @@ test_local_pages(void **state)
     char longurl[3000] = "http://www.youtube.com:80/";
     memset(longurl + strlen(longurl), 'a', 1500);
     longurl[26 + 1500] = '\0';
-    n = local_warn_page(&f.snap, yt, 0, longurl, out, sizeof(out));
+    n = local_warn_page(&f.snap, yt, 0, longurl, "10.1.2.3", now, out, sizeof(out));
     assert_true(n > 0);
     link = continue_link(out);
-    assert_string_equal(link, "http://socialgate.local/continue?p=youtube&r=video-warn");
+    snprintf(want_link, sizeof(want_link),
+             "http://socialgate.local/continue?p=youtube&r=video-warn&%s", sig);
+    assert_string_equal(link, want_link);
+    /* the longest address that fits keeps its `to`, whole */
+    memset(longurl + 26, 'a', sizeof(longurl) - 27);
+    longurl[26 + 1100] = '\0';
+    for (size_t len = 1100; len > 26; len--) {
+        longurl[len] = '\0';
+        n = local_warn_page(&f.snap, yt, 0, longurl, "10.1.2.3", now, out, sizeof(out));
+        assert_true(n > 0);
+        link = continue_link(out);
+        const char *to = strstr(link, "&to=");
+        if (to == NULL)
+            continue;
+        assert_int_equal(strlen(to + 4), strlen("http%3A%2F%2Fwww.youtube.com%3A80%2F") + len - 26);
+        break;
+    }
 
     /* Redirects only to http:// URLs, never with CR or LF. */
     static const struct {
         const char *target;
-        int status;
+        int status; /* with carol's token appended */
         const char *location;
     } cases[] = {
         {"/continue?p=youtube&r=video-warn", 200, NULL},
@@ -1492,21 +1640,74 @@ test_local_pages(void **state)
         {"/nothing-here", 404, NULL},
         {"/continue/x?p=youtube&r=video-warn", 404, NULL},
     };
+    assert_int_equal(
+        local_continue_token(f.snap.continue_key, "carol", "youtube", "video-warn", now + 600, tok),
+        0);
+    snprintf(sig, sizeof(sig), "e=%lld&t=%s", (long long)now + 600, tok);
     for (size_t i = 0; i < N_ELEM(cases); i++) {
         usage_reset();
-        int st = local(&f, "carol", cases[i].target, now, out, sizeof(out));
+        snprintf(target, sizeof(target), "%s%c%s", cases[i].target,
+                 strchr(cases[i].target, '?') ? '&' : '?', sig);
+        int st = local(&f, "carol", target, now, out, sizeof(out));
         const char *loc = header_of(out, "Location");
         if (st != cases[i].status ||
             (cases[i].location == NULL) != (loc == NULL) ||
             (loc && strcmp(loc, cases[i].location) != 0))
-            fail_msg("%s: got %d Location %s, want %d %s", cases[i].target, st,
-                     loc ? loc : "(none)", cases[i].status,
-                     cases[i].location ? cases[i].location : "(none)");
+            fail_msg("%s: got %d Location %s, want %d %s", target, st, loc ? loc : "(none)",
+                     cases[i].status, cases[i].location ? cases[i].location : "(none)");
         assert_null(strstr(out, "Set-Cookie"));
         assert_null(strstr(out, "\r\nX:"));
         int recorded = usage_continue_ok("carol", "youtube", now + 1);
         assert_int_equal(recorded, st == 200 || st == 302);
     }
+
+    /* Continue links without a valid token for this identity, platform and
+     * rule, unexpired: 403, bad-continue-token, nothing recorded. */
+    char other[LOCAL_CONTINUE_TOKEN_LEN + 1], flipped[LOCAL_CONTINUE_TOKEN_LEN + 1];
+    assert_int_equal(local_continue_token(f.snap.continue_key, "carol", "unclassified",
+                                          "unclassified-warn", now + 600, other),
+                     0);
+    memcpy(flipped, tok, sizeof(flipped));
+    flipped[10] = flipped[10] == '0' ? '1' : '0';
+    char upper[LOCAL_CONTINUE_TOKEN_LEN + 1];
+    for (size_t i = 0; i <= LOCAL_CONTINUE_TOKEN_LEN; i++)
+        upper[i] = (char)(tok[i] >= 'a' && tok[i] <= 'f' ? tok[i] - 32 : tok[i]);
+    long long e = (long long)now + 600;
+    char bad[12][300];
+    snprintf(bad[0], sizeof(bad[0]), "/continue?p=youtube&r=video-warn");
+    snprintf(bad[1], sizeof(bad[1]), "/continue?p=youtube&r=video-warn&e=%lld", e);
+    snprintf(bad[2], sizeof(bad[2]), "/continue?p=youtube&r=video-warn&t=%s", tok);
+    snprintf(bad[3], sizeof(bad[3]), "/continue?p=youtube&r=video-warn&e=%lld&t=%s", e + 1, tok);
+    snprintf(bad[4], sizeof(bad[4]), "/continue?p=youtube&r=video-warn&e=%lld&t=%s", e, flipped);
+    snprintf(bad[5], sizeof(bad[5]), "/continue?p=youtube&r=video-warn&e=%lld&t=%s", e, other);
+    snprintf(bad[6], sizeof(bad[6]), "/continue?p=youtube&r=video-warn&e=%lld&t=%.63s", e, tok);
+    snprintf(bad[7], sizeof(bad[7]), "/continue?p=youtube&r=video-warn&e=%lld&t=%s0", e, tok);
+    snprintf(bad[8], sizeof(bad[8]), "/continue?p=youtube&r=video-warn&e=+%lld&t=%s", e, tok);
+    snprintf(bad[9], sizeof(bad[9]), "/continue?p=youtube&r=video-warn&e=%lld&t=%s", e, upper);
+    snprintf(bad[10], sizeof(bad[10]), "/continue?p=youtube&r=video-warn&e=&t=%s", tok);
+    snprintf(bad[11], sizeof(bad[11]), "/continue?p=youtube&r=video-warn&e=0%lld&t=%s", e, tok);
+    for (size_t i = 0; i < N_ELEM(bad); i++) {
+        usage_reset();
+        int st = local(&f, "carol", bad[i], now, out, sizeof(out));
+        if (st != 403 || local_reason == NULL || strcmp(local_reason, "bad-continue-token") != 0)
+            fail_msg("%s: got %d (%s), want 403 bad-continue-token", bad[i], st,
+                     local_reason ? local_reason : "no reason");
+        assert_null(header_of(out, "Location"));
+        assert_int_equal(usage_continue_ok("carol", "youtube", now + 1), 0);
+    }
+    /* the other token is good for its own platform and rule */
+    snprintf(target, sizeof(target), "/continue?p=unclassified&r=unclassified-warn&e=%lld&t=%s", e,
+             other);
+    assert_int_equal(local(&f, "carol", target, now, out, sizeof(out)), 200);
+    /* a snapshot without a key refuses every link */
+    snprintf(target, sizeof(target), "/continue?p=youtube&r=video-warn&e=%lld&t=%s", e, tok);
+    f.snap.has_continue_key = 0;
+    assert_int_equal(local(&f, "carol", target, now, out, sizeof(out)), 403);
+    n = local_warn_page(&f.snap, yt, 0, "http://www.youtube.com:80/", "carol", now, out,
+                        sizeof(out));
+    assert_null(strstr(continue_link(out), "&t="));
+    f.snap.has_continue_key = 1;
+    assert_int_equal(local(&f, "carol", target, now, out, sizeof(out)), 200);
 
     /* /quota: minutes used and left of every quota rule */
     usage_reset();
@@ -1626,6 +1827,8 @@ main(void)
         cmocka_unit_test(test_stricter),
         cmocka_unit_test(test_state_round_trip),
         cmocka_unit_test(test_state_corrupt),
+        cmocka_unit_test(test_continue_token),
+        cmocka_unit_test(test_continue_key_file),
         cmocka_unit_test(test_local_pages),
         cmocka_unit_test(test_shipped_example),
     };
