@@ -548,17 +548,8 @@ main(int argc, char **argv)
     host[sizeof(host) - 1] = '\0';
     request_set_via(host);
 
-    nworkers = worker_count(cfg);
-    size_t nl = cfg->nlisten;
-    int *fds = calloc((size_t)nworkers * nl, sizeof(int));
-    workers = calloc((size_t)nworkers, sizeof(*workers));
-    if (fds == NULL || workers == NULL)
-        fatalx("out of memory");
-    for (int i = 0; i < nworkers; i++)
-        for (size_t k = 0; k < nl; k++)
-            if ((fds[(size_t)i * nl + k] = make_listener(&cfg->listen[k])) < 0)
-                fatal("cannot listen on %s", cfg->listen[k].text);
-
+    /* State first: nothing is accepted before the Continue key and the
+     * quota state are in place. */
     if (mkdir(cfg->state_dir, 0750) < 0 && errno != EEXIST)
         fatal("cannot create state_dir %s", cfg->state_dir);
     load_continue_key(snap, NULL);
@@ -572,6 +563,17 @@ main(int argc, char **argv)
         else if (n > 0)
             log_info("quota state: %d entries restored", n);
     }
+    nworkers = worker_count(cfg);
+    size_t nl = cfg->nlisten;
+    int *fds = calloc((size_t)nworkers * nl, sizeof(int));
+    workers = calloc((size_t)nworkers, sizeof(*workers));
+    if (fds == NULL || workers == NULL)
+        fatalx("out of memory");
+    for (int i = 0; i < nworkers; i++)
+        for (size_t k = 0; k < nl; k++)
+            if ((fds[(size_t)i * nl + k] = make_listener(&cfg->listen[k])) < 0)
+                fatal("cannot listen on %s", cfg->listen[k].text);
+
     if (catalog_jit_failed(snap->rules->catalog))
         log_info("PCRE2 JIT unavailable (MemoryDenyWriteExecute?): host_regex uses the interpreter");
     snapshot_install(snap);
