@@ -157,6 +157,9 @@ txn_reset(struct conn *c)
     struct txn *t = &c->t;
     request_free(&t->rq);
     free(t->sni);
+    free(t->sni2);
+    sni_free(&t->hello);
+    sni_http_free(&t->http);
     if (t->auth_job)
         authpool_cancel(t->auth_job);
     if (t->dnsreq)
@@ -241,6 +244,8 @@ conn_txn_log(struct conn *c)
     if (p) {
         r.platform = p->name;
         r.category = p->category;
+    } else if (t->opaque) {
+        r.category = POLICY_OPAQUE;
     }
     accesslog_record(&r);
     stats_transaction(tunnel ? STATS_TUNNEL : STATS_REQUEST, r.platform, r.action, t->up, t->down);

@@ -13,6 +13,7 @@
 
 #include "http1.h"
 #include "request.h"
+#include "sni.h"
 
 struct auth_job;
 struct bufferevent;
@@ -95,11 +96,27 @@ struct txn {
     int resp_done;
     uint64_t resp_bytes; /* from the upstream */
 
-    int platform; /* catalog index, -1: unclassified */
-    char *sni;    /* owned, from the ClientHello */
-    int peek;     /* tunnel: waiting for the client's first bytes */
+    int platform; /* catalog index, -1: unclassified (or opaque) */
+    char *sni;    /* owned: the name in the tunnel's first bytes as sent (the
+                   * ClientHello's SNI, or the Host of plain HTTP); the one
+                   * logged */
+    char *sni2;   /* owned: another name, from a later ClientHello (after a
+                   * HelloRetryRequest); decided too */
     int mismatch; /* CONNECT host and SNI classify differently */
     int ech;
+    int opaque;   /* the tunnel's bytes cannot be classified (category opaque) */
+
+    /* The watch over a tunnel's first bytes (tunnel.c): while peek is set,
+     * the client's bytes past peek_ok are held until decided. */
+    int peek;
+    int peek_http;       /* not TLS: reading a plain HTTP head instead */
+    int peek_verdicts;   /* ClientHellos (or the HTTP head) decided so far */
+    int srv_done;        /* the server answered with other than a HelloRetryRequest */
+    size_t peek_fed;     /* bytes of the client's input given to the parser */
+    size_t peek_ok;      /* bytes of the client's input decided and to relay */
+    struct sni_parser hello; /* init by tunnel_start; freed with the txn */
+    struct sni_http http;
+    struct sni_server srv;
 
     int decoy; /* an unknown user: checked against the decoy hash */
     struct auth_job *auth_job;

@@ -91,11 +91,11 @@ decision_make(const struct decision_in *in, struct decision *out)
     struct policy_who who = {user, in->client, in->snap->groups};
     policy_roles(pol, &who, held);
     policy_roles_text(pol, held, out->roles, sizeof(out->roles));
-    const struct catalog_platform *p = catalog_platform(cat, in->platform);
+    const struct catalog_platform *p = in->opaque ? NULL : catalog_platform(cat, in->platform);
     struct quota_arg qa = {out->identity, tm, in->trace, in->trace_arg, 0};
     struct policy_req req = {
-        .platform = in->platform,
-        .category = p ? p->category : NULL,
+        .platform = in->opaque ? -1 : in->platform,
+        .category = in->opaque ? POLICY_OPAQUE : p ? p->category : NULL,
         .method = in->method,
         .path = in->path,
         .path_len = in->path_len,
@@ -108,7 +108,13 @@ decision_make(const struct decision_in *in, struct decision *out)
     out->action = res.action;
     out->rule = res.rule;
     out->quota_used = res.quota_used;
-    if (res.action == POLICY_DENY)
+    /* What cannot be classified is not allowed by default: only a rule
+     * lets an opaque tunnel through. */
+    if (in->opaque && res.rule < 0)
+        out->action = POLICY_DENY;
+    if (in->opaque && out->action == POLICY_DENY)
+        out->reason = "opaque";
+    if (out->action == POLICY_DENY)
         out->verdict = qa.quota_skipped ? VERDICT_QUOTA_PAGE : VERDICT_DENY_PAGE;
     if (held != stack_held)
         free(held);
@@ -162,9 +168,10 @@ decision_eval(const struct decision_in *in, struct decision *out)
         return out->verdict;
     }
     decision_make(in, out);
-    if (out->action == POLICY_DENY && user == NULL && snap->users) {
+    if (out->action == POLICY_DENY && user == NULL && snap->users && !in->opaque) {
         /* An anonymous client may hold a role that allows it once signed
-         * in: not a denial yet, the client is asked who it is. */
+         * in: not a denial yet, the client is asked who it is. (Not for
+         * an opaque tunnel: it is known only after its 200.) */
         out->rule = -1;
         out->verdict = VERDICT_ASK_AUTH;
         out->reason = "auth-required";

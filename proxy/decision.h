@@ -25,6 +25,9 @@ struct decision_in {
                                 * (request_normalize_path) */
     size_t path_len;
     int tunnel;       /* a CONNECT (no page can be shown inside it) */
+    int opaque;       /* a tunnel whose bytes cannot be classified: the
+                       * pseudo-category opaque (platform ignored), denied
+                       * when no rule matches */
     int local;        /* a request for socialgate.local itself */
     time_t now;       /* wall clock, for warn Continues */
     const struct tm *local_tm; /* now in the configured zone; NULL: computed */

@@ -22,7 +22,7 @@ static void
 usage(FILE *f)
 {
     fprintf(f, "usage: socialgate explain [-c FILE] [--user U] [--ip ADDR] "
-               "[--at \"YYYY-MM-DD HH:MM\"] [--method M] URL-or-HOST\n"
+               "[--at \"YYYY-MM-DD HH:MM\"] [--method M] [--opaque] URL-or-HOST\n"
                "exit status: 0 allow, warn or monitor; 1 deny; 2 usage or configuration error\n");
 }
 
@@ -107,11 +107,13 @@ int
 explain_main(int argc, char **argv, const char *default_config)
 {
     const char *config = default_config, *user = NULL, *ip = NULL, *at = NULL, *method = NULL;
+    int opaque = 0;
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"user", required_argument, NULL, 'u'},
                                          {"ip", required_argument, NULL, 'i'},
                                          {"at", required_argument, NULL, 'a'},
                                          {"method", required_argument, NULL, 'm'},
+                                         {"opaque", no_argument, NULL, 'o'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int opt;
@@ -123,6 +125,7 @@ explain_main(int argc, char **argv, const char *default_config)
         case 'i': ip = optarg; break;
         case 'a': at = optarg; break;
         case 'm': method = optarg; break;
+        case 'o': opaque = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -228,7 +231,13 @@ explain_main(int argc, char **argv, const char *default_config)
     for (char *q = mbuf; *q; q++)
         if (*q >= 'a' && *q <= 'z')
             *q = (char)(*q - 32);
-    int tunnel = strcmp(mbuf, "CONNECT") == 0 || strncasecmp(argv[optind], "https://", 8) == 0;
+    int https = strncasecmp(argv[optind], "https://", 8) == 0;
+    int tunnel = opaque || strcmp(mbuf, "CONNECT") == 0 || https;
+    /* HTTPS to an address carries no SNI: nothing names the server, and
+     * the tunnel is opaque; --opaque asks about any tunnel whose bytes
+     * cannot be classified. */
+    if (https && is_ip)
+        opaque = 1;
     /* path_regex sees the path normalised as the daemon does it. */
     const char *raw = path ? path : "/";
     size_t raw_len = strcspn(raw, "?#"), npath_len = 0;
@@ -238,7 +247,11 @@ explain_main(int argc, char **argv, const char *default_config)
         snapshot_release(s);
         return 2;
     }
-    if (tunnel)
+    if (opaque)
+        printf("request:   CONNECT tunnel whose bytes cannot be classified (%s): category "
+               "opaque, denied unless a rule allows it\n",
+               is_ip && https ? "TLS without SNI to an IP address" : "--opaque");
+    else if (tunnel)
         printf("request:   CONNECT tunnel (no method or path: methods and path_regex never "
                "match)\n");
     else if (npath_len != raw_len || memcmp(npath, raw, raw_len) != 0)
@@ -258,6 +271,7 @@ explain_main(int argc, char **argv, const char *default_config)
         .path = npath,
         .path_len = npath_len,
         .tunnel = tunnel,
+        .opaque = opaque,
         .now = time(NULL),
         .local_tm = &tm,
         .trace = trace,
@@ -273,6 +287,8 @@ explain_main(int argc, char **argv, const char *default_config)
     if (r)
         printf("decision:  %s by rule %s (%s:%d)\n", policy_action_name(dec.action), r->name,
                r->file, r->line);
+    else if (opaque)
+        printf("decision:  deny (no rule matched: an opaque tunnel is closed, reason=opaque)\n");
     else
         printf("decision:  allow (no rule matched: rule=-)\n");
     if (r && r->quota_min) {
@@ -286,6 +302,9 @@ explain_main(int argc, char **argv, const char *default_config)
     if (verdict.verdict == VERDICT_ASK_AUTH)
         printf("note:      with [auth] an anonymous client is asked to sign in (407) %s\n",
                s->cfg->auth_required ? "first (required = yes)" : "instead of this denial");
+    if (opaque && dec.action == POLICY_DENY)
+        printf("note:      the tunnel was answered 200 before its bytes were read: it is "
+               "closed, no page is shown\n");
     if (dec.action == POLICY_WARN)
         printf("note:      %s\n", tunnel ? "a tunnel cannot show the warn page: it is allowed "
                                             "and logged action=warn"

@@ -179,48 +179,116 @@ gate_decide(struct conn *c, conn_cont_fn resume)
     return act(c);
 }
 
-/* For a tunnel whose SNI names another platform than its CONNECT host
- * (domain fronting, or a CONNECT to an address): decides for the SNI too;
- * the stricter decision wins and its platform is the one logged. */
-static void
-stricter_with_sni(struct conn *c, int sni_platform)
+/* For a tunnel whose first bytes name another platform than its CONNECT
+ * host (domain fronting, or a CONNECT to an address), or cannot be
+ * classified (opaque): decides for that too; the stricter decision wins
+ * and its platform is the one logged. Returns 1 when it won. */
+static int
+stricter_with(struct conn *c, int platform, int opaque)
 {
     struct txn *t = &c->t;
     struct decision_in in;
     struct tm local;
-    build_in(c, sni_platform, &in, &local);
+    build_in(c, platform, &in, &local);
+    in.opaque = opaque;
     struct decision d;
     decision_make(&in, &d);
     enum policy_action before = t->action < 0 ? POLICY_ALLOW : (enum policy_action)t->action;
     int stricter = policy_stricter(before, d.action) != before;
     /* Equally strict: the classified name is the better one to log. */
     if (stricter || (d.action == before && t->platform < 0)) {
-        t->platform = sni_platform;
+        t->platform = opaque ? -1 : platform;
         t->rule = d.rule;
         t->action = (int)d.action;
+        return 1;
     }
+    return 0;
+}
+
+/* The platform of a name from a tunnel's bytes; 0, or -1 when it is no
+ * host name (sni_normalize). */
+static int
+name_platform(struct conn *c, const char *name, int *platform)
+{
+    char norm[CATALOG_MAX_HOST + 1];
+    int is_ip;
+    int n = sni_normalize(name, strlen(name), norm, sizeof(norm), &is_ip);
+    if (n < 0)
+        return -1;
+    *platform = n > 0 ? classify(c, norm) : -1;
+    return 0;
+}
+
+static int
+connect_to_address(const struct conn *c)
+{
+    char norm[CATALOG_MAX_HOST + 1];
+    int is_ip = 0;
+    const char *h = c->t.rq.host;
+    return catalog_normalize(h, strlen(h), norm, sizeof(norm), &is_ip) >= 0 && is_ip;
+}
+
+enum conn_rc
+gate_decide_opaque(struct conn *c)
+{
+    struct txn *t = &c->t;
+    t->opaque = 1;
+    stricter_with(c, -1, 1);
+    if (t->action == POLICY_DENY)
+        return conn_close(c, "opaque"); /* 200 was sent: no page can be shown */
+    return CONN_GO_ON;
 }
 
 enum conn_rc
 gate_decide_sni(struct conn *c, const struct sni_info *info)
 {
     struct txn *t = &c->t;
-    t->ech = info->ech;
-    if (!info->has_sni)
-        return CONN_GO_ON;
-    t->sni = strdup(info->sni);
-    int platform = classify(c, info->sni);
+    t->ech |= info->ech;
+    char norm[CATALOG_MAX_HOST + 1];
+    int is_ip = 0;
+    int n = info->has_sni ? sni_normalize(info->sni, info->sni_len, norm, sizeof(norm), &is_ip)
+                          : 0;
+    if (n != 0 && t->sni == NULL) {
+        t->sni = strdup(info->sni); /* logged as sent, even when it is no name */
+        if (t->sni == NULL)
+            return conn_close(c, "out-of-memory");
+    }
+    if (n < 0)
+        return gate_decide_opaque(c); /* a name that is none: unclassifiable */
+    if (n == 0) {
+        /* No name (or an address): the CONNECT host decides, unless it
+         * is an address too and the bytes are TLS; then nothing says
+         * where the tunnel goes. Plain HTTP is readable: with no name but
+         * an address it is unclassified, as the same request sent to the
+         * proxy would be. */
+        return !info->http && connect_to_address(c) ? gate_decide_opaque(c) : CONN_GO_ON;
+    }
+    if (strcmp(t->sni, info->sni) != 0) {
+        /* A later hello names another server: decided too, and kept for
+         * the re-decisions of the open tunnel; the log names the one
+         * whose decision wins. */
+        char *other = strdup(info->sni);
+        if (other == NULL)
+            return conn_close(c, "out-of-memory");
+        free(t->sni2);
+        t->sni2 = other;
+    }
+    int platform = classify(c, norm);
     if (platform == t->platform)
         return CONN_GO_ON;
     t->mismatch = 1;
-    stricter_with_sni(c, platform);
+    if (stricter_with(c, platform, 0) && t->sni2 && strcmp(t->sni2, info->sni) == 0) {
+        char *won = t->sni2;
+        t->sni2 = t->sni;
+        t->sni = won;
+    }
     if (t->action == POLICY_DENY)
         return conn_close(c, "sni-denied"); /* 200 was sent: no page can be shown */
     return CONN_GO_ON;
 }
 
 /* An open transfer decided again: under the snapshot current now (a
- * reload), with the same identity, method, path and SNI. */
+ * reload), with the same identity, method, path, names and opacity. */
 static void
 redecide(struct conn *c, int reloaded)
 {
@@ -234,11 +302,14 @@ redecide(struct conn *c, int reloaded)
     decision_make(&in, &d);
     t->rule = d.rule;
     t->action = (int)d.action;
-    if (t->sni) {
-        int sp = classify(c, t->sni);
-        if (sp != t->platform)
-            stricter_with_sni(c, sp);
+    const char *names[] = {t->sni, t->sni2};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        int sp;
+        if (names[i] && name_platform(c, names[i], &sp) == 0 && sp != t->platform)
+            stricter_with(c, sp, 0);
     }
+    if (t->opaque)
+        stricter_with(c, -1, 1);
 }
 
 /* Once per connection and clock minute with traffic: counts the minute as

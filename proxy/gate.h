@@ -14,9 +14,17 @@ struct sni_info;
  * CONN_SUSPENDED: a password check runs, and `resume` is called from the
  * loop once it allowed (an answer otherwise); CONN_CLOSED: answered. */
 enum conn_rc gate_decide(struct conn *c, conn_cont_fn resume);
-/* A tunnel's ClientHello was read: decides on its SNI too. CONN_GO_ON to
- * relay on, CONN_CLOSED when the tunnel was closed. */
+/* A tunnel's ClientHello (each one, after a HelloRetryRequest too) or
+ * plain HTTP head was read: decides on the server it names too (SNI or
+ * Host, normalised: a name that is none makes the tunnel opaque; no name
+ * leaves the CONNECT host to decide, unless that is an IP address: opaque
+ * then). The stricter decision wins. CONN_GO_ON to relay on, CONN_CLOSED
+ * when the tunnel was closed (reason sni-denied or opaque). */
 enum conn_rc gate_decide_sni(struct conn *c, const struct sni_info *info);
+/* A tunnel's bytes cannot be classified: decided as the pseudo-category
+ * opaque, denied unless a rule allows it. CONN_GO_ON when allowed,
+ * CONN_CLOSED (reason=opaque) otherwise. */
+enum conn_rc gate_decide_opaque(struct conn *c);
 /* Counts the current clock minute as active (once per minute with
  * traffic). At a new minute, a transfer whose quota ran out, or whose
  * configuration was reloaded, is decided again (same method, path and SNI)

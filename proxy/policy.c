@@ -545,6 +545,12 @@ idx_add(void *arg, const char *item)
     }
     int idx = strcmp(item, "unclassified") == 0 ? POLICY_UNCLASSIFIED
                                                   : catalog_find_platform(x->cat, item);
+    if (idx == -1 && strcmp(item, POLICY_OPAQUE) == 0) {
+        diag_error(x->d, r->file, line,
+                   "rule '%s': '%s' is a category: write categories = %s", r->name, item, item);
+        x->failed = 1;
+        return 0;
+    }
     if (idx == -1) {
         diag_error(x->d, r->file, line, "rule '%s': unknown platform '%s'", r->name, item);
         x->failed = 1;
@@ -561,6 +567,8 @@ idx_add(void *arg, const char *item)
 static int
 category_known(const struct catalog *cat, const char *c)
 {
+    if (strcmp(c, POLICY_OPAQUE) == 0)
+        return 1;
     for (size_t i = 0; i < catalog_platform_count(cat); i++)
         if (strcmp(catalog_platform(cat, (int)i)->category, c) == 0)
             return 1;
@@ -828,6 +836,18 @@ policy_roles_text(const struct policy *p, const uint8_t *held, char *buf, size_t
         snprintf(buf, size, "-");
 }
 
+/* An opaque tunnel has no platform: rules naming platforms (unclassified
+ * included) never match it, rules naming categories only when `opaque`
+ * is one, rules naming neither always do. */
+static int
+rule_has_req(const struct policy *p, const struct policy_rule *r, const struct policy_req *req)
+{
+    if (req->platform < 0 && req->category && strcmp(req->category, POLICY_OPAQUE) == 0)
+        return (r->nplatforms == 0 && r->ncategories == 0) ||
+               has_str(r->categories, r->ncategories, POLICY_OPAQUE);
+    return policy_rule_has_platform(r, p->cat, req->platform);
+}
+
 static const char *
 rule_fails(const struct policy *p, const struct policy_rule *r, const uint8_t *held,
            const struct policy_req *req, unsigned *used)
@@ -839,7 +859,7 @@ rule_fails(const struct policy *p, const struct policy_rule *r, const uint8_t *h
         if (!ok)
             return "roles";
     }
-    if (!policy_rule_has_platform(r, p->cat, req->platform))
+    if (!rule_has_req(p, r, req))
         return r->nplatforms ? "platforms" : "categories";
     if (r->nmethods) {
         if (req->method == NULL || !has_str(r->methods, r->nmethods, req->method))

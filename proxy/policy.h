@@ -19,6 +19,11 @@ struct timewin;
 enum policy_action { POLICY_ALLOW, POLICY_DENY, POLICY_WARN, POLICY_MONITOR };
 
 #define POLICY_UNCLASSIFIED (-2) /* in a rule's platform list */
+/* The pseudo-category of tunnels whose bytes cannot be classified (TLS
+ * without SNI to an IP address, neither TLS nor HTTP, an unreadable
+ * ClientHello). No platform has it; only a rule naming it in `categories`,
+ * or naming no platform or category at all, matches such a tunnel. */
+#define POLICY_OPAQUE "opaque"
 
 struct policy_role {
     char *name;
@@ -101,7 +106,7 @@ void policy_roles_text(const struct policy *p, const uint8_t *held, char *buf, s
 /* What is asked. */
 struct policy_req {
     int platform;          /* catalog index, -1: unclassified */
-    const char *category;  /* NULL when unclassified */
+    const char *category;  /* NULL when unclassified; POLICY_OPAQUE (platform -1) */
     const char *method;    /* NULL in a tunnel */
     const char *path;      /* NULL in a tunnel */
     size_t path_len;

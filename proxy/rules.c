@@ -166,6 +166,11 @@ on_key(void *arg, const char *file, int line, int section_line, const char *sect
                        value);
             return -1;
         }
+        if (strcmp(value, POLICY_OPAQUE) == 0) {
+            diag_error(l->d, file, line,
+                       "category = %s: reserved for tunnels that cannot be classified", value);
+            return -1;
+        }
         char *cat = strdup(value);
         if (cat == NULL)
             return -1;

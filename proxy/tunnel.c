@@ -14,27 +14,6 @@
 #include "sni.h"
 #include "splice.h"
 
-/* Looks at the client's first bytes for a ClientHello. CONN_SUSPENDED
- * while more bytes are needed (nothing is relayed yet), CONN_GO_ON to relay,
- * CONN_CLOSED when the SNI was denied. */
-static enum conn_rc
-peek_hello(struct conn *c)
-{
-    struct evbuffer *in = bufferevent_get_input(c->cbev);
-    size_t n = evbuffer_get_length(in);
-    if (n == 0)
-        return CONN_SUSPENDED;
-    const uint8_t *p = evbuffer_pullup(in, -1);
-    struct sni_info info;
-    enum sni_status st = p ? sni_parse(p, n, &info) : SNI_NOT_TLS;
-    if (st == SNI_PARTIAL)
-        return CONN_SUSPENDED;
-    c->t.peek = 0;
-    if (st == SNI_OK)
-        return gate_decide_sni(c, &info);
-    return CONN_GO_ON;
-}
-
 static enum conn_rc
 maybe_done(struct conn *c)
 {
@@ -44,25 +23,196 @@ maybe_done(struct conn *c)
     return CONN_GO_ON;
 }
 
-/* Moves what `from` has read to `to`'s output, pausing `from` when full. */
+/* Moves the first n bytes `from` has read (all: (size_t)-1) to `to`'s
+ * output, pausing `from` when full. */
 static enum conn_rc
-relay(struct conn *c, struct bufferevent *from, struct bufferevent *to)
+relay_n(struct conn *c, struct bufferevent *from, struct bufferevent *to, size_t n)
 {
-    if (gate_mark_active(c) == CONN_CLOSED)
-        return CONN_CLOSED;
     struct evbuffer *src = bufferevent_get_input(from);
     struct evbuffer *dst = bufferevent_get_output(to);
-    size_t n = evbuffer_get_length(src);
+    if (n > evbuffer_get_length(src))
+        n = evbuffer_get_length(src);
+    if (n == 0)
+        return CONN_GO_ON;
+    if (gate_mark_active(c) == CONN_CLOSED)
+        return CONN_CLOSED;
     if (from == c->cbev)
         c->t.up += n;
     else
         c->t.down += n;
-    evbuffer_add_buffer(dst, src);
+    if (n == evbuffer_get_length(src))
+        evbuffer_add_buffer(dst, src);
+    else
+        evbuffer_remove_buffer(src, dst, n);
     if (evbuffer_get_length(dst) >= CONN_MAX_BUFFER) {
         bufferevent_disable(from, EV_READ);
         bufferevent_setwatermark(to, EV_WRITE, CONN_MAX_BUFFER / 2, 0);
     }
     return CONN_GO_ON;
+}
+
+/* --- the watch over a tunnel's first bytes ------------------------------
+ *
+ * A CONNECT tunnel is answered 200 at once, but none of the client's bytes
+ * reach the origin before they are decided (t->peek):
+ *  - TLS records are read as a server reads them (sni.c); each ClientHello
+ *    is decided by its SNI (gate_decide_sni) and relayed, then the
+ *    client's later bytes are held again until the server answers: a
+ *    HelloRetryRequest means another ClientHello is coming, decided in
+ *    turn; any other answer ends the watch (a hello in progress is still
+ *    finished and decided first) and the tunnel is spliced as before;
+ *  - bytes that are not TLS are read as a plain HTTP request head, whose
+ *    Host (or target) is decided like an SNI; the watch ends there;
+ *  - what cannot be classified is decided as opaque (gate_decide_opaque):
+ *    a hello or head that cannot be read, bytes that are neither TLS nor
+ *    HTTP, a client that half-closes with an unfinished hello or head, an
+ *    origin that speaks before the client's first bytes are decided (no
+ *    TLS or HTTP server does). An opaque tunnel a rule allows is not
+ *    watched further.
+ * The parsers are fed each byte once (incremental); held bytes are bounded
+ * by SNI_MAX_PEEK and SNI_MAX_HTTP_HEAD. */
+
+static void
+watch_end(struct conn *c)
+{
+    struct txn *t = &c->t;
+    t->peek = 0;
+    t->peek_fed = t->peek_ok = 0;
+    sni_free(&t->hello);
+    sni_http_free(&t->http);
+}
+
+/* One verdict of the client's parser acted on. */
+static enum conn_rc
+client_verdict(struct conn *c, enum sni_status st, const struct sni_info *info)
+{
+    struct txn *t = &c->t;
+    t->peek_verdicts++;
+    enum conn_rc rc = st == SNI_OK || st == SNI_NO_SNI ? gate_decide_sni(c, info)
+                                                       : gate_decide_opaque(c);
+    if (rc == CONN_CLOSED)
+        return rc;
+    if (st == SNI_OK || st == SNI_NO_SNI)
+        t->peek_ok = t->peek_fed;
+    /* Nothing more to read after a plain HTTP head or an allowed opaque
+     * tunnel; a ClientHello waits for the server's answer. */
+    if (t->peek_http || t->opaque)
+        watch_end(c);
+    return CONN_GO_ON;
+}
+
+/* Feeds the client's new bytes to the parser, acting on each verdict. */
+static enum conn_rc
+watch_client(struct conn *c)
+{
+    struct txn *t = &c->t;
+    struct evbuffer *in = bufferevent_get_input(c->cbev);
+    while (t->peek && t->peek_fed < evbuffer_get_length(in)) {
+        struct evbuffer_ptr at;
+        struct evbuffer_iovec v;
+        if (evbuffer_ptr_set(in, &at, t->peek_fed, EVBUFFER_PTR_SET) < 0 ||
+            evbuffer_peek(in, -1, &at, &v, 1) < 1 || v.iov_len == 0)
+            return conn_close(c, "internal-error");
+        size_t avail = evbuffer_get_length(in) - t->peek_fed;
+        size_t len = v.iov_len < avail ? v.iov_len : avail;
+        struct sni_info info;
+        enum sni_status st;
+        size_t used = len;
+        if (t->peek_http) {
+            st = sni_http_feed(&t->http, v.iov_base, len, &info);
+        } else {
+            st = sni_feed(&t->hello, v.iov_base, len, &used, &info);
+            if (st == SNI_NOT_TLS) { /* read the same bytes as HTTP */
+                t->peek_http = 1;
+                t->peek_fed = 0;
+                continue;
+            }
+        }
+        t->peek_fed += used;
+        if (st == SNI_PARTIAL)
+            continue;
+        if (client_verdict(c, st, &info) == CONN_CLOSED)
+            return CONN_CLOSED;
+    }
+    if (t->peek && t->srv_done && !sni_pending(&t->hello))
+        watch_end(c); /* the hellos are over */
+    if (t->peek && c->cli_eof) {
+        /* No more bytes will come: what is held and undecided cannot be
+         * classified; nothing held, nothing to decide. */
+        int undecided = t->peek_http || t->peek_verdicts == 0 ? t->peek_fed > 0
+                                                              : sni_pending(&t->hello);
+        if (undecided && gate_decide_opaque(c) == CONN_CLOSED)
+            return CONN_CLOSED;
+        watch_end(c);
+    }
+    return CONN_GO_ON;
+}
+
+/* Reads the server's new bytes (all of them are relayed next): a
+ * HelloRetryRequest keeps the watch on, anything else ends the hellos.
+ * An origin that speaks before the client was decided makes it opaque. */
+static enum conn_rc
+watch_server(struct conn *c)
+{
+    struct txn *t = &c->t;
+    struct evbuffer *in = bufferevent_get_input(c->ubev);
+    if (evbuffer_get_length(in) == 0)
+        return CONN_GO_ON;
+    if (t->peek_verdicts == 0) {
+        if (gate_decide_opaque(c) == CONN_CLOSED)
+            return CONN_CLOSED;
+        watch_end(c);
+        return CONN_GO_ON;
+    }
+    struct evbuffer_iovec v[8];
+    size_t off = 0, total = evbuffer_get_length(in);
+    while (!t->srv_done && off < total) {
+        struct evbuffer_ptr at;
+        if (evbuffer_ptr_set(in, &at, off, EVBUFFER_PTR_SET) < 0)
+            break;
+        int nv = evbuffer_peek(in, -1, &at, v, 8);
+        if (nv < 1)
+            break;
+        for (int i = 0; i < nv && i < 8 && !t->srv_done; i++) {
+            const uint8_t *p = v[i].iov_base;
+            size_t len = v[i].iov_len < total - off ? v[i].iov_len : total - off;
+            while (len > 0 && !t->srv_done) {
+                size_t used;
+                if (sni_server_feed(&t->srv, p, len, &used) == SNI_SERVER_DONE)
+                    t->srv_done = 1;
+                p += used;
+                len -= used;
+                off += used;
+            }
+        }
+    }
+    if (t->srv_done && !sni_pending(&t->hello))
+        watch_end(c);
+    return CONN_GO_ON;
+}
+
+/* Moves what `from` has read on, as far as the watch allows. */
+static enum conn_rc
+pass(struct conn *c, struct bufferevent *from)
+{
+    struct txn *t = &c->t;
+    if (from == c->ubev) {
+        if (t->peek && watch_server(c) == CONN_CLOSED)
+            return CONN_CLOSED;
+        if (relay_n(c, c->ubev, c->cbev, (size_t)-1) == CONN_CLOSED)
+            return CONN_CLOSED;
+        if (t->peek)
+            return CONN_GO_ON;
+        /* The watch may have ended here: the client's held bytes go on. */
+    } else if (t->peek && watch_client(c) == CONN_CLOSED) {
+        return CONN_CLOSED;
+    }
+    size_t n = t->peek ? t->peek_ok : (size_t)-1;
+    if (t->peek) {
+        t->peek_fed -= t->peek_ok;
+        t->peek_ok = 0;
+    }
+    return relay_n(c, c->cbev, c->ubev, n);
 }
 
 static void
@@ -119,7 +269,7 @@ side_eof(struct conn *c, struct bufferevent *from)
     struct bufferevent *to = from == c->cbev ? c->ubev : c->cbev;
     int *eof = from == c->cbev ? &c->cli_eof : &c->up_eof;
     *eof = 1;
-    if (relay(c, from, to) == CONN_CLOSED)
+    if (pass(c, from) == CONN_CLOSED)
         return CONN_CLOSED;
     if (evbuffer_get_length(bufferevent_get_output(to)) == 0) {
         shutdown(bufferevent_getfd(to), SHUT_WR);
@@ -156,12 +306,7 @@ side_writable(struct conn *c, struct bufferevent *to)
 static enum conn_rc
 tunnel_client_read(struct conn *c)
 {
-    if (c->t.peek) {
-        enum conn_rc rc = peek_hello(c);
-        if (rc != CONN_GO_ON)
-            return rc;
-    }
-    if (relay(c, c->cbev, c->ubev) == CONN_CLOSED)
+    if (pass(c, c->cbev) == CONN_CLOSED)
         return CONN_CLOSED;
     try_splice(c);
     return CONN_GO_ON;
@@ -184,7 +329,10 @@ tunnel_client_event(struct conn *c, short what)
 static enum conn_rc
 tunnel_upstream_read(struct conn *c)
 {
-    return relay(c, c->ubev, c->cbev);
+    if (pass(c, c->ubev) == CONN_CLOSED)
+        return CONN_CLOSED;
+    try_splice(c);
+    return CONN_GO_ON;
 }
 
 static enum conn_rc
@@ -230,6 +378,7 @@ tunnel_start(struct conn *c)
     t->down += sizeof(ok) - 1;
     bufferevent_write(c->cbev, ok, sizeof(ok) - 1);
     t->peek = 1;
+    sni_init(&t->hello);
     bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
     bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
     if (evbuffer_get_length(bufferevent_get_input(c->cbev)))
@@ -242,10 +391,7 @@ tunnel_start_upgraded(struct conn *c)
 {
     bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
     bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
-    if (evbuffer_get_length(bufferevent_get_input(c->ubev)) &&
-        relay(c, c->ubev, c->cbev) == CONN_CLOSED)
+    if (relay_n(c, c->ubev, c->cbev, (size_t)-1) == CONN_CLOSED)
         return CONN_CLOSED;
-    if (evbuffer_get_length(bufferevent_get_input(c->cbev)))
-        return relay(c, c->cbev, c->ubev);
-    return CONN_GO_ON;
+    return relay_n(c, c->cbev, c->ubev, (size_t)-1);
 }

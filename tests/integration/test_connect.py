@@ -43,15 +43,18 @@ def test_tunnel_logs_sni_from_client_hello(sg, env):
 
 
 def test_https_ip_literal_has_no_sni(sg, env):
+    """TLS without SNI to an address: nothing names the server, the tunnel is
+    opaque and denied (no rule allows it here; test_failclosed_tls.py allows it)."""
     t0 = time.time()
     r = curl("-x", sg.proxy, "--cacert", env.ca, "-w", "\n%{local_port}",
              "https://127.0.0.1:%d/small.txt" % env.nginx_https, timeout=10)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode != 0, r.stdout
     body, _, port = r.stdout.rpartition(b"\n")
-    assert body == env.small_body
+    assert body == b""
     e = sg.wait_log(ev="tunnel", client="127.0.0.1:%s" % port.decode(), since=t0)
     assert e["status"] == "200" and e["host"] == "127.0.0.1"
     assert e["sni"] == "-", e.raw
+    assert e["category"] == "opaque" and e["action"] == "deny" and e["reason"] == "opaque", e.raw
 
 
 def test_https_big_download_through_tunnel(sg, env):
