@@ -23,6 +23,8 @@ cp "$repo/rules/00-platforms.ini" "$dir/rules/"
     printf '[rule lunch]\nroles = *\ncategories = social, video\nwhen = lunch, after-hours\naction = allow\nquota = 30m/day\n\n'
     printf '[rule video-warn]\ncategories = video\naction = warn\n\n'
     printf '[rule dating]\ncategories = dating\naction = deny\n\n'
+    # the harness's clients speak TLS to addresses and raw bytes to its echo server: opaque
+    printf '[rule staff-opaque]\nroles = staff\ncategories = opaque\naction = allow\n\n'
     printf '[rule social-otherwise]\ncategories = social\naction = deny\nmessage = Social media is open at lunch.\n'
 } > "$dir/rules/10-policy.ini"
 cat > "$dir/bench.ini" <<EOF2

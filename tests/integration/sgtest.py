@@ -532,6 +532,12 @@ def raw_fields(line):
     return [(m.group(1), m.group(2)) for m in FIELD_RE.finditer(rest)]
 
 
+# Tunnels whose bytes cannot be classified (category opaque) are denied
+# unless a rule allows them: tests that relay raw bytes through a tunnel
+# (the origin's ECHO protocol) to check the relay itself add this rule.
+ALLOW_OPAQUE = "[rule test-allows-opaque]\ncategories = opaque\naction = allow\n"
+
+
 def write_rules(d, text, name="50-test.ini"):
     """Writes a rules file into daemon d's rules folder (before d.start(), or then HUP)."""
     path = d.dir / "rules" / name

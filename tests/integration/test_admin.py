@@ -13,8 +13,8 @@ import pytest
 
 from rawhttp import Conn
 from sgtest import (
-    BIN, CLEAN_ENV, free_port, http_get, make_htpasswd, render_config, run, token, wait_port,
-    write_rules,
+    ALLOW_OPAQUE, BIN, CLEAN_ENV, free_port, http_get, make_htpasswd, render_config, run, token,
+    wait_port, write_rules,
 )
 
 PROM_CT = "text/plain; version=0.0.4"
@@ -190,7 +190,8 @@ def test_metrics_auth_failures_and_quota(make_sg, env, tmp_path):
 # --- health ----------------------------------------------------------------------------------
 
 def test_healthz_readyz_and_drain(make_sg, env):
-    d = with_admin(make_sg, limits={"drain": "5s"})
+    # the tunnel carries ECHO bytes, neither TLS nor HTTP: opaque, allowed here
+    d = with_admin(make_sg, limits={"drain": "5s"}, rules=RULES + ALLOW_OPAQUE)
     for path, body in (("/healthz", b"ok\n"), ("/readyz", b"ready\n")):
         st, headers, got = http_get(d.admin + path)
         assert (st, got) == (200, body), (path, st, got)

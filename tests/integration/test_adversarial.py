@@ -28,7 +28,8 @@ import pytest
 from hostile import MiB, LazyOrigin, ScriptedOrigin, lazy_crc, pattern_block
 from rawhttp import first_status
 from sgtest import (
-    HangingListener, binary_flavour, curl, exchange, free_port, origin_quiet_since, token,
+    ALLOW_OPAQUE, BIN, HangingListener, binary_flavour, curl, exchange, free_port,
+    origin_quiet_since, token, write_rules,
 )
 
 # The README's bound on the daemon's resident memory, whatever its peers do.
@@ -921,8 +922,11 @@ def test_connect_refused_with_early_data(sg, env):
     assert b"early bytes" not in got
 
 
-def test_connect_early_data_reaches_only_the_tunnel(sg, env, origin):
+def test_connect_early_data_reaches_only_the_tunnel(make_sg, env, origin):
     """Data pipelined behind an allowed CONNECT is tunnel data, delivered once, after the 200."""
+    sg = make_sg(start=False)
+    write_rules(sg, ALLOW_OPAQUE)  # the ECHO bytes are neither TLS nor HTTP: opaque
+    sg.start()
     c = sg.conn(timeout=8)
     try:
         c.send(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\nECHO\nearly-data" % env.py_port)
@@ -977,7 +981,9 @@ def test_connect_half_close_from_origin(make_sg, env):
 
     t = threading.Thread(target=server, daemon=True)
     t.start()
-    d = make_sg({"proxy": {"connect_ports": "%d" % port}})
+    d = make_sg({"proxy": {"connect_ports": "%d" % port}}, start=False)
+    write_rules(d, ALLOW_OPAQUE)  # an origin that speaks first is opaque
+    d.start()
     try:
         with d.conn(timeout=8) as c:
             c.send("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n" % port)

@@ -5,7 +5,7 @@ import socket
 import subprocess
 import time
 
-from sgtest import CLEAN_ENV, MiB, curl, run, token
+from sgtest import ALLOW_OPAQUE, CLEAN_ENV, MiB, curl, run, token, write_rules
 
 
 def connect(sg, target, timeout=5.0, extra=b""):
@@ -132,7 +132,11 @@ def test_data_sent_with_connect_head_is_relayed(sg, env):
     c.close()
 
 
-def test_tunnel_half_close(sg, env):
+def test_tunnel_half_close(make_sg, env):
+    # raw bytes, neither TLS nor HTTP: an opaque tunnel, which a rule allows here
+    sg = make_sg(start=False)
+    write_rules(sg, ALLOW_OPAQUE)
+    sg.start()
     payload = bytes(range(256)) * 1024  # 256 KiB
     c = connect(sg, "127.0.0.1:%d" % env.py_port, timeout=10)
     head = c.read_head()

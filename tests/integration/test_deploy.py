@@ -22,8 +22,8 @@ import pytest
 
 from rawhttp import Conn
 from sgtest import (
-    BIN, CLEAN_ENV, REPO_ROOT, curl, default_config, free_port, kill_group, parse_log,
-    render_config, run, token, wait_port,
+    ALLOW_OPAQUE, BIN, CLEAN_ENV, REPO_ROOT, curl, default_config, free_port, kill_group, parse_log,
+    render_config, run, token, wait_port, write_rules,
 )
 
 MAN_PAGES = [REPO_ROOT / "contrib/man/socialgate.8", REPO_ROOT / "contrib/man/socialgate.ini.5"]
@@ -843,6 +843,7 @@ def test_reload_under_load(make_sg, env):
     rules = d.dir / "rules"
     for f in (REPO_ROOT / "rules").glob("*.ini"):
         shutil.copy(f, rules / f.name)
+    write_rules(d, ALLOW_OPAQUE, name="20-opaque.ini")  # the echo clients' bytes are opaque
     d.start()
     good = (rules / "10-policy.ini").read_text()
     broken = good + "\n[rule broken]\nfrobnicate = yes\n"
