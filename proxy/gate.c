@@ -246,8 +246,7 @@ gate_decide_sni(struct conn *c, const struct sni_info *info)
     t->ech |= info->ech;
     char norm[CATALOG_MAX_HOST + 1];
     int is_ip = 0;
-    int n = info->has_sni ? sni_normalize(info->sni, info->sni_len, norm, sizeof(norm), &is_ip)
-                          : 0;
+    int n = info->has_sni ? sni_normalize(info->sni, info->sni_len, norm, sizeof(norm), &is_ip) : 0;
     if (n != 0 && t->sni == NULL) {
         t->sni = strdup(info->sni); /* logged as sent, even when it is no name */
         if (t->sni == NULL)

@@ -571,8 +571,7 @@ sni_normalize(const char *name, size_t len, char *out, size_t outsz, int *is_ip)
      * could know, so it cannot be classified. */
     for (int i = 0; i < n; i++) {
         char c = out[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-              c == '_'))
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'))
             return -1;
     }
     return n;

@@ -59,16 +59,16 @@ struct sni_info {
 
 /* The client's records. Start with sni_init; sni_free releases it. */
 struct sni_parser {
-    uint8_t rhdr[5];    /* the current record's header */
-    size_t rhdr_len;    /* 5 while inside its payload */
-    size_t rleft;       /* payload bytes of the current record still to come */
-    uint8_t mhdr[4];    /* the current handshake message's header */
+    uint8_t rhdr[5]; /* the current record's header */
+    size_t rhdr_len; /* 5 while inside its payload */
+    size_t rleft;    /* payload bytes of the current record still to come */
+    uint8_t mhdr[4]; /* the current handshake message's header */
     size_t mhdr_len;
-    uint8_t *msg;       /* the ClientHello body gathered so far (owned) */
+    uint8_t *msg; /* the ClientHello body gathered so far (owned) */
     size_t msg_len, msg_want;
-    uint64_t consumed;  /* stream bytes taken */
-    uint64_t since;     /* stream bytes taken since the last verdict */
-    unsigned hellos;    /* ClientHellos reported */
+    uint64_t consumed;      /* stream bytes taken */
+    uint64_t since;         /* stream bytes taken since the last verdict */
+    unsigned hellos;        /* ClientHellos reported */
     enum sni_status sticky; /* SNI_PARTIAL, or a final NOT_TLS / INVALID */
 };
 
@@ -95,8 +95,8 @@ enum sni_status sni_parse(const uint8_t *p, size_t len, struct sni_info *out);
 struct sni_http {
     uint8_t *buf; /* the head so far (owned) */
     size_t len, cap;
-    int state;    /* where in the request line, or in the fields */
-    size_t n;     /* bytes in the current part of the request line */
+    int state; /* where in the request line, or in the fields */
+    size_t n;  /* bytes in the current part of the request line */
     int line_start, cr;
 };
 

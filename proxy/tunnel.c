@@ -88,8 +88,8 @@ client_verdict(struct conn *c, enum sni_status st, const struct sni_info *info)
 {
     struct txn *t = &c->t;
     t->peek_verdicts++;
-    enum conn_rc rc = st == SNI_OK || st == SNI_NO_SNI ? gate_decide_sni(c, info)
-                                                       : gate_decide_opaque(c);
+    enum conn_rc rc =
+        st == SNI_OK || st == SNI_NO_SNI ? gate_decide_sni(c, info) : gate_decide_opaque(c);
     if (rc == CONN_CLOSED)
         return rc;
     if (st == SNI_OK || st == SNI_NO_SNI)
@@ -139,8 +139,8 @@ watch_client(struct conn *c)
     if (t->peek && c->cli_eof) {
         /* No more bytes will come: what is held and undecided cannot be
          * classified; nothing held, nothing to decide. */
-        int undecided = t->peek_http || t->peek_verdicts == 0 ? t->peek_fed > 0
-                                                              : sni_pending(&t->hello);
+        int undecided =
+            t->peek_http || t->peek_verdicts == 0 ? t->peek_fed > 0 : sni_pending(&t->hello);
         if (undecided && gate_decide_opaque(c) == CONN_CLOSED)
             return CONN_CLOSED;
         watch_end(c);

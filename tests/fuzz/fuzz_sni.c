@@ -18,11 +18,11 @@
 #define MAX_VERDICTS 16
 
 struct run {
-    int n;                       /* verdicts (OK or NO_SNI) */
+    int n; /* verdicts (OK or NO_SNI) */
     enum sni_status st[MAX_VERDICTS];
     size_t consumed[MAX_VERDICTS];
     char sni[MAX_VERDICTS][SNI_MAX_NAME + 1];
-    enum sni_status last;        /* PARTIAL, NOT_TLS or INVALID at the end */
+    enum sni_status last; /* PARTIAL, NOT_TLS or INVALID at the end */
     int pending;
 };
 
@@ -67,8 +67,9 @@ client_run(const uint8_t *data, size_t size, size_t step, struct run *r)
     r->last = SNI_PARTIAL;
     size_t pos = 0, k = 0;
     while (pos < size && r->last == SNI_PARTIAL) {
-        size_t n = step == 0 ? size - pos : step == SIZE_MAX ? (size_t)(1 + data[k++ % size] % 97)
-                                               : step;
+        size_t n = step == 0          ? size - pos
+                   : step == SIZE_MAX ? (size_t)(1 + data[k++ % size] % 97)
+                                      : step;
         if (n > size - pos)
             n = size - pos;
         uint8_t *piece = fuzz_memdup(data + pos, n);
