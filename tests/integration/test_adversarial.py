@@ -28,7 +28,7 @@ import pytest
 from hostile import MiB, LazyOrigin, ScriptedOrigin, lazy_crc, pattern_block
 from rawhttp import first_status
 from sgtest import (
-    ALLOW_OPAQUE, BIN, HangingListener, binary_flavour, curl, exchange, free_port,
+    ALLOW_OPAQUE, HangingListener, binary_flavour, curl, exchange, free_port,
     origin_quiet_since, token, write_rules,
 )
 
