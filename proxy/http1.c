@@ -714,8 +714,8 @@ enum {
     CH_DONE,
 };
 
-static int
-hexval(uint8_t c)
+int
+http1_hexval(uint8_t c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -747,7 +747,7 @@ http1_chunked_step(struct http1_chunked *c, const uint8_t *p, size_t len, size_t
         uint8_t b = p[i];
         switch (c->state) {
         case CH_SIZE: {
-            int v = hexval(b);
+            int v = http1_hexval(b);
             if (v >= 0) {
                 if (c->ndigits >= 15) /* < 2^60: no overflow, no absurd sizes */
                     return HTTP1_ERR_CHUNK;

@@ -42,6 +42,8 @@ enum http1_status {
     HTTP1_ERR_TE_CODING,        /* 501: a request transfer coding besides chunked */
 };
 
+/* The value of a hex digit, -1 when c is none (chunk sizes, %XX). */
+int http1_hexval(uint8_t c);
 /* Short, stable text for logs (reason=...). */
 const char *http1_strerror(enum http1_status st);
 /* The status code a client gets for a request-side error. */

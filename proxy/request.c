@@ -275,18 +275,6 @@ build_head(struct request *req, const struct http1_head *h, const struct http1_t
 
 /* --- the path path_regex sees --------------------------------------------- */
 
-static int
-hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* RFC 3986 2.3 */
 static int
 unreserved(unsigned char c)
@@ -310,8 +298,8 @@ decode_unreserved(const char *p, size_t len, char *out)
     for (; i < len; i++) {
         int hi = -1, lo = -1;
         if (p[i] == '%' && len - i >= 3) {
-            hi = hex_digit(p[i + 1]);
-            lo = hex_digit(p[i + 2]);
+            hi = http1_hexval((uint8_t)p[i + 1]);
+            lo = http1_hexval((uint8_t)p[i + 2]);
         }
         if (p[i] != '%') {
             out[w++] = p[i];
@@ -392,17 +380,6 @@ lower_dup(const char *p, size_t n)
     return s;
 }
 
-static char *
-span_dup(const char *p, size_t n)
-{
-    char *s = malloc(n + 1);
-    if (s == NULL)
-        return NULL;
-    memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
-}
-
 static int
 refuse(struct request_refusal *ref, int status, const char *reason, const char *detail)
 {
@@ -446,11 +423,11 @@ request_from_head(const struct http1_head *h, const struct snapshot *snap, struc
         req->host_is_ipv6 = tg.host_is_ipv6;
         req->path =
             tg.form == HTTP1_FORM_ABSOLUTE
-                ? (tg.path_only_len ? span_dup(tg.path.p, tg.path_only_len) : span_dup("/", 1))
+                ? (tg.path_only_len ? strndup(tg.path.p, tg.path_only_len) : strndup("/", 1))
                 : NULL;
     } else if (st == HTTP1_OK && tg.form == HTTP1_FORM_ORIGIN) {
         /* The host comes from the Host field, its port is not kept. */
-        req->path = span_dup(tg.path.p, tg.path_only_len ? tg.path_only_len : 1);
+        req->path = strndup(tg.path.p, tg.path_only_len ? tg.path_only_len : 1);
         if (h->host.len) {
             struct http1_target ht;
             if (http1_parse_authority(h->host.p, h->host.len, 0, 80, &ht) == HTTP1_OK)
@@ -475,7 +452,7 @@ request_from_head(const struct http1_head *h, const struct snapshot *snap, struc
         req->kind = REQUEST_LOCAL;
         if (req->port == 0)
             req->port = 80;
-        req->target = tg.path.len ? span_dup(tg.path.p, tg.path.len) : span_dup("/", 1);
+        req->target = tg.path.len ? strndup(tg.path.p, tg.path.len) : strndup("/", 1);
         if (h->body != HTTP1_BODY_NONE)
             return refuse(ref, 400, "local-body", "socialgate's own pages take no request body.");
         if (req->target == NULL)
