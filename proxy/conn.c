@@ -343,6 +343,18 @@ conn_close_after_write(struct conn *c)
     return CONN_CLOSED;
 }
 
+enum conn_rc
+conn_close_denied(struct conn *c, const char *reason)
+{
+    if (c->closed || c->closing)
+        return CONN_CLOSED;
+    if (c->t.active && c->t.reason == NULL)
+        c->t.reason = reason;
+    struct evbuffer *in = bufferevent_get_input(c->cbev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    return conn_close_after_write(c);
+}
+
 /* Drops unread client input (it must not reach anyone) and writes page.
  * count_input: the dropped bytes count as received (a refused head). */
 static enum conn_rc

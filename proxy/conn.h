@@ -61,6 +61,9 @@ enum conn_rc conn_reply_page(struct conn *c, const char *page, size_t n, int sta
 /* Closes once the client output has gone (then lingers to read what is
  * left). CONN_CLOSED: the transaction is over. */
 enum conn_rc conn_close_after_write(struct conn *c);
+/* Ends a transaction whose answer is already out (an open tunnel denied):
+ * what is queued for the client is still sent, its unread input dropped. */
+enum conn_rc conn_close_denied(struct conn *c, const char *reason);
 /* The transaction ended well and the connection stays open: logs it,
  * resets it and returns to the home phase; pipelined input is read from the
  * loop (never from inside this call). */

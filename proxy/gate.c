@@ -235,7 +235,7 @@ gate_decide_opaque(struct conn *c)
     t->opaque = 1;
     stricter_with(c, -1, 1);
     if (t->action == POLICY_DENY)
-        return conn_close(c, "opaque"); /* 200 was sent: no page can be shown */
+        return conn_close_denied(c, "opaque"); /* after the 200: no page */
     return CONN_GO_ON;
 }
 
@@ -282,7 +282,7 @@ gate_decide_sni(struct conn *c, const struct sni_info *info)
         t->sni = won;
     }
     if (t->action == POLICY_DENY)
-        return conn_close(c, "sni-denied"); /* 200 was sent: no page can be shown */
+        return conn_close_denied(c, "sni-denied"); /* after the 200: no page */
     return CONN_GO_ON;
 }
 
