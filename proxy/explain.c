@@ -22,7 +22,10 @@ static void
 usage(FILE *f)
 {
     fprintf(f, "usage: socialgate explain [-c FILE] [--user U] [--ip ADDR] "
-               "[--at \"YYYY-MM-DD HH:MM\"] [--method M] [--opaque] URL-or-HOST\n"
+               "[--at TIME] [--method M] [--opaque] URL-or-HOST[:PORT]\n"
+               "TIME: \"YYYY-MM-DD HH:MM\", HH:MM (today), \"tomorrow HH:MM\", \"mon 10:00\" "
+               "(the next Monday)\n"
+               "HOST:PORT with a port of connect_ports is a CONNECT tunnel\n"
                "exit status: 0 allow, warn or monitor; 1 deny; 2 usage or configuration error\n");
 }
 
@@ -43,32 +46,28 @@ split_url(const char *arg, char *host, size_t hsize, const char **path)
     *path = p[n] == '/' ? p + n : NULL;
 }
 
-static int
-parse_at(const char *s, struct tm *tm)
+/* The port of "host:port" or "[v6]:port", 0 when there is none or it is
+ * not a number 1..65535. */
+static unsigned
+host_port(const char *host)
 {
-    int y, mo, d, h, mi;
-    char extra;
-    if (sscanf(s, "%d-%d-%d %d:%d%c", &y, &mo, &d, &h, &mi, &extra) != 5 || mo < 1 || mo > 12 ||
-        d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59)
-        return -1;
-    memset(tm, 0, sizeof(*tm));
-    tm->tm_year = y - 1900;
-    tm->tm_mon = mo - 1;
-    tm->tm_mday = d;
-    tm->tm_hour = h;
-    tm->tm_min = mi;
-    tm->tm_isdst = -1;
-    /* The weekday, from the configured zone (TZ is set). The wall-clock
-     * fields stay as given: windows are matched on them, even for a time
-     * that a DST switch skips. A date that does not exist (2026-02-30)
-     * comes back normalised and is refused. */
-    struct tm copy = *tm;
-    if (mktime(&copy) == (time_t)-1 || copy.tm_year != tm->tm_year || copy.tm_mon != tm->tm_mon ||
-        copy.tm_mday != tm->tm_mday)
-        return -2;
-    tm->tm_wday = copy.tm_wday;
-    tm->tm_yday = copy.tm_yday;
-    return 0;
+    const char *colon;
+    if (host[0] == '[') {
+        const char *close = strchr(host, ']');
+        colon = close && close[1] == ':' ? close + 1 : NULL;
+    } else {
+        colon = strchr(host, ':');
+        if (colon && strchr(colon + 1, ':')) /* a bare IPv6 address */
+            colon = NULL;
+    }
+    if (colon == NULL || colon[1] == '\0')
+        return 0;
+    unsigned port = 0;
+    for (const char *q = colon + 1; *q; q++) {
+        if (*q < '0' || *q > '9' || (port = port * 10 + (unsigned)(*q - '0')) > 65535)
+            return 0;
+    }
+    return port;
 }
 
 static const char *
@@ -162,18 +161,20 @@ explain_main(int argc, char **argv, const char *default_config)
         }
         client = (const struct sockaddr *)&ss;
     }
+    /* --at is wall-clock time in the configured zone (TZ is set); its
+     * relative forms count from today there. The fields stay as given:
+     * windows are matched on them, even for a time a DST switch skips. */
     struct tm tm;
+    time_t now = time(NULL);
+    localtime_r(&now, &tm);
     if (at) {
-        int bad = parse_at(at, &tm);
-        if (bad < 0) {
-            fprintf(stderr, "socialgate explain: --at %s: %s\n", at,
-                    bad == -2 ? "no such date" : "expected \"YYYY-MM-DD HH:MM\"");
+        struct tm today = tm;
+        char why[256];
+        if (timewin_parse_at(at, &today, &tm, why, sizeof(why)) < 0) {
+            fprintf(stderr, "socialgate explain: --at %s: %s\n", at, why);
             snapshot_release(s);
             return 2;
         }
-    } else {
-        time_t now = time(NULL);
-        localtime_r(&now, &tm);
     }
     struct diag sd = {0};
     usage_peek(s->cfg->state_dir, (int64_t)time(NULL), &sd); /* quota used so far, if any */
@@ -232,7 +233,13 @@ explain_main(int argc, char **argv, const char *default_config)
         if (*q >= 'a' && *q <= 'z')
             *q = (char)(*q - 32);
     int https = strncasecmp(argv[optind], "https://", 8) == 0;
-    int tunnel = opaque || strcmp(mbuf, "CONNECT") == 0 || https;
+    /* "host:443" is what a CONNECT names: with no scheme and no --method,
+     * a port of connect_ports makes it a tunnel, decided by that host as
+     * the daemon decides it before the ClientHello. */
+    unsigned port = host_port(host);
+    int connect_target = method == NULL && strstr(argv[optind], "://") == NULL && port > 0 &&
+                         config_connect_port_allowed(s->cfg, (uint16_t)port);
+    int tunnel = opaque || strcmp(mbuf, "CONNECT") == 0 || https || connect_target;
     /* HTTPS to an address carries no SNI: nothing names the server, and
      * the tunnel is opaque; --opaque asks about any tunnel whose bytes
      * cannot be classified. */
@@ -251,6 +258,10 @@ explain_main(int argc, char **argv, const char *default_config)
         printf("request:   CONNECT tunnel whose bytes cannot be classified (%s): category "
                "opaque, denied unless a rule allows it\n",
                is_ip && https ? "TLS without SNI to an IP address" : "--opaque");
+    else if (tunnel && (port > 0 || https))
+        printf("request:   CONNECT %s:%u, a tunnel (no method or path: methods and path_regex "
+               "never match)\n",
+               norm, port > 0 ? port : 443);
     else if (tunnel)
         printf("request:   CONNECT tunnel (no method or path: methods and path_regex never "
                "match)\n");

@@ -874,3 +874,129 @@ timewin_parse_quota(const char *s, unsigned *minutes, int *weekly, char *err, si
     *weekly = week;
     return 0;
 }
+
+/* ---------------------------------------------------------------------------
+ * explain --at
+ * ------------------------------------------------------------------------- */
+
+#define AT_HINT                                                                                    \
+    "expected \"YYYY-MM-DD HH:MM\", \"HH:MM\", \"tomorrow HH:MM\" or a day and a time "             \
+    "(\"mon 10:00\")"
+
+static const char *const long_day_names[7] = {"monday", "tuesday",  "wednesday", "thursday",
+                                              "friday", "saturday", "sunday"};
+
+/* "Y-M-D" with a 4-digit year and 1- or 2-digit month and day, a date that
+ * exists, in s[0..len). 0 and *day; -1 when it has not that shape; -2 when
+ * it has but names no date. */
+static int
+parse_at_date(const char *s, size_t len, int64_t *day)
+{
+    int64_t v[3] = {0, 0, 0};
+    int field = 0, nd = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        if (is_digit(s[i])) {
+            if (++nd > (field == 0 ? 4 : 2))
+                return -1;
+            v[field] = v[field] * 10 + (s[i] - '0');
+        } else if (s[i] == '-' && field < 2 && nd > 0) {
+            if (field == 0 && nd != 4)
+                return -1;
+            field++;
+            nd = 0;
+        } else {
+            return -1;
+        }
+    }
+    if (field != 2 || nd == 0)
+        return -1;
+    if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > month_days(v[0], (int)v[1]))
+        return -2;
+    *day = days_from_civil(v[0], v[1], v[2]);
+    return 0;
+}
+
+/* "H:MM" or "HH:MM", 00:00..23:59, the whole of s. */
+static int
+parse_at_clock(const char *s, int *minutes)
+{
+    const char *why;
+    if (parse_clock(&s, minutes, &why) < 0 || *s != '\0' || *minutes >= DAY_MINUTES)
+        return -1;
+    return 0;
+}
+
+int
+timewin_parse_at(const char *s, const struct tm *today, struct tm *out, char *err, size_t errsz)
+{
+    char words[2][32];
+    size_t nwords = 0;
+    const char *p = s != NULL ? s : "";
+
+    /* Up to two blank-separated words, each shorter than a buffer. */
+    for (;;) {
+        while (is_space(*p))
+            p++;
+        if (*p == '\0')
+            break;
+        size_t n = 0;
+        while (p[n] != '\0' && !is_space(p[n]))
+            n++;
+        if (nwords == 2 || n >= sizeof(words[0])) {
+            set_err(err, errsz, AT_HINT);
+            return -1;
+        }
+        memcpy(words[nwords], p, n);
+        words[nwords++][n] = '\0';
+        p += n;
+    }
+    if (nwords == 0) {
+        set_err(err, errsz, AT_HINT);
+        return -1;
+    }
+    int64_t now_day = timewin_day_number(today), day = now_day;
+    const char *clock = words[nwords - 1];
+    if (nwords == 2) {
+        const char *w = words[0];
+        int wd = -1, r;
+        for (int i = 0; i < 7 && wd < 0; i++)
+            if (strcasecmp(w, day_names[i]) == 0 || strcasecmp(w, long_day_names[i]) == 0)
+                wd = i;
+        if (wd >= 0) {
+            day = now_day + floor_mod(wd - weekday(now_day), 7);
+        } else if (strcasecmp(w, "today") == 0) {
+            day = now_day;
+        } else if (strcasecmp(w, "tomorrow") == 0) {
+            day = now_day + 1;
+        } else if ((r = parse_at_date(w, strlen(w), &day)) < 0) {
+            if (r == -2)
+                set_err(err, errsz, "no such date: %s", w);
+            else
+                set_err(err, errsz, "'%s' is no date or day (" DAYS_HINT "); " AT_HINT, w);
+            return -1;
+        }
+    }
+    int minutes;
+    if (parse_at_clock(clock, &minutes) < 0) {
+        set_err(err, errsz, "'%s' is no time of day (00:00 to 23:59); " AT_HINT, clock);
+        return -1;
+    }
+    int64_t y;
+    int m, d;
+    civil_from_days(day, &y, &m, &d);
+    if (y < 1900 || y > 9999) {
+        set_err(err, errsz, "year %lld is out of range", (long long)y);
+        return -1;
+    }
+    memset(out, 0, sizeof(*out));
+    out->tm_year = (int)(y - 1900);
+    out->tm_mon = m - 1;
+    out->tm_mday = d;
+    out->tm_hour = minutes / 60;
+    out->tm_min = minutes % 60;
+    out->tm_wday = (weekday(day) + 1) % 7; /* struct tm counts from Sunday */
+    out->tm_yday = (int)(day - days_from_civil(y, 1, 1));
+    out->tm_isdst = -1;
+    return 0;
+}

@@ -77,6 +77,17 @@ int32_t timewin_day_number(const struct tm *local);
  * reset when it changes, i.e. at Monday 00:00 local time. */
 int32_t timewin_week_number(const struct tm *local);
 
+/* Parses the time of `socialgate explain --at`, a wall-clock time in the
+ * configured zone: "YYYY-MM-DD HH:MM", "HH:MM" (today), "today HH:MM",
+ * "tomorrow HH:MM", or a day name ("mon".."sun" or "monday".."sunday",
+ * any case) and "HH:MM": the next such day, today when today is that day.
+ * Words are separated by blanks; hours run 00..23. `today` is the local
+ * date to count from (only tm_year, tm_mon and tm_mday are read). On
+ * success fills *out (date, hour, minute, tm_wday, tm_yday, tm_isdst = -1,
+ * seconds 0) and returns 0; otherwise -1 with a message in err. */
+int timewin_parse_at(const char *s, const struct tm *today, struct tm *out, char *err,
+                     size_t errsz);
+
 /* Parses a quota: "30m/day", "2h/day", "1h30m/day", "5h/week". On success
  * returns 0 with *minutes (1..1440 per day, 1..10080 per week) and *weekly
  * (0: per day, 1: per week); -1 with a message in err otherwise. */

@@ -876,6 +876,78 @@ def test_explain_methods_and_tunnels(make_sg, hosts):
         assert code == 0 and "allow by rule fb " in out, (args, out)
 
 
+def test_explain_host_port_is_a_connect(make_sg, hosts):
+    """`host:443` is what a CONNECT names: a port of connect_ports without a scheme makes it
+    a tunnel (methods and path_regex cannot match); `host`, `host:80` and `http://host:443/`
+    stay plain GETs, and an explicit --method wins."""
+    policy = ("[rule fb-get]\nplatforms = facebook\nmethods = GET\naction = deny\n\n"
+              "[rule fb]\nplatforms = facebook\naction = allow\n")
+    d = start_policy(make_sg, hosts, policy, start=False)
+    for target in ("www.facebook.com:443", "www.facebook.com:8443"):
+        code, out, err = explain(d, target)
+        assert code == 0 and "allow by rule fb " in out, (target, out, err)
+        assert "request:   CONNECT %s, a tunnel" % target in out, out
+    for args in (["www.facebook.com"], ["www.facebook.com:80"], ["www.facebook.com:444"],
+                 ["http://www.facebook.com:443/"], ["--method", "GET", "www.facebook.com:443"]):
+        code, out, err = explain(d, *args)
+        assert code == 1 and "deny by rule fb-get" in out and "request:   GET /" in out, (args, out, err)
+    # an IPv6 literal with its port
+    code, out, _ = explain(d, "[2001:db8::1]:443")
+    assert code == 0 and "request:   CONNECT 2001:db8::1:443, a tunnel" in out, out
+
+
+def test_explain_at_relative_times(shipped):
+    """--at takes HH:MM (today), tomorrow HH:MM and day names (the next such day, today when
+    today is that day), all in [proxy] timezone (UTC here)."""
+    def time_line(args):
+        before = datetime.datetime.now(datetime.timezone.utc).date()
+        code, out, err = explain(shipped, "--ip", "10.1.2.3", *args, "www.reddit.com")
+        after = datetime.datetime.now(datetime.timezone.utc).date()
+        m = re.search(r"^time: +(\w{3}) (\d{4}-\d\d-\d\d) (\d\d:\d\d) \(UTC\)$", out, re.M)
+        assert m, (args, out, err)
+        return code, out, m.group(1), datetime.date.fromisoformat(m.group(2)), m.group(3), before, after
+
+    code, _, wd, day, hm, before, after = time_line(["--at", "12:10"])
+    assert day in (before, after) and hm == "12:10" and wd == day.strftime("%a")
+    code, _, wd, day, hm, before, after = time_line(["--at", "tomorrow 09:00"])
+    assert day in (before + datetime.timedelta(days=1), after + datetime.timedelta(days=1))
+    assert hm == "09:00" and wd == day.strftime("%a")
+    for word, weekday in (("mon", 0), ("Saturday", 5), ("SUN", 6), ("wed", 2)):
+        code, out, wd, day, hm, before, after = time_line(["--at", "%s 10:00" % word])
+        assert day.weekday() == weekday and hm == "10:00", (word, out)
+        assert before <= day <= after + datetime.timedelta(days=6), (word, day)
+        # the shipped policy: social media all day at weekends, not on weekday mornings
+        if weekday >= 5:
+            assert code == 0 and "allow by rule everyone-at-lunch" in out, (word, out)
+        else:
+            assert code == 1 and "deny by rule social-otherwise" in out, (word, out)
+    code, out, *_ = time_line(["--at", "mon 12:10"])
+    assert code == 0 and "allow by rule everyone-at-lunch" in out, out
+
+    for bad in ("tomorrow", "mon", "24:00", "next mon 10:00", "someday 10:00", "2026-11-31 10:00"):
+        code, out, err = explain(shipped, "--at", bad, "www.reddit.com")
+        assert code == 2 and out == "", (bad, out)
+        assert err.startswith("socialgate explain: --at %s: " % bad), err
+
+
+def test_explain_exit_status(shipped):
+    """explain: 0 allowed, 1 denied, 2 for a usage or a configuration error, so that a
+    script can tell a denial from a broken configuration; -t says 1 for the latter."""
+    assert explain(shipped, "--user", "alice", "--at", "2026-11-30 10:00", "www.linkedin.com")[0] == 0
+    assert explain(shipped, "--ip", "10.1.2.3", "--at", "2026-11-30 10:00", "www.reddit.com")[0] == 1
+    code, out, err = explain(shipped, "--bogus", "www.reddit.com")
+    assert code == 2 and "usage:" in err, err
+    bad = shipped.dir / "bad.ini"
+    bad.write_text(shipped.config.read_text().replace("[proxy]", "[proxy]\nno_such_key = 1", 1))
+    r = run([str(BIN), "explain", "-c", str(bad), "www.reddit.com"], timeout=20)
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 2 and "%s:2: " % bad in err and r.stdout == b"", err
+    r = run([str(BIN), "-t", "-c", str(bad)], timeout=20)
+    assert r.returncode == 1, r.stderr
+    r = run([str(BIN), "explain", "-c", str(shipped.dir / "missing.ini"), "www.reddit.com"], timeout=20)
+    assert r.returncode == 2, r.stderr
+
+
 # --- TLS: SNI and CONNECT host disagree -----------------------------------------------------------
 
 SNI_POLICY = """\

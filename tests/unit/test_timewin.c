@@ -1112,6 +1112,93 @@ test_dst_new_york(void **state)
     timewin_free(office);
 }
 
+/* ---------------------------------------------------------------------------
+ * explain --at
+ * ------------------------------------------------------------------------- */
+
+static void
+test_parse_at(void **state)
+{
+    (void)state;
+    /* Today is Thursday 2026-12-03; day names mean the next such day,
+     * today when today is that day, across a month and a year end. */
+    static const struct {
+        const char *in;
+        int y, m, d, hh, mm, wday; /* wday: 0 = Sunday, as in struct tm */
+    } ok[] = {
+        {"2026-11-30 12:30", 2026, 11, 30, 12, 30, 1},
+        {"2026-1-5 9:05", 2026, 1, 5, 9, 5, 1},
+        {"  2028-02-29   00:00 ", 2028, 2, 29, 0, 0, 2},
+        {"10:00", 2026, 12, 3, 10, 0, 4},
+        {"0:00", 2026, 12, 3, 0, 0, 4},
+        {"23:59", 2026, 12, 3, 23, 59, 4},
+        {"today 08:15", 2026, 12, 3, 8, 15, 4},
+        {"tomorrow 09:00", 2026, 12, 4, 9, 0, 5},
+        {"TOMORROW 9:00", 2026, 12, 4, 9, 0, 5},
+        {"thu 10:00", 2026, 12, 3, 10, 0, 4},
+        {"Thursday 10:00", 2026, 12, 3, 10, 0, 4},
+        {"fri 10:00", 2026, 12, 4, 10, 0, 5},
+        {"sun 17:45", 2026, 12, 6, 17, 45, 0},
+        {"mon 10:00", 2026, 12, 7, 10, 0, 1},
+        {"MONDAY 10:00", 2026, 12, 7, 10, 0, 1},
+        {"wed\t12:00", 2026, 12, 9, 12, 0, 3},
+        {"wednesday 12:00", 2026, 12, 9, 12, 0, 3},
+    };
+    struct tm today = {.tm_year = 126, .tm_mon = 11, .tm_mday = 3, .tm_hour = 16, .tm_min = 20};
+    for (size_t i = 0; i < N_ELEM(ok); i++) {
+        struct tm out;
+        char err[256] = "";
+        if (timewin_parse_at(ok[i].in, &today, &out, err, sizeof(err)) != 0)
+            fail_msg("'%s': %s", ok[i].in, err);
+        if (out.tm_year + 1900 != ok[i].y || out.tm_mon + 1 != ok[i].m ||
+            out.tm_mday != ok[i].d || out.tm_hour != ok[i].hh || out.tm_min != ok[i].mm ||
+            out.tm_wday != ok[i].wday || out.tm_sec != 0)
+            fail_msg("'%s': got %04d-%02d-%02d %02d:%02d wday %d", ok[i].in, out.tm_year + 1900,
+                     out.tm_mon + 1, out.tm_mday, out.tm_hour, out.tm_min, out.tm_wday);
+    }
+    /* Across a year end: Saturday 2026-12-26 + "fri" is 2027-01-01. */
+    struct tm dec26 = {.tm_year = 126, .tm_mon = 11, .tm_mday = 26};
+    struct tm out;
+    char err[256];
+    assert_int_equal(timewin_parse_at("fri 10:00", &dec26, &out, err, sizeof(err)), 0);
+    assert_int_equal(out.tm_year, 127);
+    assert_int_equal(out.tm_mon, 0);
+    assert_int_equal(out.tm_mday, 1);
+    assert_int_equal(out.tm_yday, 0);
+    assert_int_equal(timewin_parse_at("tomorrow 10:00", &dec26, &out, err, sizeof(err)), 0);
+    assert_int_equal(out.tm_mday, 27);
+    assert_int_equal(out.tm_yday, 360);
+
+    static const struct {
+        const char *in, *msg;
+    } bad[] = {
+        {"", "expected"},
+        {"   ", "expected"},
+        {"tomorrow", "'tomorrow' is no time of day"},
+        {"mon", "'mon' is no time of day"},
+        {"24:00", "'24:00' is no time of day"},
+        {"10:60", "'10:60' is no time of day"},
+        {"10", "'10' is no time of day"},
+        {"10:00:00", "'10:00:00' is no time of day"},
+        {"2026-02-30 10:00", "no such date: 2026-02-30"},
+        {"2026-13-01 10:00", "no such date"},
+        {"2026-11-30", "no time of day"},
+        {"26-11-30 10:00", "'26-11-30' is no date or day"},
+        {"next mon 10:00", "expected"},
+        {"mo 10:00", "'mo' is no date or day"},
+        {"yesterday 10:00", "'yesterday' is no date or day"},
+        {"mon 10:00 x", "expected"},
+        {"10:00 mon", "'10:00' is no date or day"},
+    };
+    for (size_t i = 0; i < N_ELEM(bad); i++) {
+        err[0] = '\0';
+        if (timewin_parse_at(bad[i].in, &today, &out, err, sizeof(err)) != -1)
+            fail_msg("'%s' was accepted", bad[i].in);
+        if (strstr(err, bad[i].msg) == NULL)
+            fail_msg("'%s': message '%s' lacks '%s'", bad[i].in, err, bad[i].msg);
+    }
+}
+
 int
 main(void)
 {
@@ -1131,6 +1218,7 @@ main(void)
         cmocka_unit_test(test_match_uses_date_not_wday),
         cmocka_unit_test(test_quota),
         cmocka_unit_test(test_day_week_numbers),
+        cmocka_unit_test(test_parse_at),
         cmocka_unit_test_setup_teardown(test_dst_london, tz_save, tz_restore),
         cmocka_unit_test_setup_teardown(test_dst_new_york, tz_save, tz_restore),
     };
