@@ -48,6 +48,7 @@ static int nworkers;
 static struct event_base *main_base;
 static struct event *drain_ev, *poll_ev;
 static int stopping;
+static int auth_failed_valid; /* auth_failed_sig holds a failed reload's files */
 
 static void
 usage(FILE *f)
@@ -80,7 +81,7 @@ log_diag(const struct diag *d)
 
 /* ev=config result=error file=... line=... msg=...: the first problem. */
 static void
-config_error_event(const struct diag *d)
+config_error_event(const struct diag *d, const char *cause)
 {
     char line[2048], t[48], file[1024] = "-", msg[1024] = "-";
     int lineno = 0;
@@ -107,22 +108,26 @@ config_error_event(const struct diag *d)
     char ef[1100], em[1100];
     escape_log_value(file, strlen(file), ef, sizeof(ef));
     escape_log_value(msg, strlen(msg), em, sizeof(em));
-    int n = snprintf(line, sizeof(line), "%s ev=config result=error file=%s line=%d msg=%s\n", t,
-                     ef, lineno, em);
+    int n = snprintf(line, sizeof(line), "%s ev=config result=error file=%s line=%d msg=%s%s%s\n",
+                     t, ef, lineno, em, cause ? " cause=" : "", cause ? cause : "");
     if (n > 0 && (size_t)n < sizeof(line))
         accesslog_write(line, (size_t)n);
 }
 
+/* cause: NULL for a start or HUP, else what changed on disk ("htpasswd",
+ * "groups" or "htpasswd,groups"), written as cause=... at the end. */
 static void
-config_event(const char *result, const struct snapshot *snap)
+config_event(const char *result, const struct snapshot *snap, const char *cause)
 {
     char line[512], t[48];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     logfmt_time(&ts, t, sizeof(t));
-    int n = snprintf(line, sizeof(line), "%s ev=config result=%s files=%zu rules=%zu platforms=%zu\n",
-                     t, result, 1 + snap->rules->nfiles, snap->rules->nrules,
-                     catalog_platform_count(snap->rules->catalog));
+    int n = snprintf(line, sizeof(line),
+                     "%s ev=config result=%s files=%zu rules=%zu platforms=%zu%s%s\n", t, result,
+                     1 + snap->rules->nfiles, snap->rules->nrules,
+                     catalog_platform_count(snap->rules->catalog), cause ? " cause=" : "",
+                     cause ? cause : "");
     if (n > 0 && (size_t)n < sizeof(line))
         accesslog_write(line, (size_t)n);
 }
@@ -214,7 +219,7 @@ reload(void)
     struct snapshot *cur = snapshot_acquire();
     if (s == NULL) {
         log_warnx("reload of %s failed: keeping the running configuration", config_path);
-        config_error_event(&d_copy);
+        config_error_event(&d_copy, NULL);
         stats_count(STATS_RELOAD_ERROR);
         sd_notify_msg("READY=1");
         diag_free(&d_copy);
@@ -242,7 +247,78 @@ reload(void)
     sd_notify_msg("READY=1");
     stats_count(STATS_RELOAD_OK);
     stats_set_config_time((int64_t)time(NULL));
-    config_event("ok", s);
+    config_event("ok", s, NULL);
+    auth_failed_valid = 0;
+}
+
+/* The [auth] files when a reload after their change failed: not tried
+ * again until they change once more (a broken file is reported once). */
+static struct file_sig auth_failed_sig[2];
+
+/* An [auth] htpasswd or groups file changed on disk (checked every second
+ * by modification time, size and inode): those files are read again and
+ * swapped in with the configuration and rules in use, atomically like a
+ * HUP; a file that does not load keeps the running configuration and is
+ * logged as a failed reload. */
+static void
+auth_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (stopping)
+        return;
+    struct snapshot *cur = snapshot_acquire();
+    const char *paths[2] = {cur->cfg->auth_htpasswd, cur->cfg->auth_groups};
+    const struct file_sig *had[2] = {&cur->htpasswd_sig, &cur->groups_sig};
+    struct file_sig now[2];
+    int changed = 0;
+    for (int i = 0; i < 2; i++) {
+        snapshot_file_sig(paths[i], &now[i]);
+        if (paths[i] && !snapshot_file_sig_equal(&now[i], had[i]))
+            changed |= 1 << i;
+    }
+    if (changed == 0 || (auth_failed_valid && snapshot_file_sig_equal(&now[0], &auth_failed_sig[0]) &&
+                         snapshot_file_sig_equal(&now[1], &auth_failed_sig[1]))) {
+        snapshot_release(cur);
+        return;
+    }
+    const char *cause = changed == 3 ? "htpasswd,groups" : changed == 1 ? "htpasswd" : "groups";
+    const char *what_file = changed & 1 ? paths[0] : paths[1];
+    struct diag d = {0};
+    struct snapshot *s = snapshot_reload_auth(cur, &d);
+    log_diag(&d);
+    if (s == NULL) {
+        log_warnx("%s changed but cannot be loaded: keeping the running configuration", what_file);
+        config_error_event(&d, cause);
+        stats_count(STATS_RELOAD_ERROR);
+        memcpy(auth_failed_sig, now, sizeof(now));
+        auth_failed_valid = 1;
+        diag_free(&d);
+        snapshot_release(cur);
+        return;
+    }
+    diag_free(&d);
+    /* Written to while it was read (a copy in progress): the next check
+     * reads it again rather than install what may be half of it. */
+    struct file_sig after[2];
+    snapshot_file_sig(paths[0], &after[0]);
+    snapshot_file_sig(paths[1], &after[1]);
+    if (!snapshot_file_sig_equal(&after[0], &s->htpasswd_sig) ||
+        !snapshot_file_sig_equal(&after[1], &s->groups_sig)) {
+        snapshot_release(s);
+        snapshot_release(cur);
+        return;
+    }
+    auth_failed_valid = 0;
+    snapshot_release(cur);
+    snapshot_install(s);
+    for (int i = 0; i < nworkers; i++) /* each drops its old reference now */
+        worker_command(workers[i], WORKER_CMD_RELOAD);
+    log_info("%s changed: reloaded", what_file);
+    stats_count(STATS_RELOAD_OK);
+    stats_set_config_time((int64_t)time(NULL));
+    config_event("ok", s, cause);
 }
 
 static void
@@ -609,6 +685,9 @@ main(int argc, char **argv)
     struct event *flush_ev = event_new(main_base, -1, EV_PERSIST, flush_cb, NULL);
     struct timeval sec = {1, 0};
     event_add(flush_ev, &sec);
+    struct event *auth_watch_ev = event_new(main_base, -1, EV_PERSIST, auth_watch_cb, NULL);
+    if (auth_watch_ev == NULL || event_add(auth_watch_ev, &sec) != 0)
+        fatalx("cannot start the check of the [auth] files");
     struct event *state_ev = event_new(main_base, -1, EV_PERSIST, state_cb, NULL);
     struct timeval minute = {30, 0};
     event_add(state_ev, &minute);
@@ -626,7 +705,7 @@ main(int argc, char **argv)
         log_info("listening on %s", cfg->listen[k].text);
     log_info("socialgate %s started: %d worker%s, config %s", SOCIALGATE_VERSION, nworkers,
              nworkers == 1 ? "" : "s", config_path);
-    config_event("ok", snap);
+    config_event("ok", snap, NULL);
     sd_notify_msg("READY=1");
 
     event_base_dispatch(main_base);
@@ -643,6 +722,7 @@ main(int argc, char **argv)
     write_usage(); /* the last, partial interval */
     usage_reset();
     event_free(state_ev);
+    event_free(auth_watch_ev);
     event_free(usage_ev);
     for (size_t i = 0; i < 4; i++)
         event_free(sig_evs[i]);

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Readers take a reference under the lock so a swap can never free a
  * snapshot between loading the pointer and counting the reference. Only
@@ -57,6 +58,76 @@ load_local_addrs(struct cidrset *set)
     freeifaddrs(ifa);
 }
 
+void
+snapshot_file_sig(const char *path, struct file_sig *out)
+{
+    struct stat st;
+    memset(out, 0, sizeof(*out));
+    if (path == NULL || stat(path, &st) != 0)
+        return;
+    out->exists = 1;
+    out->dev = st.st_dev;
+    out->ino = st.st_ino;
+    out->size = st.st_size;
+    out->mtime = st.st_mtim;
+}
+
+int
+snapshot_file_sig_equal(const struct file_sig *a, const struct file_sig *b)
+{
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* Reads the [auth] files of cfg, each signed just before it is read (so a
+ * change while or after it is read shows as a difference later). */
+static int
+load_auth(const struct config *cfg, struct htpasswd **users, struct htgroups **groups,
+          struct file_sig *hsig, struct file_sig *gsig, struct diag *d)
+{
+    *users = NULL;
+    *groups = NULL;
+    snapshot_file_sig(cfg->auth_htpasswd, hsig);
+    snapshot_file_sig(cfg->auth_groups, gsig);
+    if (cfg->auth_htpasswd && (*users = htpasswd_load(cfg->auth_htpasswd, d)) == NULL)
+        return -1;
+    if (cfg->auth_groups && (*groups = htgroups_load(cfg->auth_groups, d)) == NULL) {
+        htpasswd_free(*users);
+        *users = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+struct snapshot *
+snapshot_reload_auth(struct snapshot *cur, struct diag *d)
+{
+    struct htpasswd *users;
+    struct htgroups *groups;
+    struct file_sig hsig, gsig;
+    if (load_auth(cur->cfg, &users, &groups, &hsig, &gsig, d) < 0)
+        return NULL;
+    struct snapshot *s = snapshot_new(cur->cfg, cur->rules);
+    if (s == NULL) {
+        diag_error(d, cur->cfg->auth_htpasswd ? cur->cfg->auth_htpasswd : cur->cfg->auth_groups, 0,
+                   "out of memory");
+        htpasswd_free(users);
+        htgroups_free(groups);
+        return NULL;
+    }
+    /* The owner of cfg and rules, never a chain of borrowers. */
+    s->base = cur->base ? cur->base : cur;
+    snapshot_ref(s->base);
+    s->users = users;
+    s->groups = groups;
+    s->htpasswd_sig = hsig;
+    s->groups_sig = gsig;
+    load_local_addrs(&s->local_addrs);
+    memcpy(s->continue_key, cur->continue_key, sizeof(s->continue_key));
+    s->has_continue_key = cur->has_continue_key;
+    return s;
+}
+
 struct snapshot *
 snapshot_load(const char *path, struct diag *d)
 {
@@ -70,9 +141,8 @@ snapshot_load(const char *path, struct diag *d)
     }
     struct htpasswd *users = NULL;
     struct htgroups *groups = NULL;
-    if (cfg->auth_htpasswd && (users = htpasswd_load(cfg->auth_htpasswd, d)) == NULL)
-        goto fail;
-    if (cfg->auth_groups && (groups = htgroups_load(cfg->auth_groups, d)) == NULL)
+    struct file_sig hsig, gsig;
+    if (load_auth(cfg, &users, &groups, &hsig, &gsig, d) < 0)
         goto fail;
     struct snapshot *s = snapshot_new(cfg, rules);
     if (s == NULL) {
@@ -81,6 +151,8 @@ snapshot_load(const char *path, struct diag *d)
     }
     s->users = users;
     s->groups = groups;
+    s->htpasswd_sig = hsig;
+    s->groups_sig = gsig;
     load_local_addrs(&s->local_addrs);
     return s;
 fail:
@@ -120,8 +192,12 @@ snapshot_release(struct snapshot *s)
     if (s == NULL)
         return;
     if (atomic_fetch_sub(&s->refs, 1) == 1) {
-        config_free(s->cfg);
-        rules_free(s->rules);
+        if (s->base) {
+            snapshot_release(s->base);
+        } else {
+            config_free(s->cfg);
+            rules_free(s->rules);
+        }
         htpasswd_free(s->users);
         htgroups_free(s->groups);
         cidrset_free(&s->local_addrs);

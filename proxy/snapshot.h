@@ -7,11 +7,23 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "config.h"
 #include "diag.h"
 #include "htpasswd.h"
 #include "rules.h"
+
+/* What tells one version of a file on disk from another: a file replaced
+ * (new inode), rewritten in place (size, modification time) or removed. */
+struct file_sig {
+    int exists;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+};
 
 struct snapshot {
     atomic_int refs;
@@ -20,6 +32,12 @@ struct snapshot {
     struct rules *rules;  /* owned */
     struct htpasswd *users;   /* owned, NULL without [auth] htpasswd */
     struct htgroups *groups;  /* owned, NULL without [auth] groups */
+    /* The [auth] files as they were just before they were read: a later
+     * difference means they changed on disk (snapshot_reload_auth). */
+    struct file_sig htpasswd_sig, groups_sig;
+    /* Set when cfg and rules belong to another snapshot (one rebuilt by
+     * snapshot_reload_auth): a reference to that one, which owns them. */
+    struct snapshot *base;
     /* This machine's interface addresses (getifaddrs at load), so that a
      * destination that is a listener on every address is seen as a loop
      * (addr_reaches_listener). Empty when they cannot be read. */
@@ -33,6 +51,19 @@ struct snapshot {
 /* Loads proxy.ini and the rules folder it names into a new snapshot with
  * one reference. NULL with every problem in d. */
 struct snapshot *snapshot_load(const char *path, struct diag *d);
+
+/* A new snapshot with the configuration and rules of cur (shared, not
+ * read again) and its [auth] htpasswd and groups files read afresh: what a
+ * change of those files on disk needs. The Continue key is cur's. Returns
+ * an owned snapshot with one reference, or NULL with every problem in d
+ * (cur stays as it is). */
+struct snapshot *snapshot_reload_auth(struct snapshot *cur, struct diag *d);
+
+/* The signature of the file at path now ({0}, exists 0, when it cannot be
+ * read with stat). */
+void snapshot_file_sig(const char *path, struct file_sig *out);
+/* 1 when a and b are the same version of a file. */
+int snapshot_file_sig_equal(const struct file_sig *a, const struct file_sig *b);
 
 /* Takes cfg and rules. Returns an owned snapshot with one reference. */
 struct snapshot *snapshot_new(struct config *cfg, struct rules *rules);

@@ -424,6 +424,65 @@ def test_auth_required(make_sg, env, hosts, tmp_path):
     assert (e["status"], e["user"], e.get("auth")) == ("407", "alice", "fail"), e.raw
 
 
+def _poll_status(d, url, creds, want, timeout=5.0):
+    """The status of GETs through d with creds, repeated until it is want or timeout passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, _, _ = get(d, url, "--proxy-user", creds)
+        if status == want or time.monotonic() >= deadline:
+            return status
+        time.sleep(0.2)
+
+
+def test_auth_files_changed_on_disk_are_picked_up(make_sg, env, hosts, tmp_path):
+    """The [auth] htpasswd and groups files are watched: a change is in use within a few
+    seconds without a HUP, logged as ev=config with its cause; a broken file keeps the
+    running configuration (logged once, not every second) until it is fixed."""
+    d = _auth_sg(make_sg, hosts, tmp_path, "yes")
+    t0 = time.time()
+    url = "http://www.facebook.com:%d/u/x" % env.nginx_http
+    htfile, groups = d.dir / "users.htpasswd", d.dir / "users.groups"
+    assert get(d, url, "--proxy-user", "alice:alice-pw")[0] == 200
+    assert get(d, url, "--proxy-user", "dave:dave-pw")[0] == 407
+
+    # a user added by Apache's htpasswd, which rewrites the file in place
+    r = run([htpasswd_tool(), "-b", "-B", "-C", "5", str(htfile), "dave", "dave-pw"], timeout=30)
+    assert r.returncode == 0, r.stderr
+    # dave holds no role that allows Facebook: signed in, he is denied (403), no longer 407
+    assert _poll_status(d, url, "dave:dave-pw", 403) == 403
+    e = d.wait_log(since=t0, ev="config", result="ok", cause="htpasswd")
+    assert e["rules"] == "3" and e["platforms"], e.raw
+    assert get(d, url, "--proxy-user", "alice:alice-pw")[0] == 200
+
+    # the groups file: dave joins marketing
+    groups.write_text("marketing: bob dave\nsales: carol\n")
+    assert _poll_status(d, url, "dave:dave-pw", 200) == 200
+    d.wait_log(since=t0, ev="config", result="ok", cause="groups")
+    e = d.wait_log(since=t0, host="www.facebook.com", user="dave", status="200")
+    assert e["roles"] == "marketing,office", e.raw
+
+    # a broken htpasswd file: the running configuration stays, and says why, once
+    t1 = time.time()
+    good = htfile.read_bytes()
+    htfile.write_bytes(good + b"eve-without-a-hash\n")
+    e = d.wait_log(since=t1, ev="config", result="error", cause="htpasswd")
+    assert e["file"] == str(htfile) and e["line"] == str(good.count(b"\n") + 1), e.raw
+    time.sleep(2.5)
+    assert get(d, url, "--proxy-user", "dave:dave-pw")[0] == 200
+    errors = [x for x in d.entries() if x.get("ev") == "config" and (x.epoch() or 0) >= t1 - 0.01]
+    assert [x["result"] for x in errors] == ["error"], [x.raw for x in errors]
+
+    # fixed by replacing the file (a rename, as editors do): dave's password changed
+    tmp = d.dir / "users.htpasswd.new"
+    tmp.write_bytes(good)
+    r = run([htpasswd_tool(), "-b", "-B", "-C", "5", str(tmp), "dave", "new-pw"], timeout=30)
+    assert r.returncode == 0, r.stderr
+    tmp.replace(htfile)
+    assert _poll_status(d, url, "dave:new-pw", 200) == 200
+    assert get(d, url, "--proxy-user", "dave:dave-pw")[0] == 407
+    assert d.alive()
+
+
 def _big_head(env, tok, creds=None, pad_fields=5, pad_bytes=4000):
     """A GET whose head is about pad_fields * pad_bytes long (each line under nginx's 8 KiB)."""
     lines = ["GET http://www.linkedin.com:%d/u/%s HTTP/1.1" % (env.nginx_http, tok),
