@@ -127,8 +127,8 @@ def generate(seed=20261130):
     usage = collections.defaultdict(lambda: [0, 0, 0, set()])  # (ident, platform) -> req, up, down, minutes
     last_flush = start
     for t in times:
-        kind = rnd.choices(["ok", "deny", "407", "err", "tunnel", "gone", "config"],
-                           [50, 12, 6, 6, 14, 3, 1])[0]
+        kind = rnd.choices(["ok", "deny", "407", "challenge", "err", "tunnel", "gone", "config"],
+                           [50, 12, 6, 6, 6, 14, 3, 1])[0]
         if kind == "config":
             r = Rec(ts=ts(t), ev="config", result="error", file="/etc/socialgate/rules/10-policy.ini",
                     line=rnd.randrange(1, 90), msg="unknown platform 'myspace'")
@@ -159,6 +159,10 @@ def generate(seed=20261130):
         elif kind == "407":
             r.update(user=rnd.choice(BAD_LOGINS), roles=None, rule=None, action=None, status=407,
                      down=434, auth="fail")
+        elif kind == "challenge":
+            # a client without credentials asked to sign in: a 407, but no failed login
+            r.update(user=None, roles="staff", rule=None, action=None, status=407, down=434,
+                     reason="auth-required")
         elif kind == "err":
             st, reason = rnd.choice([(502, "dns-failed"), (502, "connect-refused"),
                                      (504, "connect-timeout"), (504, "upstream-timeout")])
@@ -204,7 +208,8 @@ def generate(seed=20261130):
                     recs.append(q.render(["ev", "user", "platform", "rule", "used_min", "quota_min",
                                           "pct", "client"]))
             usage.clear()
-    return recs, today
+    # "today" in the README is the date of the log's last line
+    return recs, datetime.date.fromisoformat(recs[-1]["ts"][:10])
 
 
 @pytest.fixture(scope="module")
@@ -323,11 +328,11 @@ def exp_config_errors(recs, today):
 
 
 EXPECT = {
-    """grep "^$(date +%F)T" access.log | grep ' ev=usage ' | grep ' platform=facebook ' | awk '{ print ($3 != "user=-") ? $3 : $11 }' | sort -u""":
+    """grep "^$(tail -n1 access.log | cut -c1-10)T" access.log | grep ' ev=usage ' | grep ' platform=facebook ' | awk '{ print ($3 != "user=-") ? $3 : $11 }' | sort -u""":
         exp_who_used_facebook_today,
     """grep ' ev=usage ' access.log | awk '{ split($5, a, "="); m[($3 != "user=-") ? $3 : $11] += a[2] } END { for (u in m) print m[u], u }' | sort -rn | head""":
         exp_top_users,
-    """grep "^$(date +%F)T" access.log | grep ' ev=usage ' | awk '{ split($5, a, "="); m[$4] += a[2] } END { for (p in m) print m[p], p }' | sort -rn""":
+    """grep "^$(tail -n1 access.log | cut -c1-10)T" access.log | grep ' ev=usage ' | awk '{ split($5, a, "="); m[$4] += a[2] } END { for (p in m) print m[p], p }' | sort -rn""":
         exp_minutes_per_platform_today,
     """grep ' action=deny ' access.log | awk '{ print $13 }' | sort | uniq -c | sort -rn""":
         exp_denials_by_rule,
@@ -373,6 +378,8 @@ def test_section_has_oneliners_and_each_has_an_expectation():
         toks = list(lex)
         tools = [toks[0]] + [toks[i + 1] for i, t in enumerate(toks[:-1]) if t == "|"]
         assert set(tools) <= {"grep", "awk", "sort", "uniq", "head", "socialgate"}, (c, tools)
+        # the date of "today" comes from the log (in [proxy] timezone), not the shell's clock
+        assert "date " not in c, c
         assert "|" not in toks[-1:] and not any(t in (";", "&&", "||", ">", ">>", "<") for t in toks), c
 
 
@@ -413,11 +420,14 @@ def _ranked(out):
 def test_oneliner(cmd, logdir):
     if cmd not in EXPECT:
         pytest.fail("no expectation for this README one-liner: %s" % cmd)
-    for tool in ("grep", "awk", "sort", "uniq", "head"):
+    for tool in ("grep", "awk", "sort", "uniq", "head", "tail", "cut"):
         if tool in cmd and shutil.which(tool) is None:
             pytest.fail("%s is not installed" % tool)
     d, recs, today = logdir
-    env = dict(CLEAN_ENV, LC_ALL="C", TZ="UTC", PATH="%s:%s" % (BIN.parent, CLEAN_ENV.get("PATH", "")))
+    # The log is written in UTC ([proxy] timezone); the shell runs in a zone whose date is
+    # another one right now, as an administrator's may: "today" must come from the log.
+    far = "Etc/GMT-14" if datetime.datetime.now(datetime.timezone.utc).hour >= 12 else "Etc/GMT+12"
+    env = dict(CLEAN_ENV, LC_ALL="C", TZ=far, PATH="%s:%s" % (BIN.parent, CLEAN_ENV.get("PATH", "")))
     r = subprocess.run(["/bin/sh", "-c", cmd], cwd=str(d), capture_output=True, timeout=60, env=env)
     assert r.returncode in (0, 1), "exit %d: %s" % (r.returncode, r.stderr.decode(errors="replace"))
     assert not r.stderr, r.stderr.decode(errors="replace")
