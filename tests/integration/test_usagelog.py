@@ -689,6 +689,58 @@ def test_logrotate_file_is_shipped(tmp_path):
     assert "USR1" in body and "socialgate" in body
 
 
+def _postrotate_script(pidfile):
+    """The shipped postrotate script, run without systemd (its systemctl fails, as on a host
+    without it), with the test's pidfile."""
+    m = re.search(r"(?ms)^\s*postrotate\s*\n(.*?)^\s*endscript", LOGROTATE_FILE.read_text())
+    assert m, "no postrotate ... endscript in %s" % LOGROTATE_FILE
+    script = m.group(1)
+    assert "/run/socialgate.pid" in script, script
+    script = script.replace("/run/socialgate.pid", str(pidfile))
+    return re.sub(r"\bsystemctl\b", "false", script)
+
+
+def test_logrotate_postrotate_signals_only_the_pidfile_daemon(make_sg, tmp_path):
+    """Without systemd the postrotate script signals the socialgate named by the pidfile, not
+    every socialgate on the host, and not a process that reused the ID of a stale pidfile."""
+    pidfile = tmp_path / "socialgate.pid"
+    mine = make_sg(overrides={"proxy": {"pidfile": str(pidfile)}})
+    other = make_sg()
+    comm = Path("/proc/%d/comm" % mine.proc.pid).read_text().strip()
+    if comm != "socialgate":
+        pytest.skip("the daemon runs as %r (a wrapper), not as socialgate" % comm)
+    assert int(pidfile.read_text()) == mine.proc.pid
+    script = _postrotate_script(pidfile)
+    starts = (mine.stderr_size(), other.stderr_size())
+    r = subprocess.run(["/bin/sh", "-c", script], capture_output=True, timeout=30, env=CLEAN_ENV)
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 5
+    while b"usage log reopened" not in mine.stderr_path.read_bytes()[starts[0]:]:
+        assert time.monotonic() < deadline, "the pidfile's daemon did not reopen its log"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert b"usage log reopened" not in other.stderr_path.read_bytes()[starts[1]:], \
+        "another socialgate on the host was signalled too"
+    assert mine.alive() and other.alive()
+
+    # a stale pidfile whose ID another program now has: that program is left alone
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        pidfile.write_text("%d\n" % sleeper.pid)
+        r = subprocess.run(["/bin/sh", "-c", script], capture_output=True, timeout=30, env=CLEAN_ENV)
+        assert r.returncode == 0, r.stderr
+        time.sleep(0.3)
+        assert sleeper.poll() is None, "USR1 went to a process that is not socialgate"
+        # no pidfile at all: nothing to signal, and logrotate is not told the script failed
+        pidfile.unlink()
+        r = subprocess.run(["/bin/sh", "-c", script], capture_output=True, timeout=30, env=CLEAN_ENV)
+        assert r.returncode == 0, r.stderr
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert b"usage log reopened" not in other.stderr_path.read_bytes()[starts[1]:]
+
+
 def test_logrotate_with_usr1_loses_and_duplicates_nothing(make_sg, env, tmp_path):
     need("logrotate")
     d = make_sg(start=False)
