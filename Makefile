@@ -235,14 +235,24 @@ test-tsan: test-deps
 #   $(UNITDIR)/socialgate.service       with the paths of this PREFIX; systemd
 #       reads units from /usr/local/lib/systemd/system and /usr/lib/systemd/system,
 #       for other prefixes pass UNITDIR=/etc/systemd/system (or systemctl link)
+#   $(LOGDIR), $(STATEDIR)              the usage log's folder and state_dir of
+#       the installed proxy.ini, mode 0750, made when missing and then given to
+#       RUN_USER (the unit's User=) when that user exists and make runs as
+#       root, so that `socialgate -t` passes on the installed configuration at
+#       once. The unit names them StateDirectory/LogsDirectory: keep the
+#       defaults with it (other values are for trying an installation out).
 # make uninstall removes all of it except configuration files the
-# administrator edited (an unedited one, equal to its defaults/ copy, goes).
+# administrator edited (an unedited one, equal to its defaults/ copy, goes),
+# and $(LOGDIR) and $(STATEDIR) unless they are empty.
 # Use the same PREFIX (and SYSCONFDIR) for make, make install and make
 # uninstall: the default configuration path is compiled in.
 CONFDIR = $(SYSCONFDIR)/socialgate
 MANDIR ?= $(PREFIX)/share/man
 DATADIR ?= $(PREFIX)/share/socialgate
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+LOGDIR ?= /var/log/socialgate
+STATEDIR ?= /var/lib/socialgate
+RUN_USER ?= socialgate
 DIST = $(BUILD)/dist
 DIST_SED = -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/usr/local/etc/socialgate|$(CONFDIR)|g'
 CONTRIB_FILES = $(shell find contrib -type f ! -path 'contrib/man/*' ! -name '*.pyc' \
@@ -271,8 +281,8 @@ bench-tunnels: $(BIN)
 
 install: $(BIN)
 	@set -e; rm -rf $(DIST); mkdir -p $(DIST)/etc/rules; \
-	sed -e 's|^state_dir = state$$|state_dir = /var/lib/socialgate|' \
-	    -e 's|^access = -$$|access = /var/log/socialgate/access.log|' \
+	sed -e 's|^state_dir = state$$|state_dir = $(STATEDIR)|' \
+	    -e 's|^access = -$$|access = $(LOGDIR)/access.log|' \
 	    proxy.ini.example >$(DIST)/etc/proxy.ini; \
 	for f in rules/*.ini; do cp $$f $(DIST)/etc/rules/; done; \
 	sed $(DIST_SED) contrib/systemd/socialgate.service >$(DIST)/socialgate.service
@@ -299,6 +309,13 @@ install: $(BIN)
 	  if [ "$$f" = contrib/systemd/socialgate.service ]; then f=$(DIST)/socialgate.service; fi; \
 	  install -m $$mode "$$f" "$$dst"; \
 	done; echo "install $(DESTDIR)$(DATADIR)/ (contrib files)"
+	@set -e; for d in "$(DESTDIR)$(LOGDIR)" "$(DESTDIR)$(STATEDIR)"; do \
+	  [ -d "$$d" ] && continue; \
+	  install -d -m 0750 "$$d"; echo "install $$d/"; \
+	  if [ "$$(id -u)" -eq 0 ] && id -u "$(RUN_USER)" >/dev/null 2>&1; then \
+	    chown "$(RUN_USER):$$(id -gn "$(RUN_USER)")" "$$d"; echo "  owned by $(RUN_USER)"; \
+	  fi; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/socialgate $(DESTDIR)$(MANDIR)/man8/socialgate.8 \
@@ -314,6 +331,7 @@ uninstall:
 	done; \
 	rmdir "$$conf/rules" 2>/dev/null || true; rmdir "$$conf" 2>/dev/null || true
 	rm -rf $(DESTDIR)$(DATADIR)
+	@rmdir "$(DESTDIR)$(LOGDIR)" "$(DESTDIR)$(STATEDIR)" 2>/dev/null || true
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-valgrind $(FUZZ_BUILD) $(BIN)

@@ -332,6 +332,57 @@ def test_install_keeps_edits_and_uninstall_removes(tmp_path):
     assert not (dest2 / "usr/local/share/socialgate").exists()
 
 
+def test_install_makes_log_and_state_folders(tmp_path):
+    """make install creates the usage log's folder and state_dir of the installed proxy.ini
+    (under DESTDIR), so `socialgate -t` on the installed configuration passes right away;
+    they go to the run user when it exists, and an existing folder is left as it is."""
+    dest = tmp_path / "dest"
+    r = make("install", "DESTDIR=%s" % dest, "RUN_USER=no-such-user-sg")
+    assert r.returncode == 0, (r.stdout + r.stderr).decode(errors="replace")
+    for sub in ("var/log/socialgate", "var/lib/socialgate"):
+        st = (dest / sub).stat()
+        assert (dest / sub).is_dir() and st.st_mode & 0o777 == 0o750, sub
+        assert st.st_uid == os.geteuid(), "given to a user that does not exist: %s" % sub
+
+    # the run user, when it exists and make runs as root
+    if os.geteuid() == 0:
+        dest2 = tmp_path / "dest2"
+        nobody = pwd.getpwnam("nobody")
+        r = make("install", "DESTDIR=%s" % dest2, "RUN_USER=nobody")
+        assert r.returncode == 0, (r.stdout + r.stderr).decode(errors="replace")
+        for sub in ("var/log/socialgate", "var/lib/socialgate"):
+            st = (dest2 / sub).stat()
+            assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid), sub
+        # installing again leaves existing folders (and what the administrator made of them)
+        os.chown(dest2 / "var/log/socialgate", 0, 0)
+        os.chmod(dest2 / "var/log/socialgate", 0o700)
+        assert make("install", "DESTDIR=%s" % dest2, "RUN_USER=nobody").returncode == 0
+        st = (dest2 / "var/log/socialgate").stat()
+        assert (st.st_uid, st.st_mode & 0o777) == (0, 0o700)
+
+    # the installed configuration passes -t as installed: the installation is tried out
+    # under a temporary root through PREFIX, LOGDIR and STATEDIR (the paths it writes in)
+    root = tmp_path / "root"
+    r = make("install", "PREFIX=%s/usr/local" % root, "LOGDIR=%s/var/log/socialgate" % root,
+             "STATEDIR=%s/var/lib/socialgate" % root)
+    assert r.returncode == 0, (r.stdout + r.stderr).decode(errors="replace")
+    ini = root / "usr/local/etc/socialgate/proxy.ini"
+    text = ini.read_text()
+    assert "state_dir = %s/var/lib/socialgate\n" % root in text, text
+    assert "access = %s/var/log/socialgate/access.log\n" % root in text, text
+    r = run([str(root / "usr/local/sbin/socialgate"), "-t", "-c", str(ini)], timeout=30)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")
+    assert b"configuration ok" in r.stdout
+
+    # uninstall removes them only when empty: logs and quota state stay
+    (root / "var/lib/socialgate/state").write_text("kept")
+    r = make("uninstall", "PREFIX=%s/usr/local" % root, "LOGDIR=%s/var/log/socialgate" % root,
+             "STATEDIR=%s/var/lib/socialgate" % root)
+    assert r.returncode == 0, (r.stdout + r.stderr).decode(errors="replace")
+    assert not (root / "var/log/socialgate").exists()
+    assert (root / "var/lib/socialgate/state").read_text() == "kept"
+
+
 def test_installed_unit_paths_match_install(tmp_path):
     dest = tmp_path / "dest"
     for prefix, sysconf in (("/usr/local", None), ("/usr", "/etc"), ("/opt/sg", None)):
