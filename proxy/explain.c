@@ -241,9 +241,10 @@ explain_main(int argc, char **argv, const char *default_config)
                          config_connect_port_allowed(s->cfg, (uint16_t)port);
     int tunnel = opaque || strcmp(mbuf, "CONNECT") == 0 || https || connect_target;
     /* HTTPS to an address carries no SNI: nothing names the server, and
-     * the tunnel is opaque; --opaque asks about any tunnel whose bytes
-     * cannot be classified. */
-    if (https && is_ip)
+     * the tunnel is opaque (so is "address:443"); --opaque asks about any
+     * tunnel whose bytes cannot be classified. */
+    int no_sni = (https || connect_target) && is_ip;
+    if (no_sni)
         opaque = 1;
     /* path_regex sees the path normalised as the daemon does it. */
     const char *raw = path ? path : "/";
@@ -257,7 +258,7 @@ explain_main(int argc, char **argv, const char *default_config)
     if (opaque)
         printf("request:   CONNECT tunnel whose bytes cannot be classified (%s): category "
                "opaque, denied unless a rule allows it\n",
-               is_ip && https ? "TLS without SNI to an IP address" : "--opaque");
+               no_sni ? "TLS without SNI to an IP address" : "--opaque");
     else if (tunnel && (port > 0 || https))
         printf("request:   CONNECT %s:%u, a tunnel (no method or path: methods and path_regex "
                "never match)\n",

@@ -950,9 +950,12 @@ def test_explain_host_port_is_a_connect(make_sg, hosts):
                  ["http://www.facebook.com:443/"], ["--method", "GET", "www.facebook.com:443"]):
         code, out, err = explain(d, *args)
         assert code == 1 and "deny by rule fb-get" in out and "request:   GET /" in out, (args, out, err)
-    # an IPv6 literal with its port
-    code, out, _ = explain(d, "[2001:db8::1]:443")
-    assert code == 0 and "request:   CONNECT 2001:db8::1:443, a tunnel" in out, out
+    # an address and a TLS port: TLS to an address carries no SNI, the tunnel is opaque
+    for target in ("[2001:db8::1]:443", "192.0.2.7:8443"):
+        code, out, _ = explain(d, target)
+        assert code == 1 and "TLS without SNI to an IP address" in out, out
+    code, out, _ = explain(d, "192.0.2.7:80")
+    assert code == 0 and "request:   GET /" in out, out
 
 
 def test_explain_at_relative_times(shipped):
