@@ -123,11 +123,10 @@ config_event(const char *result, const struct snapshot *snap, const char *cause)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     logfmt_time(&ts, t, sizeof(t));
-    int n = snprintf(line, sizeof(line),
-                     "%s ev=config result=%s files=%zu rules=%zu platforms=%zu%s%s\n", t, result,
-                     1 + snap->rules->nfiles, snap->rules->nrules,
-                     catalog_platform_count(snap->rules->catalog), cause ? " cause=" : "",
-                     cause ? cause : "");
+    int n = snprintf(
+        line, sizeof(line), "%s ev=config result=%s files=%zu rules=%zu platforms=%zu%s%s\n", t,
+        result, 1 + snap->rules->nfiles, snap->rules->nrules,
+        catalog_platform_count(snap->rules->catalog), cause ? " cause=" : "", cause ? cause : "");
     if (n > 0 && (size_t)n < sizeof(line))
         accesslog_write(line, (size_t)n);
 }
@@ -278,8 +277,9 @@ auth_watch_cb(evutil_socket_t fd, short what, void *arg)
         if (paths[i] && !snapshot_file_sig_equal(&now[i], had[i]))
             changed |= 1 << i;
     }
-    if (changed == 0 || (auth_failed_valid && snapshot_file_sig_equal(&now[0], &auth_failed_sig[0]) &&
-                         snapshot_file_sig_equal(&now[1], &auth_failed_sig[1]))) {
+    if (changed == 0 ||
+        (auth_failed_valid && snapshot_file_sig_equal(&now[0], &auth_failed_sig[0]) &&
+         snapshot_file_sig_equal(&now[1], &auth_failed_sig[1]))) {
         snapshot_release(cur);
         return;
     }

@@ -880,7 +880,7 @@ timewin_parse_quota(const char *s, unsigned *minutes, int *weekly, char *err, si
  * ------------------------------------------------------------------------- */
 
 #define AT_HINT                                                                                    \
-    "expected \"YYYY-MM-DD HH:MM\", \"HH:MM\", \"tomorrow HH:MM\" or a day and a time "             \
+    "expected \"YYYY-MM-DD HH:MM\", \"HH:MM\", \"tomorrow HH:MM\" or a day and a time "            \
     "(\"mon 10:00\")"
 
 static const char *const long_day_names[7] = {"monday", "tuesday",  "wednesday", "thursday",
