@@ -58,7 +58,7 @@ usage(FILE *f)
                "       socialgate explain [-c FILE] URL-or-HOST\n"
                "                                        which platform a host belongs to, and why\n"
                "       socialgate report [--by user,platform] [--since D] [--until D] [--top N]\n"
-               "                         [--format table|csv|json] FILE... | -\n"
+               "                         [--format table|csv|json|html] FILE... | -\n"
                "                                        usage summary from usage logs\n"
                "       socialgate -V                    print the version\n"
                "default FILE: %s\n",

@@ -174,8 +174,10 @@ enum field {
     F_CLIENT,
     F_USER,
     F_ROLES,
+    F_HOST,
     F_PLATFORM,
     F_CATEGORY,
+    F_RULE,
     F_ACTION,
     F_PORT,
     F_STATUS,
@@ -208,6 +210,8 @@ field_of(const char *k, size_t n)
         break;
     case 4:
         KEY("user", F_USER);
+        KEY("host", F_HOST);
+        KEY("rule", F_RULE);
         KEY("port", F_PORT);
         KEY("down", F_DOWN);
         break;
@@ -356,8 +360,10 @@ report_parse_line(const char *line, size_t len, struct report_line *out)
     out->client = GET(F_CLIENT);
     out->user = GET(F_USER);
     out->roles = GET(F_ROLES);
+    out->host = GET(F_HOST);
     out->platform = GET(F_PLATFORM);
     out->category = GET(F_CATEGORY);
+    out->rule = GET(F_RULE);
     out->action = GET(F_ACTION);
 #undef GET
     const uint32_t need_rq = 1u << F_CLIENT | 1u << F_USER | 1u << F_ROLES | 1u << F_PLATFORM |
@@ -416,8 +422,10 @@ report_unescape(const char *raw, size_t len, char *out)
  * ------------------------------------------------------------------------ */
 
 static const char *const key_names[] = {
-    [REPORT_BY_USER] = "user",         [REPORT_BY_ROLE] = "role", [REPORT_BY_PLATFORM] = "platform",
-    [REPORT_BY_CATEGORY] = "category", [REPORT_BY_DAY] = "day",   [REPORT_BY_HOUR] = "hour",
+    [REPORT_BY_USER] = "user",         [REPORT_BY_ROLE] = "role",
+    [REPORT_BY_PLATFORM] = "platform", [REPORT_BY_CATEGORY] = "category",
+    [REPORT_BY_DAY] = "day",           [REPORT_BY_HOUR] = "hour",
+    [REPORT_BY_RULE] = "rule",         [REPORT_BY_ACTION] = "action",
 };
 
 int
@@ -432,7 +440,8 @@ report_parse_by(const char *s, struct report_opts *o, const char **err)
             if (strlen(key_names[k]) == n && memcmp(s, key_names[k], n) == 0)
                 break;
         if (k == REPORT_MAX_BY) {
-            *err = "--by takes user, role, platform, category, day or hour, separated by commas";
+            *err = "--by takes user, role, platform, category, day, hour, rule or action, "
+                   "separated by commas";
             return -1;
         }
         for (size_t j = 0; j < tmp.nby; j++)
@@ -519,7 +528,7 @@ struct group {
 
 struct pending {
     uint64_t hash;
-    size_t off, len; /* the key, in r->pk */
+    size_t off, len; /* the key, in t->pk */
     struct report_counts c;
 };
 
@@ -529,8 +538,12 @@ struct pending {
 #define PREFETCH(p) ((void)(p))
 #endif
 
-struct report {
-    struct report_opts o;
+/* One grouping of the counted lines: the --by rows, or one chart of the
+ * HTML page. */
+struct table {
+    enum report_key by[REPORT_MAX_BY];
+    size_t nby;
+    int by_role;
     struct group *t;
     size_t nt; /* a power of two, at least twice ng */
     size_t ng;
@@ -540,32 +553,109 @@ struct report {
     size_t npend;
     char *pk; /* the pending keys */
     size_t pklen, pkcap;
+    struct report_row *rows; /* every group, sorted once counting is done */
+    size_t nrows;            /* how many of them are shown */
+};
+
+/* The tables of an HTML report, in this order; a --by report has one. */
+enum { T_USER, T_PLATFORM_DAY, T_RULE, T_HOUR, MAX_TABLES };
+
+/* A set of keys (a NUL-separated client, host and second), for counting a
+ * denial once. */
+struct keyslot {
+    uint64_t hash;
+    size_t off, len; /* len 0: empty */
+};
+struct keyset {
+    struct keyslot *s;
+    size_t cap, n; /* cap: 0 or a power of two, at least twice n */
+    char *arena;
+    size_t alen, acap;
+};
+
+/* Denials already counted. Two generations: when the newer holds
+ * SEEN_KEYS keys or SEEN_BYTES of them it becomes the older, and the older
+ * is dropped. Memory stays bounded on any log, and a repeat is still
+ * recognised when fewer than SEEN_KEYS other denials were logged between
+ * the two lines (repeats come within the same second). */
+#define SEEN_KEYS (1u << 16)
+#define SEEN_BYTES (8u << 20)
+
+struct report {
+    struct report_opts o;
+    struct table tab[MAX_TABLES];
+    size_t ntab;
+    struct keyset seen[2];
+    size_t cur; /* the newer generation of seen */
+    char *dk;   /* the key of the denial at hand */
+    size_t dkcap;
     int failed;      /* out of memory while counting a batch */
     char *dec, *esc; /* quoted roles: decoded, then each part escaped again */
     size_t dcap, ecap;
     struct report_str roles[MAX_ROLES];
-    struct report_row *rows;
-    size_t nrows;
     int done;
+    /* The first and last "YYYY-MM-DD HH:MM" counted (as written), or "". */
+    char first[17], last[17];
 };
 
 static const char *
-group_key(const struct report *r, const struct group *g)
+group_key(const struct table *t, const struct group *g)
 {
-    return g->len <= INLINE_KEY ? g->k.in : r->arena + g->k.off;
+    return g->len <= INLINE_KEY ? g->k.in : t->arena + g->k.off;
+}
+
+static int
+table_init(struct table *t, const enum report_key *by, size_t nby)
+{
+    memcpy(t->by, by, nby * sizeof(*by));
+    t->nby = nby;
+    for (size_t i = 0; i < nby; i++)
+        if (by[i] == REPORT_BY_ROLE)
+            t->by_role = 1;
+    t->nt = 256;
+    t->t = calloc(t->nt, sizeof(*t->t));
+    return t->t ? 0 : -1;
+}
+
+static void
+table_free(struct table *t)
+{
+    free(t->t);
+    free(t->arena);
+    free(t->pk);
+    free(t->rows);
+}
+
+static void
+keyset_free(struct keyset *k)
+{
+    free(k->s);
+    free(k->arena);
+    memset(k, 0, sizeof(*k));
 }
 
 struct report *
 report_new(const struct report_opts *o)
 {
+    static const enum report_key user[] = {REPORT_BY_USER},
+                                 platform_day[] = {REPORT_BY_DAY, REPORT_BY_PLATFORM},
+                                 rule[] = {REPORT_BY_RULE}, hour[] = {REPORT_BY_HOUR};
     struct report *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
     r->o = *o;
-    r->nt = 256;
-    r->t = calloc(r->nt, sizeof(*r->t));
-    if (r->t == NULL) {
-        free(r);
+    int rc;
+    if (o->html) {
+        r->ntab = MAX_TABLES;
+        rc = table_init(&r->tab[T_USER], user, 1) |
+             table_init(&r->tab[T_PLATFORM_DAY], platform_day, 2) |
+             table_init(&r->tab[T_RULE], rule, 1) | table_init(&r->tab[T_HOUR], hour, 1);
+    } else {
+        r->ntab = 1;
+        rc = table_init(&r->tab[0], o->by, o->nby);
+    }
+    if (rc < 0) {
+        report_free(r);
         return NULL;
     }
     return r;
@@ -576,12 +666,13 @@ report_free(struct report *r)
 {
     if (r == NULL)
         return;
-    free(r->t);
-    free(r->arena);
-    free(r->pk);
+    for (size_t i = 0; i < r->ntab; i++)
+        table_free(&r->tab[i]);
+    keyset_free(&r->seen[0]);
+    keyset_free(&r->seen[1]);
+    free(r->dk);
     free(r->dec);
     free(r->esc);
-    free(r->rows);
     free(r);
 }
 
@@ -634,54 +725,54 @@ table_alloc(size_t n)
 }
 
 static int
-grow_table(struct report *r)
+grow_table(struct table *tb)
 {
-    size_t n = r->nt * 2;
+    size_t n = tb->nt * 2;
     struct group *t = table_alloc(n);
     if (t == NULL)
         return -1;
-    for (size_t i = 0; i < r->nt; i++) {
-        if (r->t[i].len == 0)
+    for (size_t i = 0; i < tb->nt; i++) {
+        if (tb->t[i].len == 0)
             continue;
-        size_t j = (size_t)r->t[i].hash & (n - 1);
+        size_t j = (size_t)tb->t[i].hash & (n - 1);
         while (t[j].len)
             j = (j + 1) & (n - 1);
-        t[j] = r->t[i];
+        t[j] = tb->t[i];
     }
-    free(r->t);
-    r->t = t;
-    r->nt = n;
+    free(tb->t);
+    tb->t = t;
+    tb->nt = n;
     return 0;
 }
 
 static struct group *
-lookup(struct report *r, const char *key, size_t len, uint64_t h)
+lookup(struct table *tb, const char *key, size_t len, uint64_t h)
 {
-    size_t mask = r->nt - 1;
+    size_t mask = tb->nt - 1;
     size_t j = (size_t)h & mask;
-    for (; r->t[j].len; j = (j + 1) & mask) {
-        struct group *g = &r->t[j];
-        if (g->hash == h && g->len == len && memcmp(group_key(r, g), key, len) == 0)
+    for (; tb->t[j].len; j = (j + 1) & mask) {
+        struct group *g = &tb->t[j];
+        if (g->hash == h && g->len == len && memcmp(group_key(tb, g), key, len) == 0)
             return g;
     }
-    if ((r->ng + 1) * 2 > r->nt) {
-        if (grow_table(r) < 0)
+    if ((tb->ng + 1) * 2 > tb->nt) {
+        if (grow_table(tb) < 0)
             return NULL;
-        return lookup(r, key, len, h); /* finds the new empty slot */
+        return lookup(tb, key, len, h); /* finds the new empty slot */
     }
-    struct group *g = &r->t[j];
+    struct group *g = &tb->t[j];
     if (len <= INLINE_KEY) {
         memcpy(g->k.in, key, len);
     } else {
-        if (reserve(&r->arena, &r->acap, r->alen + len) < 0)
+        if (reserve(&tb->arena, &tb->acap, tb->alen + len) < 0)
             return NULL;
-        g->k.off = r->alen;
-        memcpy(r->arena + r->alen, key, len);
-        r->alen += len;
+        g->k.off = tb->alen;
+        memcpy(tb->arena + tb->alen, key, len);
+        tb->alen += len;
     }
     g->hash = h;
     g->len = len;
-    r->ng++;
+    tb->ng++;
     return g;
 }
 
@@ -689,6 +780,23 @@ static uint64_t
 sat_add(uint64_t a, uint64_t b)
 {
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* A client address without its port: 10.1.2.3:51514 and [2001:db8::1]:443
+ * as 10.1.2.3 and 2001:db8::1; a bare address as it is. */
+static struct report_str
+client_addr(struct report_str s)
+{
+    if (s.p[0] == '[') { /* [v6]:port or [v6] */
+        const char *rb = memchr(s.p, ']', s.len);
+        if (rb)
+            return (struct report_str){s.p + 1, (size_t)(rb - s.p - 1)};
+        return s;
+    }
+    const char *c = memchr(s.p, ':', s.len);
+    if (c && memchr(c + 1, ':', s.len - (size_t)(c + 1 - s.p)) == NULL)
+        return (struct report_str){s.p, (size_t)(c - s.p)}; /* v4:port */
+    return s;                                               /* v4, bare v6 */
 }
 
 /* The identity: the user, or the client address without its port when the
@@ -704,25 +812,16 @@ identity(const struct report_line *l)
     s = l->client;
     if (s.p == NULL || str_is(s, "-"))
         return (struct report_str){dash, 1};
-    if (s.p[0] == '[') { /* [v6]:port or [v6] */
-        const char *rb = memchr(s.p, ']', s.len);
-        if (rb)
-            return (struct report_str){s.p + 1, (size_t)(rb - s.p - 1)};
-        return s;
-    }
-    const char *c = memchr(s.p, ':', s.len);
-    if (c && memchr(c + 1, ':', s.len - (size_t)(c + 1 - s.p)) == NULL)
-        return (struct report_str){s.p, (size_t)(c - s.p)}; /* v4:port */
-    return s;                                               /* v4, bare v6 */
+    return client_addr(s);
 }
 
 /* Adds the pending batch to its groups. */
 static int
-flush_pending(struct report *r)
+flush_pending(struct report *r, struct table *t)
 {
-    for (size_t i = 0; i < r->npend; i++) {
-        const struct pending *p = &r->pend[i];
-        struct group *g = lookup(r, r->pk + p->off, p->len, p->hash);
+    for (size_t i = 0; i < t->npend; i++) {
+        const struct pending *p = &t->pend[i];
+        struct group *g = lookup(t, t->pk + p->off, p->len, p->hash);
         if (g == NULL) {
             r->failed = 1;
             return -1;
@@ -734,23 +833,23 @@ flush_pending(struct report *r)
         g->c.denials = sat_add(g->c.denials, p->c.denials);
         g->c.warns = sat_add(g->c.warns, p->c.warns);
     }
-    r->npend = 0;
-    r->pklen = 0;
+    t->npend = 0;
+    t->pklen = 0;
     return 0;
 }
 
-/* Builds the key of one group the line belongs to (role: the given one)
- * and queues the line's counts for it. */
+/* Builds the key of one group of table t the line belongs to (role: the
+ * given one) and queues the line's counts for it. */
 static int
-count_in(struct report *r, const struct report_line *l, struct report_str role,
+count_in(struct report *r, struct table *t, const struct report_line *l, struct report_str role,
          const struct report_counts *c)
 {
     static const char dash[] = "-";
-    size_t k = r->pklen;
-    for (size_t i = 0; i < r->o.nby; i++) {
+    size_t k = t->pklen;
+    for (size_t i = 0; i < t->nby; i++) {
         struct report_str v;
         char hour[13];
-        switch (r->o.by[i]) {
+        switch (t->by[i]) {
         case REPORT_BY_USER:
             v = identity(l);
             break;
@@ -763,6 +862,12 @@ count_in(struct report *r, const struct report_line *l, struct report_str role,
         case REPORT_BY_CATEGORY:
             v = l->category;
             break;
+        case REPORT_BY_RULE:
+            v = l->kind == REPORT_EV_USAGE ? (struct report_str){NULL, 0} : l->rule;
+            break;
+        case REPORT_BY_ACTION:
+            v = l->kind == REPORT_EV_USAGE ? (struct report_str){NULL, 0} : l->action;
+            break;
         case REPORT_BY_DAY:
             v = (struct report_str){l->ts, 10};
             break;
@@ -774,45 +879,48 @@ count_in(struct report *r, const struct report_line *l, struct report_str role,
             v = (struct report_str){hour, 13};
             break;
         }
-        if (v.p == NULL) /* usage lines of the first format had no category or roles */
+        /* Usage lines of the first format had no category or roles; no
+         * usage line names a rule or an action. */
+        if (v.p == NULL)
             v = (struct report_str){dash, 1};
         /* A quoted value with a raw space is of the first log format:
          * grouped with the same value written today, a space as \x20. */
         int old_space = v.len > 0 && v.p[0] == '"' && memchr(v.p, ' ', v.len) != NULL;
-        if (reserve(&r->pk, &r->pkcap, k + (old_space ? v.len * 4 : v.len) + 1) < 0)
+        if (reserve(&t->pk, &t->pkcap, k + (old_space ? v.len * 4 : v.len) + 1) < 0)
             return -1;
         if (old_space) {
             for (size_t j = 0; j < v.len; j++) {
                 if (v.p[j] == ' ') {
-                    memcpy(r->pk + k, "\\x20", 4);
+                    memcpy(t->pk + k, "\\x20", 4);
                     k += 4;
                 } else {
-                    r->pk[k++] = v.p[j];
+                    t->pk[k++] = v.p[j];
                 }
             }
         } else {
-            memcpy(r->pk + k, v.p, v.len);
+            memcpy(t->pk + k, v.p, v.len);
             k += v.len;
         }
-        r->pk[k++] = '\0';
+        t->pk[k++] = '\0';
     }
-    struct pending *p = &r->pend[r->npend++];
-    p->off = r->pklen;
-    p->len = k - r->pklen;
-    p->hash = hash_bytes(r->pk + p->off, p->len);
+    struct pending *p = &t->pend[t->npend++];
+    p->off = t->pklen;
+    p->len = k - t->pklen;
+    p->hash = hash_bytes(t->pk + p->off, p->len);
     p->c = *c;
-    r->pklen = k;
-    const char *slot = (const char *)&r->t[p->hash & (r->nt - 1)];
+    t->pklen = k;
+    const char *slot = (const char *)&t->t[p->hash & (t->nt - 1)];
     PREFETCH(slot);
     PREFETCH(slot + sizeof(struct group) - 1);
-    return r->npend == BATCH ? flush_pending(r) : 0;
+    return t->npend == BATCH ? flush_pending(r, t) : 0;
 }
 
 /* Counts the line once for each role of roles=a,b (a role named twice
  * counts once). The parts of a quoted value are decoded and escaped again,
  * so each shows as the log would write it alone. */
 static int
-count_roles(struct report *r, const struct report_line *l, const struct report_counts *c)
+count_roles(struct report *r, struct table *t, const struct report_line *l,
+            const struct report_counts *c)
 {
     static const char dash[] = "-";
     const char *s = l->roles.p;
@@ -820,7 +928,7 @@ count_roles(struct report *r, const struct report_line *l, const struct report_c
     int quoted = len >= 2 && s[0] == '"';
 
     if (s == NULL || str_is(l->roles, "-"))
-        return count_in(r, l, (struct report_str){dash, 1}, c);
+        return count_in(r, t, l, (struct report_str){dash, 1}, c);
     if (quoted) {
         /* Sized once, so the parts kept in r->roles do not move. */
         if (reserve(&r->dec, &r->dcap, len) < 0 || reserve(&r->esc, &r->ecap, len * 4 + 16) < 0)
@@ -852,12 +960,118 @@ count_roles(struct report *r, const struct report_line *l, const struct report_c
         if (n < MAX_ROLES)
             r->roles[n] = part;
         n++;
-        if (count_in(r, l, part, c) < 0)
+        if (count_in(r, t, l, part, c) < 0)
             return -1;
     }
     if (n == 0)
-        return count_in(r, l, (struct report_str){dash, 1}, c);
+        return count_in(r, t, l, (struct report_str){dash, 1}, c);
     return 0;
+}
+
+/* 1 when key was not in k and is now, 0 when it was, -1 when out of
+ * memory. */
+static int
+keyset_add(struct keyset *k, const char *key, size_t len, uint64_t h)
+{
+    if ((k->n + 1) * 2 > k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 256;
+        struct keyslot *s = calloc(cap, sizeof(*s));
+        if (s == NULL)
+            return -1;
+        for (size_t i = 0; i < k->cap; i++) {
+            if (k->s[i].len == 0)
+                continue;
+            size_t j = (size_t)k->s[i].hash & (cap - 1);
+            while (s[j].len)
+                j = (j + 1) & (cap - 1);
+            s[j] = k->s[i];
+        }
+        free(k->s);
+        k->s = s;
+        k->cap = cap;
+    }
+    size_t j = (size_t)h & (k->cap - 1);
+    for (; k->s[j].len; j = (j + 1) & (k->cap - 1))
+        if (k->s[j].hash == h && k->s[j].len == len &&
+            memcmp(k->arena + k->s[j].off, key, len) == 0)
+            return 0;
+    if (reserve(&k->arena, &k->acap, k->alen + len) < 0)
+        return -1;
+    memcpy(k->arena + k->alen, key, len);
+    k->s[j] = (struct keyslot){h, k->alen, len};
+    k->alen += len;
+    k->n++;
+    return 1;
+}
+
+static int
+keyset_has(const struct keyset *k, const char *key, size_t len, uint64_t h)
+{
+    if (k->cap == 0)
+        return 0;
+    for (size_t j = (size_t)h & (k->cap - 1); k->s[j].len; j = (j + 1) & (k->cap - 1))
+        if (k->s[j].hash == h && k->s[j].len == len &&
+            memcmp(k->arena + k->s[j].off, key, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when a denied line is the first with its client address, host and
+ * second, 0 when one was counted already, -1 when out of memory. The
+ * second keeps the offset ('Z' as +00:00): the hour repeated when clocks
+ * go back is another hour. */
+static int
+first_denial(struct report *r, const struct report_line *l)
+{
+    static const char dash[] = "-";
+    struct report_str c = l->client.p && !str_is(l->client, "-") ? client_addr(l->client)
+                                                                 : (struct report_str){dash, 1};
+    struct report_str h = l->host.p ? l->host : (struct report_str){dash, 1};
+    /* The timestamp was checked: 19 bytes to the second, an optional
+     * fraction, then 'Z' or +hh:mm. */
+    const char *ts = l->ts;
+    size_t off = 19;
+    if (ts[off] == '.')
+        for (off++; is_digit(ts[off]); off++)
+            ;
+    const char *zone = ts[off] == 'Z' ? "+00:00" : ts + off;
+    size_t len = c.len + 1 + h.len + 1 + 19 + 6;
+    if (reserve(&r->dk, &r->dkcap, len) < 0)
+        return -1;
+    char *k = r->dk;
+    memcpy(k, c.p, c.len);
+    k += c.len;
+    *k++ = '\0';
+    memcpy(k, h.p, h.len);
+    k += h.len;
+    *k++ = '\0';
+    memcpy(k, ts, 19);
+    memcpy(k + 19, zone, 6);
+    uint64_t hash = hash_bytes(r->dk, len);
+    if (keyset_has(&r->seen[r->cur ^ 1], r->dk, len, hash))
+        return 0;
+    struct keyset *cur = &r->seen[r->cur];
+    int rc = keyset_add(cur, r->dk, len, hash);
+    if (rc > 0 && (cur->n >= SEEN_KEYS || cur->alen >= SEEN_BYTES)) {
+        r->cur ^= 1;
+        keyset_free(&r->seen[r->cur]);
+    }
+    return rc;
+}
+
+/* Keeps the first and last time counted, as "YYYY-MM-DD HH:MM". */
+static void
+note_time(struct report *r, const char *ts)
+{
+    char t[17];
+    memcpy(t, ts, 10);
+    t[10] = ' ';
+    memcpy(t + 11, ts + 11, 5);
+    t[16] = '\0';
+    if (r->first[0] == '\0' || strcmp(t, r->first) < 0)
+        memcpy(r->first, t, 17);
+    if (strcmp(t, r->last) > 0)
+        memcpy(r->last, t, 17);
 }
 
 int
@@ -892,14 +1106,23 @@ report_add(struct report *r, const struct report_line *l)
         (memcmp(l->ts, r->o.until, 10) > 0 ||
          (memcmp(l->ts, r->o.until, 10) == 0 && memcmp(l->ts + 11, r->o.until + 11, 5) >= 0)))
         return 0;
+    if (c.denials) {
+        int first = first_denial(r, l);
+        if (first < 0)
+            return -1;
+        if (first == 0)
+            return 0;
+    }
+    note_time(r, l->ts);
 
-    int by_role = 0;
-    for (size_t i = 0; i < r->o.nby; i++)
-        if (r->o.by[i] == REPORT_BY_ROLE)
-            by_role = 1;
-    if (!by_role)
-        return count_in(r, l, (struct report_str){NULL, 0}, &c);
-    return count_roles(r, l, &c);
+    for (size_t i = 0; i < r->ntab; i++) {
+        struct table *t = &r->tab[i];
+        int rc = t->by_role ? count_roles(r, t, l, &c)
+                            : count_in(r, t, l, (struct report_str){NULL, 0}, &c);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
 }
 
 int
@@ -932,39 +1155,51 @@ cmp_rows(const void *pa, const void *pb)
     return cmp_key(a->key, a->key_len, b->key, b->key_len);
 }
 
+/* Flushes every table and makes its rows, sorted by cmp_rows; only the
+ * first table is cut to `top`. Returns 0, or -1 when out of memory. */
+static int
+finish(struct report *r)
+{
+    if (r->done)
+        return r->failed ? -1 : 0;
+    r->done = 1;
+    for (size_t i = 0; i < r->ntab; i++) {
+        struct table *t = &r->tab[i];
+        if (flush_pending(r, t) < 0)
+            return -1;
+        if (t->ng == 0)
+            continue;
+        t->rows = malloc(t->ng * sizeof(*t->rows));
+        if (t->rows == NULL) {
+            r->failed = 1;
+            return -1;
+        }
+        size_t k = 0;
+        for (size_t j = 0; j < t->nt; j++) {
+            if (t->t[j].len == 0)
+                continue;
+            t->rows[k].key = group_key(t, &t->t[j]);
+            t->rows[k].key_len = t->t[j].len;
+            t->rows[k].c = t->t[j].c;
+            k++;
+        }
+        qsort(t->rows, t->ng, sizeof(*t->rows), cmp_rows);
+        t->nrows = t->ng;
+        if (i == 0 && r->o.top && t->nrows > r->o.top)
+            t->nrows = r->o.top;
+    }
+    return 0;
+}
+
 const struct report_row *
 report_rows(struct report *r, size_t *n)
 {
-    if (!r->done) {
-        r->done = 1;
-        if (flush_pending(r) < 0) {
-            *n = 0;
-            return NULL;
-        }
-        if (r->ng > 0) {
-            r->rows = malloc(r->ng * sizeof(*r->rows));
-            if (r->rows == NULL) {
-                r->failed = 1;
-                *n = 0;
-                return NULL;
-            }
-            size_t k = 0;
-            for (size_t i = 0; i < r->nt; i++) {
-                if (r->t[i].len == 0)
-                    continue;
-                r->rows[k].key = group_key(r, &r->t[i]);
-                r->rows[k].key_len = r->t[i].len;
-                r->rows[k].c = r->t[i].c;
-                k++;
-            }
-            qsort(r->rows, r->ng, sizeof(*r->rows), cmp_rows);
-            r->nrows = r->ng;
-            if (r->o.top && r->nrows > r->o.top)
-                r->nrows = r->o.top;
-        }
+    if (finish(r) < 0) {
+        *n = 0;
+        return NULL;
     }
-    *n = r->nrows;
-    return r->nrows ? r->rows : NULL;
+    *n = r->tab[0].nrows;
+    return r->tab[0].nrows ? r->tab[0].rows : NULL;
 }
 
 struct report_str
@@ -1013,12 +1248,12 @@ pad(FILE *out, size_t n)
 static int
 print_table(struct report *r, const struct report_row *rows, size_t n, FILE *out)
 {
-    size_t nby = r->o.nby;
+    size_t nby = r->tab[0].nby;
     size_t width[REPORT_MAX_BY + NCOUNTS];
     char num[24];
 
     for (size_t i = 0; i < nby; i++)
-        width[i] = strlen(key_names[r->o.by[i]]);
+        width[i] = strlen(key_names[r->tab[0].by[i]]);
     for (size_t i = 0; i < NCOUNTS; i++)
         width[nby + i] = strlen(count_names[i]);
     for (size_t j = 0; j < n; j++) {
@@ -1037,7 +1272,7 @@ print_table(struct report *r, const struct report_row *rows, size_t n, FILE *out
     }
     /* Group values left-aligned, figures right-aligned, two spaces apart. */
     for (size_t i = 0; i < nby; i++) {
-        const char *h = key_names[r->o.by[i]];
+        const char *h = key_names[r->tab[0].by[i]];
         fputs(h, out);
         pad(out, width[i] - strlen(h) + 2);
     }
@@ -1143,12 +1378,348 @@ json_string(FILE *out, const char *s, size_t n)
     putc('"', out);
 }
 
+/* ------------------------------------------------------------------------
+ * The HTML page: one file to open in a browser or attach to a mail, so
+ * nothing in it is fetched or run (inline style and SVG, no script, no
+ * link). Every figure is also written as text and in a data- attribute.
+ * ------------------------------------------------------------------------ */
+
+/* How many users the page shows when --top is not given. */
+#define HTML_TOP_USERS 10
+/* Bar widths in pixels. */
+#define BAR_W 320
+#define BAR_H 14
+
+static const char html_replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
+
+/* Decoded bytes as HTML text or a quoted attribute value: & < > " ' as
+ * references; bytes that are not UTF-8, and the control characters and
+ * noncharacters HTML does not allow, as U+FFFD. */
+static void
+html_text(FILE *out, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        const char *ref = c == '&'    ? "&amp;"
+                          : c == '<'  ? "&lt;"
+                          : c == '>'  ? "&gt;"
+                          : c == '"'  ? "&quot;"
+                          : c == '\'' ? "&#39;"
+                                      : NULL;
+        if (ref) {
+            fputs(ref, out);
+            i++;
+            continue;
+        }
+        if (c < 0x20 || c == 0x7f) {
+            fputs(html_replacement, out);
+            i++;
+            continue;
+        }
+        size_t l = utf8_len(p + i, n - i);
+        if (l == 0) {
+            fputs(html_replacement, out);
+            i++;
+            continue;
+        }
+        uint32_t cp = l == 1 ? c : (uint32_t)(c & (0xff >> (l + 1)));
+        for (size_t k = 1; k < l; k++)
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        if ((cp >= 0x80 && cp < 0xa0) || (cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) == 0xfffe)
+            fputs(html_replacement, out);
+        else
+            fwrite(p + i, 1, l, out);
+        i += l;
+    }
+}
+
+/* A value as the log writes it, decoded, as HTML. */
+static int
+html_value(struct report *r, FILE *out, struct report_str v)
+{
+    if (reserve(&r->dec, &r->dcap, v.len + 1) < 0)
+        return -1;
+    html_text(out, r->dec, report_unescape(v.p, v.len, r->dec));
+    return 0;
+}
+
+static unsigned long long
+ull(uint64_t v)
+{
+    return (unsigned long long)v;
+}
+
+/* A horizontal bar for v of max, with its title. The caller writes the
+ * title's text between the two halves. */
+static void
+html_bar_open(FILE *out, const char *cls)
+{
+    fprintf(out, "<td><svg class=\"%s\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\"><title>",
+            cls, BAR_W, BAR_H, BAR_W, BAR_H);
+}
+
+static void
+html_bar_close(FILE *out, uint64_t v, uint64_t max)
+{
+    double w = max ? (double)v / (double)max * BAR_W : 0;
+    fprintf(out, "</title><rect width=\"%.1f\" height=\"%d\"/></svg></td>", w, BAR_H);
+}
+
+/* Rows of the platform-per-day table: day ascending, then as the report
+ * sorts (active minutes descending, ...). */
+static int
+cmp_day_rows(const void *pa, const void *pb)
+{
+    const struct report_row *a = pa, *b = pb;
+    int c = memcmp(a->key, b->key, 10); /* both start with "YYYY-MM-DD\0" */
+    return c ? c : cmp_rows(pa, pb);
+}
+
+/* Denials descending, then the key. */
+static int
+cmp_denial_rows(const void *pa, const void *pb)
+{
+    const struct report_row *a = pa, *b = pb;
+    if (a->c.denials != b->c.denials)
+        return a->c.denials > b->c.denials ? -1 : 1;
+    return cmp_key(a->key, a->key_len, b->key, b->key_len);
+}
+
+static const char html_head[] =
+    "<!DOCTYPE html>\n"
+    "<html lang=\"en\">\n"
+    "<head>\n"
+    "<meta charset=\"utf-8\">\n"
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+    "<title>socialgate report</title>\n"
+    "<style>\n"
+    "body{font:14px/1.4 system-ui,sans-serif;color:#222;background:#fff;max-width:64em;"
+    "margin:1.5em auto;padding:0 1em}\n"
+    "h1{font-size:1.5em;margin:0 0 .3em}\n"
+    "h2{font-size:1.15em;margin:2em 0 .5em;border-bottom:1px solid #ccc}\n"
+    "table{border-collapse:collapse}\n"
+    "th,td{padding:2px 8px;text-align:left;vertical-align:middle}\n"
+    "thead th{font-weight:normal;color:#666;border-bottom:1px solid #ddd}\n"
+    "tbody th{padding-top:.8em}\n"
+    ".n{text-align:right;font-variant-numeric:tabular-nums}\n"
+    ".k{overflow-wrap:anywhere;max-width:22em}\n"
+    "svg{display:block;max-width:100%;height:auto}\n"
+    ".bar rect,.hours rect{fill:#3b6ea8}\n"
+    ".deny rect{fill:#b8433a}\n"
+    ".hours text{font-size:10px;text-anchor:middle;fill:#222}\n"
+    ".hours text.h{fill:#666}\n"
+    ".none,.period{color:#666}\n"
+    "</style>\n"
+    "</head>\n"
+    "<body>\n"
+    "<h1>socialgate report</h1>\n";
+
+static void
+html_totals(struct report *r, FILE *out)
+{
+    static const char *const label[NCOUNTS] = {"active minutes", "requests", "bytes up",
+                                               "bytes down",     "denials",  "warns"};
+    const struct table *t = &r->tab[T_USER];
+    struct report_counts sum = {0};
+    /* Every counted line is in exactly one user's group. */
+    for (size_t j = 0; j < t->ng; j++) {
+        sum.active_min = sat_add(sum.active_min, t->rows[j].c.active_min);
+        sum.requests = sat_add(sum.requests, t->rows[j].c.requests);
+        sum.up = sat_add(sum.up, t->rows[j].c.up);
+        sum.down = sat_add(sum.down, t->rows[j].c.down);
+        sum.denials = sat_add(sum.denials, t->rows[j].c.denials);
+        sum.warns = sat_add(sum.warns, t->rows[j].c.warns);
+    }
+    if (r->first[0])
+        fprintf(out, "<p class=\"period\">From %s to %s (local time as the log writes it).</p>\n",
+                r->first, r->last);
+    else
+        fputs("<p class=\"period\">Nothing was counted.</p>\n", out);
+    fputs("<table class=\"totals\">\n", out);
+    for (size_t i = 0; i < NCOUNTS; i++)
+        fprintf(out, "<tr><th>%s</th><td class=\"n\" data-total=\"%s\">%llu</td></tr>\n", label[i],
+                count_names[i], ull(count_at(&sum, i)));
+    fputs("</table>\n", out);
+}
+
+static int
+html_platform_day(struct report *r, FILE *out)
+{
+    struct table *t = &r->tab[T_PLATFORM_DAY];
+    uint64_t max = 0;
+    size_t shown = 0;
+    if (t->ng)
+        qsort(t->rows, t->ng, sizeof(*t->rows), cmp_day_rows);
+    for (size_t j = 0; j < t->ng; j++) {
+        if (t->rows[j].c.active_min > max)
+            max = t->rows[j].c.active_min;
+        shown += t->rows[j].c.active_min > 0;
+    }
+    fputs("<h2 id=\"platform-day\">Active minutes per platform and day</h2>\n", out);
+    if (shown == 0) {
+        fputs("<p class=\"none\">No active minutes.</p>\n", out);
+        return 0;
+    }
+    fputs("<table class=\"chart\">\n<thead><tr><th>platform</th><th></th>"
+          "<th class=\"n\">active minutes</th></tr></thead>\n",
+          out);
+    const char *day = NULL;
+    for (size_t j = 0; j < t->ng; j++) {
+        const struct report_row *row = &t->rows[j];
+        if (row->c.active_min == 0)
+            continue;
+        struct report_str d = report_row_part(row, 0), p = report_row_part(row, 1);
+        if (day == NULL || memcmp(day, d.p, 10) != 0) {
+            fprintf(out, "%s<tbody data-day=\"%.10s\">\n<tr><th colspan=\"3\">%.10s</th></tr>\n",
+                    day ? "</tbody>\n" : "", d.p, d.p);
+            day = d.p;
+        }
+        fprintf(out, "<tr data-day=\"%.10s\" data-platform=\"", d.p);
+        if (html_value(r, out, p) < 0)
+            return -1;
+        fprintf(out, "\" data-active-min=\"%llu\"><td class=\"k\">", ull(row->c.active_min));
+        html_value(r, out, p);
+        fputs("</td>", out);
+        html_bar_open(out, "bar");
+        html_value(r, out, p);
+        fprintf(out, ", %.10s: %llu active minutes", d.p, ull(row->c.active_min));
+        html_bar_close(out, row->c.active_min, max);
+        fprintf(out, "<td class=\"n\">%llu</td></tr>\n", ull(row->c.active_min));
+    }
+    fputs("</tbody>\n</table>\n", out);
+    return 0;
+}
+
+static int
+html_users(struct report *r, FILE *out)
+{
+    const struct table *t = &r->tab[T_USER];
+    size_t n = r->o.top ? t->nrows : (t->nrows < HTML_TOP_USERS ? t->nrows : HTML_TOP_USERS);
+    uint64_t max = n ? t->rows[0].c.active_min : 0; /* sorted by active minutes */
+    fprintf(out, "<h2 id=\"users\">Top %zu users by active minutes</h2>\n",
+            r->o.top ? r->o.top : (size_t)HTML_TOP_USERS);
+    if (n == 0) {
+        fputs("<p class=\"none\">No users.</p>\n", out);
+        return 0;
+    }
+    fputs("<table class=\"chart\">\n<thead><tr><th>user</th><th></th>"
+          "<th class=\"n\">active minutes</th><th class=\"n\">requests</th>"
+          "<th class=\"n\">denials</th></tr></thead>\n<tbody>\n",
+          out);
+    for (size_t j = 0; j < n; j++) {
+        const struct report_row *row = &t->rows[j];
+        struct report_str u = report_row_part(row, 0);
+        fputs("<tr data-user=\"", out);
+        if (html_value(r, out, u) < 0)
+            return -1;
+        fprintf(out, "\" data-active-min=\"%llu\" data-requests=\"%llu\" data-denials=\"%llu\">",
+                ull(row->c.active_min), ull(row->c.requests), ull(row->c.denials));
+        fputs("<td class=\"k\">", out);
+        html_value(r, out, u);
+        fputs("</td>", out);
+        html_bar_open(out, "bar");
+        html_value(r, out, u);
+        fprintf(out, ": %llu active minutes", ull(row->c.active_min));
+        html_bar_close(out, row->c.active_min, max);
+        fprintf(out,
+                "<td class=\"n\">%llu</td><td class=\"n\">%llu</td><td class=\"n\">%llu</td>"
+                "</tr>\n",
+                ull(row->c.active_min), ull(row->c.requests), ull(row->c.denials));
+    }
+    fputs("</tbody>\n</table>\n", out);
+    return 0;
+}
+
+static int
+html_rules(struct report *r, FILE *out)
+{
+    struct table *t = &r->tab[T_RULE];
+    if (t->ng)
+        qsort(t->rows, t->ng, sizeof(*t->rows), cmp_denial_rows);
+    uint64_t max = t->ng ? t->rows[0].c.denials : 0;
+    fputs("<h2 id=\"rules\">Denials by rule</h2>\n", out);
+    if (max == 0) {
+        fputs("<p class=\"none\">No denials.</p>\n", out);
+        return 0;
+    }
+    fputs("<table class=\"chart\">\n<thead><tr><th>rule</th><th></th>"
+          "<th class=\"n\">denials</th></tr></thead>\n<tbody>\n",
+          out);
+    for (size_t j = 0; j < t->ng && t->rows[j].c.denials > 0; j++) {
+        const struct report_row *row = &t->rows[j];
+        struct report_str rule = report_row_part(row, 0);
+        fputs("<tr data-rule=\"", out);
+        if (html_value(r, out, rule) < 0)
+            return -1;
+        fprintf(out, "\" data-denials=\"%llu\"><td class=\"k\">", ull(row->c.denials));
+        html_value(r, out, rule);
+        fputs("</td>", out);
+        html_bar_open(out, "deny");
+        html_value(r, out, rule);
+        fprintf(out, ": %llu denials", ull(row->c.denials));
+        html_bar_close(out, row->c.denials, max);
+        fprintf(out, "<td class=\"n\">%llu</td></tr>\n", ull(row->c.denials));
+    }
+    fputs("</tbody>\n</table>\n", out);
+    return 0;
+}
+
+static void
+html_hours(struct report *r, FILE *out)
+{
+    enum { SLOT = 30, TOP = 16, H = 120, BOTTOM = 18 };
+    const struct table *t = &r->tab[T_HOUR];
+    uint64_t min[24] = {0}, max = 0;
+    for (size_t j = 0; j < t->ng; j++) {
+        const char *k = t->rows[j].key; /* "YYYY-MM-DD HH" */
+        int h = (k[11] - '0') * 10 + (k[12] - '0');
+        min[h] = sat_add(min[h], t->rows[j].c.active_min);
+    }
+    for (int h = 0; h < 24; h++)
+        if (min[h] > max)
+            max = min[h];
+    fputs("<h2 id=\"hours\">Active minutes by hour of the day</h2>\n", out);
+    fprintf(out,
+            "<svg class=\"hours\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\">"
+            "<title>Active minutes by hour of the day, all days together</title>\n",
+            24 * SLOT, TOP + H + BOTTOM, 24 * SLOT, TOP + H + BOTTOM);
+    for (int h = 0; h < 24; h++) {
+        double bh = max ? (double)min[h] / (double)max * H : 0;
+        int x = h * SLOT;
+        fprintf(out,
+                "<g data-hour=\"%02d\" data-active-min=\"%llu\">"
+                "<title>%02d:00-%02d:00: %llu active minutes</title>"
+                "<rect x=\"%d\" y=\"%.1f\" width=\"%d\" height=\"%.1f\"/>"
+                "<text x=\"%d\" y=\"%.1f\">%llu</text>"
+                "<text class=\"h\" x=\"%d\" y=\"%d\">%02d</text></g>\n",
+                h, ull(min[h]), h, h + 1, ull(min[h]), x + 3, TOP + H - bh, SLOT - 6, bh,
+                x + SLOT / 2, TOP + H - bh - 3, ull(min[h]), x + SLOT / 2, TOP + H + BOTTOM - 4, h);
+    }
+    fputs("</svg>\n", out);
+}
+
+static int
+print_html(struct report *r, FILE *out)
+{
+    fputs(html_head, out);
+    html_totals(r, out);
+    if (html_platform_day(r, out) < 0 || html_users(r, out) < 0 || html_rules(r, out) < 0)
+        return -1;
+    html_hours(r, out);
+    fputs("<p class=\"period\">Active minutes, requests and bytes come from the ev=usage lines; "
+          "denials and warns from the request and tunnel lines, a denial counted once per "
+          "client address, host and second.</p>\n</body>\n</html>\n",
+          out);
+    return 0;
+}
+
 int
 report_print(struct report *r, enum report_format f, FILE *out)
 {
     size_t n;
     const struct report_row *rows = report_rows(r, &n);
-    size_t nby = r->o.nby;
+    size_t nby = r->tab[0].nby;
     if (r->failed)
         return -1;
     char *buf = NULL;
@@ -1158,9 +1729,14 @@ report_print(struct report *r, enum report_format f, FILE *out)
         print_table(r, rows, n, out);
         return ferror(out) ? -1 : 0;
     }
+    if (f == REPORT_HTML) {
+        if (!r->o.html || print_html(r, out) < 0)
+            return -1;
+        return ferror(out) ? -1 : 0;
+    }
     if (f == REPORT_CSV) {
         for (size_t i = 0; i < nby; i++)
-            fprintf(out, "%s,", key_names[r->o.by[i]]);
+            fprintf(out, "%s,", key_names[r->tab[0].by[i]]);
         for (size_t i = 0; i < NCOUNTS; i++)
             fprintf(out, "%s%c", count_names[i], i + 1 < NCOUNTS ? ',' : '\n');
     } else {
@@ -1180,7 +1756,7 @@ report_print(struct report *r, enum report_format f, FILE *out)
                 csv_field(out, buf, dl);
                 putc(',', out);
             } else {
-                fprintf(out, "\"%s\": ", key_names[r->o.by[i]]);
+                fprintf(out, "\"%s\": ", key_names[r->tab[0].by[i]]);
                 json_string(out, buf, dl);
                 fputs(", ", out);
             }
@@ -1289,17 +1865,20 @@ static void
 usage(FILE *f)
 {
     fprintf(f, "usage: socialgate report [--by KEYS] [--since D] [--until D] [--top N]\n"
-               "                         [--format table|csv|json] FILE... | -\n"
-               "  --by KEYS    group by user, role, platform, category, day, hour;\n"
-               "               several separated by commas (default user,platform)\n"
+               "                         [--format table|csv|json|html] FILE... | -\n"
+               "  --by KEYS    group by user, role, platform, category, day, hour, rule,\n"
+               "               action; several separated by commas (default user,platform)\n"
                "  --since D    from D on (YYYY-MM-DD or \"YYYY-MM-DD HH:MM\", local time\n"
                "               as written in the log)\n"
                "  --until D    before D\n"
-               "  --top N      only the first N rows\n"
-               "  --format F   table (default), csv or json\n"
+               "  --top N      only the first N rows (html: the N top users, default 10)\n"
+               "  --format F   table (default), csv, json, or html: one page with charts of\n"
+               "               active minutes per platform and day, the top users, denials\n"
+               "               by rule and the hours of the day (no --by)\n"
                "  -            read standard input (zcat access.log.*.gz | socialgate report -)\n"
-               "Active minutes, requests and bytes come from ev=usage lines; denials and\n"
-               "warns from request and tunnel lines. Sorted by active minutes.\n"
+               "Active minutes, requests and bytes come from ev=usage lines (rule and action\n"
+               "-); denials and warns from request and tunnel lines, a denial counted once\n"
+               "per client address, host and second. Sorted by active minutes.\n"
                "exit status: 0 success, 1 a file could not be read, 2 usage error\n");
 }
 
@@ -1320,7 +1899,7 @@ report_main(int argc, char **argv)
     struct report_opts o;
     enum report_format fmt = REPORT_TABLE;
     const char *err;
-    int nfiles = 0, only_files = 0;
+    int nfiles = 0, only_files = 0, by_given = 0;
 
     memset(&o, 0, sizeof(o));
     o.by[0] = REPORT_BY_USER;
@@ -1362,6 +1941,7 @@ report_main(int argc, char **argv)
         case 0:
             if (report_parse_by(v, &o, &err) < 0)
                 return usage_error(err, v);
+            by_given = 1;
             break;
         case 1:
         case 2:
@@ -1383,11 +1963,18 @@ report_main(int argc, char **argv)
                 fmt = REPORT_CSV;
             else if (strcmp(v, "json") == 0)
                 fmt = REPORT_JSON;
+            else if (strcmp(v, "html") == 0)
+                fmt = REPORT_HTML;
             else
-                return usage_error("--format takes table, csv or json", v);
+                return usage_error("--format takes table, csv, json or html", v);
             break;
         }
     }
+    if (fmt == REPORT_HTML && by_given)
+        return usage_error("--by does not apply to --format html, whose charts have their own "
+                           "groups",
+                           NULL);
+    o.html = fmt == REPORT_HTML;
     if (nfiles == 0)
         return usage_error("no log file given (- reads standard input)", NULL);
 

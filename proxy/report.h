@@ -30,7 +30,7 @@ struct report_line {
      * local "HH:MM" as written (the offset is not applied). */
     const char *ts;
     enum report_ev kind;
-    struct report_str ev, client, user, roles, platform, category, action;
+    struct report_str ev, client, user, roles, host, platform, category, rule, action;
     /* ev=usage: the summed figures (0 on other lines). */
     uint64_t active_min, requests, up, down;
 };
@@ -41,7 +41,8 @@ struct report_line {
  * open or closed before the field ends, an unknown escape, a control byte,
  * or a number that is not one where the kind of line needs it. Request and
  * tunnel lines need client, user, roles, platform, category and action;
- * usage lines user, platform, active_min, requests, up and down. When a key
+ * usage lines user, platform, active_min, requests, up and down (host and
+ * rule are optional: a line without them has p == NULL). When a key
  * repeats, the first one counts. No allocation; out holds views into line
  * (and is left unspecified when the line is malformed). */
 int report_parse_line(const char *line, size_t len, struct report_line *out);
@@ -56,15 +57,18 @@ enum report_key {
     REPORT_BY_ROLE, /* each role of roles=a,b */
     REPORT_BY_PLATFORM,
     REPORT_BY_CATEGORY,
-    REPORT_BY_DAY,  /* YYYY-MM-DD */
-    REPORT_BY_HOUR, /* YYYY-MM-DD HH */
+    REPORT_BY_DAY,    /* YYYY-MM-DD */
+    REPORT_BY_HOUR,   /* YYYY-MM-DD HH */
+    REPORT_BY_RULE,   /* the deciding rule; - on ev=usage lines, which name none */
+    REPORT_BY_ACTION, /* allow, deny, ...; - on ev=usage lines */
 };
-#define REPORT_MAX_BY 6
+#define REPORT_MAX_BY 8
 
 enum report_format {
     REPORT_TABLE,
     REPORT_CSV,
     REPORT_JSON,
+    REPORT_HTML,
 };
 
 struct report_opts {
@@ -72,6 +76,10 @@ struct report_opts {
     size_t nby;
     char since[17], until[17]; /* "YYYY-MM-DD HH:MM", or "" for no bound */
     size_t top;                /* 0: every row */
+    /* Gather what the HTML page shows (active minutes per platform and day,
+     * users, denials per rule, hours) instead of the `by` groups, which are
+     * then ignored: report_rows gives the users. */
+    int html;
 };
 
 /* "user,platform" into o->by. Returns 0, or -1 with *err set. */
@@ -99,8 +107,10 @@ struct report *report_new(const struct report_opts *o);
 void report_free(struct report *r);
 
 /* Counts one parsed line: usage figures, denials and warns, in every group
- * the line belongs to, when its time is within since/until. Returns 0, or
- * -1 when out of memory. */
+ * the line belongs to, when its time is within since/until. A denial is
+ * counted once per client address (without its port), host and second of
+ * its timestamp: a browser that retries a refused CONNECT logs several
+ * denied lines for one page view. Returns 0, or -1 when out of memory. */
 int report_add(struct report *r, const struct report_line *l);
 /* Parses and counts one line. Returns 0, 1 when the line is malformed (not
  * counted), or -1 when out of memory. */
@@ -116,8 +126,12 @@ struct report_str report_row_part(const struct report_row *row, size_t i);
 
 /* Writes the rows as an aligned table (values as the log writes them), CSV
  * (RFC 4180 quoting) or a JSON array of objects (values decoded; bytes that
- * are not UTF-8 become U+FFFD). Returns 0, or -1 on a write error or when
- * memory ran out. */
+ * are not UTF-8 become U+FFFD); or, for a report made with opts.html, one
+ * self-contained HTML page (inline SVG bars, no script, no external
+ * resource; values decoded and HTML-escaped, bytes that are not UTF-8 and
+ * control characters shown as U+FFFD). Returns 0, or -1 on a write error,
+ * when memory ran out, or for REPORT_HTML on a report made without
+ * opts.html. */
 int report_print(struct report *r, enum report_format f, FILE *out);
 
 /* argv[0] is "report". Returns the process exit code: 0, 1 when a file

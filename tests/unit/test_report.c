@@ -86,6 +86,8 @@ test_parse_tunnel(void **state)
     assert_str(l.roles, "marketing,hq");
     assert_str(l.platform, "facebook");
     assert_str(l.category, "social");
+    assert_str(l.host, "www.facebook.com");
+    assert_str(l.rule, "marketing-all-day");
     assert_str(l.action, "allow");
     /* Bytes of request lines are not summed: usage lines carry them. */
     assert_int_equal(l.up, 0);
@@ -119,6 +121,8 @@ test_parse_request(void **state)
                            &l),
                      0);
     assert_str(l.client, "[::1]:5");
+    assert_str(l.host, "h");
+    assert_str(l.rule, "-");
 }
 
 static void
@@ -378,8 +382,15 @@ test_parse_by(void **state)
     assert_int_equal(o.nby, 6);
     assert_int_equal(o.by[0], REPORT_BY_HOUR);
     assert_int_equal(o.by[5], REPORT_BY_USER);
-    static const char *const bad[] = {"",     ",",         "user,",          ",user", "users",
-                                      "User", "user,user", "user ,platform", "host"};
+    assert_int_equal(report_parse_by("rule,action,hour,day,category,platform,role,user", &o, &err),
+                     0);
+    assert_int_equal(o.nby, 8);
+    assert_int_equal(o.by[0], REPORT_BY_RULE);
+    assert_int_equal(o.by[1], REPORT_BY_ACTION);
+    assert_int_equal(report_parse_by("hour,day,category,platform,role,user", &o, &err), 0);
+    static const char *const bad[] = {"",      ",",     "user,",           ",user",
+                                      "users", "User",  "user,user",       "user ,platform",
+                                      "host",  "rules", "rule,action,rule"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err = NULL;
         if (report_parse_by(bad[i], &o, &err) != -1)
@@ -804,6 +815,112 @@ test_many_groups_and_saturation(void **state)
     report_free(r);
 }
 
+static void
+test_by_rule_action(void **state)
+{
+    (void)state;
+    int bad;
+    /* Usage lines name no rule or action: their figures group under -. */
+    struct report *r = run("rule", &bad);
+    assert_string_equal(dump(r), "-: 27 270 2700 27000 0 0\n"
+                                 "r: 0 0 0 0 2 1\n");
+    report_free(r);
+
+    r = run("action", &bad);
+    assert_string_equal(dump(r), "-: 27 270 2700 27000 0 0\n"
+                                 "deny: 0 0 0 0 2 0\n"
+                                 "warn: 0 0 0 0 0 1\n");
+    report_free(r);
+
+    r = run("user,action,rule", &bad);
+    assert_string_equal(dump(r), "alice|-|-: 18 180 1800 18000 0 0\n"
+                                 "bob|-|-: 7 70 700 7000 0 0\n"
+                                 "10.0.0.9|-|-: 2 20 200 2000 0 0\n"
+                                 "10.0.0.9|deny|r: 0 0 0 0 1 0\n"
+                                 "bob|deny|r: 0 0 0 0 1 0\n"
+                                 "bob|warn|r: 0 0 0 0 0 1\n");
+    report_free(r);
+
+    /* Values as the log writes them, quotes and escapes kept. */
+    struct report_opts o = opts("rule");
+    r = report_new(&o);
+    assert_int_equal(feed(r, "2026-11-30T09:00:00Z ev=request client=1.1.1.1:1 user=a roles=- "
+                             "host=h rule=\"lunch\\x20rule\" platform=p category=c action=deny\n"
+                             "2026-11-30T09:00:00Z ev=request client=1.1.1.1:1 user=a roles=- "
+                             "host=h2 platform=p category=c action=deny\n"),
+                     0);
+    assert_string_equal(dump(r), "\"lunch\\x20rule\": 0 0 0 0 1 0\n"
+                                 "-: 0 0 0 0 1 0\n");
+    report_free(r);
+}
+
+#define DENY(ts, client, host)                                                                     \
+    ts " ev=tunnel client=" client " user=alice roles=- method=CONNECT host=" host " port=443 "    \
+       "path=- sni=- platform=facebook category=social rule=social-otherwise action=deny "         \
+       "status=403 up=0 down=0 ms=1\n"
+
+static void
+test_denial_counted_once(void **state)
+{
+    (void)state;
+    struct report_opts o = opts("user");
+    struct report *r = report_new(&o);
+    /* A browser retrying a refused CONNECT: three lines, one denial. */
+    assert_int_equal(
+        feed(r, DENY("2026-11-30T12:31:05.123+00:00", "10.1.2.3:51514", "www.facebook.com") DENY(
+                    "2026-11-30T12:31:05.140+00:00", "10.1.2.3:51515", "www.facebook.com")
+                    DENY("2026-11-30T12:31:05.998+00:00", "10.1.2.3:51516", "www.facebook.com")),
+        0);
+    assert_string_equal(dump(r), "alice: 0 0 0 0 1 0\n");
+    report_free(r);
+
+    /* Another second, host or client address is another denial; so is
+     * the same local second at another offset (clocks gone back). */
+    r = report_new(&o);
+    assert_int_equal(
+        feed(r, DENY("2026-11-30T12:31:05.123+00:00", "10.1.2.3:1", "www.facebook.com") DENY(
+                    "2026-11-30T12:31:06.000+00:00", "10.1.2.3:2", "www.facebook.com")
+                    DENY("2026-11-30T12:31:06.500+00:00", "10.1.2.3:3", "static.xx.fbcdn.net") DENY(
+                        "2026-11-30T12:31:06.500+00:00", "10.1.2.4:3", "static.xx.fbcdn.net")
+                        DENY("2026-11-30T12:31:06.500+01:00", "10.1.2.4:3", "static.xx.fbcdn.net")
+                            DENY("2026-11-30T12:31:06Z", "[2001:db8::1]:7", "h")
+                                DENY("2026-11-30T12:31:06+00:00", "[2001:db8::1]:7", "h")
+                                    DENY("2026-11-30T12:31:06.9Z", "[2001:db8::1]:8", "h")
+                                        DENY("2026-11-30T12:31:06Z", "2001:db8::1", "h")
+                                            DENY("2026-11-30T12:31:06Z", "-", "h")
+                                                DENY("2026-11-30T12:31:06Z", "-", "h")),
+        0);
+    assert_string_equal(dump(r), "alice: 0 0 0 0 7 0\n");
+    report_free(r);
+
+    /* Only denials: a warning shown twice is two warnings. */
+    r = report_new(&o);
+    assert_int_equal(
+        feed(r, RQ("2026-11-30T09:03:00Z", "tunnel", "bob", "10.0.0.2:5555", "staff", "linkedin",
+                   "social", "warn") RQ("2026-11-30T09:03:00Z", "tunnel", "bob", "10.0.0.2:5556",
+                                        "staff", "linkedin", "social", "warn")),
+        0);
+    assert_string_equal(dump(r), "bob: 0 0 0 0 0 2\n");
+    report_free(r);
+
+    /* Many denials: the set of those seen is renewed as it fills, and a
+     * repeat is still seen after tens of thousands of other denials. */
+    r = report_new(&o);
+    char line[512];
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < 100000; i++) {
+            if (pass == 1 && i < 100000 - 30000)
+                continue;
+            int n = snprintf(line, sizeof(line),
+                             "2026-11-30T12:%02d:%02d.5Z ev=request client=10.%d.%d.1:%d user=a "
+                             "roles=- host=h%d platform=p category=c action=deny",
+                             i / 60 % 60, i % 60, i / 256 % 256, i % 256, pass, i % 7);
+            assert_int_equal(report_feed(r, line, (size_t)n), 0);
+        }
+    assert_string_equal(dump(r), "a: 0 0 0 0 100000 0\n");
+    report_free(r);
+}
+
 /* ----------------------------------------------------------------- output */
 
 static char *
@@ -897,21 +1014,134 @@ test_print_json(void **state)
         "\"warns\": 0}\n]\n");
 }
 
+static char *
+print_html_of(const char *log, size_t top)
+{
+    static char *buf;
+    size_t len;
+    free(buf);
+    FILE *m = open_memstream(&buf, &len);
+    assert_non_null(m);
+    struct report_opts o;
+    memset(&o, 0, sizeof(o));
+    o.html = 1;
+    o.top = top;
+    struct report *r = report_new(&o);
+    assert_non_null(r);
+    feed(r, log);
+    assert_int_equal(report_print(r, REPORT_HTML, m), 0);
+    fclose(m);
+    report_free(r);
+    return buf;
+}
+
+#define assert_has(hay, needle)                                                                    \
+    do {                                                                                           \
+        if (strstr((hay), (needle)) == NULL)                                                       \
+            fail_msg("no '%s' in:\n%s", (needle), (hay));                                          \
+    } while (0)
+
+static void
+test_print_html(void **state)
+{
+    (void)state;
+    static char log[8192];
+    int n = snprintf(log, sizeof(log), "%s%s", LOG,
+                     U("2026-12-01T23:10:00Z", "<script>alert(1)</script>", "1.1.1.1", "-", "x",
+                       "c", 1, 1, 1, 1) "2026-11-30T09:01:00Z ev=request client=10.0.0.9:1 user=- "
+                                        "roles=- host=h2 rule=\"<b\\x20onload=x>\" platform=p "
+                                        "category=c action=deny\n"
+                                        "2026-11-30T09:01:00Z ev=request client=10.0.0.9:2 user=- "
+                                        "roles=- host=h2 rule=\"<b\\x20onload=x>\" platform=p "
+                                        "category=c action=deny\n");
+    assert_true(n > 0 && (size_t)n < sizeof(log));
+    const char *h = print_html_of(log, 0);
+    assert_true(strncmp(h, "<!DOCTYPE html>\n", 16) == 0);
+    assert_has(h, "<meta charset=\"utf-8\">");
+    assert_has(h, "<style>");
+    assert_has(h, "</html>\n");
+    /* Values from the log are escaped: nothing in the log makes markup. */
+    assert_null(strstr(h, "<script"));
+    assert_null(strstr(h, "<b onload"));
+    assert_has(h, "data-user=\"&lt;script&gt;alert(1)&lt;/script&gt;\"");
+    assert_has(h, "<td class=\"k\">&lt;script&gt;alert(1)&lt;/script&gt;</td>");
+    assert_has(h, "data-rule=\"&lt;b onload=x&gt;\" data-denials=\"1\"");
+    /* Totals, and the figures of each chart in data attributes. */
+    assert_has(h, "data-total=\"active_min\">28<");
+    assert_has(h, "data-total=\"denials\">3<");
+    assert_has(h, "data-total=\"warns\">1<");
+    assert_has(h, "<tr data-day=\"2026-11-30\" data-platform=\"facebook\" data-active-min=\"10\">");
+    assert_has(h, "<tr data-day=\"2026-12-01\" data-platform=\"facebook\" data-active-min=\"7\">");
+    assert_has(h, "<tr data-user=\"alice\" data-active-min=\"18\" data-requests=\"180\" "
+                  "data-denials=\"0\">");
+    assert_has(h, "<tr data-rule=\"r\" data-denials=\"2\">");
+    assert_has(h, "<g data-hour=\"09\" data-active-min=\"20\">");
+    assert_has(h, "<g data-hour=\"10\" data-active-min=\"7\">");
+    assert_has(h, "<g data-hour=\"23\" data-active-min=\"1\">");
+    assert_has(h, "<g data-hour=\"00\" data-active-min=\"0\">");
+    assert_has(h, "From 2026-11-30 09:01 to 2026-12-01 23:10");
+    /* Days in order, each with its platforms by active minutes. */
+    const char *d1 = strstr(h, "<tbody data-day=\"2026-11-30\">");
+    const char *d2 = strstr(h, "<tbody data-day=\"2026-12-01\">");
+    assert_true(d1 && d2 && d1 < d2);
+    /* No script, no resource from elsewhere. */
+    assert_null(strstr(h, "src="));
+    assert_null(strstr(h, "href="));
+    assert_null(strstr(h, "http"));
+
+    /* Control characters and bytes that are not UTF-8 become U+FFFD. */
+    h = print_html_of(HOSTILE, 0);
+    assert_has(h, "data-user=\"b, &quot;q&quot; \\ \xc3\xa9\xef\xbf\xbd\xef\xbf\xbd\"");
+    /* --top: how many users. */
+    h = print_html_of(LOG, 1);
+    assert_has(h, "data-user=\"alice\"");
+    assert_null(strstr(h, "data-user=\"bob\""));
+    assert_has(h, "Top 1 users");
+    /* An empty log still makes a whole page. */
+    h = print_html_of("", 0);
+    assert_has(h, "Nothing was counted.");
+    assert_has(h, "No active minutes.");
+    assert_has(h, "No denials.");
+    assert_has(h, "</html>\n");
+
+    /* A report not made for the page cannot print it. */
+    struct report_opts o = opts("user");
+    struct report *r = report_new(&o);
+    FILE *f = fopen("/dev/null", "w");
+    assert_non_null(f);
+    assert_int_equal(report_print(r, REPORT_HTML, f), -1);
+    fclose(f);
+    report_free(r);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_tunnel),     cmocka_unit_test(test_parse_request),
-        cmocka_unit_test(test_parse_usage),      cmocka_unit_test(test_parse_other_kinds),
-        cmocka_unit_test(test_parse_quoted),     cmocka_unit_test(test_parse_roundtrip_escape),
-        cmocka_unit_test(test_parse_timestamps), cmocka_unit_test(test_parse_malformed),
-        cmocka_unit_test(test_parse_by),         cmocka_unit_test(test_parse_when),
-        cmocka_unit_test(test_by_user_platform), cmocka_unit_test(test_by_each_key),
-        cmocka_unit_test(test_by_combinations),  cmocka_unit_test(test_identity),
-        cmocka_unit_test(test_roles_split),      cmocka_unit_test(test_since_until),
-        cmocka_unit_test(test_sort_and_top),     cmocka_unit_test(test_many_groups_and_saturation),
-        cmocka_unit_test(test_print_table),      cmocka_unit_test(test_print_csv),
+        cmocka_unit_test(test_parse_tunnel),
+        cmocka_unit_test(test_parse_request),
+        cmocka_unit_test(test_parse_usage),
+        cmocka_unit_test(test_parse_other_kinds),
+        cmocka_unit_test(test_parse_quoted),
+        cmocka_unit_test(test_parse_roundtrip_escape),
+        cmocka_unit_test(test_parse_timestamps),
+        cmocka_unit_test(test_parse_malformed),
+        cmocka_unit_test(test_parse_by),
+        cmocka_unit_test(test_parse_when),
+        cmocka_unit_test(test_by_user_platform),
+        cmocka_unit_test(test_by_each_key),
+        cmocka_unit_test(test_by_combinations),
+        cmocka_unit_test(test_identity),
+        cmocka_unit_test(test_roles_split),
+        cmocka_unit_test(test_since_until),
+        cmocka_unit_test(test_sort_and_top),
+        cmocka_unit_test(test_many_groups_and_saturation),
+        cmocka_unit_test(test_print_table),
+        cmocka_unit_test(test_print_csv),
         cmocka_unit_test(test_print_json),
+        cmocka_unit_test(test_by_rule_action),
+        cmocka_unit_test(test_denial_counted_once),
+        cmocka_unit_test(test_print_html),
     };
     return cmocka_run_group_tests_name("report", tests, setup, teardown);
 }
