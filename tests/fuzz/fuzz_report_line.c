@@ -1,8 +1,9 @@
 /* Usage-log lines as `socialgate report` reads them. The input is a log:
  * it is parsed whole as one line, then line by line; every line is also
- * fed to a report grouped by every key at once and by user alone, whose
- * rows are then printed as a table, CSV and JSON. Checks: views stay
- * inside the line, the kind agrees with ev=, decoded values fit. */
+ * fed to a report grouped by every key at once, one by user alone, and one
+ * made for the HTML page, whose rows are then printed as a table, CSV,
+ * JSON and (the last one) HTML. Checks: views stay inside the line, the
+ * kind agrees with ev=, decoded values fit, the page is written in full. */
 #include <stdio.h>
 #include <string.h>
 
@@ -33,8 +34,8 @@ parse(const uint8_t *data, size_t size)
     struct report_line l;
     if (report_parse_line(line, size, &l) == 0) {
         FUZZ_CHECK(l.ts == line && size >= 16);
-        const struct report_str *all[] = {&l.ev, &l.client, &l.user, &l.roles,
-                                          &l.platform, &l.category, &l.action};
+        const struct report_str *all[] = {&l.ev,       &l.client,   &l.user, &l.roles, &l.host,
+                                          &l.platform, &l.category, &l.rule, &l.action};
         for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
             check_str(all[i], line, size);
         FUZZ_CHECK(l.ev.p != NULL);
@@ -61,7 +62,9 @@ new_report(const char *by, const char *since, const char *until, size_t top)
     struct report_opts o;
     memset(&o, 0, sizeof(o));
     const char *err = NULL;
-    if (report_parse_by(by, &o, &err) != 0)
+    if (by == NULL)
+        o.html = 1;
+    else if (report_parse_by(by, &o, &err) != 0)
         abort();
     if (since && report_parse_when(since, o.since, &err) != 0)
         abort();
@@ -75,7 +78,7 @@ new_report(const char *by, const char *since, const char *until, size_t top)
 }
 
 static void
-finish(struct report *r, size_t nkeys)
+finish(struct report *r, size_t nkeys, int html)
 {
     FILE *f = fopen("/dev/null", "w");
     if (f == NULL)
@@ -83,6 +86,7 @@ finish(struct report *r, size_t nkeys)
     FUZZ_CHECK(report_print(r, REPORT_TABLE, f) == 0);
     FUZZ_CHECK(report_print(r, REPORT_CSV, f) == 0);
     FUZZ_CHECK(report_print(r, REPORT_JSON, f) == 0);
+    FUZZ_CHECK(report_print(r, REPORT_HTML, f) == (html ? 0 : -1));
     fclose(f);
     size_t n = 0;
     const struct report_row *rows = report_rows(r, &n);
@@ -103,8 +107,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     parse(data, size);
 
-    struct report *all = new_report("user,role,platform,category,day,hour", NULL, NULL, 0);
+    struct report *all =
+        new_report("user,role,platform,category,day,hour,rule,action", NULL, NULL, 0);
     struct report *some = new_report("user", "2026-11-30", "2026-12-01 12:00", 3);
+    struct report *page = new_report(NULL, NULL, NULL, 2);
     const uint8_t *p = data;
     size_t left = size;
     while (left > 0) {
@@ -114,9 +120,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *copy = (char *)fuzz_memdup(line, n);
         FUZZ_CHECK(report_feed(all, copy, n) >= 0);
         FUZZ_CHECK(report_feed(some, copy, n) >= 0);
+        FUZZ_CHECK(report_feed(page, copy, n) >= 0);
         free(copy);
     }
-    finish(all, 6);
-    finish(some, 1);
+    finish(all, 8, 0);
+    finish(some, 1, 0);
+    finish(page, 1, 1);
     return 0;
 }

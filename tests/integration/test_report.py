@@ -9,10 +9,12 @@ Needs no daemon: the conftest's after-module check is switched off below.
 
 import csv
 import gzip
+import html.parser
 import io
 import json
 import os
 import random
+import re
 import subprocess
 from pathlib import Path
 
@@ -81,7 +83,7 @@ MALFORMED = [
 
 class Rec:
     __slots__ = ("date", "hhmm", "kind", "user", "client", "roles", "platform", "category",
-                 "action", "counts")
+                 "action", "counts", "rule", "host", "second")
 
 
 def day_hour(rng):
@@ -90,9 +92,14 @@ def day_hour(rng):
     return day, "%02d:%02d" % (h, m), "%s:%02d.%03d" % ("%02d:%02d" % (h, m), s, rng.randrange(1000))
 
 
+HOSTS = ["www.example.com", "www.facebook.com", "static.xx.fbcdn.net"]
+RULES = [None, b"marketing-all-day", b"lunch rule"]
+
+
 def generate(path, n=4000, seed=1234):
-    """Writes n good lines (and the malformed ones between them) to path.
-    Returns (records, malformed count)."""
+    """Writes n good lines (and the malformed ones between them) to path;
+    some denied lines are followed by the browser's retries (same client
+    address, host and second). Returns (records, malformed count)."""
     rng = random.Random(seed)
     recs, lines, bad = [], [], 0
     for i in range(n):
@@ -107,22 +114,34 @@ def generate(path, n=4000, seed=1234):
         r = Rec()
         r.date, r.hhmm, r.kind, r.user, r.client = day, hhmm, kind, user, client
         r.roles, r.platform, r.category, r.action, r.counts = roles, platform, category, None, None
+        r.rule, r.host, r.second = None, None, None
         if kind in ("request", "tunnel"):
             r.action = rng.choice(["allow", "allow", "deny", "warn", "monitor", None])
-            caddr = ("[%s]" % client if ":" in client else client) + ":%d" % rng.randrange(1024, 65535)
+            r.rule = rng.choice(RULES)
+            r.host = rng.choice(HOSTS)
+            offset = ts[-6:]
+            r.second = ts[:19] + offset
             method = "CONNECT" if kind == "tunnel" else "GET"
             path_v = None if kind == "tunnel" else rng.choice([b"/", b"/a b", b'/q"x', b"/\xff"])
-            line = ("%s ev=%s client=%s user=%s roles=%s method=%s host=%s port=%s path=%s sni=%s "
-                    "platform=%s category=%s rule=%s action=%s status=%s up=%d down=%d ms=%d" % (
-                        ts, kind, caddr, escape(user), roles_raw, method, "www.example.com",
-                        rng.choice(["443", "80", "-"]), escape(path_v), "-", escape(platform),
-                        escape(category), escape(rng.choice([None, b"marketing-all-day", b"lunch rule"])),
-                        escape(r.action and r.action.encode()), rng.choice(["200", "403", "-"]),
-                        rng.randrange(10 ** 6), rng.randrange(10 ** 9), rng.randrange(10 ** 5)))
-            if rng.random() < 0.1:
-                line += " mismatch=sni ech=yes reason=client-closed"
-            if rng.random() < 0.05:
-                line += ' reason="odd \\"reason\\" \\xe2\\x80\\x94"'
+            # a denied CONNECT is retried by the browser, up to three times
+            retries = rng.choice([0, 0, 1, 3]) if r.action == "deny" else 0
+            rq_lines = []
+            for k in range(1 + retries):
+                caddr = ("[%s]" % client if ":" in client else client) + ":%d" % rng.randrange(1024, 65535)
+                rts = ts if k == 0 else "%s.%03d%s" % (ts[:19], rng.randrange(1000), offset)
+                line = ("%s ev=%s client=%s user=%s roles=%s method=%s host=%s port=%s path=%s sni=%s "
+                        "platform=%s category=%s rule=%s action=%s status=%s up=%d down=%d ms=%d" % (
+                            rts, kind, caddr, escape(user), roles_raw, method, r.host,
+                            rng.choice(["443", "80", "-"]), escape(path_v), "-", escape(platform),
+                            escape(category), escape(r.rule),
+                            escape(r.action and r.action.encode()), rng.choice(["200", "403", "-"]),
+                            rng.randrange(10 ** 6), rng.randrange(10 ** 9), rng.randrange(10 ** 5)))
+                if rng.random() < 0.1:
+                    line += " mismatch=sni ech=yes reason=client-closed"
+                if rng.random() < 0.05:
+                    line += ' reason="odd \\"reason\\" \\xe2\\x80\\x94"'
+                rq_lines.append(line)
+            line = rq_lines[0]
         elif kind == "usage":
             platform = platform or b"facebook"
             category = category or b"social"
@@ -145,6 +164,10 @@ def generate(path, n=4000, seed=1234):
                     "quota_min=30 pct=80 client=%s" % (ts, escape(user), client))
         recs.append(r)
         lines.append(line)
+        if kind in ("request", "tunnel"):
+            for retry in rq_lines[1:]:
+                recs.append(r)
+                lines.append(retry)
         if i % 97 == 0:
             lines.append(MALFORMED[bad % len(MALFORMED)])
             bad += 1
@@ -170,6 +193,10 @@ def parts(r, key, role):
         return (r.platform, escape(r.platform)) if r.platform else (b"-", "-")
     if key == "category":
         return (r.category, escape(r.category)) if r.category else (b"-", "-")
+    if key == "rule":
+        return (r.rule, escape(r.rule)) if r.rule else (b"-", "-")
+    if key == "action":
+        return (r.action.encode(), r.action) if r.action else (b"-", "-")
     if key == "day":
         return r.date.encode(), r.date
     return ("%s %s" % (r.date, r.hhmm[:2])).encode(), "%s %s" % (r.date, r.hhmm[:2])
@@ -177,7 +204,7 @@ def parts(r, key, role):
 
 def expected(recs, by, since=None, until=None, top=None):
     """Rows as dicts (decoded values), in the report's order."""
-    groups = {}
+    groups, denied = {}, set()
     for r in recs:
         if r.kind == "usage":
             c = r.counts
@@ -188,6 +215,11 @@ def expected(recs, by, since=None, until=None, top=None):
         when = "%s %s" % (r.date, r.hhmm)
         if (since and when < since) or (until and when >= until):
             continue
+        if r.action == "deny":
+            # once per client address, host and second
+            if (r.client, r.host, r.second) in denied:
+                continue
+            denied.add((r.client, r.host, r.second))
         roles = list(dict.fromkeys(r.roles)) or [b"-"]
         for role in (roles if "role" in by else [None]):
             key = tuple(parts(r, k, role) for k in by)
@@ -237,6 +269,9 @@ def test_generated_log_is_as_intended(log):
     kinds = {r.kind for r in recs}
     assert kinds == {"request", "tunnel", "usage", "config", "quota"}
     assert bad > 30
+    # denied lines repeated by browser retries
+    denied = [(r.client, r.host, r.second) for r in recs if r.action == "deny"]
+    assert len(denied) - len(set(denied)) > 100
     assert len(path.read_bytes().splitlines()) == len(recs) + bad
 
 
@@ -262,8 +297,9 @@ def test_default_table(log):
     usage = [r for r in recs if r.kind == "usage"]
     assert sum(int(l.split()[-6]) for l in lines[1:]) == sum(r.counts[0] for r in usage)
     assert sum(int(l.split()[-3]) for l in lines[1:]) == sum(r.counts[3] for r in usage)
-    assert sum(int(l.split()[-2]) for l in lines[1:]) == sum(
-        1 for r in recs if r.kind in ("request", "tunnel") and r.action == "deny")
+    # a denial once per client address, host and second: retries are not counted
+    assert sum(int(l.split()[-2]) for l in lines[1:]) == len(
+        {(r.client, r.host, r.second) for r in recs if r.action == "deny"})
     # hostile names appear in their logged form
     out = res.stdout.decode("ascii")
     assert '"bob\\x20\\"the\\"\\x20builder"' in out
@@ -272,9 +308,10 @@ def test_default_table(log):
     assert '"-"' in out
 
 
-@pytest.mark.parametrize("by", ["user", "role", "platform", "category", "day", "hour",
-                                "user,platform", "role,day", "platform,category,hour",
-                                "hour,role,user,category,platform,day"])
+@pytest.mark.parametrize("by", ["user", "role", "platform", "category", "day", "hour", "rule",
+                                "action", "user,platform", "role,day", "platform,category,hour",
+                                "rule,action", "user,rule,day", "action,platform",
+                                "hour,role,user,category,platform,day,rule,action"])
 def test_json_by(log, by):
     path, recs, _ = log
     rows = as_json(report("--by", by, "--format", "json", path))
@@ -358,6 +395,34 @@ def test_table_same_from_stdin(log):
     assert a.stdout == b.stdout
 
 
+def test_denied_connect_retries_count_once(tmp_path):
+    """Chromium retries a refused CONNECT up to three times: one page view,
+    four denied lines, one denial. Another host, second or client is
+    another denial."""
+    p = tmp_path / "retries.log"
+    line = ("2026-11-30T12:31:%s+00:00 ev=tunnel client=%s user=alice roles=marketing "
+            "method=CONNECT host=%s port=443 path=- sni=- platform=facebook category=social "
+            "rule=social-otherwise action=deny status=403 up=0 down=0 ms=1")
+    lines = [line % ("05.101", "10.1.2.3:50001", "www.facebook.com"),
+             line % ("05.140", "10.1.2.3:50002", "www.facebook.com"),
+             line % ("05.180", "10.1.2.3:50003", "www.facebook.com"),
+             line % ("05.220", "10.1.2.3:50004", "www.facebook.com"),
+             line % ("05.300", "10.1.2.3:50005", "static.xx.fbcdn.net"),
+             line % ("06.001", "10.1.2.3:50006", "www.facebook.com"),
+             line % ("06.002", "[2001:db8::7]:50007", "www.facebook.com"),
+             line % ("06.003", "[2001:db8::7]:50008", "www.facebook.com")]
+    p.write_text("\n".join(lines) + "\n")
+    res = report("--by", "user,rule", p)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.decode().splitlines()
+    assert out[0].split() == ["user", "rule", *COUNTS]
+    assert out[1].split() == ["alice", "social-otherwise", "0", "0", "0", "0", "4", "0"]
+    assert len(out) == 2
+    rows = as_json(report("--by", "action", "--format", "json", p))
+    assert rows == [{"action": "deny", "active_min": 0, "requests": 0, "up": 0, "down": 0,
+                     "denials": 4, "warns": 0}]
+
+
 def test_edge_lines(tmp_path):
     p = tmp_path / "edge.log"
     usage = ("2026-11-30T12:35:00.000+00:00 ev=usage user=alice platform=facebook active_min=4 "
@@ -422,6 +487,9 @@ def test_unreadable_file(log, tmp_path):
     ["--top", "0", "-"],
     ["--top", "ten", "-"],
     ["--format", "xml", "-"],
+    ["--by", "rule,host", "-"],
+    ["--format", "html", "--by", "user", "-"],
+    ["--by=platform", "--format=html", "-"],
     ["--frobnicate", "-"],
     ["-x", "-"],
     ["-"] + ["--by"],
@@ -443,3 +511,175 @@ def test_help_and_double_dash(tmp_path):
     res = report("--format", "csv", "--", p)
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines()[1] == b"u,p,1,2,3,4,0,0"
+
+
+# ---------------------------------------------------------------------------------------------
+# --format html
+# ---------------------------------------------------------------------------------------------
+
+VOID = {"meta", "br", "img", "hr", "input", "link", "rect"}
+
+
+class Page(html.parser.HTMLParser):
+    """Collects the data- attributes of the page's elements, checks that
+    every element is closed in order, and notes what could fetch or run
+    anything."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.data, self.tags, self.urls = [], [], set(), []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        a = dict(attrs)
+        if any(k.startswith("data-") for k in a):
+            self.data.append((tag, a))
+        for k, v in attrs:
+            if k in ("src", "href", "action", "xlink:href", "srcset", "poster") or k.startswith("on"):
+                self.urls.append((tag, k, v))
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in VOID:
+            self.stack.pop()
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, (tag, self.stack[-5:])
+        self.stack.pop()
+
+
+def parse_page(res):
+    assert res.returncode == 0, res.stderr
+    text = res.stdout.decode("utf-8")  # strict: the page is UTF-8
+    assert text.startswith("<!DOCTYPE html>\n")
+    assert '<meta charset="utf-8">' in text
+    page = Page()
+    page.feed(text)
+    page.close()
+    assert page.stack == []
+    # self-contained: no script, no external resource, no link at all
+    assert "script" not in page.tags and "iframe" not in page.tags and "link" not in page.tags
+    assert page.urls == []
+    assert not re.search(r"url\(|@import", text)
+    return text, page
+
+
+def rows_of(page, tag, attr):
+    return [a for t, a in page.data if t == tag and attr in a]
+
+
+def log_decode(raw):
+    """A value as the table shows it (the log's form), as the page shows
+    it: decoded, control characters as U+FFFD."""
+    b = raw.encode("ascii")
+    if len(b) >= 2 and b[:1] == b'"':
+        b = re.sub(rb'\\(x[0-9a-fA-F]{2}|.)',
+                   lambda m: bytes([int(m.group(1)[1:], 16)]) if m.group(1)[:1] == b"x"
+                   else m.group(1), b[1:-1])
+    t = b.decode("utf-8", errors="replace")
+    return "".join("\ufffd" if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 else c for c in t)
+
+
+def table_rows(res, nkeys):
+    """(keys decoded as the page shows them, six counts) per table row."""
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.decode("ascii").splitlines()
+    assert lines[0].split()[nkeys:] == list(COUNTS)
+    out = []
+    for line in lines[1:]:
+        f = line.split()
+        keys = f[:-6]
+        if nkeys == 1 and len(keys) == 2:  # --by hour: "YYYY-MM-DD HH"
+            keys = [" ".join(keys)]
+        assert len(keys) == nkeys
+        out.append((tuple(log_decode(k) for k in keys), [int(x) for x in f[-6:]]))
+    return out
+
+
+def test_html_same_numbers_as_table(log):
+    """One log, both formats: every figure on the page is the one the table
+    format gives for the same grouping."""
+    path, recs, _ = log
+    text, page = parse_page(report("--format", "html", path))
+    A, RQ, DN = COUNTS.index("active_min"), COUNTS.index("requests"), COUNTS.index("denials")
+
+    # totals: the sums of the table by user
+    users = table_rows(report("--by", "user", path), 1)
+    for i, name in enumerate(COUNTS):
+        (cell,) = [a for t, a in page.data if a.get("data-total") == name]
+        m = re.search(r'data-total="%s">(\d+)<' % name, text)
+        assert int(m.group(1)) == sum(c[i] for _, c in users), name
+    assert sum(c[DN] for _, c in users) == len(
+        {(r.client, r.host, r.second) for r in recs if r.action == "deny"})
+
+    # active minutes per platform and day
+    got = sorted((a["data-day"], a["data-platform"], int(a["data-active-min"]))
+                 for a in rows_of(page, "tr", "data-platform"))
+    want = sorted((k[0], k[1], c[A]) for k, c in table_rows(
+        report("--by", "day,platform", path), 2) if c[A] > 0)
+    assert got == want and len(got) > 10
+    # grouped by day, in order
+    days = [a["data-day"] for a in rows_of(page, "tbody", "data-day")]
+    assert days == sorted(set(d for d, _, _ in got))
+
+    # the top users, in the table's order
+    got = [(a["data-user"], int(a["data-active-min"]), int(a["data-requests"]),
+            int(a["data-denials"])) for a in rows_of(page, "tr", "data-user")]
+    want = [(k[0], c[A], c[RQ], c[DN]) for k, c in table_rows(
+        report("--by", "user", "--top", "10", path), 1)]
+    assert got == want and len(got) == 10
+
+    # denials by rule
+    got = sorted((a["data-rule"], int(a["data-denials"])) for a in rows_of(page, "tr", "data-rule"))
+    want = sorted((k[0], c[DN]) for k, c in table_rows(report("--by", "rule", path), 1) if c[DN])
+    assert got == want
+    assert {r for r, _ in got} == {"-", "marketing-all-day", "lunch rule"}
+
+    # the hours of the day, all days together
+    got = {a["data-hour"]: int(a["data-active-min"]) for a in rows_of(page, "g", "data-hour")}
+    want = {"%02d" % h: 0 for h in range(24)}
+    for k, c in table_rows(report("--by", "hour", path), 1):
+        want[k[0][11:13]] += c[A]
+    assert got == want
+
+    # --top sets how many users; --since and --until apply as everywhere
+    _, page = parse_page(report("--format", "html", "--top", "3", "--since", "2026-11-30",
+                                "--until", "2026-12-01", path))
+    got = [(a["data-user"], int(a["data-active-min"])) for a in rows_of(page, "tr", "data-user")]
+    want = [(k[0], c[A]) for k, c in table_rows(report(
+        "--by", "user", "--top", "3", "--since", "2026-11-30", "--until", "2026-12-01", path), 1)]
+    assert got == want and len(got) == 3
+    assert {a["data-day"] for a in rows_of(page, "tr", "data-platform")} == {"2026-11-30"}
+
+
+def test_html_escapes_log_values(tmp_path):
+    """User and rule names can hold anything: on the page they are text,
+    never markup."""
+    p = tmp_path / "hostile.log"
+    evil_user = escape(b'<script>alert("u")</script>')
+    evil_rule = escape(b'"><img src=https://evil.example/x onerror=alert(1)>')
+    evil_platform = escape(b"<svg onload=alert(2)>")
+    p.write_text(
+        "2026-11-30T12:35:00.000+00:00 ev=usage user=%s platform=%s active_min=4 today_min=4 "
+        "quota_min=- requests=3 up=2 down=1 client=10.1.2.3 roles=- category=social\n"
+        "2026-11-30T12:36:00.000+00:00 ev=request client=10.1.2.3:5 user=%s roles=- method=GET "
+        "host=h port=80 path=- sni=- platform=p category=c rule=%s action=deny status=403 up=0 "
+        "down=0 ms=1\n" % (evil_user, evil_platform, evil_user, evil_rule))
+    text, page = parse_page(report("--format", "html", p))
+    assert "<script" not in text.lower() and "<img" not in text and "<svg onload" not in text
+    assert "&lt;script&gt;alert(&quot;u&quot;)&lt;/script&gt;" in text
+    (u,) = rows_of(page, "tr", "data-user")
+    assert u["data-user"] == '<script>alert("u")</script>'
+    assert u["data-active-min"] == "4" and u["data-denials"] == "1"
+    (r,) = rows_of(page, "tr", "data-rule")
+    assert r["data-rule"] == '"><img src=https://evil.example/x onerror=alert(1)>'
+    (pl,) = rows_of(page, "tr", "data-platform")
+    assert pl["data-platform"] == "<svg onload=alert(2)>"
+
+
+def test_html_empty_log():
+    text, page = parse_page(report("--format", "html", "-", input=b""))
+    assert "Nothing was counted." in text
+    assert [int(a["data-active-min"]) for a in rows_of(page, "g", "data-hour")] == [0] * 24
