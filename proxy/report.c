@@ -1450,6 +1450,13 @@ ull(uint64_t v)
     return (unsigned long long)v;
 }
 
+/* "s" unless v is 1. */
+static const char *
+plural(uint64_t v)
+{
+    return v == 1 ? "" : "s";
+}
+
 /* A horizontal bar for v of max, with its title. The caller writes the
  * title's text between the two halves. */
 static void
@@ -1583,7 +1590,8 @@ html_platform_day(struct report *r, FILE *out)
         fputs("</td>", out);
         html_bar_open(out, "bar");
         html_value(r, out, p);
-        fprintf(out, ", %.10s: %llu active minutes", d.p, ull(row->c.active_min));
+        fprintf(out, ", %.10s: %llu active minute%s", d.p, ull(row->c.active_min),
+                plural(row->c.active_min));
         html_bar_close(out, row->c.active_min, max);
         fprintf(out, "<td class=\"n\">%llu</td></tr>\n", ull(row->c.active_min));
     }
@@ -1597,8 +1605,8 @@ html_users(struct report *r, FILE *out)
     const struct table *t = &r->tab[T_USER];
     size_t n = r->o.top ? t->nrows : (t->nrows < HTML_TOP_USERS ? t->nrows : HTML_TOP_USERS);
     uint64_t max = n ? t->rows[0].c.active_min : 0; /* sorted by active minutes */
-    fprintf(out, "<h2 id=\"users\">Top %zu users by active minutes</h2>\n",
-            r->o.top ? r->o.top : (size_t)HTML_TOP_USERS);
+    size_t top = r->o.top ? r->o.top : HTML_TOP_USERS;
+    fprintf(out, "<h2 id=\"users\">Top %zu user%s by active minutes</h2>\n", top, plural(top));
     if (n == 0) {
         fputs("<p class=\"none\">No users.</p>\n", out);
         return 0;
@@ -1620,7 +1628,7 @@ html_users(struct report *r, FILE *out)
         fputs("</td>", out);
         html_bar_open(out, "bar");
         html_value(r, out, u);
-        fprintf(out, ": %llu active minutes", ull(row->c.active_min));
+        fprintf(out, ": %llu active minute%s", ull(row->c.active_min), plural(row->c.active_min));
         html_bar_close(out, row->c.active_min, max);
         fprintf(out,
                 "<td class=\"n\">%llu</td><td class=\"n\">%llu</td><td class=\"n\">%llu</td>"
@@ -1657,7 +1665,7 @@ html_rules(struct report *r, FILE *out)
         fputs("</td>", out);
         html_bar_open(out, "deny");
         html_value(r, out, rule);
-        fprintf(out, ": %llu denials", ull(row->c.denials));
+        fprintf(out, ": %llu denial%s", ull(row->c.denials), plural(row->c.denials));
         html_bar_close(out, row->c.denials, max);
         fprintf(out, "<td class=\"n\">%llu</td></tr>\n", ull(row->c.denials));
     }
@@ -1689,12 +1697,13 @@ html_hours(struct report *r, FILE *out)
         int x = h * SLOT;
         fprintf(out,
                 "<g data-hour=\"%02d\" data-active-min=\"%llu\">"
-                "<title>%02d:00-%02d:00: %llu active minutes</title>"
+                "<title>%02d:00-%02d:00: %llu active minute%s</title>"
                 "<rect x=\"%d\" y=\"%.1f\" width=\"%d\" height=\"%.1f\"/>"
                 "<text x=\"%d\" y=\"%.1f\">%llu</text>"
                 "<text class=\"h\" x=\"%d\" y=\"%d\">%02d</text></g>\n",
-                h, ull(min[h]), h, h + 1, ull(min[h]), x + 3, TOP + H - bh, SLOT - 6, bh,
-                x + SLOT / 2, TOP + H - bh - 3, ull(min[h]), x + SLOT / 2, TOP + H + BOTTOM - 4, h);
+                h, ull(min[h]), h, h + 1, ull(min[h]), plural(min[h]), x + 3, TOP + H - bh,
+                SLOT - 6, bh, x + SLOT / 2, TOP + H - bh - 3, ull(min[h]), x + SLOT / 2,
+                TOP + H + BOTTOM - 4, h);
     }
     fputs("</svg>\n", out);
 }

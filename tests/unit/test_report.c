@@ -1096,7 +1096,7 @@ test_print_html(void **state)
     h = print_html_of(LOG, 1);
     assert_has(h, "data-user=\"alice\"");
     assert_null(strstr(h, "data-user=\"bob\""));
-    assert_has(h, "Top 1 users");
+    assert_has(h, "Top 1 user by");
     /* An empty log still makes a whole page. */
     h = print_html_of("", 0);
     assert_has(h, "Nothing was counted.");
