@@ -110,7 +110,9 @@ void report_free(struct report *r);
  * the line belongs to, when its time is within since/until. A denial is
  * counted once per client address (without its port), host and second of
  * its timestamp: a browser that retries a refused CONNECT logs several
- * denied lines for one page view. Returns 0, or -1 when out of memory. */
+ * denied lines for one page view. (The keys are remembered for at least
+ * the last 65536 denials, so memory stays bounded; repeats lie close
+ * together in a log.) Returns 0, or -1 when out of memory. */
 int report_add(struct report *r, const struct report_line *l);
 /* Parses and counts one line. Returns 0, 1 when the line is malformed (not
  * counted), or -1 when out of memory. */
