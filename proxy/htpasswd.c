@@ -663,7 +663,15 @@ struct htgroups {
     char *buf;
     struct hg_pair *v; /* sorted by user, then group; no duplicates */
     size_t n;
+    const char **names; /* every group named, members or not: sorted, unique */
+    size_t nnames;
 };
+
+static int
+name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
 static int
 hg_cmp(const void *a, const void *b)
@@ -676,7 +684,7 @@ hg_cmp(const void *a, const void *b)
 static struct htgroups *
 htgroups_parse(char *buf, size_t len, const char *name, struct diag *d)
 {
-    size_t errors = d->errors, cap = 0;
+    size_t errors = d->errors, cap = 0, names_cap = 0;
     struct htgroups *g = calloc(1, sizeof(*g));
     if (g == NULL) {
         free(buf);
@@ -702,6 +710,17 @@ htgroups_parse(char *buf, size_t len, const char *name, struct diag *d)
         }
         *ge = '\0';
         const char *group = s;
+        if (g->nnames == names_cap) {
+            size_t nc = names_cap ? names_cap * 2 : 16;
+            const char **nv = realloc(g->names, nc * sizeof(*nv));
+            if (nv == NULL) {
+                diag_error(d, name, ls.line, "out of memory");
+                break;
+            }
+            g->names = nv;
+            names_cap = nc;
+        }
+        g->names[g->nnames++] = group;
         char *p = colon + 1;
         for (;;) {
             while (*p == ' ' || *p == '\t')
@@ -742,6 +761,14 @@ htgroups_parse(char *buf, size_t len, const char *name, struct diag *d)
                 g->v[w++] = g->v[i];
         g->n = w;
     }
+    if (g->nnames > 1) {
+        qsort(g->names, g->nnames, sizeof(*g->names), name_cmp);
+        size_t w = 1;
+        for (size_t i = 1; i < g->nnames; i++)
+            if (strcmp(g->names[i], g->names[w - 1]) != 0)
+                g->names[w++] = g->names[i];
+        g->nnames = w;
+    }
     if (d->errors != errors) {
         htgroups_free(g);
         return NULL;
@@ -777,6 +804,7 @@ htgroups_free(struct htgroups *g)
     if (g == NULL)
         return;
     free(g->v);
+    free(g->names);
     free(g->buf);
     free(g);
 }
@@ -803,6 +831,14 @@ htgroups_member(const struct htgroups *g, const char *group, const char *user)
         return 0;
     struct hg_pair key = {user, group};
     return bsearch(&key, g->v, g->n, sizeof(*g->v), hg_cmp) != NULL;
+}
+
+int
+htgroups_has_group(const struct htgroups *g, const char *group)
+{
+    if (g == NULL || group == NULL || g->nnames == 0)
+        return 0;
+    return bsearch(&group, g->names, g->nnames, sizeof(*g->names), name_cmp) != NULL;
 }
 
 void

@@ -112,6 +112,10 @@ void htgroups_free(struct htgroups *g);
  * arguments). Names compare byte for byte. O(log n). */
 int htgroups_member(const struct htgroups *g, const char *group, const char *user);
 
+/* 1 when the file names group (even with no members), 0 otherwise (also
+ * for NULL arguments). Names compare byte for byte. O(log n). */
+int htgroups_has_group(const struct htgroups *g, const char *group);
+
 /* Calls fn(arg, group) once for each group user is a member of, in
  * byte-wise ascending order of group name; nothing for an unknown user or
  * NULL arguments. group is borrowed: valid while g lives. fn must not free

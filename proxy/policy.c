@@ -38,6 +38,10 @@ struct policy {
     unsigned seen;
     int last_key; /* for continuation lines */
     const struct catalog *cat; /* set by policy_finish */
+    /* Stands for a schedule that failed to compile, so that what refers to
+     * it is not reported again as "unknown schedule" (one root cause, one
+     * message). Created on first need; a policy holding it never loads. */
+    struct timewin *broken_sched;
 };
 
 static const char *
@@ -108,6 +112,7 @@ policy_free(struct policy *p)
         free(r->raw_when);
     }
     free(p->rules);
+    timewin_free(p->broken_sched); /* after everything that may refer to it */
     free_strv(p->files, p->nfiles);
     free(p);
 }
@@ -468,10 +473,14 @@ policy_key(struct policy *p, const char *key, const char *value, int continued, 
     }
     if (p->sec == SEC_ROLE) {
         struct policy_role *r = &p->roles[p->nroles - 1];
-        if (k == 0)
+        if (k == 0) {
+            r->line_users = r->line_users ? r->line_users : line;
             return add_list(&r->users, &r->nusers, value, 0);
-        if (k == 1)
+        }
+        if (k == 1) {
+            r->line_groups = r->line_groups ? r->line_groups : line;
             return add_list(&r->groups, &r->ngroups, value, 0);
+        }
         struct cidr_ctx x = {r->networks, file, line, d, 0};
         list_foreach(value, cidr_add, &x);
         return x.failed ? -1 : 0;
@@ -499,9 +508,16 @@ static const struct timewin *
 resolve_sched(void *arg, const char *name)
 {
     struct resolve_ctx *x = arg;
-    for (size_t i = 0; i < x->upto; i++)
-        if (strcmp(x->p->scheds[i].name, name) == 0)
+    for (size_t i = 0; i < x->upto; i++) {
+        if (strcmp(x->p->scheds[i].name, name) != 0)
+            continue;
+        if (x->p->scheds[i].w != NULL)
             return x->p->scheds[i].w;
+        /* Broken, and reported at its own line: what uses it is not. */
+        if (x->p->broken_sched == NULL)
+            x->p->broken_sched = timewin_parse("never", NULL, NULL, NULL, 0);
+        return x->p->broken_sched;
+    }
     return NULL;
 }
 
@@ -634,7 +650,7 @@ covers(const struct policy_rule *a, const struct policy_rule *b, const struct ca
 }
 
 int
-policy_finish(struct policy *p, const struct catalog *cat, struct diag *d)
+policy_finish(struct policy *p, const struct catalog *cat, int lint, struct diag *d)
 {
     size_t before = d->errors;
     char err[512];
@@ -697,6 +713,8 @@ policy_finish(struct policy *p, const struct catalog *cat, struct diag *d)
     }
     if (d->errors != before)
         return -1;
+    if (!lint)
+        return 0;
     for (size_t j = 0; j < p->nrules; j++)
         for (size_t i = 0; i < j; i++)
             if (covers(&p->rules[i], &p->rules[j], cat)) {
@@ -708,6 +726,60 @@ policy_finish(struct policy *p, const struct catalog *cat, struct diag *d)
                 break;
             }
     return 0;
+}
+
+/* "a, b, c" from v into buf. */
+static void
+join(char *const *v, size_t n, char *buf, size_t size)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && o < size; i++) {
+        int w = snprintf(buf + o, size - o, "%s%s", i ? ", " : "", v[i]);
+        if (w < 0)
+            break;
+        o += (size_t)w;
+    }
+}
+
+void
+policy_check_identities(const struct policy *p, const struct policy_idfiles *ids,
+                        struct diag *d)
+{
+    char list[512];
+    for (size_t i = 0; i < p->nroles; i++) {
+        const struct policy_role *r = &p->roles[i];
+        /* XXX a basic_helper or group_helper, once there is one, answers
+         * for names no file holds. */
+        if (r->nusers && ids->htpasswd_path == NULL) {
+            join(r->users, r->nusers, list, sizeof(list));
+            diag_error(d, r->file, r->line_users,
+                       "role '%s': users = %s, but %s sets no [auth] htpasswd: no one signs "
+                       "in, so the role can never match by user",
+                       r->name, list, ids->config);
+        } else if (ids->htpasswd != NULL) {
+            for (size_t k = 0; k < r->nusers; k++)
+                if (htpasswd_hash(ids->htpasswd, r->users[k]) == NULL)
+                    diag_warning(d, r->file, r->line_users,
+                                 "role '%s': user '%s' is not in %s: the role does not match "
+                                 "that name until it is added there",
+                                 r->name, r->users[k], ids->htpasswd_path);
+        }
+        if (r->ngroups && ids->groups_path == NULL) {
+            join(r->groups, r->ngroups, list, sizeof(list));
+            diag_error(d, r->file, r->line_groups,
+                       "role '%s': groups = %s, but %s sets no [auth] groups file: the role "
+                       "can never match by group",
+                       r->name, list, ids->config);
+        } else if (ids->groups != NULL) {
+            for (size_t k = 0; k < r->ngroups; k++)
+                if (!htgroups_has_group(ids->groups, r->groups[k]))
+                    diag_warning(d, r->file, r->line_groups,
+                                 "role '%s': group '%s' is not in the groups file %s: the "
+                                 "role does not match by it until it is added there",
+                                 r->name, r->groups[k], ids->groups_path);
+        }
+    }
 }
 
 size_t

@@ -14,6 +14,7 @@
 
 struct catalog;
 struct htgroups;
+struct htpasswd;
 struct timewin;
 
 enum policy_action { POLICY_ALLOW, POLICY_DENY, POLICY_WARN, POLICY_MONITOR };
@@ -34,6 +35,7 @@ struct policy_role {
     char **groups;
     size_t ngroups;
     void *networks; /* struct cidrset *, owned */
+    int line_users, line_groups; /* first line of each key, 0: none */
 };
 
 struct policy_rule {
@@ -77,9 +79,33 @@ int policy_begin_section(struct policy *p, const char *kind, const char *name,
 int policy_key(struct policy *p, const char *key, const char *value, int continued,
                const char *file, int line, struct diag *d);
 /* After the last file: resolves role, platform and schedule names against
- * each other and the catalog, compiles windows, warns about rules that can
- * never match. 0, or -1 after diags. */
-int policy_finish(struct policy *p, const struct catalog *cat, struct diag *d);
+ * each other and the catalog, compiles windows and, with `lint`, warns
+ * about rules that can never match. Runs after errors in the files too, so
+ * that one check reports every problem; a name whose section was itself
+ * reported (a schedule that did not compile) is not reported again where
+ * it is used. Pass lint = 0 when the files had errors: the lint would judge
+ * rules that are only partly read. 0, or -1 after diags. */
+int policy_finish(struct policy *p, const struct catalog *cat, int lint, struct diag *d);
+
+/* What the roles' users and groups are checked against: the [auth] files
+ * (NULL path: not configured; a configured file that failed to load has a
+ * NULL table and is not checked against). `config` names proxy.ini in the
+ * messages. */
+struct policy_idfiles {
+    const char *config;
+    const char *htpasswd_path;
+    const struct htpasswd *htpasswd;
+    const char *groups_path;
+    const struct htgroups *groups;
+};
+
+/* Checks every role's users and groups against ids, as FILE:LINE messages
+ * at the role's keys. Errors: users without any [auth] htpasswd, or groups
+ * without any [auth] groups file (the role could never match by them).
+ * Warnings: a user not in the htpasswd file, a group not in the groups
+ * file (either may be added later). */
+void policy_check_identities(const struct policy *p, const struct policy_idfiles *ids,
+                             struct diag *d);
 
 size_t policy_rule_count(const struct policy *p);
 size_t policy_role_count(const struct policy *p);

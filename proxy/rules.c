@@ -161,22 +161,24 @@ on_key(void *arg, const char *file, int line, int section_line, const char *sect
     struct catalog_platform *p =
         (struct catalog_platform *)catalog_platform(l->r->catalog, l->platform);
     if (idx == 0) {
+        int rc = 0;
         if (!valid_name(value)) {
             diag_error(l->d, file, line, "category = %s: expected a name of a-z, 0-9, - and _",
                        value);
-            return -1;
-        }
-        if (strcmp(value, POLICY_OPAQUE) == 0) {
+            rc = -1;
+        } else if (strcmp(value, POLICY_OPAQUE) == 0) {
             diag_error(l->d, file, line,
                        "category = %s: reserved for tunnels that cannot be classified", value);
-            return -1;
+            rc = -1;
         }
-        char *cat = strdup(value);
+        /* Kept even when refused (the load fails anyway), so that the
+         * platform is not also reported as having no category. */
+        char *cat = strdup(value[0] ? value : "-");
         if (cat == NULL)
             return -1;
         free(p->category);
         p->category = cat;
-        return 0;
+        return rc;
     }
     if (idx == 1) {
         struct item_ctx x = {l, 0};
@@ -225,8 +227,26 @@ ini_name(const struct dirent *e)
     return e->d_name[0] != '.' && n > 4 && strcmp(e->d_name + n - 4, ".ini") == 0;
 }
 
+/* After every file is read: names in rules refer to platforms, roles and
+ * schedules of any file. Runs after errors too, so that one check reports
+ * every problem; the can-never-match lint only on a clean load. */
+static struct rules *
+finish(struct rules *r, const struct policy_idfiles *ids, size_t before, struct diag *d)
+{
+    check_platforms(r, d);
+    if (policy_finish(r->policy, r->catalog, d->errors == before, d) == 0)
+        r->nrules = policy_rule_count(r->policy);
+    if (ids != NULL)
+        policy_check_identities(r->policy, ids, d);
+    if (d->errors != before) {
+        rules_free(r);
+        return NULL;
+    }
+    return r;
+}
+
 struct rules *
-rules_load(const char *dir, struct diag *d)
+rules_load_ids(const char *dir, const struct policy_idfiles *ids, struct diag *d)
 {
     size_t before = d->errors;
     struct rules *r = rules_new();
@@ -250,15 +270,13 @@ rules_load(const char *dir, struct diag *d)
         free(list[i]);
     }
     free(list);
-    check_platforms(r, d);
-    /* Names in rules refer to platforms, roles and schedules of any file. */
-    if (d->errors == before && policy_finish(r->policy, r->catalog, d) == 0)
-        r->nrules = policy_rule_count(r->policy);
-    if (d->errors != before) {
-        rules_free(r);
-        return NULL;
-    }
-    return r;
+    return finish(r, ids, before, d);
+}
+
+struct rules *
+rules_load(const char *dir, struct diag *d)
+{
+    return rules_load_ids(dir, NULL, d);
 }
 
 struct rules *
@@ -271,15 +289,7 @@ rules_load_string(const char *text, const char *name, struct diag *d)
     struct load l = {.r = r, .d = d, .kind = K_NONE, .platform = -1};
     inifile_parse_string(text, name, on_key, &l, d);
     r->nfiles = 1;
-    check_platforms(r, d);
-    /* Names in rules refer to platforms, roles and schedules of any file. */
-    if (d->errors == before && policy_finish(r->policy, r->catalog, d) == 0)
-        r->nrules = policy_rule_count(r->policy);
-    if (d->errors != before) {
-        rules_free(r);
-        return NULL;
-    }
-    return r;
+    return finish(r, NULL, before, d);
 }
 
 void

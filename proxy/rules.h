@@ -18,8 +18,13 @@ struct rules {
     size_t nrules;
 };
 
-/* Loads every *.ini in dir. Returns owned rules, or NULL when d got errors. */
+/* Loads every *.ini in dir. Returns owned rules, or NULL when d got errors.
+ * Every problem of every file is reported, not only the first file's. */
 struct rules *rules_load(const char *dir, struct diag *d);
+/* The same, and checks the roles' users and groups against ids
+ * (policy_check_identities). */
+struct rules *rules_load_ids(const char *dir, const struct policy_idfiles *ids,
+                             struct diag *d);
 /* Loads one text as if it were a file of that name (tests, fuzzing). */
 struct rules *rules_load_string(const char *text, const char *name, struct diag *d);
 void rules_free(struct rules *r);

@@ -89,14 +89,13 @@ load_auth(const struct config *cfg, struct htpasswd **users, struct htgroups **g
     *groups = NULL;
     snapshot_file_sig(cfg->auth_htpasswd, hsig);
     snapshot_file_sig(cfg->auth_groups, gsig);
+    /* Both are read even when the first fails: every problem in one run. */
+    int rc = 0;
     if (cfg->auth_htpasswd && (*users = htpasswd_load(cfg->auth_htpasswd, d)) == NULL)
-        return -1;
-    if (cfg->auth_groups && (*groups = htgroups_load(cfg->auth_groups, d)) == NULL) {
-        htpasswd_free(*users);
-        *users = NULL;
-        return -1;
-    }
-    return 0;
+        rc = -1;
+    if (cfg->auth_groups && (*groups = htgroups_load(cfg->auth_groups, d)) == NULL)
+        rc = -1;
+    return rc;
 }
 
 struct snapshot *
@@ -105,8 +104,11 @@ snapshot_reload_auth(struct snapshot *cur, struct diag *d)
     struct htpasswd *users;
     struct htgroups *groups;
     struct file_sig hsig, gsig;
-    if (load_auth(cur->cfg, &users, &groups, &hsig, &gsig, d) < 0)
+    if (load_auth(cur->cfg, &users, &groups, &hsig, &gsig, d) < 0) {
+        htpasswd_free(users);
+        htgroups_free(groups);
         return NULL;
+    }
     struct snapshot *s = snapshot_new(cur->cfg, cur->rules);
     if (s == NULL) {
         diag_error(d, cur->cfg->auth_htpasswd ? cur->cfg->auth_htpasswd : cur->cfg->auth_groups, 0,
@@ -134,15 +136,16 @@ snapshot_load(const char *path, struct diag *d)
     struct config *cfg = config_load(path, d);
     if (cfg == NULL)
         return NULL;
-    struct rules *rules = rules_load(cfg->rules_dir, d);
-    if (rules == NULL) {
-        config_free(cfg);
-        return NULL;
-    }
+    /* Each file is read even when one before it failed: one check reports
+     * every problem. The roles are checked against the [auth] files that
+     * loaded. */
     struct htpasswd *users = NULL;
     struct htgroups *groups = NULL;
     struct file_sig hsig, gsig;
-    if (load_auth(cfg, &users, &groups, &hsig, &gsig, d) < 0)
+    int auth_ok = load_auth(cfg, &users, &groups, &hsig, &gsig, d) == 0;
+    struct policy_idfiles ids = {cfg->path, cfg->auth_htpasswd, users, cfg->auth_groups, groups};
+    struct rules *rules = rules_load_ids(cfg->rules_dir, &ids, d);
+    if (rules == NULL || !auth_ok)
         goto fail;
     struct snapshot *s = snapshot_new(cfg, rules);
     if (s == NULL) {

@@ -631,6 +631,14 @@ test_groups_file(void **state)
     assert_false(htgroups_member(g, NULL, "alice"));
     assert_false(htgroups_member(g, "staff", NULL));
     assert_false(htgroups_member(NULL, "staff", "alice"));
+    /* the groups the file names, members or not */
+    assert_true(htgroups_has_group(g, "staff"));
+    assert_true(htgroups_has_group(g, "students"));
+    assert_true(htgroups_has_group(g, "empty"));
+    assert_false(htgroups_has_group(g, "nosuch"));
+    assert_false(htgroups_has_group(g, "Staff"));
+    assert_false(htgroups_has_group(g, NULL));
+    assert_false(htgroups_has_group(NULL, "staff"));
 
     assert_string_equal(groups_of(g, "alice", &c), "admins,staff");
     assert_string_equal(groups_of(g, "bob", &c), "staff,students");

@@ -1032,6 +1032,148 @@ test_errors_file_line(void **state)
                  "p.ini:%d: message: only lists continue", "  b");
 }
 
+/* Loads text (a whole rules file, no CATALOG) and returns every message
+ * joined by newlines (static); the load must fail. */
+static const char *
+errors_of(const char *text, size_t *errors)
+{
+    static char out[4096];
+    struct diag d = {0};
+    struct rules *r = rules_load_string(text, "p.ini", &d);
+    assert_null(r);
+    out[0] = '\0';
+    for (size_t i = 0; i < d.n; i++) {
+        strncat(out, d.msgs[i], sizeof(out) - strlen(out) - 1);
+        strncat(out, "\n", sizeof(out) - strlen(out) - 1);
+    }
+    *errors = d.errors;
+    diag_free(&d);
+    return out;
+}
+
+/* One check reports every problem, each once: the names in rules are
+ * resolved after errors in the files too, and what uses a broken schedule
+ * or platform is not reported again. */
+static void
+test_every_problem_once(void **state)
+{
+    (void)state;
+    size_t n;
+    /* an unknown key in one rule, an unknown role in a later one */
+    const char *out = errors_of(with_catalog("[rule a]\nbogus = 1\naction = allow\n"
+                                             "[rule b]\nroles = nobody\naction = deny\n"),
+                                &n);
+    print_message("%s", out);
+    assert_int_equal(n, 2);
+    assert_non_null(strstr(out, "p.ini:14: unknown key 'bogus' in a rule"));
+    assert_non_null(strstr(out, "p.ini:17: rule 'b': unknown role 'nobody'"));
+
+    /* a broken schedule: one message, none for the rules that use it */
+    out = errors_of(with_catalog("[schedule lunch]\nwhen = mon-fri 25:00-26:00\n"
+                                 "[schedule later]\nwhen = lunch, sat\n"
+                                 "[rule a]\nwhen = lunch\naction = allow\n"
+                                 "[rule b]\nwhen = lunch, sun\naction = deny\n"
+                                 "[rule c]\nwhen = lunch, brunch\naction = deny\n"),
+                    &n);
+    print_message("%s", out);
+    assert_int_equal(n, 2);
+    assert_non_null(strstr(out, "p.ini:14: schedule 'lunch': when = mon-fri 25:00-26:00:"));
+    assert_null(strstr(out, "'lunch': unknown schedule"));
+    /* another problem in the same expression is still found */
+    assert_non_null(strstr(out, "p.ini:24: rule 'c': when = lunch, brunch: 'brunch': unknown "
+                                "schedule"));
+    /* a schedule without when is broken the same way */
+    out = errors_of(with_catalog("[schedule s]\nexcept = mon\n[rule a]\nwhen = s\naction = allow\n"),
+                    &n);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(out, "schedule 's' has no 'when'"));
+
+    /* a refused category is not also "no category" */
+    out = errors_of("[platform p]\ncategory = Social Media\ndomains = p.example\n", &n);
+    print_message("%s", out);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(out, "p.ini:2: category = Social Media: expected a name"));
+
+    /* the can-never-match lint waits for a clean load: it would judge rules
+     * only partly read */
+    out = errors_of(with_catalog("[rule all]\naction = deny\n[rule b]\naction = allow\n"
+                                 "bogus = 1\n"),
+                    &n);
+    assert_int_equal(n, 1);
+    assert_null(strstr(out, "can never match"));
+}
+
+/* A role's users and groups against the [auth] files. */
+static void
+test_role_identities(void **state)
+{
+    (void)state;
+    static const char policy[] = "[role mkt]\n"
+                                 "users = alice, zed\n"
+                                 "groups = marketing, sales, empty\n"
+                                 "[role net]\n"
+                                 "networks = 10.0.0.0/8\n"
+                                 "[rule r]\nroles = mkt, net\naction = allow\n";
+    struct diag d = {0};
+    struct rules *r = rules_load_string(with_catalog(policy), "p.ini", &d);
+    assert_non_null(r);
+    struct htpasswd *users =
+        htpasswd_load_string("alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n", "u.htpasswd", &d);
+    struct htgroups *groups = htgroups_load_string("marketing: alice\nempty:\n", "g.groups", &d);
+    assert_non_null(users);
+    assert_non_null(groups);
+    assert_int_equal(d.n, 0);
+    int lu = line_of(with_catalog(policy), "users ="), lg = line_of(with_catalog(policy), "groups =");
+    char want[512];
+
+    /* both files: names they lack are warnings, naming the file read */
+    struct policy_idfiles ids = {"proxy.ini", "/etc/sg/u.htpasswd", users, "/etc/sg/g.groups",
+                                 groups};
+    policy_check_identities(r->policy, &ids, &d);
+    print_diag(&d);
+    assert_int_equal(d.errors, 0);
+    assert_int_equal(d.warnings, 2);
+    snprintf(want, sizeof(want),
+             "p.ini:%d: warning: role 'mkt': user 'zed' is not in /etc/sg/u.htpasswd: the role "
+             "does not match that name until it is added there",
+             lu);
+    assert_string_equal(d.msgs[0], want);
+    snprintf(want, sizeof(want),
+             "p.ini:%d: warning: role 'mkt': group 'sales' is not in the groups file "
+             "/etc/sg/g.groups: the role does not match by it until it is added there",
+             lg);
+    assert_string_equal(d.msgs[1], want);
+    diag_free(&d);
+
+    /* no files at all: the role can never match by them, an error */
+    struct policy_idfiles none = {"proxy.ini", NULL, NULL, NULL, NULL};
+    policy_check_identities(r->policy, &none, &d);
+    print_diag(&d);
+    assert_int_equal(d.errors, 2);
+    assert_int_equal(d.warnings, 0);
+    snprintf(want, sizeof(want),
+             "p.ini:%d: role 'mkt': users = alice, zed, but proxy.ini sets no [auth] htpasswd: "
+             "no one signs in, so the role can never match by user",
+             lu);
+    assert_string_equal(d.msgs[0], want);
+    snprintf(want, sizeof(want),
+             "p.ini:%d: role 'mkt': groups = marketing, sales, empty, but proxy.ini sets no "
+             "[auth] groups file: the role can never match by group",
+             lg);
+    assert_string_equal(d.msgs[1], want);
+    diag_free(&d);
+
+    /* a file that is configured but failed to load was reported itself */
+    struct policy_idfiles failed = {"proxy.ini", "/etc/sg/u.htpasswd", NULL, "/etc/sg/g.groups",
+                                    NULL};
+    policy_check_identities(r->policy, &failed, &d);
+    assert_int_equal(d.n, 0);
+
+    rules_free(r);
+    htpasswd_free(users);
+    htgroups_free(groups);
+}
+
 /* Several files: names refer across files, messages name the file. */
 static void
 test_rules_folder(void **state)
@@ -1765,14 +1907,12 @@ test_shipped_example(void **state)
     f.rules = r;
     f.snap.rules = r;
     f.snap.cfg = &f.cfg;
-    f.groups = htgroups_load_string("marketing: dora\n", "groups", &d);
-    f.snap.groups = f.groups;
     usage_reset();
+    /* marketing by network only: its users and groups are commented out,
+     * as the example proxy.ini has no [auth] files */
     static const struct row rows[] = {
-        {{"alice", NULL, "www.linkedin.com", "GET", "/", "2026-11-30 10:00"}, "marketing-all-day",
-         "allow", "marketing"},
-        {{"dora", NULL, "www.facebook.com", NULL, NULL, "2026-11-30 10:00"}, "marketing-all-day",
-         "allow", "marketing"},
+        {{"alice", NULL, "www.linkedin.com", "GET", "/", "2026-11-30 10:00"}, "social-otherwise",
+         "deny", "-"},
         {{NULL, "10.20.1.1", "www.instagram.com", NULL, NULL, "2026-11-30 10:00"},
          "marketing-all-day", "allow", "marketing,staff"},
         {{NULL, "10.1.2.3", "www.reddit.com", "GET", "/", "2026-11-30 10:00"}, "social-otherwise",
@@ -1823,6 +1963,8 @@ main(void)
         cmocka_unit_test(test_verdicts),
         cmocka_unit_test(test_lint_unreachable),
         cmocka_unit_test(test_errors_file_line),
+        cmocka_unit_test(test_every_problem_once),
+        cmocka_unit_test(test_role_identities),
         cmocka_unit_test(test_rules_folder),
         cmocka_unit_test(test_stricter),
         cmocka_unit_test(test_state_round_trip),
