@@ -16,8 +16,10 @@ struct load {
     struct diag *d;
     const char *file;
     int line;
-    char last_key[80]; /* section/key of the previous line, for continuations */
-    unsigned seen;     /* bit per key, for duplicates */
+    char last_key[80];    /* section/key of the previous line, for continuations */
+    unsigned seen;        /* bit per key, for duplicates */
+    unsigned failed;      /* bit per key whose value was refused */
+    int bad_section_line; /* header of the unknown section last reported */
 };
 
 static char *
@@ -65,12 +67,13 @@ add_listen(void *arg, const char *item)
     struct load *l = arg;
     struct config *c = l->c;
     const char *err;
-    struct listen_addr a;
+    struct listen_addr a = {0};
     if (item == NULL)
         return bad(l, "listen", "...", "item too long");
     if (addr_parse_listen(item, &a.ss, &a.len, &err) < 0)
         return bad(l, "listen", item, err);
     snprintf(a.text, sizeof(a.text), "%s", item);
+    a.line = l->line;
     struct listen_addr *nv = realloc(c->listen, (c->nlisten + 1) * sizeof(*nv));
     if (nv == NULL)
         abort();
@@ -97,7 +100,14 @@ static int
 add_client(void *arg, const char *item)
 {
     struct load *l = arg;
-    return add_cidr_to(l, &l->c->clients, "clients", item);
+    if (add_cidr_to(l, &l->c->clients, "clients", item) < 0)
+        return -1;
+    if (cidr_is_everyone(&l->c->clients.v[l->c->clients.n - 1]))
+        diag_warning(l->d, l->file, l->line,
+                     "clients = %s makes this an open proxy: anyone who reaches the listen "
+                     "address can use it",
+                     item);
+    return 0;
 }
 
 static int
@@ -320,6 +330,7 @@ set_special(struct load *l, const struct key *k, const char *value)
         if (addr_parse_listen(value, &c->admin_listen.ss, &c->admin_listen.len, &err) < 0)
             return bad(l, "listen", value, err);
         snprintf(c->admin_listen.text, sizeof(c->admin_listen.text), "%s", value);
+        c->admin_listen.line = l->line;
         c->admin_enabled = 1;
         return 0;
     }
@@ -420,12 +431,14 @@ set_special(struct load *l, const struct key *k, const char *value)
     return bad(l, k->name, value, "internal: unhandled key");
 }
 
+static int set_key(struct load *l, const struct key *k, size_t idx, const char *name,
+                   const char *value, int continued);
+
 static int
 on_key(void *arg, const char *file, int line, int section_line, const char *section, const char *name,
        const char *value, int continued)
 {
     struct load *l = arg;
-    (void)section_line;
     l->file = file;
     l->line = line;
 
@@ -446,13 +459,44 @@ on_key(void *arg, const char *file, int line, int section_line, const char *sect
         return -1;
     }
     if (!known_section) {
-        diag_error(l->d, file, line, "unknown section [%s]", section);
+        /* Once, at its header, not at each of its lines. */
+        int at = section_line > 0 ? section_line : line;
+        if (at != l->bad_section_line)
+            diag_error(l->d, file, at,
+                       "unknown section [%s] (expected proxy, dns, limits, log, admin or auth)",
+                       section);
+        l->bad_section_line = at;
         return -1;
     }
     if (k == NULL) {
         diag_error(l->d, file, line, "unknown key '%s' in [%s]", name, section);
         return -1;
     }
+    if (set_key(l, k, idx, name, value, continued) < 0) {
+        l->failed |= 1u << idx;
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether [section] name was given a value that was refused: the checks
+ * between keys leave it out rather than report its consequences. */
+static int
+key_failed(const struct load *l, const char *section, const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+            return (l->failed >> i) & 1;
+    return 0;
+}
+
+static int
+set_key(struct load *l, const struct key *k, size_t idx, const char *name, const char *value,
+        int continued)
+{
+    const char *section = k->section;
+    const char *file = l->file;
+    int line = l->line;
     if (continued && k->type != K_LIST) {
         diag_error(l->d, file, line, "%s: only lists continue on indented lines", name);
         return -1;
@@ -532,7 +576,7 @@ apply_defaults(struct config *c, struct load *l)
     const char *err;
     struct diag *d = l->d;
     if (c->nlisten == 0) {
-        struct listen_addr a;
+        struct listen_addr a = {0};
         addr_parse_listen("127.0.0.1:3128", &a.ss, &a.len, &err);
         snprintf(a.text, sizeof(a.text), "127.0.0.1:3128");
         c->listen = malloc(sizeof(a));
@@ -572,7 +616,7 @@ apply_defaults(struct config *c, struct load *l)
         cidrset_add(&loop, &lc);
         int loopback = cidrset_match(&loop, sa);
         cidrset_free(&loop);
-        if (c->admin_allow.n == 0) {
+        if (c->admin_allow.n == 0 && !key_failed(l, "admin", "allow")) {
             if (!loopback)
                 diag_error(d, c->path, 0,
                            "[admin] listen = %s is not loopback: set [admin] allow first",
@@ -580,15 +624,29 @@ apply_defaults(struct config *c, struct load *l)
             add_admin_allow(l, "127.0.0.0/8");
             add_admin_allow(l, "::1");
         }
+        /* Both would take the port (the proxy's listeners share theirs
+         * with SO_REUSEPORT, and the admin endpoint's bind fails). */
+        for (size_t i = 0; i < c->nlisten && !key_failed(l, "proxy", "listen"); i++) {
+            if (!addr_listen_overlap((const struct sockaddr *)&c->listen[i].ss, sa))
+                continue;
+            char at[48] = "the default";
+            if (c->listen[i].line > 0)
+                snprintf(at, sizeof(at), "line %d", c->listen[i].line);
+            diag_error(d, c->path, c->admin_listen.line,
+                       "[admin] listen = %s takes the address of the proxy's listen = %s (%s): "
+                       "give the admin endpoint a port of its own",
+                       c->admin_listen.text, c->listen[i].text, at);
+            break;
+        }
     }
     if (c->auth_realm == NULL)
         c->auth_realm = xstrdup("socialgate");
-    if (c->auth_required && c->auth_htpasswd == NULL)
+    if (c->auth_required && c->auth_htpasswd == NULL && !key_failed(l, "auth", "htpasswd"))
         diag_error(d, c->path, 0, "[auth] required = yes needs [auth] htpasswd");
-    if (c->auth_groups && c->auth_htpasswd == NULL)
+    if (c->auth_groups && c->auth_htpasswd == NULL && !key_failed(l, "auth", "htpasswd"))
         diag_error(d, c->path, 0, "[auth] groups needs [auth] htpasswd");
     struct stat st;
-    if (stat(c->rules_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+    if (!key_failed(l, "proxy", "rules") && (stat(c->rules_dir, &st) < 0 || !S_ISDIR(st.st_mode)))
         diag_error(d, c->path, 0, "rules = %s: not a directory", c->rules_dir);
     return d->errors ? -1 : 0;
 }
@@ -604,8 +662,9 @@ load_common(const char *path, const char *text, const char *name, const char *di
         inifile_parse_string(text, name, on_key, &l, d);
     else
         inifile_parse(path, name, on_key, &l, d);
-    if (d->errors == before)
-        apply_defaults(c, &l);
+    /* The checks between keys run after errors too (leaving out keys
+     * whose value was refused): one check reports every problem. */
+    apply_defaults(c, &l);
     if (d->errors != before) {
         config_free(c);
         return NULL;

@@ -13,6 +13,7 @@ struct listen_addr {
     struct sockaddr_storage ss;
     socklen_t len;
     char text[80];
+    int line; /* in proxy.ini, 0: a default */
 };
 
 struct config {

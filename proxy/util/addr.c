@@ -277,6 +277,31 @@ addr_is_loopback(const struct sockaddr *sa)
 }
 
 int
+addr_listen_overlap(const struct sockaddr *a, const struct sockaddr *b)
+{
+    uint32_t v4;
+    if (addr_port(a) != addr_port(b))
+        return 0;
+    if (addr_equal(a, b))
+        return 1;
+    int a_any = addr_is_unspecified(a), b_any = addr_is_unspecified(b);
+    /* :: (not a mapped 0.0.0.0) takes every address of both families */
+    if ((a_any && !addr_v4(a, &v4)) || (b_any && !addr_v4(b, &v4)))
+        return 1;
+    /* 0.0.0.0 takes every IPv4 address */
+    return (a_any && addr_v4(b, &v4)) || (b_any && addr_v4(a, &v4));
+}
+
+int
+cidr_is_everyone(const struct cidr *c)
+{
+    static const uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0};
+    if (c->prefix == 0)
+        return 1;
+    return c->family == AF_INET6 && c->prefix <= 96 && prefix_eq(c->addr, mapped, c->prefix);
+}
+
+int
 addr_reaches_listener(const struct sockaddr *dst, const struct sockaddr *listen,
                       const struct cidrset *local)
 {

@@ -41,6 +41,16 @@ int addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 int addr_is_unspecified(const struct sockaddr *sa);
 /* 127.0.0.0/8 (also IPv4-mapped) or ::1. */
 int addr_is_loopback(const struct sockaddr *sa);
+/* Whether sockets listening on a and b would take the same port on some
+ * address, as socialgate binds them: the same address and port, or the
+ * same port where one listens on every address (0.0.0.0 takes IPv4 only,
+ * :: takes IPv6 and IPv4). */
+int addr_listen_overlap(const struct sockaddr *a, const struct sockaddr *b);
+/* Whether c lets in every client of a family: a /0, or an IPv6 network
+ * holding every IPv4-mapped address (::ffff:0:0/96, ::/64, ...), which a
+ * listener on every address sees IPv4 clients as. */
+int cidr_is_everyone(const struct cidr *c);
+
 /* Whether a connection to dst would reach a socket listening on `listen`:
  * the same address and port, or the listener's port on any address of this
  * machine when it listens on every address (0.0.0.0 takes IPv4 only, ::

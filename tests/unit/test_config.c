@@ -384,7 +384,8 @@ static const struct bad bad[] = {
     {"[proxy]\nbogus = 1\n", "t.ini:2: unknown key 'bogus' in [proxy]"},
     {"[proxy]\nListen = 127.0.0.1:1\n", "t.ini:2: unknown key 'Listen' in [proxy]"},
     {"[limits]\nworkers = 2\n", "t.ini:2: unknown key 'workers' in [limits]"},
-    {"[prxy]\nworkers = 2\n", "t.ini:2: unknown section [prxy]"},
+    {"[prxy]\nworkers = 2\n",
+     "t.ini:1: unknown section [prxy] (expected proxy, dns, limits, log, admin or auth)"},
     {"[auth]\nusers = x\n", "t.ini:2: unknown key 'users' in [auth]"},
     {"[auth]\nrequired = yes\n", "t.ini: [auth] required = yes needs [auth] htpasswd"},
     {"[auth]\nrealm = a\"b\n", "t.ini:2: realm = a\"b: quotes, backslashes and control characters are not allowed"},
@@ -400,6 +401,25 @@ static const struct bad bad[] = {
     {"[limits]\ndrain = 5s\n  6s\n", "t.ini:3: drain: only lists continue on indented lines"},
     {"[proxy]\njunk line\n", "t.ini:2: syntax error (expected [section] or key = value)"},
     {"[proxy\nworkers = 1\n", "t.ini:1: syntax error (expected [section] or key = value)"},
+    /* the admin endpoint on an address the proxy listens on */
+    {"[proxy]\nlisten = 127.0.0.1:3128\n[admin]\nlisten = 127.0.0.1:3128\n",
+     "t.ini:4: [admin] listen = 127.0.0.1:3128 takes the address of the proxy's listen = "
+     "127.0.0.1:3128 (line 2): give the admin endpoint a port of its own"},
+    {"[proxy]\nlisten = [::1]:3130, *:3128\n[admin]\nlisten = 127.0.0.1:3128\n",
+     "t.ini:4: [admin] listen = 127.0.0.1:3128 takes the address of the proxy's listen = "
+     "*:3128 (line 2): give the admin endpoint a port of its own"},
+    {"[proxy]\nlisten = 0.0.0.0:3128\n[admin]\nlisten = 127.0.0.1:3128\n",
+     "t.ini:4: [admin] listen = 127.0.0.1:3128 takes the address of the proxy's listen = "
+     "0.0.0.0:3128 (line 2): give the admin endpoint a port of its own"},
+    {"[proxy]\nlisten = 127.0.0.1:3128\n[admin]\nlisten = [::ffff:127.0.0.1]:3128\n",
+     "t.ini:4: [admin] listen = [::ffff:127.0.0.1]:3128 takes the address of the proxy's "
+     "listen = 127.0.0.1:3128 (line 2): give the admin endpoint a port of its own"},
+    {"[proxy]\nlisten = [::1]:3128\n[admin]\nlisten = [::1]:3128\n",
+     "t.ini:4: [admin] listen = [::1]:3128 takes the address of the proxy's listen = "
+     "[::1]:3128 (line 2): give the admin endpoint a port of its own"},
+    {"[admin]\nallow = 10.0.0.0/8\nlisten = 0.0.0.0:3128\n",
+     "t.ini:3: [admin] listen = 0.0.0.0:3128 takes the address of the proxy's listen = "
+     "127.0.0.1:3128 (the default): give the admin endpoint a port of its own"},
     /* [proxy] */
     {"[proxy]\nlisten = localhost:80\n",
      "t.ini:2: listen = localhost:80: bad address (expected IP:port, [IPv6]:port or *:port)"},
@@ -533,6 +553,95 @@ test_all_errors_reported(void **state)
     assert_true(has_msg(&d, "t.ini:5: drain = x: bad duration (expected e.g. 500ms, 10s, 5m, 1h)"));
     assert_true(has_msg(&d, "t.ini:6: max_connections = 0: out of range (1 to 10000000)"));
     diag_free(&d);
+}
+
+/* One root cause, one message; the checks between keys run after errors
+ * elsewhere in the file, and leave out the keys that were refused. */
+static void
+test_every_problem_once(void **state)
+{
+    (void)state;
+    struct diag d;
+    struct config *c = load("[proxy]\n"
+                            "listen = 127.0.0.1:3128\n"
+                            "bogus = 1\n"
+                            "[prxy]\n"
+                            "workers = 2\n"
+                            "timezone = UTC\n"
+                            "\n"
+                            "state_dir = /tmp\n"
+                            "[admin]\n"
+                            "listen = 127.0.0.1:3128\n"
+                            "[auth]\n"
+                            "htpasswd =\n"
+                            "required = yes\n",
+                            &d);
+    dump(&d);
+    assert_null(c);
+    assert_int_equal(d.errors, 4);
+    assert_true(has_msg(&d, "t.ini:3: unknown key 'bogus' in [proxy]"));
+    assert_true(has_msg(&d, "t.ini:4: unknown section [prxy] (expected proxy, dns, limits, log, "
+                            "admin or auth)"));
+    assert_true(has_msg(&d, "t.ini:10: [admin] listen = 127.0.0.1:3128 takes the address of the "
+                            "proxy's listen = 127.0.0.1:3128 (line 2): give the admin endpoint "
+                            "a port of its own"));
+    assert_true(has_msg(&d, "t.ini:12: htpasswd = : empty path"));
+    /* not also "required = yes needs [auth] htpasswd": it was given, badly */
+    diag_free(&d);
+}
+
+/* Addresses that do not collide, and clients that make an open proxy. */
+static void
+test_listen_and_clients(void **state)
+{
+    (void)state;
+    static const char *const ok[] = {
+        "[proxy]\nlisten = 127.0.0.1:3128\n[admin]\nlisten = 127.0.0.1:3129\n",
+        "[proxy]\nlisten = 127.0.0.1:3128\n[admin]\nlisten = 127.0.0.2:3128\n",
+        "[proxy]\nlisten = 0.0.0.0:3128\n[admin]\nlisten = [::1]:3128\n",
+        "[proxy]\nlisten = [::1]:3128\n[admin]\nlisten = 127.0.0.1:3128\n",
+        "[proxy]\nlisten = 127.0.0.1:3128\n[admin]\nlisten = [::1]:3128\n",
+    };
+    struct diag d;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        struct config *c = load(ok[i], &d);
+        if (c == NULL || d.n != 0) {
+            dump(&d);
+            fail_msg("config:\n%swant no problem", ok[i]);
+        }
+        config_free(c);
+        diag_free(&d);
+    }
+    static const struct {
+        const char *clients;
+        int open;
+    } cl[] = {
+        {"0.0.0.0/0", 1},         {"::/0", 1},           {"10.0.0.0/8, ::/0", 1},
+        {"::ffff:0:0/96", 1},     {"::/64", 1},          {"1.2.3.4/0", 1},
+        {"10.0.0.0/8, ::1", 0},   {"0.0.0.0/1", 0},      {"::ffff:0:0/97", 0},
+        {"2001:db8::/32", 0},     {"127.0.0.0/8", 0},
+    };
+    for (size_t i = 0; i < sizeof(cl) / sizeof(cl[0]); i++) {
+        char text[256], want[512];
+        snprintf(text, sizeof(text), "[proxy]\nclients = %s\n", cl[i].clients);
+        struct config *c = load(text, &d);
+        assert_non_null(c);
+        assert_int_equal(d.errors, 0);
+        if (d.warnings != (size_t)cl[i].open) {
+            dump(&d);
+            fail_msg("clients = %s: %zu warnings, want %d", cl[i].clients, d.warnings, cl[i].open);
+        }
+        if (cl[i].open) {
+            const char *item = strrchr(cl[i].clients, ' ');
+            snprintf(want, sizeof(want),
+                     "t.ini:2: warning: clients = %s makes this an open proxy: anyone who "
+                     "reaches the listen address can use it",
+                     item ? item + 1 : cl[i].clients);
+            assert_string_equal(d.msgs[0], want);
+        }
+        config_free(c);
+        diag_free(&d);
+    }
 }
 
 /* libinih (Debian) stops at 200 bytes a line: the message must say so and
@@ -786,6 +895,8 @@ main(void)
         cmocka_unit_test(test_continuation),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_all_errors_reported),
+        cmocka_unit_test(test_every_problem_once),
+        cmocka_unit_test(test_listen_and_clients),
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_load_file_errors),
