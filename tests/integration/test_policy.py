@@ -830,6 +830,152 @@ def test_check_warns_about_unreachable_rules(make_sg, hosts):
     assert "video-deny" not in err, err
 
 
+def check(d):
+    """(exit code, stderr) of socialgate -t on daemon d's configuration."""
+    r = run([str(BIN), "-t", "-c", str(d.config)], timeout=20)
+    return r.returncode, r.stderr.decode(errors="replace")
+
+
+def test_check_reports_every_problem_once(make_sg, hosts):
+    policy = ("[rule a]\nplatforms = facebook\nbogus = 1\naction = allow\n\n"
+              "[schedule lunch]\nwhen = mon-fri 25:00-26:00\n\n"
+              "[rule b]\nroles = nobody\naction = deny\n\n"
+              "[rule c]\nwhen = lunch\naction = allow\n\n"
+              "[rule d]\nwhen = lunch, sat\naction = deny\n\n"
+              "[frob x]\na = 1\nb = 2\nc = 3\n")
+    d = start_policy(make_sg, hosts, policy, start=False)
+    rc, err = check(d)
+    assert rc == 1, err
+    f = d.dir / "rules" / "10-policy.ini"
+    for needle, msg in (("bogus = 1", "unknown key 'bogus' in a rule"),
+                        ("when = mon-fri 25:00", "schedule 'lunch': when = mon-fri 25:00-26:00:"),
+                        ("roles = nobody", "rule 'b': unknown role 'nobody'"),
+                        ("[frob x]", "unknown section [frob x]")):
+        want = "%s:%d: %s" % (f, line_of(policy, needle), msg)
+        assert want in err, "want %r in:\n%s" % (want, err)
+    # one root cause, one message: nothing for the rules that use the broken schedule, and
+    # the unknown section once, not once per line
+    assert "unknown schedule" not in err, err
+    assert err.count("unknown section") == 1, err
+    assert "socialgate: %s: 4 errors" % d.config in err, err
+
+
+AUTH_ROLE_POLICY = """\
+[role mkt]
+users = alice, dave
+groups = marketing, sales
+
+[rule mkt-social]
+roles = mkt
+categories = social
+action = allow
+"""
+
+
+def test_check_roles_against_auth_files(make_sg, hosts, tmp_path):
+    pw = make_htpasswd(tmp_path / "users.htpasswd")
+    d = start_policy(make_sg, hosts, AUTH_ROLE_POLICY,
+                     auth={"htpasswd": "users.htpasswd", "groups": "users.groups"},
+                     files={"users.htpasswd": pw.read_bytes(), "users.groups": "marketing: bob\n"},
+                     start=False)
+    rc, err = check(d)
+    f = d.dir / "rules" / "10-policy.ini"
+    # names the files lack are warnings (they may be added later), naming the file read
+    assert rc == 0, err
+    want = ("%s:%d: warning: role 'mkt': user 'dave' is not in %s" %
+            (f, line_of(AUTH_ROLE_POLICY, "users ="), d.dir / "users.htpasswd"))
+    assert want in err, err
+    want = ("%s:%d: warning: role 'mkt': group 'sales' is not in the groups file %s" %
+            (f, line_of(AUTH_ROLE_POLICY, "groups ="), d.dir / "users.groups"))
+    assert want in err, err
+    assert "'alice'" not in err and "'marketing'" not in err, err
+
+
+def test_check_roles_without_auth_files_refused(make_sg, hosts):
+    d = start_policy(make_sg, hosts, AUTH_ROLE_POLICY, start=False)
+    rc, err = check(d)
+    f = d.dir / "rules" / "10-policy.ini"
+    assert rc == 1, err
+    want = ("%s:%d: role 'mkt': users = alice, dave, but %s sets no [auth] htpasswd: no one signs "
+            "in, so the role can never match by user" %
+            (f, line_of(AUTH_ROLE_POLICY, "users ="), d.config))
+    assert want in err, err
+    want = ("%s:%d: role 'mkt': groups = marketing, sales, but %s sets no [auth] groups file: the "
+            "role can never match by group" % (f, line_of(AUTH_ROLE_POLICY, "groups ="), d.config))
+    assert want in err, err
+    # what -t refuses, a start refuses too
+    d.start(wait=False)
+    assert d.proc.wait(timeout=20) == 1
+    d.expected_exit = True
+    assert "can never match by group" in d.stderr_tail()
+
+
+def test_reload_refuses_groups_without_groups_file(make_sg, env, hosts):
+    d = start_policy(make_sg, hosts, RELOAD_OK)
+    t0 = time.time()
+    policy_file = d.dir / "rules" / "10-policy.ini"
+    policy_file.write_text("[role mkt]\ngroups = marketing\n\n" + RELOAD_FIXED)
+    d.send(signal.SIGHUP)
+    e = d.wait_log(since=t0, ev="config", result="error", timeout=10)
+    assert e["file"] == str(policy_file) and e["line"] == "2", e.raw
+    assert "sets no [auth] groups file" in e["msg"], e.raw
+    # the old policy still runs: reddit is denied
+    status, _, _ = get(d, "http://www.reddit.com:%d/u/x" % env.nginx_http)
+    assert status == 403
+
+
+def config_line(d, needle):
+    return line_of(d.config.read_text(), needle)
+
+
+def test_check_warns_about_an_open_proxy(make_sg):
+    for clients in ("0.0.0.0/0", "::/0", "10.0.0.0/8, ::ffff:0:0/96"):
+        d = make_sg(overrides={"proxy": {"clients": clients}}, start=False)
+        rc, err = check(d)
+        assert rc == 0, err
+        item = clients.split(", ")[-1]
+        want = ("%s:%d: warning: clients = %s makes this an open proxy: anyone who reaches the "
+                "listen address can use it" % (d.config, config_line(d, "clients ="), item))
+        assert want in err, err
+    d = make_sg(overrides={"proxy": {"clients": "10.0.0.0/8, ::1"}}, start=False)
+    rc, err = check(d)
+    assert rc == 0 and "open proxy" not in err, err
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1", "*", "0.0.0.0"])
+def test_check_refuses_admin_on_the_proxy_address(make_sg, listen):
+    d = make_sg(start=False)
+    text = d.config.read_text().replace("listen = 127.0.0.1:%d" % d.port,
+                                        "listen = %s:%d" % (listen, d.port))
+    d.config.write_text(text + "\n[admin]\nlisten = 127.0.0.1:%d\n" % d.port)
+    rc, err = check(d)
+    assert rc == 1, err
+    admin_line = len(d.config.read_text().splitlines())  # the last line
+    want = ("%s:%d: [admin] listen = 127.0.0.1:%d takes the address of the proxy's listen = "
+            "%s:%d (line %d): give the admin endpoint a port of its own" %
+            (d.config, admin_line, d.port, listen, d.port,
+             config_line(d, "listen = %s:%d" % (listen, d.port))))
+    assert want in err, err
+    d.start(wait=False)
+    assert d.proc.wait(timeout=20) == 1
+    d.expected_exit = True
+
+
+def test_check_reports_an_unknown_section_once(make_sg):
+    d = make_sg(start=False)
+    text = d.config.read_text() + "\n[limts]\nmax_connections = 10\ndrain = 1s\nidle_timeout = 5s\n"
+    d.config.write_text(text)
+    rc, err = check(d)
+    assert rc == 1, err
+    assert err.count("unknown section") == 1, err
+    assert "%s:%d: unknown section [limts]" % (d.config, line_of(text, "[limts]")) in err, err
+
+
+def test_check_shipped_policy_without_auth_is_clean(shipped):
+    rc, err = check(shipped)
+    assert rc == 0 and "warning" not in err, err
+
+
 # --- explain ------------------------------------------------------------------------------------
 
 SHIPPED_POLICY = REPO_ROOT / "rules" / "10-policy.ini"
@@ -851,8 +997,8 @@ def shipped_line(rule):
 
 
 EXPLAIN = [
-    ("alice_linkedin", ["--user", "alice", "--at", "2026-11-30 10:00", "www.linkedin.com"], 0,
-     "allow", "marketing-all-day"),
+    ("alice_linkedin", ["--user", "alice", "--ip", "10.20.1.2", "--at", "2026-11-30 10:00",
+                        "www.linkedin.com"], 0, "allow", "marketing-all-day"),
     ("staff_reddit_morning", ["--ip", "10.1.2.3", "--at", "2026-11-30 10:00", "www.reddit.com"], 1,
      "deny", "social-otherwise"),
     ("staff_reddit_lunch", ["--ip", "10.1.2.3", "--at", "2026-11-30 12:10", "www.reddit.com"], 0,
@@ -878,10 +1024,11 @@ def test_explain_shipped_policy(shipped, case):
 
 
 def test_explain_details(shipped):
-    code, out, _ = explain(shipped, "--user", "alice", "--at", "2026-11-30 10:00", "www.linkedin.com")
+    code, out, _ = explain(shipped, "--user", "alice", "--ip", "10.20.1.2", "--at",
+                           "2026-11-30 10:00", "www.linkedin.com")
     assert code == 0
     assert "platform:  linkedin" in out and "category:  social" in out, out
-    assert "roles:     marketing (user alice)" in out, out
+    assert "roles:     marketing (network 10.20.0.0/16)" in out, out
     assert "time:      Mon 2026-11-30 10:00 (UTC)" in out, out
 
     code, out, _ = explain(shipped, "--ip", "10.1.2.3", "--at", "2026-11-30 10:00", "www.reddit.com")
