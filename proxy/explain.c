@@ -135,7 +135,7 @@ explain_main(int argc, char **argv, const char *default_config)
     }
     struct diag d = {0};
     struct snapshot *s = snapshot_load(config, &d);
-    for (size_t i = 0; i < d.n; i++)
+    for (size_t i = 0; s == NULL && i < d.n; i++) /* warnings are for -t */
         fprintf(stderr, "%s\n", d.msgs[i]);
     diag_free(&d);
     if (s == NULL)

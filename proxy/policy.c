@@ -753,7 +753,7 @@ policy_check_identities(const struct policy *p, const struct policy_idfiles *ids
          * for names no file holds. */
         if (r->nusers && ids->htpasswd_path == NULL) {
             join(r->users, r->nusers, list, sizeof(list));
-            diag_error(d, r->file, r->line_users,
+            diag_warning(d, r->file, r->line_users,
                        "role '%s': users = %s, but %s sets no [auth] htpasswd: no one signs "
                        "in, so the role can never match by user",
                        r->name, list, ids->config);
@@ -767,7 +767,7 @@ policy_check_identities(const struct policy *p, const struct policy_idfiles *ids
         }
         if (r->ngroups && ids->groups_path == NULL) {
             join(r->groups, r->ngroups, list, sizeof(list));
-            diag_error(d, r->file, r->line_groups,
+            diag_warning(d, r->file, r->line_groups,
                        "role '%s': groups = %s, but %s sets no [auth] groups file: the role "
                        "can never match by group",
                        r->name, list, ids->config);

@@ -891,37 +891,23 @@ def test_check_roles_against_auth_files(make_sg, hosts, tmp_path):
     assert "'alice'" not in err and "'marketing'" not in err, err
 
 
-def test_check_roles_without_auth_files_refused(make_sg, hosts):
+def test_check_roles_without_auth_files_warned(make_sg, hosts):
+    """Names with no [auth] file to find them in: a warning (a role may
+    still match by network), and the daemon starts."""
     d = start_policy(make_sg, hosts, AUTH_ROLE_POLICY, start=False)
     rc, err = check(d)
     f = d.dir / "rules" / "10-policy.ini"
-    assert rc == 1, err
-    want = ("%s:%d: role 'mkt': users = alice, dave, but %s sets no [auth] htpasswd: no one signs "
-            "in, so the role can never match by user" %
+    assert rc == 0, err
+    want = ("%s:%d: warning: role 'mkt': users = alice, dave, but %s sets no [auth] htpasswd: "
+            "no one signs in, so the role can never match by user" %
             (f, line_of(AUTH_ROLE_POLICY, "users ="), d.config))
     assert want in err, err
-    want = ("%s:%d: role 'mkt': groups = marketing, sales, but %s sets no [auth] groups file: the "
-            "role can never match by group" % (f, line_of(AUTH_ROLE_POLICY, "groups ="), d.config))
+    want = ("%s:%d: warning: role 'mkt': groups = marketing, sales, but %s sets no [auth] groups "
+            "file: the role can never match by group" %
+            (f, line_of(AUTH_ROLE_POLICY, "groups ="), d.config))
     assert want in err, err
-    # what -t refuses, a start refuses too
-    d.start(wait=False)
-    assert d.proc.wait(timeout=20) == 1
-    d.expected_exit = True
+    d.start()
     assert "can never match by group" in d.stderr_tail()
-
-
-def test_reload_refuses_groups_without_groups_file(make_sg, env, hosts):
-    d = start_policy(make_sg, hosts, RELOAD_OK)
-    t0 = time.time()
-    policy_file = d.dir / "rules" / "10-policy.ini"
-    policy_file.write_text("[role mkt]\ngroups = marketing\n\n" + RELOAD_FIXED)
-    d.send(signal.SIGHUP)
-    e = d.wait_log(since=t0, ev="config", result="error", timeout=10)
-    assert e["file"] == str(policy_file) and e["line"] == "2", e.raw
-    assert "sets no [auth] groups file" in e["msg"], e.raw
-    # the old policy still runs: reddit is denied
-    status, _, _ = get(d, "http://www.reddit.com:%d/u/x" % env.nginx_http)
-    assert status == 403
 
 
 def config_line(d, needle):
@@ -971,9 +957,11 @@ def test_check_reports_an_unknown_section_once(make_sg):
     assert "%s:%d: unknown section [limts]" % (d.config, line_of(text, "[limts]")) in err, err
 
 
-def test_check_shipped_policy_without_auth_is_clean(shipped):
+def test_check_shipped_policy_without_auth_only_warns(shipped):
     rc, err = check(shipped)
-    assert rc == 0 and "warning" not in err, err
+    assert rc == 0, err
+    problems = [l for l in err.splitlines() if ": warning: " not in l and l.startswith("/")]
+    assert problems == [], err
 
 
 # --- explain ------------------------------------------------------------------------------------
@@ -997,8 +985,8 @@ def shipped_line(rule):
 
 
 EXPLAIN = [
-    ("alice_linkedin", ["--user", "alice", "--ip", "10.20.1.2", "--at", "2026-11-30 10:00",
-                        "www.linkedin.com"], 0, "allow", "marketing-all-day"),
+    ("alice_linkedin", ["--user", "alice", "--at", "2026-11-30 10:00", "www.linkedin.com"], 0,
+     "allow", "marketing-all-day"),
     ("staff_reddit_morning", ["--ip", "10.1.2.3", "--at", "2026-11-30 10:00", "www.reddit.com"], 1,
      "deny", "social-otherwise"),
     ("staff_reddit_lunch", ["--ip", "10.1.2.3", "--at", "2026-11-30 12:10", "www.reddit.com"], 0,
@@ -1024,11 +1012,10 @@ def test_explain_shipped_policy(shipped, case):
 
 
 def test_explain_details(shipped):
-    code, out, _ = explain(shipped, "--user", "alice", "--ip", "10.20.1.2", "--at",
-                           "2026-11-30 10:00", "www.linkedin.com")
+    code, out, _ = explain(shipped, "--user", "alice", "--at", "2026-11-30 10:00", "www.linkedin.com")
     assert code == 0
     assert "platform:  linkedin" in out and "category:  social" in out, out
-    assert "roles:     marketing (network 10.20.0.0/16)" in out, out
+    assert "roles:     marketing (user alice)" in out, out
     assert "time:      Mon 2026-11-30 10:00 (UTC)" in out, out
 
     code, out, _ = explain(shipped, "--ip", "10.1.2.3", "--at", "2026-11-30 10:00", "www.reddit.com")

@@ -1145,19 +1145,20 @@ test_role_identities(void **state)
     assert_string_equal(d.msgs[1], want);
     diag_free(&d);
 
-    /* no files at all: the role can never match by them, an error */
+    /* no files at all: the role can never match by them (it may still by
+     * network), a warning */
     struct policy_idfiles none = {"proxy.ini", NULL, NULL, NULL, NULL};
     policy_check_identities(r->policy, &none, &d);
     print_diag(&d);
-    assert_int_equal(d.errors, 2);
-    assert_int_equal(d.warnings, 0);
+    assert_int_equal(d.errors, 0);
+    assert_int_equal(d.warnings, 2);
     snprintf(want, sizeof(want),
-             "p.ini:%d: role 'mkt': users = alice, zed, but proxy.ini sets no [auth] htpasswd: "
+             "p.ini:%d: warning: role 'mkt': users = alice, zed, but proxy.ini sets no [auth] htpasswd: "
              "no one signs in, so the role can never match by user",
              lu);
     assert_string_equal(d.msgs[0], want);
     snprintf(want, sizeof(want),
-             "p.ini:%d: role 'mkt': groups = marketing, sales, empty, but proxy.ini sets no "
+             "p.ini:%d: warning: role 'mkt': groups = marketing, sales, empty, but proxy.ini sets no "
              "[auth] groups file: the role can never match by group",
              lg);
     assert_string_equal(d.msgs[1], want);
@@ -1907,12 +1908,14 @@ test_shipped_example(void **state)
     f.rules = r;
     f.snap.rules = r;
     f.snap.cfg = &f.cfg;
+    f.groups = htgroups_load_string("marketing: dora\n", "groups", &d);
+    f.snap.groups = f.groups;
     usage_reset();
-    /* marketing by network only: its users and groups are commented out,
-     * as the example proxy.ini has no [auth] files */
     static const struct row rows[] = {
-        {{"alice", NULL, "www.linkedin.com", "GET", "/", "2026-11-30 10:00"}, "social-otherwise",
-         "deny", "-"},
+        {{"alice", NULL, "www.linkedin.com", "GET", "/", "2026-11-30 10:00"}, "marketing-all-day",
+         "allow", "marketing"},
+        {{"dora", NULL, "www.facebook.com", NULL, NULL, "2026-11-30 10:00"}, "marketing-all-day",
+         "allow", "marketing"},
         {{NULL, "10.20.1.1", "www.instagram.com", NULL, NULL, "2026-11-30 10:00"},
          "marketing-all-day", "allow", "marketing,staff"},
         {{NULL, "10.1.2.3", "www.reddit.com", "GET", "/", "2026-11-30 10:00"}, "social-otherwise",
