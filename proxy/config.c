@@ -17,8 +17,8 @@ struct load {
     const char *file;
     int line;
     char last_key[80];    /* section/key of the previous line, for continuations */
-    unsigned seen;        /* bit per key, for duplicates */
-    unsigned failed;      /* bit per key whose value was refused */
+    uint64_t seen;        /* bit per key (index in keys[]), for duplicates */
+    uint64_t failed;      /* bit per key whose value was refused */
     int bad_section_line; /* header of the unknown section last reported */
 };
 
@@ -141,35 +141,49 @@ add_block(void *arg, const char *item)
     return add_cidr_to(l, &l->c->block_destinations, "block_destinations", item);
 }
 
+/* A port or a range LOW-HIGH, as in Squid's port ACLs (1024-65535), into
+ * set; key names the list in messages. */
 static int
-add_port(void *arg, const char *item)
+add_port_to(struct load *l, struct portset *set, const char *key, const char *item)
 {
-    struct load *l = arg;
-    struct config *c = l->c;
     uint64_t p, hi;
     const char *err;
     const char *dash = item ? strchr(item, '-') : NULL;
-    if (dash) { /* a range, as in Squid's port ACLs: 1024-65535 */
+    if (dash) {
         if (num_parse_u64(item, (size_t)(dash - item), 65535, &p, &err) < 0 || p == 0 ||
             num_parse_u64(dash + 1, strlen(dash + 1), 65535, &hi, &err) < 0 || hi < p)
-            return bad(l, "connect_ports", item, "expected a port 1-65535 or a range LOW-HIGH");
-        uint16_t(*nr)[2] = realloc(c->connect_ranges, (c->nconnect_ranges + 1) * sizeof(*nr));
+            return bad(l, key, item, "expected a port 1-65535 or a range LOW-HIGH");
+        uint16_t(*nr)[2] = realloc(set->ranges, (set->nranges + 1) * sizeof(*nr));
         if (nr == NULL)
             abort();
-        c->connect_ranges = nr;
-        c->connect_ranges[c->nconnect_ranges][0] = (uint16_t)p;
-        c->connect_ranges[c->nconnect_ranges][1] = (uint16_t)hi;
-        c->nconnect_ranges++;
+        set->ranges = nr;
+        set->ranges[set->nranges][0] = (uint16_t)p;
+        set->ranges[set->nranges][1] = (uint16_t)hi;
+        set->nranges++;
         return 0;
     }
     if (item == NULL || num_parse_u64(item, strlen(item), 65535, &p, &err) < 0 || p == 0)
-        return bad(l, "connect_ports", item ? item : "...", "expected a port 1-65535 or a range LOW-HIGH");
-    uint16_t *nv = realloc(c->connect_ports, (c->nconnect_ports + 1) * sizeof(*nv));
+        return bad(l, key, item ? item : "...", "expected a port 1-65535 or a range LOW-HIGH");
+    uint16_t *nv = realloc(set->ports, (set->nports + 1) * sizeof(*nv));
     if (nv == NULL)
         abort();
-    c->connect_ports = nv;
-    c->connect_ports[c->nconnect_ports++] = (uint16_t)p;
+    set->ports = nv;
+    set->ports[set->nports++] = (uint16_t)p;
     return 0;
+}
+
+static int
+add_connect_port(void *arg, const char *item)
+{
+    struct load *l = arg;
+    return add_port_to(l, &l->c->connect_ports, "connect_ports", item);
+}
+
+static int
+add_http_port(void *arg, const char *item)
+{
+    struct load *l = arg;
+    return add_port_to(l, &l->c->http_ports, "http_ports", item);
 }
 
 static int
@@ -259,7 +273,8 @@ struct key {
 static const struct key keys[] = {
     {"proxy", "listen", K_LIST, 0, add_listen, 0, 0},
     {"proxy", "clients", K_LIST, 0, add_client, 0, 0},
-    {"proxy", "connect_ports", K_LIST, 0, add_port, 0, 0},
+    {"proxy", "connect_ports", K_LIST, 0, add_connect_port, 0, 0},
+    {"proxy", "http_ports", K_LIST, 0, add_http_port, 0, 0},
     {"proxy", "rules", K_PATH, OFF(rules_dir), NULL, 0, 0},
     {"proxy", "timezone", K_SPECIAL, 0, NULL, 0, 0},
     {"proxy", "workers", K_SPECIAL, 0, NULL, 0, 0},
@@ -290,6 +305,17 @@ static const struct key keys[] = {
     {"proxy", "pidfile", K_PATH, OFF(pidfile), NULL, 0, 0},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+_Static_assert(NKEYS <= 64, "struct load's seen has a bit per key");
+
+/* Whether [section] name was set in the file. */
+static int
+key_seen(const struct load *l, const char *section, const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+            return (l->seen >> i) & 1;
+    return 0;
+}
 
 static int
 set_special(struct load *l, const struct key *k, const char *value)
@@ -378,10 +404,14 @@ set_special(struct load *l, const struct key *k, const char *value)
         if (value[0] == '\0')
             return bad(l, k->name, value, "empty path (none to skip)");
         c->hosts_file = resolve_path(c->dir, value);
-        if (access(c->hosts_file, R_OK) < 0)
-            return bad(l, k->name, value, strerror(errno));
-        if (is_dir(c->hosts_file))
-            return bad(l, k->name, value, "is a directory");
+        int system = strcmp(c->hosts_file, CONFIG_SYSTEM_HOSTS) == 0;
+        int usable = config_hosts_file_usable(c->hosts_file, system, &err);
+        if (usable < 0)
+            return bad(l, k->name, value, err);
+        if (usable == 0) { /* no /etc/hosts (a minimal container): empty */
+            free(c->hosts_file);
+            c->hosts_file = NULL;
+        }
         return 0;
     }
     if (strcmp(k->name, "access") == 0 || strcmp(k->name, "squid_log") == 0) {
@@ -473,7 +503,7 @@ on_key(void *arg, const char *file, int line, int section_line, const char *sect
         return -1;
     }
     if (set_key(l, k, idx, name, value, continued) < 0) {
-        l->failed |= 1u << idx;
+        l->failed |= (uint64_t)1 << idx;
         return -1;
     }
     return 0;
@@ -502,11 +532,11 @@ set_key(struct load *l, const struct key *k, size_t idx, const char *name, const
         return -1;
     }
     if (!continued) {
-        if (l->seen & (1u << idx)) {
+        if ((l->seen >> idx) & 1) {
             diag_error(l->d, file, line, "duplicate key '%s' in [%s]", name, section);
             return -1;
         }
-        l->seen |= 1u << idx;
+        l->seen |= (uint64_t)1 << idx;
     }
     char *base = (char *)l->c;
     uint64_t v;
@@ -586,13 +616,15 @@ apply_defaults(struct config *c, struct load *l)
         c->nlisten = 1;
     }
     /* Never an open proxy: without `clients`, loopback only. */
-    if (!(l->seen & (1u << 1))) {
+    if (!key_seen(l, "proxy", "clients")) {
         add_cidr_to(l, &c->clients, "clients", "127.0.0.0/8");
         add_cidr_to(l, &c->clients, "clients", "::1");
     }
-    if (!(l->seen & (1u << 2)))
-        add_port(l, "443");
-    if (!(l->seen & (1u << 16))) {
+    if (!key_seen(l, "proxy", "connect_ports"))
+        add_connect_port(l, "443");
+    if (!key_seen(l, "proxy", "http_ports"))
+        list_foreach(CONFIG_DEFAULT_HTTP_PORTS, add_http_port, l);
+    if (!key_seen(l, "limits", "block_destinations")) {
         add_block(l, "loopback");
         add_block(l, "link-local");
     }
@@ -602,8 +634,11 @@ apply_defaults(struct config *c, struct load *l)
         c->rules_dir = resolve_path(c->dir, "rules");
     if (c->state_dir == NULL)
         c->state_dir = xstrdup("/var/lib/socialgate");
-    if (c->hosts_file == NULL && !(l->seen & (1u << 8)))
-        c->hosts_file = xstrdup("/etc/hosts");
+    /* Not configured: the system's own, when there is one (an unusable
+     * one is left for the resolver to warn about, as before). */
+    if (c->hosts_file == NULL && !key_seen(l, "dns", "hosts_file") &&
+        config_hosts_file_usable(CONFIG_SYSTEM_HOSTS, 1, &err) != 0)
+        c->hosts_file = xstrdup(CONFIG_SYSTEM_HOSTS);
     if (c->access_log == NULL)
         c->access_log = xstrdup("-");
     if (c->admin_enabled) {
@@ -703,8 +738,10 @@ config_free(struct config *c)
     free(c->dir);
     free(c->listen);
     cidrset_free(&c->clients);
-    free(c->connect_ports);
-    free(c->connect_ranges);
+    free(c->connect_ports.ports);
+    free(c->connect_ports.ranges);
+    free(c->http_ports.ports);
+    free(c->http_ports.ranges);
     free(c->rules_dir);
     free(c->timezone);
     free(c->state_dir);
@@ -729,13 +766,41 @@ config_free(struct config *c)
 }
 
 int
-config_connect_port_allowed(const struct config *c, uint16_t port)
+config_port_in(const struct portset *set, uint16_t port)
 {
-    for (size_t i = 0; i < c->nconnect_ports; i++)
-        if (c->connect_ports[i] == port)
+    for (size_t i = 0; i < set->nports; i++)
+        if (set->ports[i] == port)
             return 1;
-    for (size_t i = 0; i < c->nconnect_ranges; i++)
-        if (port >= c->connect_ranges[i][0] && port <= c->connect_ranges[i][1])
+    for (size_t i = 0; i < set->nranges; i++)
+        if (port >= set->ranges[i][0] && port <= set->ranges[i][1])
             return 1;
     return 0;
+}
+
+int
+config_connect_port_allowed(const struct config *c, uint16_t port)
+{
+    return config_port_in(&c->connect_ports, port);
+}
+
+int
+config_http_port_allowed(const struct config *c, uint16_t port)
+{
+    return config_port_in(&c->http_ports, port);
+}
+
+int
+config_hosts_file_usable(const char *path, int system, const char **err)
+{
+    if (access(path, R_OK) < 0) {
+        if (errno == ENOENT && system)
+            return 0;
+        *err = strerror(errno);
+        return -1;
+    }
+    if (is_dir(path)) {
+        *err = "is a directory";
+        return -1;
+    }
+    return 1;
 }

@@ -9,6 +9,15 @@
 #include "diag.h"
 #include "util/addr.h"
 
+/* A set of TCP ports: single ports and LOW-HIGH ranges, as in Squid's
+ * port ACLs. */
+struct portset {
+    uint16_t *ports;
+    size_t nports;
+    uint16_t (*ranges)[2]; /* LOW-HIGH items */
+    size_t nranges;
+};
+
 struct listen_addr {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -24,10 +33,8 @@ struct config {
     struct listen_addr *listen;
     size_t nlisten;
     struct cidrset clients;
-    uint16_t *connect_ports;
-    size_t nconnect_ports;
-    uint16_t (*connect_ranges)[2]; /* LOW-HIGH items */
-    size_t nconnect_ranges;
+    struct portset connect_ports; /* CONNECT is refused to other ports */
+    struct portset http_ports;    /* plain HTTP is refused to other ports */
     char *rules_dir;
     char *timezone; /* NULL: the system's */
     int workers;    /* 0 = auto */
@@ -79,6 +86,22 @@ struct config *config_load(const char *path, struct diag *d);
 struct config *config_load_string(const char *text, const char *name, const char *dir,
                                   struct diag *d);
 void config_free(struct config *c);
+/* 1 when port is in set. */
+int config_port_in(const struct portset *set, uint16_t port);
+/* 1 when a CONNECT tunnel, or a plain HTTP request, may go to port. */
 int config_connect_port_allowed(const struct config *c, uint16_t port);
+int config_http_port_allowed(const struct config *c, uint16_t port);
+/* The ports plain HTTP may reach without [proxy] http_ports: Squid's
+ * Safe_ports without those of FTP, gopher and wais (21, 70, 210), which
+ * socialgate does not speak. */
+#define CONFIG_DEFAULT_HTTP_PORTS "80, 280, 443, 488, 591, 777, 1025-65535"
+/* The system's hosts file: the default of [dns] hosts_file. When it does
+ * not exist it reads as empty (minimal containers have none); any other
+ * hosts_file must exist. */
+#define CONFIG_SYSTEM_HOSTS "/etc/hosts"
+/* Whether the hosts file at path can be used: 1 yes; 0 it is the system's
+ * own (system is set) and does not exist, so it is read as empty; -1 no,
+ * with *err a static message (strerror, or "is a directory"). */
+int config_hosts_file_usable(const char *path, int system, const char **err);
 
 #endif

@@ -452,9 +452,11 @@ next_line(struct lines *ls, const char *name, struct diag *d)
     return NULL;
 }
 
-/* Why s[0..n) is not a valid user (or group) name, or NULL. */
+/* Why s[0..n) is not a valid user (or group) name, or NULL. A space is
+ * allowed where spaces can be told from separators (an htpasswd user
+ * name, as in Apache), not in a group file. */
 static const char *
-bad_name(const char *s, size_t n)
+bad_name(const char *s, size_t n, int spaces)
 {
     if (n == 0)
         return "empty";
@@ -462,7 +464,7 @@ bad_name(const char *s, size_t n)
         return "longer than 255 bytes";
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == ' ')
+        if (c == ' ' && !spaces)
             return "contains a space";
         if (is_ctl(c))
             return "contains a control character";
@@ -542,7 +544,7 @@ htpasswd_parse(char *buf, size_t len, const char *name, struct diag *d)
             diag_error(d, name, ls.line, "expected user:hash");
             continue;
         }
-        const char *why = bad_name(s, (size_t)(colon - s));
+        const char *why = bad_name(s, (size_t)(colon - s), 1);
         if (why != NULL) {
             diag_error(d, name, ls.line, "invalid user name: %s", why);
             continue;
@@ -657,6 +659,7 @@ htpasswd_count(const struct htpasswd *h)
 struct hg_pair {
     const char *user; /* both point into buf */
     const char *group;
+    int line;         /* the first that lists user in group */
 };
 
 struct htgroups {
@@ -681,6 +684,15 @@ hg_cmp(const void *a, const void *b)
     return c ? c : strcmp(x->group, y->group);
 }
 
+/* As hg_cmp, then by line: the pair kept of duplicates is the first. */
+static int
+hg_cmp_line(const void *a, const void *b)
+{
+    const struct hg_pair *x = a, *y = b;
+    int c = hg_cmp(a, b);
+    return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
 static struct htgroups *
 htgroups_parse(char *buf, size_t len, const char *name, struct diag *d)
 {
@@ -703,7 +715,7 @@ htgroups_parse(char *buf, size_t len, const char *name, struct diag *d)
         char *ge = colon;
         while (ge > s && (ge[-1] == ' ' || ge[-1] == '\t'))
             ge--;
-        const char *why = bad_name(s, (size_t)(ge - s));
+        const char *why = bad_name(s, (size_t)(ge - s), 0);
         if (why != NULL) {
             diag_error(d, name, ls.line, "invalid group name: %s", why);
             continue;
@@ -732,7 +744,7 @@ htgroups_parse(char *buf, size_t len, const char *name, struct diag *d)
                 p++;
             int last = *p == '\0';
             *p = '\0';
-            why = bad_name(m, (size_t)(p - m));
+            why = bad_name(m, (size_t)(p - m), 0);
             if (why != NULL) {
                 diag_error(d, name, ls.line, "group '%s': invalid member name: %s", group, why);
             } else {
@@ -746,7 +758,7 @@ htgroups_parse(char *buf, size_t len, const char *name, struct diag *d)
                     g->v = nv;
                     cap = ncap;
                 }
-                g->v[g->n++] = (struct hg_pair){m, group};
+                g->v[g->n++] = (struct hg_pair){m, group, ls.line};
             }
             if (last)
                 break;
@@ -754,7 +766,7 @@ htgroups_parse(char *buf, size_t len, const char *name, struct diag *d)
         }
     }
     if (g->n > 1) {
-        qsort(g->v, g->n, sizeof(*g->v), hg_cmp);
+        qsort(g->v, g->n, sizeof(*g->v), hg_cmp_line);
         size_t w = 1;
         for (size_t i = 1; i < g->n; i++)
             if (hg_cmp(&g->v[i], &g->v[w - 1]) != 0)
@@ -829,7 +841,7 @@ htgroups_member(const struct htgroups *g, const char *group, const char *user)
 {
     if (g == NULL || group == NULL || user == NULL || g->n == 0)
         return 0;
-    struct hg_pair key = {user, group};
+    struct hg_pair key = {user, group, 0};
     return bsearch(&key, g->v, g->n, sizeof(*g->v), hg_cmp) != NULL;
 }
 
@@ -849,6 +861,55 @@ htgroups_foreach_of(const struct htgroups *g, const char *user,
         return;
     for (size_t i = hg_lower(g, user); i < g->n && strcmp(g->v[i].user, user) == 0; i++)
         fn(arg, g->v[i].group);
+}
+
+/* The pair of user in group, or NULL. */
+static const struct hg_pair *
+hg_find(const struct htgroups *g, const char *group, const char *user)
+{
+    struct hg_pair key = {user, group, 0};
+    return bsearch(&key, g->v, g->n, sizeof(*g->v), hg_cmp);
+}
+
+void
+htgroups_check_users(const struct htgroups *g, const struct htpasswd *h, const char *name,
+                     struct diag *d)
+{
+    if (g == NULL || h == NULL || d == NULL)
+        return;
+    for (size_t i = 0; i < h->n; i++) {
+        const char *u = h->v[i].user;
+        size_t w1 = strcspn(u, " ");
+        if (u[w1] == '\0' || w1 == 0 || w1 > HTPASSWD_MAX_USER)
+            continue; /* no space, or none after a first word */
+        char first[HTPASSWD_MAX_USER + 1];
+        memcpy(first, u, w1);
+        first[w1] = '\0';
+        for (size_t k = hg_lower(g, first); k < g->n && strcmp(g->v[k].user, first) == 0; k++) {
+            const char *group = g->v[k].group;
+            /* Every other word of the name is a member too: the group
+             * meant the user whose name holds spaces. */
+            int all = 1;
+            for (const char *p = u + w1; *p && all;) {
+                while (*p == ' ')
+                    p++;
+                size_t n = strcspn(p, " ");
+                if (n == 0)
+                    break;
+                char word[HTPASSWD_MAX_USER + 1];
+                memcpy(word, p, n);
+                word[n] = '\0';
+                all = hg_find(g, group, word) != NULL;
+                p += n;
+            }
+            if (all)
+                diag_warning(d, name, g->v[k].line,
+                             "group '%s': the user '%s' cannot be listed in a group file "
+                             "(members are separated by blanks): its words are read as "
+                             "other users",
+                             group, u);
+        }
+    }
 }
 
 /* --- Proxy-Authorization: Basic -------------------------------------------- */

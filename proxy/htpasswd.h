@@ -42,8 +42,10 @@ struct htgroups;
  * "user:hash" per line; leading and trailing blanks (and a CR) are ignored,
  * so are empty lines and lines whose first non-blank character is '#'. As
  * in Apache, a ':' after the hash ends it and the rest of the line is
- * ignored. Errors (each "FILE:LINE: ..."): no ':', an invalid user name
- * (empty, longer than HTPASSWD_MAX_USER, a space or a control character),
+ * ignored. A user name may hold spaces, as in Apache (a group file cannot
+ * list such a user: htgroups_check_users). Errors (each "FILE:LINE:
+ * ..."): no ':', an invalid user name (empty, longer than
+ * HTPASSWD_MAX_USER, a control character),
  * a hash that is not one of the formats above ("user 'x': unsupported
  * password hash") or is one of them but malformed ("user 'x': malformed
  * bcrypt password hash"), a user defined twice, a NUL byte. */
@@ -122,6 +124,13 @@ int htgroups_has_group(const struct htgroups *g, const char *group);
  * g. */
 void htgroups_foreach_of(const struct htgroups *g, const char *user,
                          void (*fn)(void *arg, const char *group), void *arg);
+
+/* Warnings (FILE:LINE of the group file called name) where g tries to list
+ * a user of h whose name holds spaces, which a group file cannot do: a
+ * group that lists every word of such a name ("staff: jane doe" for the
+ * user "jane doe") gets one. Nothing for NULL arguments. */
+void htgroups_check_users(const struct htgroups *g, const struct htpasswd *h, const char *name,
+                          struct diag *d);
 
 /* --- Proxy-Authorization -------------------------------------------------- */
 

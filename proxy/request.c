@@ -189,19 +189,40 @@ put_u64(struct out *o, uint64_t v)
     return 1;
 }
 
+static int
+method_is(const struct http1_head *h, const char *m)
+{
+    size_t n = strlen(m);
+    return h->method.len == n && memcmp(h->method.p, m, n) == 0; /* case-sensitive */
+}
+
+/* The request-target sent upstream in origin form: an empty path is "/"
+ * ("http://a?x=1" goes as "/?x=1"), except for an OPTIONS with neither
+ * path nor query, which asks about the server itself: "*" (RFC 9112
+ * 3.2.4). */
+static void
+put_target(struct out *o, const struct http1_head *h, const struct http1_target *tg)
+{
+    if (tg->path.len == 0 && method_is(h, "OPTIONS")) {
+        put(o, "*", 1);
+        return;
+    }
+    if (tg->path.len == 0 || tg->path.p[0] != '/')
+        put(o, "/", 1);
+    put_span(o, &tg->path);
+}
+
 /* Writes the head sent upstream: origin-form, a correct Host, hop-by-hop
- * fields removed (RFC 9110 7.6.1), Via added. Returns 0, or -1 when a
- * number did not print. */
+ * fields removed (RFC 9110 7.6.1) but for the websocket Upgrade of an
+ * upgrade, Max-Forwards decremented when mf >= 0 (the value after the
+ * decrement), Via added. Returns 0, or -1 when a number did not print. */
 static int
 write_head(struct out *o, const struct request *req, const struct http1_head *h,
-           const struct http1_target *tg)
+           const struct http1_target *tg, int64_t mf)
 {
     put_span(o, &h->method);
     put(o, " ", 1);
-    if (tg->path.len)
-        put_span(o, &tg->path);
-    else
-        put(o, "/", 1);
+    put_target(o, h, tg);
     put_str(o, " HTTP/1.1\r\n");
     put_str(o, "Host: ");
     if (tg->host_is_ipv6) {
@@ -217,6 +238,7 @@ write_head(struct out *o, const struct request *req, const struct http1_head *h,
             return -1;
     }
     put(o, "\r\n", 2);
+    int upgrade_done = 0, mf_done = 0;
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct http1_header *f = &h->headers[i];
         /* Content-Length is written once below, as the value parsed: no
@@ -224,9 +246,25 @@ write_head(struct out *o, const struct request *req, const struct http1_head *h,
          * reach the origin as one value (RFC 9112 6.3). */
         if (http1_name_is(&f->name, "host") || http1_name_is(&f->name, "content-length"))
             continue;
-        if (http1_is_hop_by_hop(&f->name) || http1_connection_names(h, &f->name)) {
-            if (!(req->upgrade == UPGRADE_ASKED && http1_name_is(&f->name, "upgrade")))
-                continue;
+        if (http1_name_is(&f->name, "upgrade")) {
+            /* Only a WebSocket upgrade goes on, named alone: h2c and the
+             * rest are hop-by-hop and end here. */
+            if (req->upgrade == UPGRADE_ASKED && !upgrade_done)
+                put_str(o, "Upgrade: websocket\r\n");
+            upgrade_done = 1;
+            continue;
+        }
+        if (http1_is_hop_by_hop(&f->name) || http1_connection_names(h, &f->name))
+            continue;
+        if (mf >= 0 && http1_name_is(&f->name, "max-forwards")) {
+            if (!mf_done) {
+                put_str(o, "Max-Forwards: ");
+                if (!put_u64(o, (uint64_t)mf))
+                    return -1;
+                put(o, "\r\n", 2);
+            }
+            mf_done = 1;
+            continue;
         }
         /* the field line as received (name and value unchanged) */
         put_span(o, &f->name);
@@ -252,10 +290,11 @@ write_head(struct out *o, const struct request *req, const struct http1_head *h,
 /* Builds req->uhead (NUL-terminated, uhead_len bytes without the NUL).
  * Returns 0, or -1 out of memory. */
 static int
-build_head(struct request *req, const struct http1_head *h, const struct http1_target *tg)
+build_head(struct request *req, const struct http1_head *h, const struct http1_target *tg,
+           int64_t mf)
 {
     struct out o = {NULL, 0, 0};
-    if (write_head(&o, req, h, tg) < 0 || o.len == SIZE_MAX)
+    if (write_head(&o, req, h, tg, mf) < 0 || o.len == SIZE_MAX)
         return -1;
     size_t need = o.len;
     o.buf = malloc(need + 1);
@@ -263,13 +302,114 @@ build_head(struct request *req, const struct http1_head *h, const struct http1_t
         return -1;
     o.cap = need;
     o.len = 0;
-    if (write_head(&o, req, h, tg) < 0 || o.len != need) {
+    if (write_head(&o, req, h, tg, mf) < 0 || o.len != need) {
         free(o.buf);
         return -1;
     }
     o.buf[need] = '\0';
     req->uhead = o.buf;
     req->uhead_len = need;
+    return 0;
+}
+
+/* --- Max-Forwards: 0, answered here (RFC 9110 7.6.2) ---------------------- */
+
+/* Largest Max-Forwards kept; a larger one is held here (no chain of
+ * proxies is that long). */
+#define MAX_FORWARDS_CAP 4294967295u
+
+/* The Max-Forwards of h: 1 with *mf, 0 when there is none, -1 when a field
+ * is not a number (1*DIGIT) or two fields disagree. */
+static int
+max_forwards(const struct http1_head *h, int64_t *mf)
+{
+    int found = 0;
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const struct http1_header *f = &h->headers[i];
+        if (!http1_name_is(&f->name, "max-forwards"))
+            continue;
+        if (f->value.len == 0)
+            return -1;
+        int64_t v = 0;
+        for (size_t k = 0; k < f->value.len; k++) {
+            char ch = f->value.p[k];
+            if (ch < '0' || ch > '9')
+                return -1;
+            v = v * 10 + (ch - '0');
+            if (v > MAX_FORWARDS_CAP)
+                v = MAX_FORWARDS_CAP;
+        }
+        if (found && v != *mf)
+            return -1;
+        *mf = v;
+        found = 1;
+    }
+    return found;
+}
+
+/* Fields a TRACE answer never echoes: they carry credentials, and the
+ * answer may end up in a cache, a log or a script of another site. */
+static int
+secret_field(const struct http1_span *name)
+{
+    return http1_name_is(name, "authorization") || http1_name_is(name, "proxy-authorization") ||
+           http1_name_is(name, "cookie");
+}
+
+/* The head of h as received, less its secret fields: the request line and
+ * the field lines, each as parsed. */
+static void
+write_echo(struct out *o, const struct http1_head *h)
+{
+    put_span(o, &h->method);
+    put(o, " ", 1);
+    put_span(o, &h->target);
+    put_str(o, h->minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const struct http1_header *f = &h->headers[i];
+        if (secret_field(&f->name))
+            continue;
+        put_span(o, &f->name);
+        put(o, ": ", 2);
+        put_span(o, &f->value);
+        put(o, "\r\n", 2);
+    }
+    put(o, "\r\n", 2);
+}
+
+/* Builds req->reply for an OPTIONS or TRACE that this proxy answers.
+ * Returns 0, or -1 out of memory. */
+static int
+build_reply(struct request *req, const struct http1_head *h)
+{
+    static const char options[] = "HTTP/1.1 200 OK\r\nAllow: " REQUEST_ALLOW "\r\n"
+                                  "Content-Length: 0\r\nConnection: close\r\n\r\n";
+    if (method_is(h, "OPTIONS")) {
+        req->reply = strndup(options, sizeof(options) - 1);
+        req->reply_len = sizeof(options) - 1;
+        return req->reply ? 0 : -1;
+    }
+    struct out echo = {NULL, 0, 0};
+    write_echo(&echo, h);
+    char top[160];
+    int n = snprintf(top, sizeof(top),
+                     "HTTP/1.1 200 OK\r\nContent-Type: message/http\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     echo.len);
+    if (n < 0 || (size_t)n >= sizeof(top) || echo.len > SIZE_MAX - (size_t)n - 1)
+        return -1;
+    struct out o = {malloc((size_t)n + echo.len + 1), (size_t)n + echo.len, 0};
+    if (o.buf == NULL)
+        return -1;
+    put(&o, top, (size_t)n);
+    write_echo(&o, h);
+    if (o.len != o.cap) {
+        free(o.buf);
+        return -1;
+    }
+    o.buf[o.len] = '\0';
+    req->reply = o.buf;
+    req->reply_len = o.len;
     return 0;
 }
 
@@ -380,6 +520,36 @@ lower_dup(const char *p, size_t n)
     return s;
 }
 
+/* The path and query of an absolute or origin-form target, owned: an
+ * empty path is "/" ("http://a?x=1" asks for "/?x=1"). NULL out of
+ * memory. */
+static char *
+path_and_query(const struct http1_target *tg)
+{
+    int slash = tg->path.len == 0 || tg->path.p[0] != '/';
+    char *s = malloc(tg->path.len + 2);
+    if (s == NULL)
+        return NULL;
+    if (slash)
+        s[0] = '/';
+    if (tg->path.len)
+        memcpy(s + slash, tg->path.p, tg->path.len);
+    s[slash + tg->path.len] = '\0';
+    return s;
+}
+
+/* Whether an Upgrade field of h offers WebSocket, the one upgrade this
+ * proxy lets through (RFC 6455; h2c and the rest stop here). */
+static int
+upgrades_to_websocket(const struct http1_head *h)
+{
+    for (size_t i = 0; i < h->nheaders; i++)
+        if (http1_name_is(&h->headers[i].name, "upgrade") &&
+            http1_list_has(&h->headers[i].value, "websocket"))
+            return 1;
+    return 0;
+}
+
 static int
 refuse(struct request_refusal *ref, int status, const char *reason, const char *detail)
 {
@@ -452,7 +622,7 @@ request_from_head(const struct http1_head *h, const struct snapshot *snap, struc
         req->kind = REQUEST_LOCAL;
         if (req->port == 0)
             req->port = 80;
-        req->target = tg.path.len ? strndup(tg.path.p, tg.path.len) : strndup("/", 1);
+        req->target = path_and_query(&tg);
         if (h->body != HTTP1_BODY_NONE)
             return refuse(ref, 400, "local-body", "socialgate's own pages take no request body.");
         if (req->target == NULL)
@@ -479,6 +649,25 @@ request_from_head(const struct http1_head *h, const struct snapshot *snap, struc
                           "Tunnels are only allowed to the configured ports.");
         return 0;
     }
+    /* SMTP and the like speak enough of a line protocol to take a request
+     * as commands: refused before any connection. */
+    if (!config_http_port_allowed(snap->cfg, req->port))
+        return refuse(ref, 403, "http-port-denied",
+                      "Plain HTTP is only allowed to the configured ports.");
+    /* OPTIONS and TRACE stop where Max-Forwards reaches 0 (RFC 9110 7.6.2). */
+    int64_t mf = -1;
+    if (method_is(h, "OPTIONS") || method_is(h, "TRACE")) {
+        int has = max_forwards(h, &mf);
+        if (has < 0)
+            return refuse(ref, 400, "bad-max-forwards",
+                          "The Max-Forwards header field is not a number.");
+        if (has == 0)
+            mf = -1;
+        else if (mf == 0 && build_reply(req, h) < 0)
+            return out_of_memory(ref);
+        else if (mf > 0)
+            mf--;
+    }
 
     size_t nl;
     req->npath = request_normalize_path(req->path, strlen(req->path), &nl);
@@ -488,16 +677,18 @@ request_from_head(const struct http1_head *h, const struct snapshot *snap, struc
     req->url = malloc(ul);
     if (req->url == NULL)
         return out_of_memory(ref);
-    int n = snprintf(req->url, ul, "http://%s%s%s:%u%.*s", tg.host_is_ipv6 ? "[" : "", req->host,
-                     tg.host_is_ipv6 ? "]" : "", req->port, (int)tg.path.len, tg.path.p);
+    int slash = tg.path.len == 0 || tg.path.p[0] != '/';
+    int n = snprintf(req->url, ul, "http://%s%s%s:%u%s%.*s", tg.host_is_ipv6 ? "[" : "",
+                     req->host, tg.host_is_ipv6 ? "]" : "", req->port, slash ? "/" : "",
+                     (int)tg.path.len, tg.path.p);
     if (n < 0 || (size_t)n >= ul)
         return out_of_memory(ref); /* cannot happen: ul has room for the rest */
-    int upgrade =
-        (h->flags & HTTP1_F_UPGRADE) && (h->flags & HTTP1_F_CONN_UPGRADE) && h->minor == 1;
+    int upgrade = (h->flags & HTTP1_F_UPGRADE) && (h->flags & HTTP1_F_CONN_UPGRADE) &&
+                  h->minor == 1 && upgrades_to_websocket(h);
     req->upgrade = upgrade ? UPGRADE_ASKED : UPGRADE_NONE;
     req->body = h->body;
     req->content_length = h->content_length;
-    if (build_head(req, h, &tg) < 0)
+    if (build_head(req, h, &tg, mf) < 0)
         return out_of_memory(ref);
     n = snprintf(req->poolkey, sizeof(req->poolkey), "%s:%u", req->host, req->port);
     if (n < 0 || (size_t)n >= sizeof(req->poolkey))
@@ -521,5 +712,6 @@ request_free(struct request *req)
         free(req->pass);
     }
     free(req->uhead);
+    free(req->reply);
     memset(req, 0, sizeof(*req));
 }

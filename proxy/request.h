@@ -2,10 +2,11 @@
  * parsed request head to a routed request or a refusal. It holds every
  * check that needs only the head and the configuration: the target and its
  * form, Host, a host name the catalog can read, socialgate.local, CONNECT
- * ports, forwarding loops (Via), the path path_regex sees, the
- * credentials sent, the limits before authentication, and the head sent
- * upstream (origin form, a correct Host, hop-by-hop fields removed, Via
- * added). The connection core and the phases never look at a raw head. */
+ * and plain HTTP ports, forwarding loops (Via), Max-Forwards, the path
+ * path_regex sees, the credentials sent, the limits before authentication,
+ * and the head sent upstream (origin form, a correct Host, hop-by-hop
+ * fields removed, Via added). The connection core and the phases never
+ * look at a raw head. */
 #ifndef SG_REQUEST_H
 #define SG_REQUEST_H
 
@@ -38,7 +39,9 @@ enum request_auth {
 
 enum request_upgrade {
     UPGRADE_NONE,
-    UPGRADE_ASKED,    /* Upgrade + Connection: upgrade on HTTP/1.1 */
+    UPGRADE_ASKED,    /* Upgrade: websocket + Connection: upgrade on HTTP/1.1
+                       * (other protocols, h2c among them, are dropped with
+                       * the hop-by-hop Upgrade field) */
     UPGRADE_SWITCHED, /* the origin answered 101: relayed as a tunnel */
 };
 
@@ -69,7 +72,17 @@ struct request {
     char *uhead;       /* owned: the head to send upstream (REQUEST_FORWARD) */
     size_t uhead_len;
     char poolkey[280]; /* "host:port", the upstream pool key (REQUEST_FORWARD) */
+
+    /* owned: the whole answer to an OPTIONS or TRACE with Max-Forwards: 0
+     * (RFC 9110 7.6.2), which this proxy gives itself instead of
+     * forwarding, once the decision allows the request; NULL otherwise
+     * (REQUEST_FORWARD only) */
+    char *reply;
+    size_t reply_len;
 };
+
+/* The methods the Allow field of that OPTIONS answer lists. */
+#define REQUEST_ALLOW "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE, CONNECT"
 
 struct request_refusal {
     int status;         /* 400, 403, 508 ...; 0: close without a page */

@@ -147,6 +147,7 @@ snapshot_load(const char *path, struct diag *d)
     struct rules *rules = rules_load_ids(cfg->rules_dir, &ids, d);
     if (rules == NULL || !auth_ok)
         goto fail;
+    htgroups_check_users(groups, users, cfg->auth_groups, d);
     struct snapshot *s = snapshot_new(cfg, rules);
     if (s == NULL) {
         diag_error(d, path, 0, "out of memory");

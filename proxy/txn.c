@@ -35,6 +35,10 @@ upstream_ready(struct conn *c)
 static enum conn_rc
 proceed(struct conn *c)
 {
+    /* An OPTIONS or TRACE with Max-Forwards: 0 ends here, allowed or not
+     * as any request to its host. */
+    if (c->t.rq.reply != NULL)
+        return conn_reply_page(c, c->t.rq.reply, c->t.rq.reply_len, 200, NULL);
     c->t.stage = STAGE_HEAD;
     c->up_ready = upstream_ready;
     return upstream_open(c, !c->t.is_connect);

@@ -35,6 +35,8 @@ init(void)
     static int done;
     static uint16_t ports[] = {443};
     static uint16_t ranges[][2] = {{8000, 8999}};
+    static uint16_t http_ports[] = {80, 443};
+    static uint16_t http_ranges[][2] = {{1025, 65535}};
     if (done)
         return;
     done = 1;
@@ -47,10 +49,8 @@ init(void)
     if (users == NULL)
         abort();
     for (int i = 0; i < NSNAP; i++) {
-        cfgs[i].connect_ports = ports;
-        cfgs[i].nconnect_ports = 1;
-        cfgs[i].connect_ranges = ranges;
-        cfgs[i].nconnect_ranges = 1;
+        cfgs[i].connect_ports = (struct portset){ports, 1, ranges, 1};
+        cfgs[i].http_ports = (struct portset){http_ports, 2, http_ranges, 1};
         cfgs[i].max_header_bytes = MAX_HEAD;
         snaps[i].cfg = &cfgs[i];
         snaps[i].users = i == SNAP_PLAIN ? NULL : users; /* kept for the process */

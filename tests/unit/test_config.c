@@ -161,10 +161,19 @@ test_defaults(void **state)
         assert_int_equal(c->clients.n, 2);
         assert_string_equal(ip_of(&c->clients.v[0], b, sizeof(b)), "127.0.0.0/8");
         assert_string_equal(ip_of(&c->clients.v[1], b, sizeof(b)), "::1/128");
-        assert_int_equal(c->nconnect_ports, 1);
-        assert_int_equal(c->connect_ports[0], 443);
+        assert_int_equal(c->connect_ports.nports, 1);
+        assert_int_equal(c->connect_ports.ports[0], 443);
         assert_true(config_connect_port_allowed(c, 443));
         assert_false(config_connect_port_allowed(c, 80));
+        /* plain HTTP: Squid's Safe_ports but FTP, gopher and wais */
+        static const uint16_t http_ok[] = {80, 280, 443, 488, 591, 777, 1025, 3128, 8080, 65535};
+        static const uint16_t http_no[] = {1, 21, 22, 23, 25, 70, 110, 143, 210, 587, 1024};
+        for (size_t k = 0; k < sizeof(http_ok) / sizeof(http_ok[0]); k++)
+            if (!config_http_port_allowed(c, http_ok[k]))
+                fail_msg("plain HTTP to %u refused by default", http_ok[k]);
+        for (size_t k = 0; k < sizeof(http_no) / sizeof(http_no[0]); k++)
+            if (config_http_port_allowed(c, http_no[k]))
+                fail_msg("plain HTTP to %u allowed by default", http_no[k]);
         char want[1024];
         path_in(want, sizeof(want), "rules");
         assert_string_equal(c->rules_dir, want);
@@ -205,6 +214,7 @@ test_every_key(void **state)
                                "listen = 127.0.0.1:3128, [::1]:3129, *:8080\n"
                                "clients = 10.0.0.0/8, 192.168.1.7/24, ::1\n"
                                "connect_ports = 443, 8443 5228\n"
+                               "http_ports = 80, 8000-8099, 21\n"
                                "rules = myrules\n"
                                "timezone = Europe/London\n"
                                "workers = 4\n"
@@ -238,10 +248,18 @@ test_every_key(void **state)
     assert_string_equal(ip_of(&c->clients.v[0], b, sizeof(b)), "10.0.0.0/8");
     assert_string_equal(ip_of(&c->clients.v[1], b, sizeof(b)), "192.168.1.0/24");
     assert_string_equal(ip_of(&c->clients.v[2], b, sizeof(b)), "::1/128");
-    assert_int_equal(c->nconnect_ports, 3);
+    assert_int_equal(c->connect_ports.nports, 3);
     assert_true(config_connect_port_allowed(c, 8443));
     assert_true(config_connect_port_allowed(c, 5228));
     assert_false(config_connect_port_allowed(c, 80));
+    assert_int_equal(c->http_ports.nports, 2);
+    assert_int_equal(c->http_ports.nranges, 1);
+    assert_true(config_http_port_allowed(c, 80));
+    assert_true(config_http_port_allowed(c, 21));
+    assert_true(config_http_port_allowed(c, 8099));
+    assert_false(config_http_port_allowed(c, 8100));
+    assert_false(config_http_port_allowed(c, 443)); /* the list replaces the default */
+    assert_false(config_http_port_allowed(c, 1025));
     char want[1024];
     path_in(want, sizeof(want), "myrules");
     assert_string_equal(c->rules_dir, want);
@@ -344,7 +362,7 @@ test_continuation(void **state)
                                "  8443\n",
                                &d);
     assert_int_equal(c->clients.n, 5);
-    assert_int_equal(c->nconnect_ports, 2);
+    assert_int_equal(c->connect_ports.nports, 2);
     config_free(c);
     diag_free(&d);
 
@@ -436,6 +454,12 @@ static const struct bad bad[] = {
      "t.ini:2: connect_ports = 65536: expected a port 1-65535 or a range LOW-HIGH"},
     {"[proxy]\nconnect_ports = https\n",
      "t.ini:2: connect_ports = https: expected a port 1-65535 or a range LOW-HIGH"},
+    {"[proxy]\nhttp_ports = 0\n", "t.ini:2: http_ports = 0: expected a port 1-65535 or a range LOW-HIGH"},
+    {"[proxy]\nhttp_ports = 80, 2000-1999\n",
+     "t.ini:2: http_ports = 2000-1999: expected a port 1-65535 or a range LOW-HIGH"},
+    {"[proxy]\nhttp_ports = http\n",
+     "t.ini:2: http_ports = http: expected a port 1-65535 or a range LOW-HIGH"},
+    {"[proxy]\nhttp_ports = 80\nhttp_ports = 81\n", "t.ini:3: duplicate key 'http_ports' in [proxy]"},
     {"[proxy]\nrules =\n", "t.ini:2: rules = : empty path"},
     {"[proxy]\nrules = missing\n", "t.ini: rules = %s/missing: not a directory"},
     {"[proxy]\nrules = zoneinfo/UTC\n", "t.ini: rules = %s/zoneinfo/UTC: not a directory"},
@@ -464,6 +488,8 @@ static const struct bad bad[] = {
     {"[dns]\nnameservers = 10.0.0.0/8\n",
      "t.ini:2: nameservers = 10.0.0.0/8: expected an address, not a network"},
     {"[dns]\nhosts_file = nohosts\n", "t.ini:2: hosts_file = nohosts: No such file or directory"},
+    {"[dns]\nhosts_file = /nonexistent/etc/hosts\n",
+     "t.ini:2: hosts_file = /nonexistent/etc/hosts: No such file or directory"},
     {"[dns]\nhosts_file =\n", "t.ini:2: hosts_file = : empty path (none to skip)"},
     {"[dns]\nhosts_file = rules\n", "t.ini:2: hosts_file = rules: is a directory"},
     /* [limits] */
@@ -885,6 +911,37 @@ test_inifile(void **state)
     diag_free(&d);
 }
 
+/* The system's own hosts file reads as empty when a minimal container has
+ * none; any other hosts_file must exist (a typo is caught). */
+static void
+test_hosts_file_usable(void **state)
+{
+    (void)state;
+    const char *err = NULL;
+    char missing[1024], present[1024];
+    path_in(missing, sizeof(missing), "no-such-hosts");
+    write_in("some-hosts", "127.0.0.1 localhost\n", 20);
+    path_in(present, sizeof(present), "some-hosts");
+    assert_int_equal(config_hosts_file_usable(missing, 1, &err), 0);
+    assert_int_equal(config_hosts_file_usable(missing, 0, &err), -1);
+    assert_string_equal(err, "No such file or directory");
+    assert_int_equal(config_hosts_file_usable(present, 1, &err), 1);
+    assert_int_equal(config_hosts_file_usable(present, 0, &err), 1);
+    /* absent is empty; present but unusable is still an error */
+    assert_int_equal(config_hosts_file_usable(tmp, 1, &err), -1);
+    assert_string_equal(err, "is a directory");
+    /* hosts_file = /etc/hosts, written out, is the system's own */
+    struct diag d;
+    struct config *c = load_ok("[dns]\nhosts_file = " CONFIG_SYSTEM_HOSTS "\n", &d);
+    assert_int_equal(d.n, 0);
+    if (access(CONFIG_SYSTEM_HOSTS, F_OK) == 0)
+        assert_string_equal(c->hosts_file, CONFIG_SYSTEM_HOSTS);
+    else
+        assert_null(c->hosts_file);
+    config_free(c);
+    diag_free(&d);
+}
+
 int
 main(void)
 {
@@ -902,6 +959,7 @@ main(void)
         cmocka_unit_test(test_load_file_errors),
         cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_inifile),
+        cmocka_unit_test(test_hosts_file_usable),
     };
     return cmocka_run_group_tests_name("config", tests, setup, teardown);
 }

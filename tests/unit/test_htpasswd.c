@@ -441,18 +441,20 @@ test_htpasswd_accepted_layouts(void **state)
              "j\xc3\xb6rg:" SHA_PW "\n" /* UTF-8 names are fine */
              "%s:" SHA_PW "\n"
              "#nospace:" SHA_PW "\n"
+             "jane doe:" SHA_PW "\n" /* spaces are fine, as in Apache */
              "last:" SHA_PW, /* no final newline */
              longname);
     struct htpasswd *h = htpasswd_load_string(text, NULL, &d);
     assert_non_null(h);
     assert_int_equal(d.n, 0);
-    assert_int_equal(htpasswd_count(h), 6);
-    const char *users[] = {"crlf", "indented", "extra", "j\xc3\xb6rg", longname, "last"};
-    for (size_t i = 0; i < 6; i++) {
+    assert_int_equal(htpasswd_count(h), 7);
+    const char *users[] = {"crlf", "indented", "extra", "j\xc3\xb6rg", longname, "jane doe", "last"};
+    for (size_t i = 0; i < 7; i++) {
         assert_string_equal(htpasswd_hash(h, users[i]), SHA_PW);
         assert_true(htpasswd_verify(h, users[i], "password"));
     }
     assert_null(htpasswd_hash(h, "#nospace"));
+    assert_null(htpasswd_hash(h, "jane"));
     htpasswd_free(h);
 
     /* empty and comment-only files are valid and have no users */
@@ -481,7 +483,7 @@ test_htpasswd_malformed(void **state)
              "good:" SHA_PW "\n"                                          /* 1 */
              "nocolon\n"                                                  /* 2 */
              "plain:password\n"                                           /* 3 */
-             "bad user:" SHA_PW "\n"                                      /* 4 */
+             "bad\tuser:" SHA_PW "\n"                                     /* 4 */
              ":" SHA_PW "\n"                                              /* 5 */
              "salty:$apr1$toolongsalt$gx6H8inn1qXOife9mOPh6.\n"           /* 6 */
              "good:" SHA_PW "\n"                                          /* 7 */
@@ -499,7 +501,7 @@ test_htpasswd_malformed(void **state)
     static const char *const want[] = {
         "users:2: expected user:hash",
         "users:3: user 'plain': unsupported password hash",
-        "users:4: invalid user name: contains a space",
+        "users:4: invalid user name: contains a control character",
         "users:5: invalid user name: empty",
         "users:6: user 'salty': malformed $apr1$ password hash",
         "users:8: invalid user name: contains a control character",
@@ -711,6 +713,56 @@ test_groups_malformed(void **state)
         NULL,
     };
     expect_groups_errors(text, want);
+}
+
+/* A group file cannot list a user whose name holds a space: -t says so,
+ * as a warning, only where a group lists every word of such a name. */
+static void
+test_groups_spaced_users(void **state)
+{
+    (void)state;
+    struct diag d = {0};
+    struct htpasswd *h = htpasswd_load_string("jane doe:" SHA_PW "\n"
+                                              "ann marie smith:" SHA_PW "\n"
+                                              "bob:" SHA_PW "\n",
+                                              "users", &d);
+    assert_non_null(h);
+    struct htgroups *g = htgroups_load_string("# 'jane doe' meant twice, on two lines\n"
+                                              "staff: bob jane doe\n"
+                                              "sales: doe\n"
+                                              "sales: jane\n"
+                                              "ops: jane\n"          /* only one word: no */
+                                              "hr: ann smith\n"      /* not every word: no */
+                                              "mkt: smith marie ann\n", /* every word */
+                                              "groups", &d);
+    assert_non_null(g);
+    assert_int_equal(d.n, 0);
+    htgroups_check_users(g, h, "groups", &d);
+    static const char *const want[] = {
+        "groups:7: warning: group 'mkt': the user 'ann marie smith' cannot be listed in a group file "
+        "(members are separated by blanks): its words are read as other users",
+        "groups:4: warning: group 'sales': the user 'jane doe' cannot be listed in a group file "
+        "(members are separated by blanks): its words are read as other users",
+        "groups:2: warning: group 'staff': the user 'jane doe' cannot be listed in a group file "
+        "(members are separated by blanks): its words are read as other users",
+    };
+    assert_int_equal(d.errors, 0);
+    assert_int_equal(d.warnings, 3);
+    assert_int_equal(d.n, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_non_null(strstr(d.msgs[i], want[i]));
+    diag_free(&d);
+    /* no group file, or no user with a space: nothing to say */
+    htgroups_check_users(NULL, h, "groups", &d);
+    htgroups_free(g);
+    g = htgroups_load_string("staff: jane doe\n", "groups", &d);
+    htpasswd_free(h);
+    h = htpasswd_load_string("jane:" SHA_PW "\ndoe:" SHA_PW "\n", "users", &d);
+    htgroups_check_users(g, h, "groups", &d);
+    assert_int_equal(d.n, 0);
+    htgroups_free(g);
+    htpasswd_free(h);
+    diag_free(&d);
 }
 
 /* --- Proxy-Authorization ------------------------------------------------- */
@@ -986,6 +1038,7 @@ main(void)
         cmocka_unit_test(test_groups_file),
         cmocka_unit_test(test_groups_string),
         cmocka_unit_test(test_groups_malformed),
+        cmocka_unit_test(test_groups_spaced_users),
         cmocka_unit_test(test_basic_valid),
         cmocka_unit_test(test_basic_invalid),
         cmocka_unit_test(test_basic_too_long),

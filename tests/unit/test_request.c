@@ -39,6 +39,9 @@
 static struct guard G;
 static uint16_t ports[] = {443, 5228};
 static uint16_t ranges[][2] = {{8000, 8999}};
+/* plain HTTP: the default, CONFIG_DEFAULT_HTTP_PORTS */
+static uint16_t http_ports[] = {80, 280, 443, 488, 591, 777};
+static uint16_t http_ranges[][2] = {{1025, 65535}};
 static struct htpasswd *users;
 
 /* SNAP_PLAIN: no [auth]. SNAP_USERS: an htpasswd file, not required.
@@ -60,10 +63,11 @@ setup(void **state)
     if (users == NULL)
         return -1;
     for (int i = 0; i < NSNAP; i++) {
-        cfgs[i].connect_ports = ports;
-        cfgs[i].nconnect_ports = sizeof(ports) / sizeof(ports[0]);
-        cfgs[i].connect_ranges = ranges;
-        cfgs[i].nconnect_ranges = sizeof(ranges) / sizeof(ranges[0]);
+        cfgs[i].connect_ports = (struct portset){ports, sizeof(ports) / sizeof(ports[0]), ranges,
+                                                 sizeof(ranges) / sizeof(ranges[0])};
+        cfgs[i].http_ports =
+            (struct portset){http_ports, sizeof(http_ports) / sizeof(http_ports[0]), http_ranges,
+                             sizeof(http_ranges) / sizeof(http_ranges[0])};
         cfgs[i].max_header_bytes = MAXH;
         snaps[i].cfg = &cfgs[i];
         snaps[i].users = i == SNAP_PLAIN ? NULL : users;
@@ -126,6 +130,8 @@ static const char D_NOT_PROXY[] = "This is a proxy: configure your browser to us
 static const char D_LOOP[] = "This request has already passed this proxy.";
 static const char D_PORT[] = "Tunnels are only allowed to the configured ports.";
 static const char D_BAD_HOST[] = "The host name is malformed.";
+static const char D_HTTP_PORT[] = "Plain HTTP is only allowed to the configured ports.";
+static const char D_MAX_FORWARDS[] = "The Max-Forwards header field is not a number.";
 
 struct refused {
     const char *name;
@@ -216,6 +222,40 @@ static const struct refused refused[] = {
      "connect-port-denied", D_PORT, REQUEST_CONNECT, "CONNECT", "a", NULL, AUTH_NONE},
     {"CONNECT denied, credentials kept", R("CONNECT a:25 HTTP/1.1\r\n" CAROL "\r\n"), SNAP_USERS,
      403, "connect-port-denied", D_PORT, REQUEST_CONNECT, "CONNECT", "a", NULL, AUTH_UNCHECKED},
+    /* Plain HTTP to a port outside http_ports (SMTP, SSH, FTP, ...) never
+     * leaves the proxy. */
+    {"GET to SMTP", R("GET http://mail.example:25/ HTTP/1.1\r\nHost: mail.example:25\r\n\r\n"),
+     SNAP_PLAIN, 403, "http-port-denied", D_HTTP_PORT, REQUEST_FORWARD, "GET", "mail.example",
+     "/", AUTH_NONE},
+    {"POST to SSH, credentials kept",
+     R("POST http://a:22/x HTTP/1.1\r\nHost: a:22\r\n" CAROL "Content-Length: 1\r\n\r\n"),
+     SNAP_USERS, 403, "http-port-denied", D_HTTP_PORT, REQUEST_FORWARD, "POST", "a", "/x",
+     AUTH_UNCHECKED},
+    {"GET to FTP", R("GET http://a:21/ HTTP/1.1\r\nHost: a\r\n\r\n"), SNAP_PLAIN, 403,
+     "http-port-denied", D_HTTP_PORT, REQUEST_FORWARD, "GET", "a", "/", AUTH_NONE},
+    {"GET just below the range", R("GET http://[::1]:1024/ HTTP/1.1\r\nHost: a\r\n\r\n"),
+     SNAP_PLAIN, 403, "http-port-denied", D_HTTP_PORT, REQUEST_FORWARD, "GET", "::1", "/",
+     AUTH_NONE},
+    {"OPTIONS to port 1, even with Max-Forwards: 0",
+     R("OPTIONS http://a:1/ HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n\r\n"), SNAP_PLAIN, 403,
+     "http-port-denied", D_HTTP_PORT, REQUEST_FORWARD, "OPTIONS", "a", "/", AUTH_NONE},
+    /* Max-Forwards of OPTIONS and TRACE is read: it must be a number. */
+    {"Max-Forwards not a number",
+     R("TRACE http://a/ HTTP/1.1\r\nHost: a\r\nMax-Forwards: x\r\n\r\n"), SNAP_PLAIN, 400,
+     "bad-max-forwards", D_MAX_FORWARDS, REQUEST_FORWARD, "TRACE", "a", "/", AUTH_NONE},
+    {"Max-Forwards negative",
+     R("OPTIONS http://a/ HTTP/1.1\r\nHost: a\r\nMax-Forwards: -1\r\n\r\n"), SNAP_PLAIN, 400,
+     "bad-max-forwards", D_MAX_FORWARDS, REQUEST_FORWARD, "OPTIONS", "a", "/", AUTH_NONE},
+    {"Max-Forwards empty", R("OPTIONS http://a/ HTTP/1.1\r\nHost: a\r\nMax-Forwards:\r\n\r\n"),
+     SNAP_PLAIN, 400, "bad-max-forwards", D_MAX_FORWARDS, REQUEST_FORWARD, "OPTIONS", "a", "/",
+     AUTH_NONE},
+    {"Max-Forwards as a list",
+     R("TRACE http://a/ HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0, 5\r\n\r\n"), SNAP_PLAIN, 400,
+     "bad-max-forwards", D_MAX_FORWARDS, REQUEST_FORWARD, "TRACE", "a", "/", AUTH_NONE},
+    {"Max-Forwards fields that disagree",
+     R("TRACE http://a/ HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\nmax-forwards: 3\r\n\r\n"),
+     SNAP_PLAIN, 400, "bad-max-forwards", D_MAX_FORWARDS, REQUEST_FORWARD, "TRACE", "a", "/",
+     AUTH_NONE},
 };
 
 static void
@@ -268,6 +308,12 @@ struct accepted {
     const char *uhead;   /* NULL when not REQUEST_FORWARD */
 };
 
+#define OPTIONS_REPLY                                                                              \
+    "HTTP/1.1 200 OK\r\nAllow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE, CONNECT\r\n"   \
+    "Content-Length: 0\r\nConnection: close\r\n\r\n"
+#define TRACE_REPLY(len) "HTTP/1.1 200 OK\r\nContent-Type: message/http\r\nContent-Length: " len \
+    "\r\nConnection: close\r\n\r\n"
+
 static const struct accepted accepted[] = {
     {"absolute GET",
      R("GET http://Example.COM/a/b?x=1&y HTTP/1.1\r\nHost: example.com\r\n"
@@ -277,8 +323,49 @@ static const struct accepted accepted[] = {
      "GET /a/b?x=1&y HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t/1\r\nAccept: */*\r\n" VIA
      "\r\n"},
     {"no path is /", R("GET http://a HTTP/1.1\r\nHost: a\r\n\r\n"), REQUEST_FORWARD, "GET", "a", 80,
-     0, "/", NULL, "http://a:80", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:80",
+     0, "/", NULL, "http://a:80/", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:80",
      "GET / HTTP/1.1\r\nHost: a\r\n" VIA "\r\n"},
+    {"no path, a query: /?query", R("GET http://a?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"),
+     REQUEST_FORWARD, "GET", "a", 80, 0, "/", NULL, "http://a:80/?x=1", 0, 1, 0, UPGRADE_NONE,
+     HTTP1_BODY_NONE, 0, "a:80", "GET /?x=1 HTTP/1.1\r\nHost: a\r\n" VIA "\r\n"},
+    {"no path, a port and a query",
+     R("GET http://a:8080?x=/y HTTP/1.1\r\nHost: a:8080\r\n\r\n"), REQUEST_FORWARD, "GET", "a",
+     8080, 0, "/", NULL, "http://a:8080/?x=/y", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:8080",
+     "GET /?x=/y HTTP/1.1\r\nHost: a:8080\r\n" VIA "\r\n"},
+    {"OPTIONS without a path asks about the server",
+     R("OPTIONS http://a HTTP/1.1\r\nHost: a\r\n\r\n"), REQUEST_FORWARD, "OPTIONS", "a", 80, 0,
+     "/", NULL, "http://a:80/", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:80",
+     "OPTIONS * HTTP/1.1\r\nHost: a\r\n" VIA "\r\n"},
+    {"OPTIONS with a query is no server-wide OPTIONS",
+     R("OPTIONS http://a?q HTTP/1.1\r\nHost: a\r\n\r\n"), REQUEST_FORWARD, "OPTIONS", "a", 80, 0,
+     "/", NULL, "http://a:80/?q", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:80",
+     "OPTIONS /?q HTTP/1.1\r\nHost: a\r\n" VIA "\r\n"},
+    {"plain HTTP to 443, a default port", R("GET http://a:443/ HTTP/1.1\r\nHost: a:443\r\n\r\n"),
+     REQUEST_FORWARD, "GET", "a", 443, 0, "/", NULL, "http://a:443/", 0, 1, 0, UPGRADE_NONE,
+     HTTP1_BODY_NONE, 0, "a:443", "GET / HTTP/1.1\r\nHost: a:443\r\n" VIA "\r\n"},
+    {"plain HTTP to 1025, the range's start",
+     R("GET http://a:1025/ HTTP/1.1\r\nHost: a:1025\r\n\r\n"), REQUEST_FORWARD, "GET", "a", 1025,
+     0, "/", NULL, "http://a:1025/", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:1025",
+     "GET / HTTP/1.1\r\nHost: a:1025\r\n" VIA "\r\n"},
+    /* Max-Forwards: OPTIONS and TRACE stop at 0, go on one less otherwise;
+     * other methods carry it untouched (RFC 9110 7.6.2). */
+    {"TRACE with Max-Forwards: 3 goes on with 2",
+     R("TRACE http://a/ HTTP/1.1\r\nMax-Forwards: 3\r\nHost: a\r\nMax-Forwards: 03\r\n\r\n"),
+     REQUEST_FORWARD, "TRACE", "a", 80, 0, "/", NULL, "http://a:80/", 0, 1, 0, UPGRADE_NONE,
+     HTTP1_BODY_NONE, 0, "a:80", "TRACE / HTTP/1.1\r\nHost: a\r\nMax-Forwards: 2\r\n" VIA "\r\n"},
+    {"OPTIONS with a huge Max-Forwards",
+     R("OPTIONS http://a/ HTTP/1.1\r\nHost: a\r\nMax-Forwards: 99999999999999999999999\r\n\r\n"),
+     REQUEST_FORWARD, "OPTIONS", "a", 80, 0, "/", NULL, "http://a:80/", 0, 1, 0, UPGRADE_NONE,
+     HTTP1_BODY_NONE, 0, "a:80",
+     "OPTIONS / HTTP/1.1\r\nHost: a\r\nMax-Forwards: 4294967294\r\n" VIA "\r\n"},
+    {"GET with Max-Forwards: 0 is forwarded as it is",
+     R("GET http://a/ HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n\r\n"), REQUEST_FORWARD, "GET",
+     "a", 80, 0, "/", NULL, "http://a:80/", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:80",
+     "GET / HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n" VIA "\r\n"},
+    {"lower-case trace is another method",
+     R("trace http://a/ HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n\r\n"), REQUEST_FORWARD,
+     "trace", "a", 80, 0, "/", NULL, "http://a:80/", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0,
+     "a:80", "trace / HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n" VIA "\r\n"},
     {"fragment cut", R("GET http://a/p#f HTTP/1.1\r\nHost: a\r\n\r\n"), REQUEST_FORWARD, "GET", "a",
      80, 0, "/p", NULL, "http://a:80/p", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:80",
      "GET /p HTTP/1.1\r\nHost: a\r\n" VIA "\r\n"},
@@ -341,6 +428,17 @@ static const struct accepted accepted[] = {
      HTTP1_BODY_NONE, 0, "a:8080",
      "GET /ws HTTP/1.1\r\nHost: a:8080\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n"
      "Connection: Upgrade\r\n" VIA "\r\n"},
+    {"h2c upgrade: Upgrade stripped as hop-by-hop",
+     R("GET http://a/ HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+       "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"),
+     REQUEST_FORWARD, "GET", "a", 80, 0, "/", NULL, "http://a:80/", 0, 1, 0, UPGRADE_NONE,
+     HTTP1_BODY_NONE, 0, "a:80", "GET / HTTP/1.1\r\nHost: a\r\n" VIA "\r\n"},
+    {"websocket among other upgrades: websocket alone goes on",
+     R("GET http://a/ws HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: upgrade\r\n"
+       "Upgrade: foo/2, WebSocket\r\n\r\n"),
+     REQUEST_FORWARD, "GET", "a", 80, 0, "/ws", NULL, "http://a:80/ws", 0, 1, 0, UPGRADE_ASKED,
+     HTTP1_BODY_NONE, 0, "a:80",
+     "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" VIA "\r\n"},
     {"Upgrade without Connection: upgrade",
      R("GET http://a/ HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"), REQUEST_FORWARD, "GET",
      "a", 80, 0, "/", NULL, "http://a:80/", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:80",
@@ -416,6 +514,8 @@ check_accepted(const struct accepted *t, const struct request *req)
     if (req->head_len != t->len)
         fail_msg("%s: head_len %zu", t->name, req->head_len);
     check_str(t->name, "poolkey", req->poolkey, t->poolkey);
+    if (req->reply != NULL || req->reply_len != 0)
+        fail_msg("%s: answered by the proxy:\n%s", t->name, req->reply);
     if (t->uhead == NULL) {
         if (req->uhead != NULL || req->uhead_len != 0)
             fail_msg("%s: an upstream head", t->name);
@@ -446,6 +546,70 @@ test_accepted(void **state)
             memset(G.end - t->len, 'Z', t->len);
             check_accepted(t, &req);
             request_free(&req);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * OPTIONS and TRACE with Max-Forwards: 0, answered by the proxy once the
+ * decision allows them (RFC 9110 7.6.2)
+ * ------------------------------------------------------------------------- */
+
+struct answered {
+    const char *name;
+    const char *raw;
+    size_t len;
+    const char *uhead; /* still built: the decision sees a forwarded request */
+    const char *reply;
+};
+
+static const struct answered answered[] = {
+    {"OPTIONS", R("OPTIONS http://a/ HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n\r\n"),
+     "OPTIONS / HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n" VIA "\r\n", OPTIONS_REPLY},
+    {"OPTIONS for the server",
+     R("OPTIONS http://a:8080 HTTP/1.1\r\nHost: a:8080\r\nMax-Forwards: 0\r\n\r\n"),
+     "OPTIONS * HTTP/1.1\r\nHost: a:8080\r\nMax-Forwards: 0\r\n" VIA "\r\n", OPTIONS_REPLY},
+    {"TRACE echoes the head without credentials",
+     R("TRACE http://a/t?q HTTP/1.1\r\nHost: a\r\nMax-Forwards: 00\r\n" CAROL
+       "Authorization: Basic eDp5\r\nCookie: s=1\r\nX-A:  b \r\n\r\n"),
+     "TRACE /t?q HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\nAuthorization: Basic eDp5\r\n"
+     "Cookie: s=1\r\nX-A: b\r\n" VIA "\r\n",
+     TRACE_REPLY("66") "TRACE http://a/t?q HTTP/1.1\r\nHost: a\r\nMax-Forwards: 00\r\n"
+                       "X-A: b\r\n\r\n"},
+    {"TRACE from HTTP/1.0", R("TRACE http://a HTTP/1.0\r\nmax-forwards: 0\r\n\r\n"),
+     "TRACE / HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n" VIA "\r\n",
+     TRACE_REPLY("44") "TRACE http://a HTTP/1.0\r\nmax-forwards: 0\r\n\r\n"},
+    {"TRACE, the same value twice",
+     R("TRACE http://a/ HTTP/1.1\r\nMax-Forwards: 0\r\nHost: a\r\nMax-Forwards: 0\r\n\r\n"),
+     "TRACE / HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n" VIA "\r\n",
+     TRACE_REPLY("71") "TRACE http://a/ HTTP/1.1\r\nMax-Forwards: 0\r\nHost: a\r\n"
+                       "Max-Forwards: 0\r\n\r\n"},
+};
+
+static void
+test_answered(void **state)
+{
+    (void)state;
+    static struct http1_head h;
+    for (size_t i = 0; i < sizeof(answered) / sizeof(answered[0]); i++) {
+        const struct answered *t = &answered[i];
+        for (int s = 0; s < NSNAP; s++) {
+            struct request req;
+            struct request_refusal ref;
+            parse(t->name, t->raw, t->len, &h);
+            if (request_from_head(&h, &snaps[s], &req, &ref) != 0)
+                fail_msg("%s: refused %d %s", t->name, ref.status, ref.reason);
+            guard_put(&G, t->raw, t->len);
+            memset(G.end - t->len, 'Z', t->len);
+            if (req.kind != REQUEST_FORWARD)
+                fail_msg("%s: kind %d", t->name, (int)req.kind);
+            check_str(t->name, "upstream head", req.uhead, t->uhead);
+            check_str(t->name, "reply", req.reply, t->reply);
+            if (req.reply_len != strlen(t->reply))
+                fail_msg("%s: reply_len %zu", t->name, req.reply_len);
+            request_free(&req);
+            if (req.reply != NULL)
+                fail_msg("%s: reply kept after request_free", t->name);
         }
     }
 }
@@ -820,6 +984,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_accepted),
+        cmocka_unit_test(test_answered),
         cmocka_unit_test(test_credentials),
         cmocka_unit_test(test_preauth_limited),
         cmocka_unit_test(test_preauth_refused),
