@@ -659,7 +659,7 @@ htpasswd_count(const struct htpasswd *h)
 struct hg_pair {
     const char *user; /* both point into buf */
     const char *group;
-    int line;         /* the first that lists user in group */
+    int line; /* the first that lists user in group */
 };
 
 struct htgroups {

@@ -678,9 +678,9 @@ request_from_head(const struct http1_head *h, const struct snapshot *snap, struc
     if (req->url == NULL)
         return out_of_memory(ref);
     int slash = tg.path.len == 0 || tg.path.p[0] != '/';
-    int n = snprintf(req->url, ul, "http://%s%s%s:%u%s%.*s", tg.host_is_ipv6 ? "[" : "",
-                     req->host, tg.host_is_ipv6 ? "]" : "", req->port, slash ? "/" : "",
-                     (int)tg.path.len, tg.path.p);
+    int n = snprintf(req->url, ul, "http://%s%s%s:%u%s%.*s", tg.host_is_ipv6 ? "[" : "", req->host,
+                     tg.host_is_ipv6 ? "]" : "", req->port, slash ? "/" : "", (int)tg.path.len,
+                     tg.path.p);
     if (n < 0 || (size_t)n >= ul)
         return out_of_memory(ref); /* cannot happen: ul has room for the rest */
     int upgrade = (h->flags & HTTP1_F_UPGRADE) && (h->flags & HTTP1_F_CONN_UPGRADE) &&

@@ -55,7 +55,8 @@ same_from_file(const uint8_t *data, size_t size, const struct config *c, const s
     FUZZ_CHECK((c2 == NULL) == (c == NULL));
     FUZZ_CHECK(d2.errors == d->errors && d2.warnings == d->warnings);
     if (c != NULL) {
-        FUZZ_CHECK(c2->nlisten == c->nlisten && c2->connect_ports.nports == c->connect_ports.nports &&
+        FUZZ_CHECK(c2->nlisten == c->nlisten &&
+                   c2->connect_ports.nports == c->connect_ports.nports &&
                    c2->http_ports.nports == c->http_ports.nports);
         FUZZ_CHECK(strcmp(c2->rules_dir, c->rules_dir) == 0);
         FUZZ_CHECK(c2->max_header_bytes == c->max_header_bytes);

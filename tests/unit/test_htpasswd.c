@@ -442,13 +442,14 @@ test_htpasswd_accepted_layouts(void **state)
              "%s:" SHA_PW "\n"
              "#nospace:" SHA_PW "\n"
              "jane doe:" SHA_PW "\n" /* spaces are fine, as in Apache */
-             "last:" SHA_PW, /* no final newline */
+             "last:" SHA_PW,         /* no final newline */
              longname);
     struct htpasswd *h = htpasswd_load_string(text, NULL, &d);
     assert_non_null(h);
     assert_int_equal(d.n, 0);
     assert_int_equal(htpasswd_count(h), 7);
-    const char *users[] = {"crlf", "indented", "extra", "j\xc3\xb6rg", longname, "jane doe", "last"};
+    const char *users[] = {"crlf",   "indented", "extra", "j\xc3\xb6rg",
+                           longname, "jane doe", "last"};
     for (size_t i = 0; i < 7; i++) {
         assert_string_equal(htpasswd_hash(h, users[i]), SHA_PW);
         assert_true(htpasswd_verify(h, users[i], "password"));
@@ -731,16 +732,16 @@ test_groups_spaced_users(void **state)
                                               "staff: bob jane doe\n"
                                               "sales: doe\n"
                                               "sales: jane\n"
-                                              "ops: jane\n"          /* only one word: no */
-                                              "hr: ann smith\n"      /* not every word: no */
+                                              "ops: jane\n"             /* only one word: no */
+                                              "hr: ann smith\n"         /* not every word: no */
                                               "mkt: smith marie ann\n", /* every word */
                                               "groups", &d);
     assert_non_null(g);
     assert_int_equal(d.n, 0);
     htgroups_check_users(g, h, "groups", &d);
     static const char *const want[] = {
-        "groups:7: warning: group 'mkt': the user 'ann marie smith' cannot be listed in a group file "
-        "(members are separated by blanks): its words are read as other users",
+        "groups:7: warning: group 'mkt': the user 'ann marie smith' cannot be listed in a group "
+        "file (members are separated by blanks): its words are read as other users",
         "groups:4: warning: group 'sales': the user 'jane doe' cannot be listed in a group file "
         "(members are separated by blanks): its words are read as other users",
         "groups:2: warning: group 'staff': the user 'jane doe' cannot be listed in a group file "

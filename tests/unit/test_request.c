@@ -225,8 +225,8 @@ static const struct refused refused[] = {
     /* Plain HTTP to a port outside http_ports (SMTP, SSH, FTP, ...) never
      * leaves the proxy. */
     {"GET to SMTP", R("GET http://mail.example:25/ HTTP/1.1\r\nHost: mail.example:25\r\n\r\n"),
-     SNAP_PLAIN, 403, "http-port-denied", D_HTTP_PORT, REQUEST_FORWARD, "GET", "mail.example",
-     "/", AUTH_NONE},
+     SNAP_PLAIN, 403, "http-port-denied", D_HTTP_PORT, REQUEST_FORWARD, "GET", "mail.example", "/",
+     AUTH_NONE},
     {"POST to SSH, credentials kept",
      R("POST http://a:22/x HTTP/1.1\r\nHost: a:22\r\n" CAROL "Content-Length: 1\r\n\r\n"),
      SNAP_USERS, 403, "http-port-denied", D_HTTP_PORT, REQUEST_FORWARD, "POST", "a", "/x",
@@ -311,7 +311,8 @@ struct accepted {
 #define OPTIONS_REPLY                                                                              \
     "HTTP/1.1 200 OK\r\nAllow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE, CONNECT\r\n"   \
     "Content-Length: 0\r\nConnection: close\r\n\r\n"
-#define TRACE_REPLY(len) "HTTP/1.1 200 OK\r\nContent-Type: message/http\r\nContent-Length: " len \
+#define TRACE_REPLY(len)                                                                           \
+    "HTTP/1.1 200 OK\r\nContent-Type: message/http\r\nContent-Length: " len                        \
     "\r\nConnection: close\r\n\r\n"
 
 static const struct accepted accepted[] = {
@@ -328,13 +329,12 @@ static const struct accepted accepted[] = {
     {"no path, a query: /?query", R("GET http://a?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"),
      REQUEST_FORWARD, "GET", "a", 80, 0, "/", NULL, "http://a:80/?x=1", 0, 1, 0, UPGRADE_NONE,
      HTTP1_BODY_NONE, 0, "a:80", "GET /?x=1 HTTP/1.1\r\nHost: a\r\n" VIA "\r\n"},
-    {"no path, a port and a query",
-     R("GET http://a:8080?x=/y HTTP/1.1\r\nHost: a:8080\r\n\r\n"), REQUEST_FORWARD, "GET", "a",
-     8080, 0, "/", NULL, "http://a:8080/?x=/y", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:8080",
-     "GET /?x=/y HTTP/1.1\r\nHost: a:8080\r\n" VIA "\r\n"},
+    {"no path, a port and a query", R("GET http://a:8080?x=/y HTTP/1.1\r\nHost: a:8080\r\n\r\n"),
+     REQUEST_FORWARD, "GET", "a", 8080, 0, "/", NULL, "http://a:8080/?x=/y", 0, 1, 0, UPGRADE_NONE,
+     HTTP1_BODY_NONE, 0, "a:8080", "GET /?x=/y HTTP/1.1\r\nHost: a:8080\r\n" VIA "\r\n"},
     {"OPTIONS without a path asks about the server",
-     R("OPTIONS http://a HTTP/1.1\r\nHost: a\r\n\r\n"), REQUEST_FORWARD, "OPTIONS", "a", 80, 0,
-     "/", NULL, "http://a:80/", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:80",
+     R("OPTIONS http://a HTTP/1.1\r\nHost: a\r\n\r\n"), REQUEST_FORWARD, "OPTIONS", "a", 80, 0, "/",
+     NULL, "http://a:80/", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:80",
      "OPTIONS * HTTP/1.1\r\nHost: a\r\n" VIA "\r\n"},
     {"OPTIONS with a query is no server-wide OPTIONS",
      R("OPTIONS http://a?q HTTP/1.1\r\nHost: a\r\n\r\n"), REQUEST_FORWARD, "OPTIONS", "a", 80, 0,
@@ -344,8 +344,8 @@ static const struct accepted accepted[] = {
      REQUEST_FORWARD, "GET", "a", 443, 0, "/", NULL, "http://a:443/", 0, 1, 0, UPGRADE_NONE,
      HTTP1_BODY_NONE, 0, "a:443", "GET / HTTP/1.1\r\nHost: a:443\r\n" VIA "\r\n"},
     {"plain HTTP to 1025, the range's start",
-     R("GET http://a:1025/ HTTP/1.1\r\nHost: a:1025\r\n\r\n"), REQUEST_FORWARD, "GET", "a", 1025,
-     0, "/", NULL, "http://a:1025/", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:1025",
+     R("GET http://a:1025/ HTTP/1.1\r\nHost: a:1025\r\n\r\n"), REQUEST_FORWARD, "GET", "a", 1025, 0,
+     "/", NULL, "http://a:1025/", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:1025",
      "GET / HTTP/1.1\r\nHost: a:1025\r\n" VIA "\r\n"},
     /* Max-Forwards: OPTIONS and TRACE stop at 0, go on one less otherwise;
      * other methods carry it untouched (RFC 9110 7.6.2). */
@@ -359,13 +359,13 @@ static const struct accepted accepted[] = {
      HTTP1_BODY_NONE, 0, "a:80",
      "OPTIONS / HTTP/1.1\r\nHost: a\r\nMax-Forwards: 4294967294\r\n" VIA "\r\n"},
     {"GET with Max-Forwards: 0 is forwarded as it is",
-     R("GET http://a/ HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n\r\n"), REQUEST_FORWARD, "GET",
-     "a", 80, 0, "/", NULL, "http://a:80/", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:80",
+     R("GET http://a/ HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n\r\n"), REQUEST_FORWARD, "GET", "a",
+     80, 0, "/", NULL, "http://a:80/", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:80",
      "GET / HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n" VIA "\r\n"},
     {"lower-case trace is another method",
-     R("trace http://a/ HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n\r\n"), REQUEST_FORWARD,
-     "trace", "a", 80, 0, "/", NULL, "http://a:80/", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0,
-     "a:80", "trace / HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n" VIA "\r\n"},
+     R("trace http://a/ HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n\r\n"), REQUEST_FORWARD, "trace",
+     "a", 80, 0, "/", NULL, "http://a:80/", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:80",
+     "trace / HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n" VIA "\r\n"},
     {"fragment cut", R("GET http://a/p#f HTTP/1.1\r\nHost: a\r\n\r\n"), REQUEST_FORWARD, "GET", "a",
      80, 0, "/p", NULL, "http://a:80/p", 0, 1, 0, UPGRADE_NONE, HTTP1_BODY_NONE, 0, "a:80",
      "GET /p HTTP/1.1\r\nHost: a\r\n" VIA "\r\n"},
