@@ -97,6 +97,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* The decoy for unknown users is one of the stored hashes. */
         FUZZ_CHECK((htpasswd_decoy_hash(h) == NULL) == (count == 0));
     }
+    /* A group trying to list a user with a space: warnings only. */
+    memset(&d, 0, sizeof(d));
+    htgroups_check_users(g, h, "groups", &d);
+    FUZZ_CHECK(d.errors == 0 && d.n == d.warnings);
+    diag_free(&d);
     FUZZ_CHECK(htpasswd_hash(NULL, "alice") == NULL);
     FUZZ_CHECK(htgroups_member(NULL, "staff", "alice") == 0);
 

@@ -1,15 +1,20 @@
 /* A client's request head through the request stage: http1_parse_request,
  * then request_from_head under three fixed configurations (no [auth]; an
  * htpasswd file; the same with required = yes), all with connect_ports
- * 443 and 8000-8999 and this proxy's Via "1.1 fuzz (socialgate)".
+ * 443 and 8000-8999, http_ports 80, 443 and 1025-65535, and this proxy's
+ * Via "1.1 fuzz (socialgate)".
  *
  * Besides memory errors and leaks (request_free always runs) it checks
  * what the callers rely on: a refusal has a reason, and a detail when it
  * has a page; the method kept is a prefix of the one received; a
  * forwarded request has a head that starts with its method, ends with an
  * empty line, parses again as a request with the same body framing, holds
- * one Host and no Proxy-Authorization; a tunnel's port is allowed; a local
- * request has no body; credentials mean nothing without a users file; a
+ * one Host and no Proxy-Authorization, a request-target in origin form
+ * ("/..." or "*" for OPTIONS), an Upgrade only when it is websocket; a
+ * tunnel's port and a forwarded request's port are allowed (connect_ports,
+ * http_ports); only an OPTIONS or TRACE with Max-Forwards: 0 is answered by
+ * the proxy, a TRACE answer echoing no credentials; a local request has
+ * no body and a target starting with '/'; credentials mean nothing without a users file; a
  * forwarded or tunnelled host is one the catalog can normalise; path_regex
  * gets the normalised path (npath) of a forwarded request. The
  * pre-authentication limits are checked on every input, parsed or not. */
@@ -83,7 +88,7 @@ has_field(const char *p, size_t len, const char *name)
 }
 
 static void
-check_forward(const struct request *req, const struct http1_head *h)
+check_forward(const struct request *req, const struct http1_head *h, int s)
 {
     static struct http1_head u;
     FUZZ_CHECK(req->host != NULL && req->path != NULL && req->path[0] == '/');
@@ -103,8 +108,30 @@ check_forward(const struct request *req, const struct http1_head *h)
     FUZZ_CHECK(!has_field(req->uhead, req->uhead_len, "proxy-authorization"));
     FUZZ_CHECK(!has_field(req->uhead, req->uhead_len, "proxy-connection"));
     FUZZ_CHECK(req->body == h->body && req->content_length == h->content_length);
+    FUZZ_CHECK(config_http_port_allowed(snaps[s].cfg, req->port));
+    /* origin form, or "*" for a server-wide OPTIONS */
+    const char *tgt = req->uhead + h->method.len + 1;
+    FUZZ_CHECK(tgt[0] == '/' || (tgt[0] == '*' && tgt[1] == ' ' && h->method.len == 7 &&
+                                 memcmp(h->method.p, "OPTIONS", 7) == 0));
     if (req->upgrade == UPGRADE_NONE)
         FUZZ_CHECK(!has_field(req->uhead, req->uhead_len, "upgrade"));
+    else
+        FUZZ_CHECK(strstr(req->uhead, "\r\nUpgrade: websocket\r\n") != NULL);
+    int options = h->method.len == 7 && memcmp(h->method.p, "OPTIONS", 7) == 0;
+    int trace = h->method.len == 5 && memcmp(h->method.p, "TRACE", 5) == 0;
+    if (req->reply != NULL) {
+        /* the last hop: Max-Forwards reached 0 */
+        FUZZ_CHECK(options || trace);
+        FUZZ_CHECK(has_field(req->uhead, req->uhead_len, "max-forwards"));
+        FUZZ_CHECK(strstr(req->uhead, "\r\nMax-Forwards: 0\r\n") != NULL);
+        FUZZ_CHECK(req->reply_len == strlen(req->reply));
+        FUZZ_CHECK(strncmp(req->reply, "HTTP/1.1 200 OK\r\n", 17) == 0);
+        FUZZ_CHECK(!has_field(req->reply, req->reply_len, "authorization"));
+        FUZZ_CHECK(!has_field(req->reply, req->reply_len, "proxy-authorization"));
+        FUZZ_CHECK(!has_field(req->reply, req->reply_len, "cookie"));
+    } else {
+        FUZZ_CHECK(req->reply_len == 0);
+    }
     /* The origin gets a head it can parse, framed as the client's. */
     enum http1_status st =
         http1_parse_request((const uint8_t *)req->uhead, req->uhead_len, (size_t)-1, &u);
@@ -149,17 +176,17 @@ check_one(const struct http1_head *h, int s)
     } else {
         switch (req.kind) {
         case REQUEST_FORWARD:
-            check_forward(&req, h);
+            check_forward(&req, h, s);
             break;
         case REQUEST_CONNECT:
             FUZZ_CHECK(req.host != NULL && req.port != 0 && req.path == NULL);
             FUZZ_CHECK(req.npath == NULL);
             FUZZ_CHECK(config_connect_port_allowed(snaps[s].cfg, req.port));
-            FUZZ_CHECK(req.uhead == NULL && req.url == NULL);
+            FUZZ_CHECK(req.uhead == NULL && req.url == NULL && req.reply == NULL);
             break;
         case REQUEST_LOCAL:
             FUZZ_CHECK(req.host != NULL && strcmp(req.host, "socialgate.local") == 0);
-            FUZZ_CHECK(req.port != 0 && req.target != NULL && req.target[0] != '\0');
+            FUZZ_CHECK(req.port != 0 && req.target != NULL && req.target[0] == '/');
             FUZZ_CHECK(h->body == HTTP1_BODY_NONE);
             FUZZ_CHECK(req.uhead == NULL);
             break;
