@@ -95,8 +95,11 @@ struct request_refusal {
  * configuration and users. Returns 0 when the request goes on to the
  * decision, -1 when it is refused: then *ref says how, and req still holds
  * what was learnt before the refusal (method, host, path) for the log;
- * kind is REQUEST_CONNECT for every CONNECT, refused or not. Either way
- * free req with request_free. Out of memory is a refusal with status 0
+ * kind is REQUEST_CONNECT for every CONNECT, refused or not. A plain HTTP
+ * request to a port outside http_ports is refused (403,
+ * http-port-denied); an OPTIONS or TRACE whose Max-Forwards is 0 goes on
+ * to the decision with req->reply set. Either way free req with
+ * request_free. Out of memory is a refusal with status 0
  * and reason "out-of-memory". */
 int request_from_head(const struct http1_head *h, const struct snapshot *snap,
                       struct request *req, struct request_refusal *ref);
