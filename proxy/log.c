@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "logfmt.h"
+
 static int verbosity = LOG_LVL_INFO;
 static int use_syslog;
 
@@ -50,11 +52,9 @@ vlog(int level, int with_errno, const char *fmt, va_list ap)
     }
     char line[1200];
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    localtime_r(&ts.tv_sec, &tm);
-    char tbuf[32];
-    strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
+    char tbuf[40]; /* the usage log's form: milliseconds and the UTC offset */
+    logfmt_time(&ts, tbuf, sizeof(tbuf));
     int m = snprintf(line, sizeof(line), "%s socialgate[%d] %s: %s\n", tbuf, (int)getpid(),
                      names[level], msg);
     if (m < 0)

@@ -102,6 +102,22 @@ def test_sigterm_exits_within_drain_with_all_lines(make_sg, env):
     assert len(lines) == n, "expected %d request lines, found %d" % (n, len(lines))
 
 
+def test_diagnostics_carry_the_utc_offset(make_sg, env):
+    """The daemon's own messages on stderr are stamped like the usage log: milliseconds and the
+    UTC offset, so they can be lined up with it across a time zone change."""
+    d = make_sg(overrides={"proxy": {"timezone": "Asia/Kolkata"}})
+    d.send(signal.SIGUSR1)  # one more message: "usage log reopened"
+    deadline = time.monotonic() + 5
+    while b"usage log reopened" not in d.stderr_path.read_bytes():
+        assert time.monotonic() < deadline, "no message after USR1:\n" + d.stderr_tail()
+        time.sleep(0.05)
+    lines = [ln for ln in d.stderr_path.read_text(errors="replace").splitlines()
+             if " socialgate[" in ln]
+    assert any("listening on" in ln for ln in lines), lines
+    for ln in lines:
+        assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+05:30 socialgate\[\d+\] ", ln), ln
+
+
 def test_sigterm_lets_inflight_request_finish(make_sg, env):
     d = make_sg()
     tok = token()
