@@ -1,5 +1,7 @@
 #include "errpage.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,24 +9,42 @@ const char *
 errpage_reason_phrase(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 407: return "Proxy Authentication Required";
-    case 408: return "Request Timeout";
-    case 414: return "URI Too Long";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    case 508: return "Loop Detected";
-    default: return "Error";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 407:
+        return "Proxy Authentication Required";
+    case 408:
+        return "Request Timeout";
+    case 414:
+        return "URI Too Long";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    case 508:
+        return "Loop Detected";
+    default:
+        return "Error";
     }
 }
 
@@ -35,11 +55,21 @@ html_escape(const char *s, char *out, size_t size)
     for (; *s && o + 7 < size; s++) {
         const char *rep = NULL;
         switch (*s) {
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '&': rep = "&amp;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&#39;"; break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&#39;";
+            break;
         }
         if (rep) {
             size_t n = strlen(rep);
@@ -60,8 +90,8 @@ errpage_format(char *buf, size_t size, int status, const char *detail, const cha
 }
 
 size_t
-errpage_format_link(char *buf, size_t size, int status, const char *detail,
-                    const char *link_text, const char *link_url, const char *extra_headers)
+errpage_format_link(char *buf, size_t size, int status, const char *detail, const char *link_text,
+                    const char *link_url, const char *extra_headers)
 {
     char esc[1024], body[4096], link[2048] = "";
     const char *phrase = errpage_reason_phrase(status);
@@ -87,4 +117,58 @@ errpage_format_link(char *buf, size_t size, int status, const char *detail,
     if (n < 0 || (size_t)n >= size)
         return 0;
     return (size_t)n;
+}
+
+enum errpage_upstream
+errpage_connect_error(int err)
+{
+    switch (err) {
+    case ECONNREFUSED:
+        return ERRPAGE_REFUSED;
+    case ETIMEDOUT:
+        return ERRPAGE_TIMEOUT;
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+        return ERRPAGE_UNREACHABLE;
+    default:
+        return ERRPAGE_FAILED;
+    }
+}
+
+size_t
+errpage_upstream_text(char *buf, size_t size, enum errpage_upstream why, const char *host,
+                      unsigned port, uint64_t timeout_ms)
+{
+    char wait[48] = "";
+    if (timeout_ms > 0 && timeout_ms % 1000 == 0)
+        snprintf(wait, sizeof(wait), " in %" PRIu64 " s", timeout_ms / 1000);
+    else if (timeout_ms > 0)
+        snprintf(wait, sizeof(wait), " in %" PRIu64 " ms", timeout_ms);
+    int n;
+    switch (why) {
+    case ERRPAGE_NAME_UNKNOWN:
+        n = snprintf(buf, size, "The name %s does not exist.", host);
+        break;
+    case ERRPAGE_NAME_FAILED:
+        n = snprintf(buf, size,
+                     "The name %s could not be looked up: the name servers did not give an "
+                     "answer. Try again in a moment.",
+                     host);
+        break;
+    case ERRPAGE_REFUSED:
+        n = snprintf(buf, size, "%s refused the connection on port %u.", host, port);
+        break;
+    case ERRPAGE_UNREACHABLE:
+        n = snprintf(buf, size, "%s cannot be reached from here (no route to it).", host);
+        break;
+    case ERRPAGE_TIMEOUT:
+        n = snprintf(buf, size, "%s did not answer%s.", host, wait);
+        break;
+    default:
+        n = snprintf(buf, size, "Could not connect to %s on port %u.", host, port);
+        break;
+    }
+    if (n < 0 || size == 0)
+        return 0;
+    return (size_t)n < size ? (size_t)n : size - 1;
 }

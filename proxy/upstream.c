@@ -15,6 +15,8 @@
 
 #include "config.h"
 #include "conn.h"
+#include "errpage.h"
+#include "log.h"
 #include "snapshot.h"
 #include "stats.h"
 #include "util/addr.h"
@@ -160,8 +162,15 @@ dns_cb(int result, struct evutil_addrinfo *res, void *arg)
             evutil_freeaddrinfo(res);
         stats_count(STATS_DNS_FAILURES);
         char msg[512];
-        snprintf(msg, sizeof(msg), "The name %s could not be resolved (%s).", c->t.rq.host,
-                 evutil_gai_strerror(result));
+        enum errpage_upstream why = ERRPAGE_NAME_FAILED;
+        if (result == EVUTIL_EAI_NONAME
+#ifdef EVUTIL_EAI_NODATA
+            || result == EVUTIL_EAI_NODATA
+#endif
+        )
+            why = ERRPAGE_NAME_UNKNOWN;
+        log_debug("%s: %s", c->t.rq.host, evutil_gai_strerror(result));
+        errpage_upstream_text(msg, sizeof(msg), why, c->t.rq.host, c->t.rq.port, 0);
         conn_reply_error(c, 502, "dns-failed", msg);
         return;
     }
@@ -219,8 +228,10 @@ connect_next(struct conn *c)
         conn_free_upstream(c);
     }
     char msg[512];
-    snprintf(msg, sizeof(msg), "Could not connect to %s port %u (%s).", t->rq.host, t->rq.port,
-             t->last_errno ? strerror(t->last_errno) : "no address");
+    if (t->last_errno)
+        log_debug("%s port %u: %s", t->rq.host, t->rq.port, strerror(t->last_errno));
+    errpage_upstream_text(msg, sizeof(msg), errpage_connect_error(t->last_errno), t->rq.host,
+                          t->rq.port, 0);
     stats_count(STATS_UPSTREAM_ERRORS);
     return conn_reply_error(c, 502, "connect-failed", msg);
 }
@@ -247,8 +258,8 @@ connecting_timeout(struct conn *c, uint64_t now)
         return CONN_SUSPENDED;
     }
     char msg[512];
-    snprintf(msg, sizeof(msg), "No connection to %s port %u within the connect timeout.",
-             c->t.rq.host, c->t.rq.port);
+    errpage_upstream_text(msg, sizeof(msg), ERRPAGE_TIMEOUT, c->t.rq.host, c->t.rq.port,
+                          c->cfg->connect_timeout_ms);
     stats_count(STATS_UPSTREAM_ERRORS);
     return conn_reply_error(c, 504, "connect-timeout", msg);
 }

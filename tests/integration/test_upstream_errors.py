@@ -36,6 +36,9 @@ def test_unresolvable_host_502_quickly(sg, env):
     assert elapsed < 2, "took %.2fs" % elapsed
     e = sg.wait_log(ev="request", path="/x/" + tok)
     assert e["status"] == "502" and e["host"] == "nonexistent.invalid"
+    assert e["reason"] == "dns-failed", e.raw
+    assert b"The name nonexistent.invalid does not exist." in body, body
+    assert b"nodename" not in body and b"servname" not in body, body
     assert_html_error_and_close(sg, "http://nonexistent.invalid/y", 502)
 
 
@@ -46,6 +49,8 @@ def test_refused_port_502_at_once(sg, env):
     assert elapsed < 1, "took %.2fs" % elapsed
     e = sg.wait_log(ev="request", path="/x/" + tok)
     assert e["status"] == "502" and e["port"] == str(env.dead_port)
+    assert e["reason"] == "connect-failed", e.raw
+    assert b"127.0.0.1 refused the connection on port %d." % env.dead_port in body, body
     assert_html_error_and_close(sg, "http://127.0.0.1:%d/y" % env.dead_port, 502)
 
 
@@ -82,6 +87,8 @@ def test_connect_timeout_504(sg, env, hanging_listener):
     assert 1.5 <= elapsed < 5, "connect_timeout = 2s, took %.2fs" % elapsed
     e = sg.wait_log(ev="request", path="/x/" + tok)
     assert e["status"] == "504"
+    assert e["reason"] == "connect-timeout", e.raw
+    assert b"127.0.0.1 did not answer in 2 s." in body, body
 
 
 def test_silent_origin_504_after_idle_timeout(make_sg, env):

@@ -1,5 +1,6 @@
 /* Unit tests for proxy/errpage.c: every page must be a valid response that
  * our own response parser accepts, with an exact Content-Length. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -182,6 +183,46 @@ test_sizes(void **state)
     }
 }
 
+/* The words a user reads when an origin cannot be reached: plain, never a
+ * resolver's or the C library's message. */
+static void
+test_upstream_text(void **state)
+{
+    (void)state;
+    static const struct {
+        enum errpage_upstream why;
+        uint64_t ms;
+        const char *want;
+    } t[] = {
+        {ERRPAGE_NAME_UNKNOWN, 0, "The name www.x.example does not exist."},
+        {ERRPAGE_NAME_FAILED, 0,
+         "The name www.x.example could not be looked up: the name servers did not give an "
+         "answer. Try again in a moment."},
+        {ERRPAGE_REFUSED, 0, "www.x.example refused the connection on port 8443."},
+        {ERRPAGE_UNREACHABLE, 0, "www.x.example cannot be reached from here (no route to it)."},
+        {ERRPAGE_TIMEOUT, 10000, "www.x.example did not answer in 10 s."},
+        {ERRPAGE_TIMEOUT, 2500, "www.x.example did not answer in 2500 ms."},
+        {ERRPAGE_TIMEOUT, 0, "www.x.example did not answer."},
+        {ERRPAGE_FAILED, 0, "Could not connect to www.x.example on port 8443."},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        char buf[512];
+        size_t n = errpage_upstream_text(buf, sizeof(buf), t[i].why, "www.x.example", 8443,
+                                         t[i].ms);
+        assert_string_equal(buf, t[i].want);
+        assert_int_equal(n, strlen(t[i].want));
+    }
+    char small[8];
+    assert_int_equal(errpage_upstream_text(small, sizeof(small), ERRPAGE_REFUSED, "h", 1, 0), 7);
+    assert_string_equal(small, "h refus");
+    assert_int_equal(errpage_connect_error(ECONNREFUSED), ERRPAGE_REFUSED);
+    assert_int_equal(errpage_connect_error(ETIMEDOUT), ERRPAGE_TIMEOUT);
+    assert_int_equal(errpage_connect_error(EHOSTUNREACH), ERRPAGE_UNREACHABLE);
+    assert_int_equal(errpage_connect_error(ENETUNREACH), ERRPAGE_UNREACHABLE);
+    assert_int_equal(errpage_connect_error(ECONNRESET), ERRPAGE_FAILED);
+    assert_int_equal(errpage_connect_error(0), ERRPAGE_FAILED);
+}
+
 int
 main(void)
 {
@@ -190,6 +231,7 @@ main(void)
         cmocka_unit_test(test_detail_escaping),
         cmocka_unit_test(test_extra_headers),
         cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_upstream_text),
     };
     return cmocka_run_group_tests_name("errpage", tests, NULL, NULL);
 }
