@@ -9,42 +9,24 @@ const char *
 errpage_reason_phrase(int status)
 {
     switch (status) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 407:
-        return "Proxy Authentication Required";
-    case 408:
-        return "Request Timeout";
-    case 414:
-        return "URI Too Long";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 505:
-        return "HTTP Version Not Supported";
-    case 508:
-        return "Loop Detected";
-    default:
-        return "Error";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 407: return "Proxy Authentication Required";
+    case 408: return "Request Timeout";
+    case 414: return "URI Too Long";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    case 508: return "Loop Detected";
+    default: return "Error";
     }
 }
 
@@ -55,21 +37,11 @@ html_escape(const char *s, char *out, size_t size)
     for (; *s && o + 7 < size; s++) {
         const char *rep = NULL;
         switch (*s) {
-        case '<':
-            rep = "&lt;";
-            break;
-        case '>':
-            rep = "&gt;";
-            break;
-        case '&':
-            rep = "&amp;";
-            break;
-        case '"':
-            rep = "&quot;";
-            break;
-        case '\'':
-            rep = "&#39;";
-            break;
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        case '&': rep = "&amp;"; break;
+        case '"': rep = "&quot;"; break;
+        case '\'': rep = "&#39;"; break;
         }
         if (rep) {
             size_t n = strlen(rep);
@@ -90,8 +62,8 @@ errpage_format(char *buf, size_t size, int status, const char *detail, const cha
 }
 
 size_t
-errpage_format_link(char *buf, size_t size, int status, const char *detail, const char *link_text,
-                    const char *link_url, const char *extra_headers)
+errpage_format_link(char *buf, size_t size, int status, const char *detail,
+                    const char *link_text, const char *link_url, const char *extra_headers)
 {
     char esc[1024], body[4096], link[2048] = "";
     const char *phrase = errpage_reason_phrase(status);

@@ -162,13 +162,10 @@ dns_cb(int result, struct evutil_addrinfo *res, void *arg)
             evutil_freeaddrinfo(res);
         stats_count(STATS_DNS_FAILURES);
         char msg[512];
-        enum errpage_upstream why = ERRPAGE_NAME_FAILED;
-        if (result == EVUTIL_EAI_NONAME
-#ifdef EVUTIL_EAI_NODATA
-            || result == EVUTIL_EAI_NODATA
-#endif
-        )
-            why = ERRPAGE_NAME_UNKNOWN;
+        /* The resolver's own words stay in the debug log. */
+        enum errpage_upstream why = result == EVUTIL_EAI_NONAME || result == EVUTIL_EAI_NODATA
+                                        ? ERRPAGE_NAME_UNKNOWN
+                                        : ERRPAGE_NAME_FAILED;
         log_debug("%s: %s", c->t.rq.host, evutil_gai_strerror(result));
         errpage_upstream_text(msg, sizeof(msg), why, c->t.rq.host, c->t.rq.port, 0);
         conn_reply_error(c, 502, "dns-failed", msg);
