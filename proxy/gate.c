@@ -338,9 +338,20 @@ gate_mark_active(struct conn *c)
         r && r->quota_min && usage_quota_used(t->identity, r->name, decision_period(r, &local)) >=
                                  r->quota_min;
     if (reloaded || used_up) {
+        int rule = t->rule, action = t->action, platform = t->platform;
         redecide(c, reloaded);
+        if (t->action == POLICY_DENY && used_up) {
+            /* Nothing denied it: the rule that allowed it ran out. The
+             * log keeps that rule and its action, so that a count of
+             * action=deny counts denials; reason=quota-exhausted says why
+             * it ended. */
+            t->rule = rule;
+            t->action = action;
+            t->platform = platform;
+            return conn_close(c, "quota-exhausted");
+        }
         if (t->action == POLICY_DENY)
-            return conn_close(c, used_up ? "quota-exhausted" : "policy-changed");
+            return conn_close(c, "policy-changed");
     }
     if (t->platform < 0)
         return CONN_GO_ON;

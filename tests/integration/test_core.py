@@ -9,7 +9,9 @@ a minute boundary.
   is decided again under the new rules (reason=policy-changed when denied).
 - A transfer whose quota runs out mid-way is decided again at its first
   traffic in the next clock minute, with the method and path of its
-  request: a rule with `methods` or `path_regex` can still allow it.
+  request: a rule with `methods` or `path_regex` can still allow it. When
+  none does, it is closed and logged with the rule that allowed it and
+  action=allow, status 200 and reason=quota-exhausted: nothing denied it.
 
 The quota tests need a minute boundary a few seconds after the request
 starts: the daemon runs under libfaketime (Debian package faketime), its
@@ -41,9 +43,13 @@ domains = reddit.com
 [platform youtube]
 category = video
 domains = youtube.com
+
+[platform tiktok]
+category = video
+domains = tiktok.com
 """
 
-HOSTS = ["www.linkedin.com", "www.reddit.com", "www.youtube.com"]
+HOSTS = ["www.linkedin.com", "www.reddit.com", "www.youtube.com", "www.tiktok.com"]
 
 
 def get_request(host, port, path, close=False):
@@ -162,6 +168,7 @@ def test_unrelated_reload_keeps_keepalive_connection(make_sg, env, hosts):
 #   linkedin: a later rule allows its path (path_regex): the transfer goes on.
 #   reddit:   a later rule allows its method (methods): the transfer goes on.
 #   youtube:  only a deny follows: the transfer is closed, quota-exhausted.
+#   tiktok:   the same for a CONNECT tunnel with requests inside.
 QUOTA_POLICY = """\
 [rule linkedin-quota]
 platforms = linkedin
@@ -198,6 +205,15 @@ action = allow
 
 [rule youtube-deny]
 platforms = youtube
+action = deny
+
+[rule tiktok-quota]
+platforms = tiktok
+quota = 1m/day
+action = allow
+
+[rule tiktok-deny]
+platforms = tiktok
 action = deny
 """
 
@@ -245,10 +261,11 @@ class SlowOrigin:
 
 @pytest.fixture(scope="module")
 def quota_run(env, hosts):
-    """One daemon whose clock crosses a minute boundary during three downloads (one per
-    platform of QUOTA_POLICY), all started in the minute before. Yields {"results":
-    {platform: [status, body bytes, error or None, usage-log entry]}, "quota_lines": the
-    ev=quota pct=100 entries}."""
+    """One daemon whose clock crosses a minute boundary during three downloads (linkedin,
+    reddit, youtube of QUOTA_POLICY) and a tunnel (tiktok), all started in the minute before.
+    Yields {"results": {platform: [status, body bytes, error or None, usage-log entry]},
+    "tunnel": [status of the request before the boundary, closed after it, error or None,
+    usage-log entry], "quota_lines": the ev=quota pct=100 entries}."""
     lib = faketime_lib()
     origin = SlowOrigin()
     offset = FAKE_BOUNDARY - LEAD - time.time()
@@ -292,15 +309,43 @@ def quota_run(env, hosts):
                 c.close()
             results[platform] = [status, body, err]
 
+        tunnel_result = [None, False, None]
+
+        def tunnel():
+            port = env.nginx_http
+            inner = "GET /u/%s HTTP/1.1\r\nHost: www.tiktok.com:%d\r\n\r\n"
+            c = d.conn(timeout=LEAD + 10)
+            try:
+                c.send("CONNECT www.tiktok.com:%d HTTP/1.1\r\nHost: www.tiktok.com:%d\r\n\r\n"
+                       % (port, port))
+                if c.read_head()[1] != 200:
+                    tunnel_result[2] = "CONNECT not answered 200"
+                    return
+                c.send(inner % (token(), port))  # uses up the quota's one minute
+                tunnel_result[0] = c.read_response().status
+                time.sleep(max(0.0, boundary_real - time.monotonic()) + 0.5)
+                try:
+                    c.send(inner % (token(), port))
+                    c.read_response(timeout=5)
+                except (Closed, OSError):
+                    tunnel_result[1] = True
+                tunnel_result[1] = tunnel_result[1] or c.is_closed(5)
+            except (Closed, OSError) as ex:
+                tunnel_result[2] = str(ex)
+            finally:
+                c.close()
+
         threads = [threading.Thread(target=download, args=(p,)) for p in paths]
+        threads.append(threading.Thread(target=tunnel))
         for t in threads:
             t.start()
         for t in threads:
             t.join(LEAD + AFTER_BOUNDARY + 30)
         for p, path in paths.items():
             results[p].append(d.wait_log(ev="request", path=path, timeout=10))
+        tunnel_result.append(d.wait_log(ev="tunnel", host="www.tiktok.com", timeout=10))
         quota_lines = [e for e in d.entries() if e.get("ev") == "quota" and e.get("pct") == "100"]
-        yield {"results": results, "quota_lines": quota_lines}
+        yield {"results": results, "tunnel": tunnel_result, "quota_lines": quota_lines}
     finally:
         died = d.proc is not None and d.proc.poll() is not None and not d.expected_exit
         d.kill()
@@ -321,7 +366,7 @@ def test_quota_used_up_before_the_boundary(quota_run):
     """The premise of the quota tests: each download started in the minute before the
     boundary and used up its rule's quota there (ev=quota pct=100)."""
     rules = {e["rule"]: e for e in quota_run["quota_lines"]}
-    for rule in ("linkedin-quota", "reddit-quota", "youtube-quota"):
+    for rule in ("linkedin-quota", "reddit-quota", "youtube-quota", "tiktok-quota"):
         assert rule in rules, "no ev=quota pct=100 line for %s: %s" % (
             rule, [e.raw for e in quota_run["quota_lines"]])
         assert _fake_minute(rules[rule]) == FAKE_BOUNDARY // 60 - 1, rules[rule].raw
@@ -349,7 +394,19 @@ def test_quota_exhausted_transfer_closed_without_other_rule(quota_run):
     status, body, err, e = quota_run["results"]["youtube"]
     assert status is None or len(body) < len(QUOTA_BODY), (
         "the youtube download completed after its quota ran out: %s" % e.raw)
-    assert (e["reason"], e["action"], e["rule"]) == ("quota-exhausted", "deny", "youtube-deny"), e.raw
+    # Nothing denied it: the line keeps the rule that allowed it, so that counting
+    # action=deny by rule counts denials.
+    assert (e["reason"], e["action"], e["rule"], e["status"]) == (
+        "quota-exhausted", "allow", "youtube-quota", "200"), e.raw
+    assert _fake_minute(e) == FAKE_BOUNDARY // 60, e.raw
+
+
+def test_quota_exhausted_tunnel_closed_and_logged_allow(quota_run):
+    first, closed, err, e = quota_run["tunnel"]
+    assert err is None and first == 200, (err, first, e.raw)
+    assert closed, "the tunnel still relays after its quota ran out: " + e.raw
+    assert (e["reason"], e["action"], e["rule"], e["status"]) == (
+        "quota-exhausted", "allow", "tiktok-quota", "200"), e.raw
     assert _fake_minute(e) == FAKE_BOUNDARY // 60, e.raw
 
 
