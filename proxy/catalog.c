@@ -39,6 +39,8 @@ struct catalog {
     char **files; /* interned file names */
     size_t nfiles;
     int jit_failed;
+    char **ech;   /* ECH client-facing names, normalised */
+    size_t nech;
 };
 
 #define FNV_OFF 1469598103934665603ULL
@@ -96,6 +98,9 @@ catalog_free(struct catalog *c)
     for (size_t i = 0; i < c->nfiles; i++)
         free(c->files[i]);
     free(c->files);
+    for (size_t i = 0; i < c->nech; i++)
+        free(c->ech[i]);
+    free(c->ech);
     free(c);
 }
 
@@ -326,22 +331,33 @@ valid_domain(const char *d, size_t len)
     return lab > 0 && d[len - 1] != '-' && labels >= 2;
 }
 
-int
-catalog_add_domain(struct catalog *c, int p, const char *domain, const char *file, int line,
-                   char *err, size_t errsz)
+/* A domain of a rules file in its normal form (norm: CATALOG_MAX_HOST + 1
+ * bytes). Its length, or -1 with a message in err. */
+static int
+domain_of(const char *domain, char *norm, char *err, size_t errsz)
 {
-    char norm[CATALOG_MAX_HOST + 1];
     int is_ip;
     if (strchr(domain, '*') || strchr(domain, '/') || domain[0] == '.') {
         snprintf(err, errsz, "bad domain '%s' (write the domain itself: it covers subdomains)",
                  domain);
         return -1;
     }
-    int n = catalog_normalize(domain, strlen(domain), norm, sizeof(norm), &is_ip);
+    int n = catalog_normalize(domain, strlen(domain), norm, CATALOG_MAX_HOST + 1, &is_ip);
     if (n <= 0 || is_ip || strchr(domain, ':') || !valid_domain(norm, (size_t)n)) {
         snprintf(err, errsz, "bad domain '%s'", domain);
         return -1;
     }
+    return n;
+}
+
+int
+catalog_add_domain(struct catalog *c, int p, const char *domain, const char *file, int line,
+                   char *err, size_t errsz)
+{
+    char norm[CATALOG_MAX_HOST + 1];
+    int n = domain_of(domain, norm, err, errsz);
+    if (n < 0)
+        return -1;
     if ((c->ndoms + 1) * 2 > c->tabcap && grow(c) < 0) {
         snprintf(err, errsz, "out of memory");
         return -1;
@@ -416,6 +432,48 @@ catalog_add_regex(struct catalog *c, int p, const char *pattern, const char *fil
         return -1;
     }
     c->nres++;
+    return 0;
+}
+
+int
+catalog_add_ech_name(struct catalog *c, const char *name, char *err, size_t errsz)
+{
+    char norm[CATALOG_MAX_HOST + 1];
+    if (domain_of(name, norm, err, errsz) < 0)
+        return -1;
+    for (size_t i = 0; i < c->nech; i++)
+        if (strcmp(c->ech[i], norm) == 0)
+            return 0; /* listed twice: harmless */
+    char **grown = realloc(c->ech, (c->nech + 1) * sizeof(*c->ech));
+    if (grown == NULL) {
+        snprintf(err, errsz, "out of memory");
+        return -1;
+    }
+    c->ech = grown;
+    if ((c->ech[c->nech] = strdup(norm)) == NULL) {
+        snprintf(err, errsz, "out of memory");
+        return -1;
+    }
+    c->nech++;
+    return 0;
+}
+
+size_t
+catalog_ech_count(const struct catalog *c)
+{
+    return c->nech;
+}
+
+int
+catalog_ech_client_facing(const struct catalog *c, const char *host, size_t len)
+{
+    for (size_t i = 0; i < c->nech; i++) {
+        size_t n = strlen(c->ech[i]);
+        if (len == n && memcmp(host, c->ech[i], n) == 0)
+            return 1;
+        if (len > n && host[len - n - 1] == '.' && memcmp(host + len - n, c->ech[i], n) == 0)
+            return 1;
+    }
     return 0;
 }
 

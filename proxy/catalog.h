@@ -43,6 +43,18 @@ int catalog_add_domain(struct catalog *c, int p, const char *domain, const char 
  * message and offset in err. */
 int catalog_add_regex(struct catalog *c, int p, const char *pattern, const char *file, int line,
                       char *err, size_t errsz);
+/* Adds a name that servers offering Encrypted Client Hello (ECH) put in
+ * the outer, readable SNI (an [ech] client_facing item): the same checks
+ * and normal form as a domain; listed twice is harmless. 0, or -1 with a
+ * message in err. */
+int catalog_add_ech_name(struct catalog *c, const char *name, char *err, size_t errsz);
+/* Whether an already normalised host is such a name or a subdomain of
+ * one: a ClientHello naming it with an ECH extension carries real ECH (its
+ * real server is encrypted), where any other name's ECH extension may be
+ * GREASE (sent by Chromium on every connection), which cannot be told
+ * apart by its bytes. */
+int catalog_ech_client_facing(const struct catalog *c, const char *host, size_t len);
+size_t catalog_ech_count(const struct catalog *c);
 /* Sets whether JIT compilation failed for any regex (for one log line). */
 int catalog_jit_failed(const struct catalog *c);
 

@@ -243,10 +243,16 @@ enum conn_rc
 gate_decide_sni(struct conn *c, const struct sni_info *info)
 {
     struct txn *t = &c->t;
-    t->ech |= info->ech;
     char norm[CATALOG_MAX_HOST + 1];
     int is_ip = 0;
     int n = info->has_sni ? sni_normalize(info->sni, info->sni_len, norm, sizeof(norm), &is_ip) : 0;
+    /* An ECH extension alone says nothing (Chromium sends a GREASE one on
+     * every connection); with an outer name of a known ECH server it is
+     * real: the server the client asks for is encrypted. Logged only: the
+     * decision is the outer name's, as for any hello. */
+    if (n > 0 && info->ech &&
+        catalog_ech_client_facing(c->snap->rules->catalog, norm, (size_t)n))
+        t->ech = 1;
     if (n != 0 && t->sni == NULL) {
         t->sni = strdup(info->sni); /* logged as sent, even when it is no name */
         if (t->sni == NULL)

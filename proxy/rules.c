@@ -20,7 +20,7 @@ struct load {
     int section_line;  /* header line of the current section */
 };
 
-enum { K_NONE, K_PLATFORM, K_POLICY, K_BROKEN };
+enum { K_NONE, K_PLATFORM, K_POLICY, K_ECH, K_BROKEN };
 
 static const char *const platform_keys[] = {"category", "domains", "host_regex"};
 
@@ -86,9 +86,15 @@ begin_section(struct load *l, const char *section)
             l->kind = K_POLICY;
         return;
     }
-    else
-        diag_error(l->d, l->file, l->line,
-                   "unknown section [%s] (expected platform, role, schedule or rule)", section);
+    if (strcmp(kind, "ech") == 0) {
+        if (*name != '\0')
+            diag_error(l->d, l->file, l->line, "[%s]: the [ech] section takes no name", section);
+        else
+            l->kind = K_ECH;
+        return;
+    }
+    diag_error(l->d, l->file, l->line,
+               "unknown section [%s] (expected platform, role, schedule, rule or ech)", section);
 }
 
 struct item_ctx {
@@ -116,6 +122,45 @@ add_domain_item(void *arg, const char *item)
 }
 
 static int
+add_ech_item(void *arg, const char *item)
+{
+    struct item_ctx *x = arg;
+    struct load *l = x->l;
+    char err[512];
+    if (item == NULL) {
+        diag_error(l->d, l->file, l->line, "domain too long");
+        x->failed = 1;
+        return 0;
+    }
+    if (catalog_add_ech_name(l->r->catalog, item, err, sizeof(err)) < 0) {
+        diag_error(l->d, l->file, l->line, "%s", err);
+        x->failed = 1;
+    }
+    return 0; /* report every bad item of the line */
+}
+
+/* [ech] client_facing = NAME, ...: the outer SNI names of ECH servers. */
+static int
+ech_key(struct load *l, const char *key, const char *value, int continued)
+{
+    if (strcmp(key, "client_facing") != 0) {
+        diag_error(l->d, l->file, l->line, "unknown key '%s' in [ech] (expected client_facing)",
+                   key);
+        return -1;
+    }
+    if (!continued) {
+        if (l->seen & 1u) {
+            diag_error(l->d, l->file, l->line, "duplicate key '%s' in [ech]", key);
+            return -1;
+        }
+        l->seen |= 1u;
+    }
+    struct item_ctx x = {l, 0};
+    list_foreach(value, add_ech_item, &x);
+    return x.failed ? -1 : 0;
+}
+
+static int
 on_key(void *arg, const char *file, int line, int section_line, const char *section, const char *key,
        const char *value, int continued)
 {
@@ -137,6 +182,8 @@ on_key(void *arg, const char *file, int line, int section_line, const char *sect
         return 0; /* already reported once for the section */
     if (l->kind == K_POLICY)
         return policy_key(l->r->policy, key, value, continued, file, line, l->d);
+    if (l->kind == K_ECH)
+        return ech_key(l, key, value, continued);
 
     int idx = -1;
     for (size_t i = 0; i < sizeof(platform_keys) / sizeof(platform_keys[0]); i++)

@@ -1,7 +1,8 @@
 /* The rules folder: every *.ini file in name order, any kind of section in
- * any file (pure: file I/O only). [platform NAME] sections go into the
- * catalog, [role], [schedule] and [rule] sections into the policy; every
- * problem is a FILE:LINE message in the diag. */
+ * any file (pure: file I/O only). [platform NAME] sections and the [ech]
+ * list of ECH client-facing names go into the catalog, [role], [schedule]
+ * and [rule] sections into the policy; every problem is a FILE:LINE
+ * message in the diag. */
 #ifndef SG_RULES_H
 #define SG_RULES_H
 

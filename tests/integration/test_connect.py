@@ -2,10 +2,13 @@
 
 import hashlib
 import socket
+import struct
 import subprocess
 import time
 
-from sgtest import ALLOW_OPAQUE, CLEAN_ENV, MiB, curl, run, token, write_rules
+import pytest
+
+from sgtest import ALLOW_OPAQUE, CLEAN_ENV, REPO_ROOT, MiB, curl, run, token, write_rules
 
 
 def connect(sg, target, timeout=5.0, extra=b""):
@@ -40,6 +43,58 @@ def test_tunnel_logs_sni_from_client_hello(sg, env):
     port = r.stdout.rpartition(b"\n")[2].decode()
     e = sg.wait_log(ev="tunnel", client="127.0.0.1:%s" % port, since=t0)
     assert e["sni"] == "www.facebook.com", "SNI from the ClientHello must be logged: " + e.raw
+
+
+def tls13_hello(sni, ech):
+    """A TLS 1.3 ClientHello naming sni; with ech, an encrypted_client_hello extension
+    (0xfe0d) holding an outer ECHClientHello, as real ECH and Chromium's GREASE one both do."""
+    def ext(kind, body):
+        return struct.pack("!HH", kind, len(body)) + body
+    name = sni.encode()
+    exts = ext(0, struct.pack("!HBH", len(name) + 3, 0, len(name)) + name)
+    exts += ext(43, b"\x02\x03\x04")  # supported_versions: TLS 1.3
+    if ech:
+        enc, payload = bytes(range(32)), bytes(144)
+        exts += ext(0xFE0D, b"\x00" + struct.pack("!HHB", 1, 1, 0x2A)
+                    + struct.pack("!H", len(enc)) + enc + struct.pack("!H", len(payload)) + payload)
+    body = (b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00"
+            + struct.pack("!H", len(exts)) + exts)
+    hs = b"\x01" + struct.pack("!I", len(body))[1:] + body
+    return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
+
+
+ECH_CASES = [
+    # (outer SNI, ECH extension, ech= in the log)
+    ("cloudflare-ech.com", True, "yes"),
+    ("edge.cloudflare-ech.com", True, "yes"),  # a subdomain of a listed name
+    ("www.facebook.com", True, None),  # GREASE: Chromium sends one on every connection
+    ("notcloudflare-ech.com", True, None),
+    ("cloudflare-ech.com", False, None),  # no ECH extension, nothing encrypted
+]
+
+
+@pytest.mark.parametrize("sni,ech,want", ECH_CASES,
+                         ids=["listed", "listed-subdomain", "grease", "lookalike", "no-extension"])
+def test_ech_logged_only_for_client_facing_names(make_sg, env, sni, ech, want):
+    """ech=yes only where it can be known: an ECH extension whose outer name is a client-facing
+    name of [ech] (the shipped rules/05-ech.ini's is copied here)."""
+    d = make_sg(start=False)
+    shipped = (REPO_ROOT / "rules" / "05-ech.ini").read_text()
+    write_rules(d, shipped, name="05-ech.ini")
+    d.start()
+    t0 = time.time()
+    c = connect(d, "www.facebook.com:%d" % env.nginx_https)
+    port = c.local_port
+    try:
+        assert c.read_head()[1] == 200
+        c.send(tls13_hello(sni, ech))
+        c.is_closed(1.0)  # the origin answers (an alert) and closes
+    finally:
+        c.close()
+    e = d.wait_log(ev="tunnel", client="127.0.0.1:%d" % port, since=t0)
+    assert e["sni"] == sni, e.raw
+    assert e.get("ech") == want, e.raw
+    assert e["action"] == "allow" and e["status"] == "200", e.raw
 
 
 def test_https_ip_literal_has_no_sni(sg, env):

@@ -558,6 +558,8 @@ test_shipped_rules(void **state)
     assert_class(c, "www.tiktok.com", "tiktok");
     assert_class(c, "www.google.com", "");
     assert_class(c, "example.com", "");
+    assert_true(catalog_ech_client_facing(c, "cloudflare-ech.com", 18));
+    assert_false(catalog_ech_client_facing(c, "www.facebook.com", 16));
     for (size_t i = 0; i < catalog_platform_count(c); i++) {
         const struct catalog_platform *p = catalog_platform(c, (int)i);
         assert_true(p->category[0] != '\0');
@@ -565,6 +567,50 @@ test_shipped_rules(void **state)
     }
     rules_free(r);
     diag_free(&d);
+}
+
+/* [ech] client_facing: a name matches itself and its subdomains, and only
+ * at a label boundary. */
+static void
+test_rules_ech(void **state)
+{
+    (void)state;
+    struct rules *r = load_ok("[ech]\nclient_facing = cloudflare-ech.com, Ech.Example.ORG.\n"
+                              "  ech.example.org\n"
+                              "[platform a]\ncategory = social\ndomains = a.example\n"
+                              "[ech]\nclient_facing = cover.test\n");
+    const struct catalog *c = r->catalog;
+    assert_int_equal(catalog_ech_count(c), 3);
+    static const struct {
+        const char *host;
+        int yes;
+    } t[] = {
+        {"cloudflare-ech.com", 1},
+        {"x.cloudflare-ech.com", 1},
+        {"ech.example.org", 1},
+        {"cover.test", 1},
+        {"a.b.cover.test", 1},
+        {"notcloudflare-ech.com", 0},
+        {"cloudflare-ech.com.evil.example", 0},
+        {"example.org", 0},
+        {"a.example", 0},
+        {"", 0},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (catalog_ech_client_facing(c, t[i].host, strlen(t[i].host)) != t[i].yes)
+            fail_msg("%s: want %d", t[i].host, t[i].yes);
+    assert_class(c, "cloudflare-ech.com", ""); /* classifies nothing */
+    rules_free(r);
+
+    load_fails("[ech]\nclient_facing = *.cloudflare-ech.com\n",
+               "t.ini:2: bad domain '*.cloudflare-ech.com' (write the domain itself");
+    load_fails("[ech]\nclient_facing = ok.example, 192.0.2.1\n", "t.ini:2: bad domain '192.0.2.1'");
+    load_fails("[ech]\nnames = a.example\n",
+               "t.ini:2: unknown key 'names' in [ech] (expected client_facing)");
+    load_fails("[ech]\nclient_facing = a.example\nclient_facing = b.example\n",
+               "t.ini:3: duplicate key 'client_facing' in [ech]");
+    load_fails("[ech cloudflare]\nclient_facing = a.example\n",
+               "t.ini:1: [ech cloudflare]: the [ech] section takes no name");
 }
 
 /* --- the catalog API directly ------------------------------------------- */
@@ -696,6 +742,7 @@ main(void)
         cmocka_unit_test(test_rules_multiline),
         cmocka_unit_test(test_rules_folder),
         cmocka_unit_test(test_shipped_rules),
+        cmocka_unit_test(test_rules_ech),
         cmocka_unit_test(test_catalog_api),
         cmocka_unit_test(test_catalog_many),
     };
