@@ -189,6 +189,36 @@ conn_usage_who(struct conn *c, struct usage_row *row, char *ip, size_t ipsize)
     row->quota_min = r ? r->quota_min : 0;
 }
 
+/* The transaction's bytes not yet in the usage counters go there now, with
+ * `requests` (1 when it ends). */
+static void
+usage_add(struct conn *c, uint64_t requests)
+{
+    struct txn *t = &c->t;
+    if (t->platform < 0 || !t->forwarded)
+        return;
+    uint64_t up = t->up - t->usage_up, down = t->down - t->usage_down;
+    if (requests == 0 && up == 0 && down == 0)
+        return;
+    char ip[64];
+    struct usage_row row;
+    conn_usage_who(c, &row, ip, sizeof(ip));
+    time_t now;
+    conn_wall_clock(c, &now, NULL);
+    struct tm local;
+    conn_local_tm(now, &local);
+    usage_activity(&row, timewin_day_number(&local), -1, requests, up, down);
+    t->usage_up = t->up;
+    t->usage_down = t->down;
+}
+
+void
+conn_usage_progress(struct conn *c)
+{
+    if (!c->closed && c->t.active)
+        usage_add(c, 0);
+}
+
 /* Writes the usage-log line of the current transaction, once. */
 void
 conn_txn_log(struct conn *c)
@@ -230,16 +260,7 @@ conn_txn_log(struct conn *c)
         r.rule = rule->name;
     if (t->action >= 0)
         r.action = policy_action_name((enum policy_action)t->action);
-    if (t->platform >= 0 && t->forwarded) {
-        char ip[64];
-        struct usage_row row;
-        conn_usage_who(c, &row, ip, sizeof(ip));
-        time_t now;
-        conn_wall_clock(c, &now, NULL);
-        struct tm local;
-        conn_local_tm(now, &local);
-        usage_activity(&row, timewin_day_number(&local), -1, 1, t->up, t->down);
-    }
+    usage_add(c, 1);
     const struct catalog_platform *p = catalog_platform(c->snap->rules->catalog, t->platform);
     if (p) {
         r.platform = p->name;

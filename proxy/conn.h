@@ -102,5 +102,10 @@ void conn_io_pause(struct conn *c);
 void conn_io_resume(struct conn *c);
 /* Fills row (ip holds the client address) for usage_activity. */
 void conn_usage_who(struct conn *c, struct usage_row *row, char *ip, size_t ipsize);
+/* Adds the bytes an open transaction moved since the last call to the
+ * usage counters, so that an ev=usage line counts them in the interval in
+ * which they moved; the transaction itself counts as a request when it
+ * ends (conn_txn_log), with the bytes not yet added. In c's thread. */
+void conn_usage_progress(struct conn *c);
 
 #endif

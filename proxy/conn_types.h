@@ -80,6 +80,7 @@ struct txn {
     int retried;
     int status;        /* status the client saw (0: none yet) */
     uint64_t up, down; /* bytes from / to the client */
+    uint64_t usage_up, usage_down; /* of those, already in the ev=usage counters */
     struct timespec start;
     const char *reason;
 

@@ -421,13 +421,39 @@ write_usage(void)
     usage_interval_flush(timewin_day_number(&local), usage_line, &ts);
 }
 
+/* An interval's ev=usage lines wait until every worker has added the bytes
+ * of its open tunnels and transfers (worker_usage_sync), so that bytes
+ * count in the interval in which they moved; a worker that does not answer
+ * within USAGE_SYNC_MS is not waited for. */
+#define USAGE_SYNC_MS 1000
+static struct event *usage_done_ev;
+static int usage_waiting;
+
+static void
+usage_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (!usage_waiting)
+        return; /* a late answer to an interval already written */
+    usage_waiting = 0;
+    event_del(usage_done_ev);
+    write_usage();
+}
+
 static void
 usage_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     (void)arg;
-    write_usage();
+    if (usage_waiting)
+        return; /* the last interval is still waiting: it takes this one's bytes too */
+    usage_waiting = 1;
+    struct timeval tv = {USAGE_SYNC_MS / 1000, (USAGE_SYNC_MS % 1000) * 1000};
+    event_add(usage_done_ev, &tv);
+    worker_usage_sync(workers, nworkers, usage_done_ev);
 }
 
 static void
@@ -694,6 +720,9 @@ main(int argc, char **argv)
     struct event *usage_ev = event_new(main_base, -1, EV_PERSIST, usage_cb, NULL);
     struct timeval ui = {(time_t)(cfg->usage_interval_ms / 1000),
                          (suseconds_t)(cfg->usage_interval_ms % 1000) * 1000};
+    usage_done_ev = evtimer_new(main_base, usage_done_cb, NULL);
+    if (usage_ev == NULL || usage_done_ev == NULL)
+        fatalx("libevent: cannot create the usage timers");
     event_add(usage_ev, &ui);
     drain_ev = evtimer_new(main_base, drain_timeout_cb, NULL);
     poll_ev = event_new(main_base, -1, EV_PERSIST, poll_cb, NULL);
@@ -724,6 +753,7 @@ main(int argc, char **argv)
     event_free(state_ev);
     event_free(auth_watch_ev);
     event_free(usage_ev);
+    event_free(usage_done_ev);
     for (size_t i = 0; i < 4; i++)
         event_free(sig_evs[i]);
     if (pidfile)

@@ -236,6 +236,28 @@ worker_pipe_put(struct worker *w, int p[2])
 
 /* --- commands and lifecycle --------------------------------------------- */
 
+/* worker_usage_sync: workers still to answer, and what to activate then. */
+static atomic_int usage_pending;
+static _Atomic(struct event *) usage_done;
+
+void
+worker_usage_sync(struct worker **ws, int n, struct event *done)
+{
+    atomic_store(&usage_done, done);
+    atomic_store(&usage_pending, n);
+    for (int i = 0; i < n; i++)
+        worker_command(ws[i], WORKER_CMD_USAGE);
+}
+
+static void
+usage_progress(struct worker *w)
+{
+    for (struct conn *c = TAILQ_FIRST(&w->conns); c; c = conn_next(c))
+        conn_usage_progress(c);
+    if (atomic_fetch_sub(&usage_pending, 1) == 1)
+        event_active(atomic_load(&usage_done), EV_TIMEOUT, 1);
+}
+
 static void
 cmd_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -245,6 +267,8 @@ cmd_cb(evutil_socket_t fd, short what, void *arg)
     int cmd = atomic_exchange(&w->cmd, 0);
     if (cmd & WORKER_CMD_RELOAD)
         (void)worker_snapshot(w); /* drops the old snapshot now, not at the next request */
+    if (cmd & WORKER_CMD_USAGE)
+        usage_progress(w);
     if (cmd & (WORKER_CMD_DRAIN | WORKER_CMD_STOP)) {
         w->draining = 1;
         for (size_t i = 0; i < w->nls; i++)

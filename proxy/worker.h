@@ -50,7 +50,7 @@ struct worker {
     size_t npipes;
 };
 
-enum { WORKER_CMD_DRAIN = 1, WORKER_CMD_STOP = 2, WORKER_CMD_RELOAD = 4 };
+enum { WORKER_CMD_DRAIN = 1, WORKER_CMD_STOP = 2, WORKER_CMD_RELOAD = 4, WORKER_CMD_USAGE = 8 };
 
 /* Creates a worker listening on the given sockets (taken). NULL on error. */
 struct worker *worker_new(int id, const int *fds, size_t nfds);
@@ -58,6 +58,11 @@ int worker_start(struct worker *w);
 /* Thread-safe: ask a worker to drain, stop at once, or pick up a reload. */
 void worker_command(struct worker *w, int cmd);
 void worker_join_free(struct worker *w);
+/* Thread-safe: asks each of the n workers to add the bytes its open
+ * transactions moved to the usage counters (conn_usage_progress), and
+ * activates `done` (an event of the caller's base) once the last has. A
+ * worker whose loop has ended never answers: the caller keeps a timeout. */
+void worker_usage_sync(struct worker **ws, int n, struct event *done);
 
 /* Connections currently open in all workers. */
 long worker_total_connections(void);

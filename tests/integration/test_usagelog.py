@@ -526,6 +526,42 @@ def test_usage_summary_line(make_sg, env):
     assert len(usage) == 1, "\n".join(x.raw for x in usage)
 
 
+def test_usage_counts_open_tunnel_bytes_in_their_interval(make_sg, env):
+    """A tunnel still open at the end of an interval: its bytes so far are in that interval's
+    ev=usage line (requests=0: a tunnel counts as a request in the interval in which it ends);
+    the rest, and the request, in the interval it ends in. The two add up to its ev=tunnel
+    line."""
+    d = make_sg({"log": {"usage_interval": "10s"}, "limits": {"idle_timeout": "60s"}},
+                start=False)
+    write_rules(d, PLATFORM + "\n[rule testbook-ok]\nplatforms = testbook\naction = allow\n")
+    d.start()
+    port = env.nginx_http
+    inner = "GET /u/%s HTTP/1.1\r\nHost: www.facebook.com:%d\r\n\r\n"
+    with d.conn(timeout=30) as c:
+        c.send("CONNECT www.facebook.com:%d HTTP/1.1\r\nHost: www.facebook.com:%d\r\n\r\n"
+               % (port, port))
+        assert c.read_head()[1] == 200
+        c.send(inner % (token(), port))
+        r = c.read_response()
+        assert r.status == 200 and r.body == env.small_body, r
+        first = d.wait_log(ev="usage", platform="testbook", timeout=25)
+        assert (first["requests"], first.int("up") > 0, first.int("down") > len(env.small_body)) == (
+            "0", True, True), "the open tunnel's bytes are not in its interval: " + first.raw
+        assert first["active_min"] in ("1", "2"), first.raw
+        t1 = time.time()
+        c.send(inner % (token(), port))
+        r = c.read_response()
+        assert r.status == 200, r
+    tun = d.wait_log(ev="tunnel", host="www.facebook.com", since=t1, timeout=10)
+    second = d.wait_log(lambda e: e.raw != first.raw, ev="usage", platform="testbook", since=t1,
+                        timeout=25)
+    assert second["requests"] == "1", second.raw
+    assert first.int("up") + second.int("up") == tun.int("up"), (first.raw, second.raw, tun.raw)
+    assert first.int("down") + second.int("down") == tun.int("down"), (first.raw, second.raw,
+                                                                       tun.raw)
+    assert second.int("up") > 0 and second.int("down") > len(env.small_body), second.raw
+
+
 QUOTA_RULES = PLATFORM + """
 [rule testbook-quota]
 platforms = testbook
