@@ -23,6 +23,7 @@ struct load {
 enum { K_NONE, K_PLATFORM, K_POLICY, K_ECH, K_BROKEN };
 
 static const char *const platform_keys[] = {"category", "domains", "host_regex"};
+static const char *const ech_keys[] = {"client_facing"};
 
 static int
 valid_name(const char *s)
@@ -143,7 +144,7 @@ add_ech_item(void *arg, const char *item)
 static int
 ech_key(struct load *l, const char *key, const char *value, int continued)
 {
-    if (strcmp(key, "client_facing") != 0) {
+    if (strcmp(key, ech_keys[0]) != 0) {
         diag_error(l->d, l->file, l->line, "unknown key '%s' in [ech] (expected client_facing)",
                    key);
         return -1;

@@ -224,6 +224,7 @@ def test_man_ini_documents_every_rules_key():
         "[role NAME]": table(policy_src, "role_keys"),
         "[schedule NAME]": table(policy_src, "sched_keys"),
         "[rule NAME]": table(policy_src, "rule_keys"),
+        "[ech]": table(rules_src, "ech_keys"),
     }
     sections = _sections(_man_text(MAN_PAGES[1]))
     missing = []
