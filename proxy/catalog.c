@@ -39,7 +39,7 @@ struct catalog {
     char **files; /* interned file names */
     size_t nfiles;
     int jit_failed;
-    char **ech;   /* ECH client-facing names, normalised */
+    char **ech; /* ECH client-facing names, normalised */
     size_t nech;
 };
 

@@ -250,8 +250,7 @@ gate_decide_sni(struct conn *c, const struct sni_info *info)
      * every connection); with an outer name of a known ECH server it is
      * real: the server the client asks for is encrypted. Logged only: the
      * decision is the outer name's, as for any hello. */
-    if (n > 0 && info->ech &&
-        catalog_ech_client_facing(c->snap->rules->catalog, norm, (size_t)n))
+    if (n > 0 && info->ech && catalog_ech_client_facing(c->snap->rules->catalog, norm, (size_t)n))
         t->ech = 1;
     if (n != 0 && t->sni == NULL) {
         t->sni = strdup(info->sni); /* logged as sent, even when it is no name */
