@@ -136,8 +136,9 @@ add_block(void *arg, const char *item)
         return 0;
     }
     if (strchr(item, '.') == NULL && strchr(item, ':') == NULL)
-        return bad(l, "block_destinations", item,
-                   "expected loopback, link-local, private, multicast, unspecified, none or a CIDR");
+        return bad(
+            l, "block_destinations", item,
+            "expected loopback, link-local, private, multicast, unspecified, none or a CIDR");
     return add_cidr_to(l, &l->c->block_destinations, "block_destinations", item);
 }
 
@@ -246,8 +247,7 @@ add_pac_direct(void *arg, const char *item)
         for (const char *q = d; *q; q++)
             if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
                   (*q >= '0' && *q <= '9') || *q == '-' || *q == '.'))
-                return bad(l, "pac_direct", item,
-                           "expected *.domain, a host name or an IPv4 CIDR");
+                return bad(l, "pac_direct", item, "expected *.domain, a host name or an IPv4 CIDR");
     }
     char **nv = realloc(c->pac_direct, (c->npac_direct + 1) * sizeof(*nv));
     if (nv == NULL)
@@ -259,14 +259,14 @@ add_pac_direct(void *arg, const char *item)
 
 /* --- keys --- */
 
-enum ktype { K_LIST, K_DURATION, K_SIZE, K_COUNT, K_STRING, K_PATH, K_SPECIAL };
+enum ktype { K_LIST, K_DURATION, K_SIZE, K_COUNT, K_STRING, K_PATH, K_SPECIAL, K_TEXT };
 
 struct key {
     const char *section, *name;
     enum ktype type;
-    size_t off;                            /* into struct config */
-    int (*item)(void *arg, const char *);  /* K_LIST */
-    uint64_t min, max;                     /* K_COUNT, K_DURATION, K_SIZE */
+    size_t off;                           /* into struct config */
+    int (*item)(void *arg, const char *); /* K_LIST */
+    uint64_t min, max;                    /* K_COUNT, K_DURATION, K_SIZE */
 };
 
 #define OFF(f) offsetof(struct config, f)
@@ -303,6 +303,9 @@ static const struct key keys[] = {
     {"auth", "realm", K_SPECIAL, 0, NULL, 0, 0},
     {"proxy", "user", K_SPECIAL, 0, NULL, 0, 0},
     {"proxy", "pidfile", K_PATH, OFF(pidfile), NULL, 0, 0},
+    {"pages", "folder", K_PATH, OFF(pages_folder), NULL, 0, 0},
+    {"pages", "contact", K_TEXT, OFF(pages_contact), NULL, 0, 0},
+    {"pages", "show_rule", K_SPECIAL, 0, NULL, 0, 0},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(NKEYS <= 64, "struct load's seen has a bit per key");
@@ -373,8 +376,8 @@ set_special(struct load *l, const struct key *k, const char *value)
     }
     if (strcmp(k->name, "user") == 0) {
         for (const char *q = value; *q; q++)
-            if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '-' ||
-                  *q == '_' || *q == '.' || (*q >= 'A' && *q <= 'Z')))
+            if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '-' || *q == '_' ||
+                  *q == '.' || (*q >= 'A' && *q <= 'Z')))
                 return bad(l, k->name, value, "not a user name");
         free(c->run_user);
         c->run_user = xstrdup(value);
@@ -385,11 +388,17 @@ set_special(struct load *l, const struct key *k, const char *value)
             return bad(l, k->name, value, err);
         return 0;
     }
+    if (strcmp(k->name, "show_rule") == 0) {
+        if (num_parse_bool(value, &c->pages_show_rule, &err) < 0)
+            return bad(l, k->name, value, err);
+        return 0;
+    }
     if (strcmp(k->name, "realm") == 0) {
         for (const char *q = value; *q; q++)
             if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20)
-                return bad(l, k->name, value, "quotes, backslashes and control characters "
-                                              "are not allowed");
+                return bad(l, k->name, value,
+                           "quotes, backslashes and control characters "
+                           "are not allowed");
         free(c->auth_realm);
         c->auth_realm = xstrdup(value);
         return 0;
@@ -437,8 +446,8 @@ set_special(struct load *l, const struct key *k, const char *value)
             int e = errno;
             *slash = '/';
             if (!ok)
-                return bad(l, k->name, value, e == ENOENT ? "directory does not exist"
-                                                          : "directory is not writable");
+                return bad(l, k->name, value,
+                           e == ENOENT ? "directory does not exist" : "directory is not writable");
         }
         return 0;
     }
@@ -446,7 +455,7 @@ set_special(struct load *l, const struct key *k, const char *value)
         static const struct {
             const char *name;
             int value;
-        } fac[] = {{"daemon", 3 << 3}, {"user", 1 << 3},    {"local0", 16 << 3},
+        } fac[] = {{"daemon", 3 << 3},  {"user", 1 << 3},    {"local0", 16 << 3},
                    {"local1", 17 << 3}, {"local2", 18 << 3}, {"local3", 19 << 3},
                    {"local4", 20 << 3}, {"local5", 21 << 3}, {"local6", 22 << 3},
                    {"local7", 23 << 3}};
@@ -465,8 +474,8 @@ static int set_key(struct load *l, const struct key *k, size_t idx, const char *
                    const char *value, int continued);
 
 static int
-on_key(void *arg, const char *file, int line, int section_line, const char *section, const char *name,
-       const char *value, int continued)
+on_key(void *arg, const char *file, int line, int section_line, const char *section,
+       const char *name, const char *value, int continued)
 {
     struct load *l = arg;
     l->file = file;
@@ -492,9 +501,10 @@ on_key(void *arg, const char *file, int line, int section_line, const char *sect
         /* Once, at its header, not at each of its lines. */
         int at = section_line > 0 ? section_line : line;
         if (at != l->bad_section_line)
-            diag_error(l->d, file, at,
-                       "unknown section [%s] (expected proxy, dns, limits, log, admin or auth)",
-                       section);
+            diag_error(
+                l->d, file, at,
+                "unknown section [%s] (expected proxy, dns, limits, log, admin, auth or pages)",
+                section);
         l->bad_section_line = at;
         return -1;
     }
@@ -527,7 +537,7 @@ set_key(struct load *l, const struct key *k, size_t idx, const char *name, const
     const char *section = k->section;
     const char *file = l->file;
     int line = l->line;
-    if (continued && k->type != K_LIST) {
+    if (continued && k->type != K_LIST && k->type != K_TEXT) {
         diag_error(l->d, file, line, "%s: only lists continue on indented lines", name);
         return -1;
     }
@@ -562,6 +572,22 @@ set_key(struct load *l, const struct key *k, size_t idx, const char *name, const
             return bad(l, name, value, "empty path");
         free(*dst);
         *dst = resolve_path(l->c->dir, value);
+        return 0;
+    }
+    case K_TEXT: { /* free text; indented lines continue it after a space */
+        char **dst = (char **)(base + k->off);
+        if (!continued) {
+            free(*dst);
+            *dst = xstrdup(value);
+            return 0;
+        }
+        size_t n = strlen(*dst) + strlen(value) + 2;
+        char *joined = malloc(n);
+        if (joined == NULL)
+            abort();
+        snprintf(joined, n, "%s%s%s", *dst, **dst && *value ? " " : "", value);
+        free(*dst);
+        *dst = joined;
         return 0;
     }
     case K_STRING:
@@ -681,14 +707,15 @@ apply_defaults(struct config *c, struct load *l)
     if (c->auth_groups && c->auth_htpasswd == NULL && !key_failed(l, "auth", "htpasswd"))
         diag_error(d, c->path, 0, "[auth] groups needs [auth] htpasswd");
     struct stat st;
+    if (c->pages_folder && (stat(c->pages_folder, &st) < 0 || !S_ISDIR(st.st_mode)))
+        diag_error(d, c->path, 0, "[pages] folder = %s: not a directory", c->pages_folder);
     if (!key_failed(l, "proxy", "rules") && (stat(c->rules_dir, &st) < 0 || !S_ISDIR(st.st_mode)))
         diag_error(d, c->path, 0, "rules = %s: not a directory", c->rules_dir);
     return d->errors ? -1 : 0;
 }
 
 static struct config *
-load_common(const char *path, const char *text, const char *name, const char *dir,
-            struct diag *d)
+load_common(const char *path, const char *text, const char *name, const char *dir, struct diag *d)
 {
     size_t before = d->errors;
     struct config *c = config_new(name, dir);
@@ -762,6 +789,8 @@ config_free(struct config *c)
     free(c->auth_htpasswd);
     free(c->auth_groups);
     free(c->auth_realm);
+    free(c->pages_folder);
+    free(c->pages_contact);
     free(c);
 }
 

@@ -77,6 +77,11 @@ struct config {
     char *auth_groups;   /* NULL: no groups */
     int auth_required;
     char *auth_realm;
+
+    /* [pages] */
+    char *pages_folder;  /* NULL: built-in pages only */
+    char *pages_contact; /* NULL: none */
+    int pages_show_rule;
 };
 
 /* Loads and validates `path`. Returns an owned config, or NULL with every

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "errpage.h"
 #include "http1.h"
+#include "local.h"
 #include "log.h"
 #include "policy.h"
 #include "rules.h"
@@ -402,6 +403,16 @@ conn_reply_error(struct conn *c, int status, const char *reason, const char *det
         c->t.reason = reason;
     if (c->t.status != 0 || c->t.resp_head_done) /* too late for a page */
         return conn_close(c, reason);
+    if (status == 502 || status == 504) {
+        /* The origin could not be reached: the [pages] error page. */
+        char *page = NULL;
+        size_t n = local_error_page(c->snap, status, c->t.rq.host, detail, &page);
+        if (n == 0)
+            return conn_close(c, reason);
+        enum conn_rc rc = reply(c, page, n, status, 1);
+        free(page);
+        return rc;
+    }
     char page[4096];
     size_t n = errpage_format(page, sizeof(page), status, detail, "");
     return reply(c, page, n, status, 1);

@@ -35,7 +35,9 @@ struct quota_arg {
     const struct tm *tm;
     policy_trace_fn trace;
     void *trace_arg;
+    const struct policy *pol;
     int quota_skipped; /* a rule that would have decided had its quota left */
+    int quota_rule;    /* the first such rule, -1: none */
 };
 
 static unsigned
@@ -49,8 +51,11 @@ static void
 trace_quota(void *arg, const struct policy_rule *r, const char *failed)
 {
     struct quota_arg *q = arg;
-    if (failed && strcmp(failed, "quota") == 0)
+    if (failed && strcmp(failed, "quota") == 0) {
         q->quota_skipped = 1;
+        if (q->quota_rule < 0)
+            q->quota_rule = (int)(r - policy_rule(q->pol, 0));
+    }
     if (q->trace)
         q->trace(q->trace_arg, r, failed);
 }
@@ -61,22 +66,49 @@ effective_user(const struct decision_in *in)
     return in->auth == AUTH_OK ? in->user : NULL;
 }
 
+static const struct tm *
+local_time(const struct decision_in *in, struct tm *buf)
+{
+    if (in->local_tm)
+        return in->local_tm;
+    time_t t = in->now ? in->now : time(NULL);
+    localtime_r(&t, buf);
+    return buf;
+}
+
+/* The policy for the roles in held; qa collects the quota rules skipped. */
+static void
+eval_held(const struct decision_in *in, const uint8_t *held, struct quota_arg *qa,
+          struct policy_result *res)
+{
+    const struct catalog *cat = in->snap->rules->catalog;
+    const struct catalog_platform *p = in->opaque ? NULL : catalog_platform(cat, in->platform);
+    struct policy_req req = {
+        .platform = in->opaque ? -1 : in->platform,
+        .category = in->opaque ? POLICY_OPAQUE
+                    : p        ? p->category
+                               : NULL,
+        .method = in->method,
+        .path = in->path,
+        .path_len = in->path_len,
+        .local = qa->tm,
+        .quota_used = quota_used,
+        .quota_arg = qa,
+    };
+    policy_eval(in->snap->rules->policy, held, &req, res, trace_quota, qa);
+}
+
 void
 decision_make(const struct decision_in *in, struct decision *out)
 {
     const struct policy *pol = in->snap->rules->policy;
-    const struct catalog *cat = in->snap->rules->catalog;
     struct tm now_tm;
-    const struct tm *tm = in->local_tm;
-    if (tm == NULL) {
-        time_t t = in->now ? in->now : time(NULL);
-        localtime_r(&t, &now_tm);
-        tm = &now_tm;
-    }
+    const struct tm *tm = local_time(in, &now_tm);
     const char *user = effective_user(in);
     out->verdict = VERDICT_ALLOW;
     out->reason = NULL;
     out->evaluated = 1;
+    out->quota_rule = -1;
     decision_identity(user, in->client, out->identity, sizeof(out->identity));
     size_t nroles = policy_role_count(pol);
     uint8_t stack_held[64];
@@ -91,20 +123,9 @@ decision_make(const struct decision_in *in, struct decision *out)
     struct policy_who who = {user, in->client, in->snap->groups};
     policy_roles(pol, &who, held);
     policy_roles_text(pol, held, out->roles, sizeof(out->roles));
-    const struct catalog_platform *p = in->opaque ? NULL : catalog_platform(cat, in->platform);
-    struct quota_arg qa = {out->identity, tm, in->trace, in->trace_arg, 0};
-    struct policy_req req = {
-        .platform = in->opaque ? -1 : in->platform,
-        .category = in->opaque ? POLICY_OPAQUE : p ? p->category : NULL,
-        .method = in->method,
-        .path = in->path,
-        .path_len = in->path_len,
-        .local = tm,
-        .quota_used = quota_used,
-        .quota_arg = &qa,
-    };
+    struct quota_arg qa = {out->identity, tm, in->trace, in->trace_arg, pol, 0, -1};
     struct policy_result res;
-    policy_eval(pol, held, &req, &res, trace_quota, &qa);
+    eval_held(in, held, &qa, &res);
     out->action = res.action;
     out->rule = res.rule;
     out->quota_used = res.quota_used;
@@ -114,10 +135,46 @@ decision_make(const struct decision_in *in, struct decision *out)
         out->action = POLICY_DENY;
     if (in->opaque && out->action == POLICY_DENY)
         out->reason = "opaque";
-    if (out->action == POLICY_DENY)
-        out->verdict = qa.quota_skipped ? VERDICT_QUOTA_PAGE : VERDICT_DENY_PAGE;
+    if (out->action == POLICY_DENY && qa.quota_skipped) {
+        out->verdict = VERDICT_QUOTA_PAGE;
+        out->quota_rule = qa.quota_rule;
+    } else if (out->action == POLICY_DENY) {
+        out->verdict = VERDICT_DENY_PAGE;
+    }
     if (held != stack_held)
         free(held);
+}
+
+int
+decision_sign_in_helps(const struct decision_in *in)
+{
+    const struct policy *pol = in->snap->rules->policy;
+    struct tm now_tm;
+    const struct tm *tm = local_time(in, &now_tm);
+    char identity[300];
+    decision_identity(NULL, in->client, identity, sizeof(identity));
+    size_t nroles = policy_role_count(pol);
+    uint8_t *held = calloc(nroles ? nroles : 1, 1);
+    if (held == NULL)
+        return 1; /* a 407 denies too */
+    struct policy_who who = {NULL, in->client, in->snap->groups};
+    policy_roles(pol, &who, held);
+    int helps = 0;
+    /* First match: a client holding several roles gets the earliest rule
+     * any one of them reaches, so trying each role alone is enough. */
+    for (size_t i = 0; i < nroles && !helps; i++) {
+        const struct policy_role *r = policy_role(pol, i);
+        if (held[i] || (r->nusers == 0 && r->ngroups == 0))
+            continue;
+        held[i] = 1;
+        struct quota_arg qa = {identity, tm, NULL, NULL, pol, 0, -1};
+        struct policy_result res;
+        eval_held(in, held, &qa, &res);
+        helps = res.action != POLICY_DENY;
+        held[i] = 0;
+    }
+    free(held);
+    return helps;
 }
 
 /* Identity without the policy: for sign-in answers and local pages. */
@@ -131,6 +188,7 @@ who_only(const struct decision_in *in, struct decision *out, enum verdict v, con
     out->rule = -1;
     out->evaluated = 0;
     out->quota_used = 0;
+    out->quota_rule = -1;
     out->reason = reason;
     decision_identity(user, in->client, out->identity, sizeof(out->identity));
     snprintf(out->roles, sizeof(out->roles), "-");
@@ -168,10 +226,12 @@ decision_eval(const struct decision_in *in, struct decision *out)
         return out->verdict;
     }
     decision_make(in, out);
-    if (out->action == POLICY_DENY && user == NULL && snap->users && !in->opaque) {
-        /* An anonymous client may hold a role that allows it once signed
-         * in: not a denial yet, the client is asked who it is. (Not for
-         * an opaque tunnel: it is known only after its 200.) */
+    if (out->action == POLICY_DENY && user == NULL && snap->users && !in->opaque &&
+        decision_sign_in_helps(in)) {
+        /* Signing in could get the client a role that allows it: not a
+         * denial yet, the client is asked who it is. Where no sign-in can
+         * help, the denial (or quota page) stands, with its rule. (Not
+         * for an opaque tunnel: it is known only after its 200.) */
         out->rule = -1;
         out->verdict = VERDICT_ASK_AUTH;
         out->reason = "auth-required";
@@ -190,7 +250,7 @@ decision_eval(const struct decision_in *in, struct decision *out)
 const char *
 decision_verdict_name(enum verdict v)
 {
-    static const char *const names[] = {"allow",     "deny-page", "warn-page",     "quota-page",
-                                        "ask-auth",  "local",     "check-password"};
+    static const char *const names[] = {"allow",    "deny-page", "warn-page",     "quota-page",
+                                        "ask-auth", "local",     "check-password"};
     return (unsigned)v < sizeof(names) / sizeof(names[0]) ? names[v] : "?";
 }

@@ -20,16 +20,16 @@ struct decision_in {
     const char *user;       /* the name the client gave, NULL: none */
     enum request_auth auth; /* what is known of its password */
     const struct sockaddr *client;
-    int platform;     /* catalog index, -1: unclassified */
+    int platform;              /* catalog index, -1: unclassified */
     const char *method, *path; /* NULL in a tunnel; path normalised
                                 * (request_normalize_path) */
     size_t path_len;
-    int tunnel;       /* a CONNECT (no page can be shown inside it) */
-    int opaque;       /* a tunnel whose bytes cannot be classified: the
-                       * pseudo-category opaque (platform ignored), denied
-                       * when no rule matches */
-    int local;        /* a request for socialgate.local itself */
-    time_t now;       /* wall clock, for warn Continues */
+    int tunnel;                /* a CONNECT (no page can be shown inside it) */
+    int opaque;                /* a tunnel whose bytes cannot be classified: the
+                                * pseudo-category opaque (platform ignored), denied
+                                * when no rule matches */
+    int local;                 /* a request for socialgate.local itself */
+    time_t now;                /* wall clock, for warn Continues */
     const struct tm *local_tm; /* now in the configured zone; NULL: computed */
     policy_trace_fn trace;
     void *trace_arg;
@@ -42,8 +42,9 @@ enum verdict {
     VERDICT_DENY_PAGE,      /* 403 deny page */
     VERDICT_WARN_PAGE,      /* 403 warn page with its Continue link */
     VERDICT_QUOTA_PAGE,     /* denied because a quota that allowed it is used up */
-    VERDICT_ASK_AUTH,       /* 407: wrong credentials, or sign-in required or
-                             * able to change a denial */
+    VERDICT_ASK_AUTH,       /* 407: wrong credentials, or sign-in required, or
+                             * an anonymous denial that signing in could turn
+                             * (decision_sign_in_helps) */
     VERDICT_LOCAL,          /* socialgate.local answers */
     VERDICT_CHECK_PASSWORD, /* credentials to verify first, then decide again */
 };
@@ -51,12 +52,14 @@ enum verdict {
 struct decision {
     enum verdict verdict;
     enum policy_action action; /* of the policy; meaningful when rule >= 0 or allowed */
-    int rule;            /* -1: no rule matched (or no policy was needed) */
-    int evaluated;       /* the policy ran (not for sign-in, local or checks) */
-    unsigned quota_used; /* of the deciding rule */
-    const char *reason;  /* for the log (reason=), NULL: none */
-    char roles[512];     /* comma-joined, "-" when none */
-    char identity[300];  /* the user, or the client address */
+    int rule;                  /* -1: no rule matched (or no policy was needed) */
+    int evaluated;             /* the policy ran (not for sign-in, local or checks) */
+    unsigned quota_used;       /* of the deciding rule */
+    int quota_rule;            /* VERDICT_QUOTA_PAGE: the rule whose used-up quota
+                                * made the next rule decide; -1 otherwise */
+    const char *reason;        /* for the log (reason=), NULL: none */
+    char roles[512];           /* comma-joined, "-" when none */
+    char identity[300];        /* the user, or the client address */
 };
 
 /* The verdict for in: identity and sign-in first, then the policy. */
@@ -66,6 +69,11 @@ enum verdict decision_eval(const struct decision_in *in, struct decision *out);
  * AUTH_OK makes in->user the identity. */
 void decision_make(const struct decision_in *in, struct decision *out);
 const char *decision_verdict_name(enum verdict v);
+/* Whether an anonymous client denied for in could be allowed (or warned)
+ * by signing in: some role that users hold by name or group, added to the
+ * roles the client holds now, makes the policy not deny. Quotas are those
+ * of the client as it is. */
+int decision_sign_in_helps(const struct decision_in *in);
 /* Quota period of a rule at local time tm (day or week number). */
 int decision_period(const struct policy_rule *r, const struct tm *tm);
 void decision_identity(const char *user, const struct sockaddr *client, char *buf, size_t size);

@@ -107,26 +107,39 @@ explain_main(int argc, char **argv, const char *default_config)
 {
     const char *config = default_config, *user = NULL, *ip = NULL, *at = NULL, *method = NULL;
     int opaque = 0;
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"user", required_argument, NULL, 'u'},
-                                         {"ip", required_argument, NULL, 'i'},
-                                         {"at", required_argument, NULL, 'a'},
-                                         {"method", required_argument, NULL, 'm'},
-                                         {"opaque", no_argument, NULL, 'o'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"user", required_argument, NULL, 'u'},
+        {"ip", required_argument, NULL, 'i'},     {"at", required_argument, NULL, 'a'},
+        {"method", required_argument, NULL, 'm'}, {"opaque", no_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:u:i:a:m:h", opts, NULL)) != -1) {
         switch (opt) {
-        case 'c': config = optarg; break;
-        case 'u': user = optarg; break;
-        case 'i': ip = optarg; break;
-        case 'a': at = optarg; break;
-        case 'm': method = optarg; break;
-        case 'o': opaque = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'c':
+            config = optarg;
+            break;
+        case 'u':
+            user = optarg;
+            break;
+        case 'i':
+            ip = optarg;
+            break;
+        case 'a':
+            at = optarg;
+            break;
+        case 'm':
+            method = optarg;
+            break;
+        case 'o':
+            opaque = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc - 1) {
@@ -310,17 +323,28 @@ explain_main(int argc, char **argv, const char *default_config)
     }
     if (r && r->message)
         printf("message:   %s\n", r->message);
+    if (verdict.verdict == VERDICT_QUOTA_PAGE && verdict.quota_rule >= 0) {
+        const struct policy_rule *q = policy_rule(pol, (size_t)verdict.quota_rule);
+        printf("quota:     rule %s's %u minutes a %s are used up: the quota page is shown\n",
+               q->name, q->quota_min, q->quota_weekly ? "week" : "day");
+    }
     printf("verdict:   %s\n", decision_verdict_name(verdict.verdict));
     if (verdict.verdict == VERDICT_ASK_AUTH)
         printf("note:      with [auth] an anonymous client is asked to sign in (407) %s\n",
-               s->cfg->auth_required ? "first (required = yes)" : "instead of this denial");
+               s->cfg->auth_required ? "first (required = yes)"
+                                     : "instead of this denial: a role it could get by signing "
+                                       "in allows it");
+    else if (user == NULL && s->users && !opaque &&
+             (verdict.verdict == VERDICT_DENY_PAGE || verdict.verdict == VERDICT_QUOTA_PAGE))
+        printf("note:      no sign-in would change this (no role a user or group holds allows "
+               "it): an anonymous client gets the page, not a 407\n");
     if (opaque && dec.action == POLICY_DENY)
         printf("note:      the tunnel was answered 200 before its bytes were read: it is "
                "closed, no page is shown\n");
     if (dec.action == POLICY_WARN)
         printf("note:      %s\n", tunnel ? "a tunnel cannot show the warn page: it is allowed "
-                                            "and logged action=warn"
-                                          : "plain HTTP shows the warn page with a Continue link");
+                                           "and logged action=warn"
+                                         : "plain HTTP shows the warn page with a Continue link");
     int rc = dec.action == POLICY_DENY ? 1 : 0;
     free(npath);
     usage_reset();

@@ -87,7 +87,9 @@ act(struct conn *c)
         keep(t, &d);
         if (d.reason && t->reason == NULL)
             t->reason = d.reason;
-        char page[16384];
+        char *page = NULL;
+        size_t n = 0;
+        int status = 403;
         switch (v) {
         case VERDICT_CHECK_PASSWORD: {
             enum conn_rc rc = check_password(c);
@@ -98,27 +100,35 @@ act(struct conn *c)
         case VERDICT_ASK_AUTH:
             if (t->rq.auth == AUTH_FAILED)
                 stats_count(STATS_AUTH_FAILURES);
-            return conn_reply_page(c, page, local_auth_page(snap, page, sizeof(page)), 407, NULL);
+            n = local_auth_page(snap, t->rq.host, &page);
+            status = 407;
+            break;
         case VERDICT_LOCAL: {
-            int status = 0;
+            char buf[16384];
             const char *user = t->rq.auth == AUTH_OK ? t->rq.user : NULL, *why = NULL;
-            size_t n = local_answer(snap, t->identity, user, t->roles, t->rq.target, in.now, &local,
-                                    page, sizeof(page), &status, &why);
-            return conn_reply_page(c, page, n, status, why);
+            n = local_answer(snap, t->identity, user, t->roles, t->rq.target, in.now, &local, buf,
+                             sizeof(buf), &status, &why);
+            return conn_reply_page(c, buf, n, status, why);
         }
         case VERDICT_DENY_PAGE:
+            n = local_deny_page(snap, t->platform, d.rule, t->rq.host, t->identity, &page);
+            break;
         case VERDICT_QUOTA_PAGE:
-            return conn_reply_page(
-                c, page, local_deny_page(snap, t->platform, d.rule, page, sizeof(page)), 403, NULL);
+            n = local_quota_page(snap, t->platform, d.quota_rule, t->rq.host, t->identity, &local,
+                                 &page);
+            break;
         case VERDICT_WARN_PAGE:
-            return conn_reply_page(c, page,
-                                   local_warn_page(snap, t->platform, d.rule, t->rq.url,
-                                                   t->identity, in.now, page, sizeof(page)),
-                                   403, NULL);
+            n = local_warn_page(snap, t->platform, d.rule, t->rq.url, t->rq.host, t->identity,
+                                in.now, &page);
+            break;
         case VERDICT_ALLOW:
             return CONN_GO_ON;
+        default:
+            return conn_close(c, "bad-verdict");
         }
-        return conn_close(c, "bad-verdict");
+        enum conn_rc rc = conn_reply_page(c, page, n, status, NULL);
+        free(page);
+        return rc;
     }
 }
 
@@ -340,8 +350,8 @@ gate_mark_active(struct conn *c)
     const struct policy_rule *r =
         t->rule >= 0 && !reloaded ? policy_rule(c->snap->rules->policy, (size_t)t->rule) : NULL;
     int used_up =
-        r && r->quota_min && usage_quota_used(t->identity, r->name, decision_period(r, &local)) >=
-                                 r->quota_min;
+        r && r->quota_min &&
+        usage_quota_used(t->identity, r->name, decision_period(r, &local)) >= r->quota_min;
     if (reloaded || used_up) {
         int rule = t->rule, action = t->action, platform = t->platform;
         redecide(c, reloaded);

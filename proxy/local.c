@@ -18,6 +18,7 @@
 #include "catalog.h"
 #include "decision.h"
 #include "errpage.h"
+#include "pages.h"
 #include "policy.h"
 #include "snapshot.h"
 #include "usage.h"
@@ -134,22 +135,64 @@ local_continue_key_load(const char *state_dir, uint8_t key[LOCAL_CONTINUE_KEY_LE
     return 0;
 }
 
-static const char *
-platform_name(const struct snapshot *snap, int platform)
+/* The page values every decision page shares. */
+static void
+page_base(const struct snapshot *snap, int platform, const struct policy_rule *r, const char *host,
+          const char *identity, struct page_vars *v)
 {
     const struct catalog_platform *p = catalog_platform(snap->rules->catalog, platform);
-    return p ? p->name : "unclassified";
+    memset(v, 0, sizeof(*v));
+    v->platform = p ? p->name : "unclassified";
+    v->category = p ? p->category : "";
+    v->host = host;
+    v->user = identity;
+    v->rule = r ? r->name : NULL;
+    v->message = r ? r->message : NULL;
+    v->used_min = -1;
+    v->quota_min = -1;
 }
 
 size_t
-local_deny_page(const struct snapshot *snap, int platform, int rule, char *out, size_t size)
+local_deny_page(const struct snapshot *snap, int platform, int rule, const char *host,
+                const char *identity, char **out)
 {
-    const struct policy_rule *r = policy_rule(snap->rules->policy, (size_t)rule);
-    char detail[1024];
-    snprintf(detail, sizeof(detail), "Access to %s is blocked by rule '%s' (%s:%d).%s%s",
-             platform_name(snap, platform), r ? r->name : "-", r ? r->file : "-",
-             r ? r->line : 0, r && r->message ? " " : "", r && r->message ? r->message : "");
-    return errpage_format(out, size, 403, detail, "");
+    const struct policy_rule *r = rule >= 0 ? policy_rule(snap->rules->policy, (size_t)rule) : NULL;
+    struct page_vars v;
+    page_base(snap, platform, r, host, identity, &v);
+    return pages_render(snap->pages, PAGE_DENY, &v, out);
+}
+
+void
+local_resets(const struct policy_rule *r, char *out, size_t size)
+{
+    snprintf(out, size, "%s", r && r->quota_weekly ? "Monday 00:00" : "00:00");
+}
+
+size_t
+local_quota_page(const struct snapshot *snap, int platform, int quota_rule, const char *host,
+                 const char *identity, const struct tm *local, char **out)
+{
+    const struct policy_rule *r =
+        quota_rule >= 0 ? policy_rule(snap->rules->policy, (size_t)quota_rule) : NULL;
+    struct page_vars v;
+    char resets[32];
+    page_base(snap, platform, r, host, identity, &v);
+    if (r && r->quota_min) {
+        v.quota_min = r->quota_min;
+        v.used_min = usage_quota_used(identity, r->name, decision_period(r, local));
+        local_resets(r, resets, sizeof(resets));
+        v.resets = resets;
+    }
+    return pages_render(snap->pages, PAGE_QUOTA, &v, out);
+}
+
+size_t
+local_error_page(const struct snapshot *snap, int status, const char *host, const char *message,
+                 char **out)
+{
+    struct page_vars v = {
+        .status = status, .message = message, .host = host, .used_min = -1, .quota_min = -1};
+    return pages_render(snap ? snap->pages : NULL, PAGE_ERROR, &v, out);
 }
 
 /* Percent-encodes s into out. Returns 0, or -1 when it did not fit (out
@@ -176,18 +219,14 @@ url_encode(const char *s, char *out, size_t size)
 
 size_t
 local_warn_page(const struct snapshot *snap, int platform, int rule, const char *url,
-                const char *identity, time_t now, char *out, size_t size)
+                const char *host, const char *identity, time_t now, char **out)
 {
-    const struct policy_rule *r = policy_rule(snap->rules->policy, (size_t)rule);
-    /* to: room for the whole link in the page (errpage escapes it into
-     * 1536 bytes, each '&' as "&amp;") */
-    char detail[1024], link[2048], to[1024], rn[200], sig[200] = "";
+    const struct policy_rule *r = rule >= 0 ? policy_rule(snap->rules->policy, (size_t)rule) : NULL;
+    char link[2048], to[1024], rn[200], sig[200] = "";
     char tok[LOCAL_CONTINUE_TOKEN_LEN + 1];
-    const char *pn = platform_name(snap, platform);
-    snprintf(detail, sizeof(detail),
-             "%s is subject to rule '%s'.%s%s Continue if you need it for work; your visit is "
-             "logged.",
-             pn, r ? r->name : "-", r && r->message ? " " : "", r && r->message ? r->message : "");
+    struct page_vars v;
+    page_base(snap, platform, r, host, identity, &v);
+    const char *pn = v.platform;
     url_encode(r ? r->name : "", rn, sizeof(rn));
     /* Without a key the link has no token, and /continue refuses it. */
     int64_t expiry = (int64_t)now + LOCAL_CONTINUE_LINK_SECONDS;
@@ -202,16 +241,17 @@ local_warn_page(const struct snapshot *snap, int platform, int rule, const char 
                      sig, to);
     if (n < 0 || (size_t)n + 4 * 4 >= 1536)
         snprintf(link, sizeof(link), "http://%s/continue?p=%s&r=%s%s", LOCAL_HOST, pn, rn, sig);
-    return errpage_format_link(out, size, 403, detail, "Continue", link, "");
+    v.continue_url = link;
+    return pages_render(snap->pages, PAGE_WARN, &v, out);
 }
 
 size_t
-local_auth_page(const struct snapshot *snap, char *out, size_t size)
+local_auth_page(const struct snapshot *snap, const char *host, char **out)
 {
     char hdr[400];
-    snprintf(hdr, sizeof(hdr), "Proxy-Authenticate: Basic realm=\"%s\"\r\n",
-             snap->cfg->auth_realm);
-    return errpage_format(out, size, 407, "Please sign in to use the web gateway.", hdr);
+    snprintf(hdr, sizeof(hdr), "Proxy-Authenticate: Basic realm=\"%s\"\r\n", snap->cfg->auth_realm);
+    struct page_vars v = {.host = host, .used_min = -1, .quota_min = -1, .extra_headers = hdr};
+    return pages_render(snap->pages, PAGE_SIGNIN, &v, out);
 }
 
 /* Value of parameter `name` in a query string, percent-decoded. */
@@ -320,11 +360,34 @@ answer_continue(const struct snapshot *snap, const char *identity, const char *q
     return respond(out, size, 200, "text/plain", "", "Continue recorded.\n");
 }
 
+/* What a quota rule counts, in words: "facebook, instagram", "social
+ * platforms", "every platform". */
+static void
+quota_scope(const struct snapshot *snap, const struct policy_rule *r, char *out, size_t size)
+{
+    const struct catalog *cat = snap->rules->catalog;
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < r->nplatforms && o < size; i++) {
+        const struct catalog_platform *p = catalog_platform(cat, r->platforms[i]);
+        int n =
+            snprintf(out + o, size - o, "%s%s", o ? ", " : "", p ? p->name : "unclassified sites");
+        o = n < 0 ? size : o + (size_t)n;
+    }
+    for (size_t i = 0; i < r->ncategories && o < size; i++) {
+        int n = snprintf(out + o, size - o, "%s%s platforms", o ? ", " : "", r->categories[i]);
+        o = n < 0 ? size : o + (size_t)n;
+    }
+    if (out[0] == '\0')
+        snprintf(out, size, "every platform");
+}
+
 static size_t
 answer_quota(const struct snapshot *snap, const char *identity, const char *roles,
              const struct tm *local, char *out, size_t size, int *status)
 {
     const struct policy *pol = snap->rules->policy;
+    int show_rule = snap->pages && snap->pages->show_rule;
     char body[8192];
     size_t o = 0;
     int n = snprintf(body, sizeof(body), "Quota for %s (roles %s)\n\n", identity, roles);
@@ -336,8 +399,14 @@ answer_quota(const struct snapshot *snap, const char *identity, const char *role
             continue;
         unsigned used = usage_quota_used(identity, r->name, decision_period(r, local));
         unsigned left = used >= r->quota_min ? 0 : r->quota_min - used;
-        n = snprintf(body + o, sizeof(body) - o, "rule %s: %u of %u minutes used per %s, %u left\n",
-                     r->name, used, r->quota_min, r->quota_weekly ? "week" : "day", left);
+        char scope[1024], resets[32], rule[200] = "";
+        quota_scope(snap, r, scope, sizeof(scope));
+        local_resets(r, resets, sizeof(resets));
+        if (show_rule)
+            snprintf(rule, sizeof(rule), " (rule %s)", r->name);
+        n = snprintf(body + o, sizeof(body) - o,
+                     "%s: %u of %u minutes a %s used, %u left; they come back at %s%s\n", scope,
+                     used, r->quota_min, r->quota_weekly ? "week" : "day", left, resets, rule);
         if (n < 0)
             break;
         o += (size_t)n;

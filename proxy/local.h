@@ -10,6 +10,8 @@
 #include <time.h>
 
 struct snapshot;
+struct policy_rule;
+struct tm;
 
 #define LOCAL_HOST "socialgate.local"
 
@@ -34,17 +36,33 @@ int local_continue_token(const uint8_t *key, const char *identity, const char *p
  * mode 0600. 0, or -1 with errno (EINVAL: the file has another size). */
 int local_continue_key_load(const char *state_dir, uint8_t key[LOCAL_CONTINUE_KEY_LEN], int create);
 
-/* 403 naming the platform, the rule (FILE:LINE) and its message. */
-size_t local_deny_page(const struct snapshot *snap, int platform, int rule, char *out,
-                       size_t size);
-/* 403 with a Continue link that lets identity use the platform for the
- * rule's warn_for. `url` is the page asked for (http://...). The link is
- * signed with the snapshot's key for identity and works until now +
- * LOCAL_CONTINUE_LINK_SECONDS. */
+/* The pages of a decision, rendered with the snapshot's [pages] (pages.h):
+ * each returns the length of a complete response put in *out (malloc'd,
+ * free with free()), or 0 when out of memory. `host` is the host asked
+ * for, `identity` the user name or client address. No page names a file. */
+
+/* 403: `rule` denies (its message; its name only with show_rule). */
+size_t local_deny_page(const struct snapshot *snap, int platform, int rule, const char *host,
+                       const char *identity, char **out);
+/* 403: the quota of `quota_rule` (a rule that would have allowed it) is
+ * used up: its minutes, those identity used in the period of local, when
+ * they come back. */
+size_t local_quota_page(const struct snapshot *snap, int platform, int quota_rule, const char *host,
+                        const char *identity, const struct tm *local, char **out);
+/* 403, titled as a warning, with a Continue link that lets identity use
+ * the platform for the rule's warn_for. `url` is the page asked for
+ * (http://...). The link is signed with the snapshot's key for identity and
+ * works until now + LOCAL_CONTINUE_LINK_SECONDS. */
 size_t local_warn_page(const struct snapshot *snap, int platform, int rule, const char *url,
-                       const char *identity, time_t now, char *out, size_t size);
+                       const char *host, const char *identity, time_t now, char **out);
 /* 407 with Proxy-Authenticate for the configured realm. */
-size_t local_auth_page(const struct snapshot *snap, char *out, size_t size);
+size_t local_auth_page(const struct snapshot *snap, const char *host, char **out);
+/* 502 or 504: `message` says why host could not be reached
+ * (errpage_upstream_text). snap may be NULL: the built-in page. */
+size_t local_error_page(const struct snapshot *snap, int status, const char *host,
+                        const char *message, char **out);
+/* When the minutes of quota rule r come back: "00:00", "Monday 00:00". */
+void local_resets(const struct policy_rule *r, char *out, size_t size);
 /* A request for socialgate.local: /continue?... records a Continue and
  * redirects, /quota lists minutes used and left. *status gets the code,
  * *reason the usage log's reason (a static string) or NULL. A Continue

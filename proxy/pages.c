@@ -62,7 +62,7 @@ static const char *const builtin[PAGE_KINDS] = {
         "#bf8700") "<h1>Warning: {platform}</h1>\n"
                    "<p>{message}</p>\n"
                    "<p>Continue only if you need it for your work; your visit is logged.</p>\n"
-                   "<p><a class=\"button\" href=\"{continue_url}\">Continue to {host}</a></p>\n"
+                   "<p><a href=\"{continue_url}\" class=\"button\">Continue to {host}</a></p>\n"
                    "<p class=\"rule\">{rule}</p>\n" FOOT,
     [PAGE_QUOTA] =
         HEAD("Time used up: {platform}",

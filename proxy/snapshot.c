@@ -125,9 +125,33 @@ snapshot_reload_auth(struct snapshot *cur, struct diag *d)
     s->htpasswd_sig = hsig;
     s->groups_sig = gsig;
     load_local_addrs(&s->local_addrs);
+    s->pages = cur->pages; /* owned by the base */
     memcpy(s->continue_key, cur->continue_key, sizeof(s->continue_key));
     s->has_continue_key = cur->has_continue_key;
     return s;
+}
+
+/* [pages] of cfg with the templates of its folder. NULL after errors in d. */
+static struct pages *
+load_pages(const struct config *cfg, struct diag *d)
+{
+    struct pages *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        diag_error(d, cfg->path, 0, "out of memory");
+        return NULL;
+    }
+    p->show_rule = cfg->pages_show_rule;
+    if (cfg->pages_contact && (p->contact = strdup(cfg->pages_contact)) == NULL) {
+        diag_error(d, cfg->path, 0, "out of memory");
+        free(p);
+        return NULL;
+    }
+    if (cfg->pages_folder && pages_load(p, cfg->pages_folder, d) < 0) {
+        pages_free(p);
+        free(p);
+        return NULL;
+    }
+    return p;
 }
 
 struct snapshot *
@@ -145,7 +169,8 @@ snapshot_load(const char *path, struct diag *d)
     int auth_ok = load_auth(cfg, &users, &groups, &hsig, &gsig, d) == 0;
     struct policy_idfiles ids = {cfg->path, cfg->auth_htpasswd, users, cfg->auth_groups, groups};
     struct rules *rules = rules_load_ids(cfg->rules_dir, &ids, d);
-    if (rules == NULL || !auth_ok)
+    struct pages *pages = load_pages(cfg, d);
+    if (rules == NULL || !auth_ok || pages == NULL)
         goto fail;
     htgroups_check_users(groups, users, cfg->auth_groups, d);
     struct snapshot *s = snapshot_new(cfg, rules);
@@ -155,11 +180,14 @@ snapshot_load(const char *path, struct diag *d)
     }
     s->users = users;
     s->groups = groups;
+    s->pages = pages;
     s->htpasswd_sig = hsig;
     s->groups_sig = gsig;
     load_local_addrs(&s->local_addrs);
     return s;
 fail:
+    pages_free(pages);
+    free(pages);
     htpasswd_free(users);
     htgroups_free(groups);
     rules_free(rules);
@@ -201,6 +229,8 @@ snapshot_release(struct snapshot *s)
         } else {
             config_free(s->cfg);
             rules_free(s->rules);
+            pages_free(s->pages);
+            free(s->pages);
         }
         htpasswd_free(s->users);
         htgroups_free(s->groups);

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "diag.h"
 #include "htpasswd.h"
+#include "pages.h"
 #include "rules.h"
 
 /* What tells one version of a file on disk from another: a file replaced
@@ -28,10 +29,10 @@ struct file_sig {
 struct snapshot {
     atomic_int refs;
     uint64_t generation;
-    struct config *cfg;   /* owned */
-    struct rules *rules;  /* owned */
-    struct htpasswd *users;   /* owned, NULL without [auth] htpasswd */
-    struct htgroups *groups;  /* owned, NULL without [auth] groups */
+    struct config *cfg;      /* owned */
+    struct rules *rules;     /* owned */
+    struct htpasswd *users;  /* owned, NULL without [auth] htpasswd */
+    struct htgroups *groups; /* owned, NULL without [auth] groups */
     /* The [auth] files as they were just before they were read: a later
      * difference means they changed on disk (snapshot_reload_auth). */
     struct file_sig htpasswd_sig, groups_sig;
@@ -46,6 +47,10 @@ struct snapshot {
      * at start and reload). Without it, Continue links are refused. */
     uint8_t continue_key[32];
     int has_continue_key;
+    /* [pages]: contact, show_rule and the templates of its folder, read at
+     * start and on reload (a snapshot sharing cfg with a base shares its
+     * pages too). NULL: the built-in pages, no contact. */
+    struct pages *pages;
 };
 
 /* Loads proxy.ini and the rules folder it names into a new snapshot with

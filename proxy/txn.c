@@ -66,8 +66,11 @@ refuse_preauth(struct conn *c, const uint8_t *p, size_t n)
     t->up = n;
     t->reason = "head-too-large-before-auth";
     request_note_method(p, n, t->rq.method, sizeof(t->rq.method));
-    char page[4096];
-    return conn_reply_page(c, page, local_auth_page(c->snap, page, sizeof(page)), 407, NULL);
+    char *page = NULL;
+    size_t len = local_auth_page(c->snap, NULL, &page);
+    enum conn_rc rc = conn_reply_page(c, page, len, 407, NULL);
+    free(page);
+    return rc;
 }
 
 /* Parses what the client input holds; on a whole head, starts the

@@ -195,7 +195,7 @@ def _warn_link(d, env, *extra):
     """The Continue link of a fresh warn page for this client."""
     st, _, body = _get(d, "http://www.youtube.com:%d/u/%s" % (env.nginx_http, token()), *extra)
     assert st == 403
-    m = re.search(r'<a href="([^"]+)">Continue</a>', body.decode())
+    m = re.search(r'<a href="([^"]+)" class="button">Continue to ', body.decode())
     assert m, body
     return html.unescape(m.group(1))
 

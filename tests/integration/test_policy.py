@@ -208,15 +208,16 @@ def test_allow_deny_by_time_window_and_log_fields(make_sg, env, hosts, origin):
         ("request", "GET", "linkedin-open", "allow", "200", "linkedin", "social"), e.raw
     assert e["user"] == "-" and e["roles"] == "-", e.raw
 
-    # denied: 403 page naming the platform, the rule (FILE:LINE) and its message; nothing upstream
+    # denied: 403 page with the rule's message, naming the site; never a file
+    # path, and not the rule's name without [pages] show_rule; nothing upstream
     tok = token()
     status, headers, body = get(d, "http://www.reddit.com:%d/d/%s" % (env.py_port, tok))
     assert status == 403
     assert header(headers, "Content-Type").startswith("text/html")
     page = html.unescape(body.decode())
-    want = "Access to reddit is blocked by rule 'social-deny' (%s:%d). Social media is closed now." % (
-        d.dir / "rules" / "10-policy.ini", line_of(policy, "[rule social-deny]"))
-    assert want in page, page
+    assert "<p>Social media is closed now.</p>" in page, page
+    assert "www.reddit.com (reddit)" in page, page
+    assert "10-policy.ini" not in page and "social-deny" not in page, page
     e = d.wait_log(since=t0, host="www.reddit.com", path="/d/" + tok)
     assert (e["rule"], e["action"], e["status"], e["platform"], e["category"]) == \
         ("social-deny", "deny", "403", "reddit", "social"), e.raw
@@ -256,7 +257,7 @@ def test_connect_denied_before_the_tunnel(make_sg, env, hosts):
            % (env.nginx_https, env.nginx_https))
     resp = c.read_response("CONNECT")
     assert resp.status == 403
-    assert b"social-deny" in resp.body and b"No." in resp.body
+    assert b"<p>No.</p>" in resp.body and b"social-deny" not in resp.body
     assert c.is_closed(3)
     c.close()
 
@@ -285,8 +286,11 @@ def test_warn_page_continue_then_allowed(make_sg, env, hosts):
     assert status == 403
     page = body.decode()
     assert "Video sites are for work use." in page
-    assert "youtube is subject to rule &#39;video-warn&#39;" in page, page
-    m = re.search(r'<a href="([^"]+)">Continue</a>', page)
+    assert "<title>Warning: www.youtube.com</title>" in page, page
+    # the rule is named only inside the Continue link, whose token is signed for it
+    text = re.sub(r'href="[^"]*"', "", page)
+    assert "Forbidden" not in text and "video-warn" not in text, page
+    m = re.search(r'<a href="([^"]+)" class="button">Continue to www.youtube.com</a>', page)
     assert m, page
     link = html.unescape(m.group(1))
     assert link.startswith("http://socialgate.local/continue?"), link
@@ -641,14 +645,14 @@ def test_quota_page_and_state_saved_at_shutdown(make_sg, env, hosts):
     d = start_policy(make_sg, hosts, QUOTA_POLICY % "30m/day")
     page = quota_page(d)
     assert "Quota for 127.0.0.1" in page, page
-    assert "rule social-quota: 0 of 30 minutes used per day, 30 left" in page, page
+    assert "social platforms: 0 of 30 minutes a day used, 30 left" in page, page
 
     t0 = time.time()
     status, _, _ = get(d, "http://www.linkedin.com:%d/u/%s" % (env.nginx_http, token()))
     assert status == 200
     d.wait_log(since=t0, host="www.linkedin.com", rule="social-quota")
     page = quota_page(d)
-    assert re.search(r"rule social-quota: 1 of 30 minutes used per day, 29 left", page), page
+    assert re.search(r"social platforms: 1 of 30 minutes a day used, 29 left", page), page
 
     rc, _ = d.stop(signal.SIGTERM, timeout=15)
     assert rc == 0, d.stderr_tail()
@@ -662,7 +666,7 @@ def test_quota_page_and_state_saved_at_shutdown(make_sg, env, hosts):
     # restored at the next start
     d.start()
     page = quota_page(d)
-    assert "rule social-quota: 1 of 30 minutes used per day, 29 left" in page, page
+    assert "social platforms: 1 of 30 minutes a day used, 29 left" in page, page
 
 
 def test_quota_used_up_in_saved_state_falls_through(make_sg, env, hosts):
@@ -676,11 +680,13 @@ def test_quota_used_up_in_saved_state_falls_through(make_sg, env, hosts):
     tok = token()
     status, _, body = get(d, "http://www.linkedin.com:%d/u/%s" % (env.nginx_http, tok))
     assert status == 403
-    assert b"Quota used up." in body
+    # the quota page, not the catch-all rule's message
+    assert b"You have used 5 of your 5 minutes on linkedin. They come back at 00:00." in body, body
+    assert b"Quota used up." not in body, body
     e = d.wait_log(since=t0, path="/u/" + tok)
     assert (e["rule"], e["action"], e["status"]) == ("social-deny", "deny", "403"), e.raw
     page = quota_page(d)
-    assert "rule social-quota: 5 of 5 minutes used per day, 0 left" in page, page
+    assert "social platforms: 5 of 5 minutes a day used, 0 left" in page, page
 
     # yesterday's minutes do not count today
     state = b"socialgate-state 1\nq %d %d 5 127.0.0.1\x1fsocial-quota\n" % (

@@ -345,6 +345,33 @@ test_values(void **state)
     diag_free(&d);
 }
 
+/* [pages]: a folder, a contact that goes on over indented lines, show_rule. */
+static void
+test_pages_keys(void **state)
+{
+    (void)state;
+    struct diag d;
+    struct config *c = load("[pages]\n", &d);
+    assert_non_null(c);
+    assert_null(c->pages_folder);
+    assert_null(c->pages_contact);
+    assert_int_equal(c->pages_show_rule, 0);
+    config_free(c);
+    diag_free(&d);
+    c = load("[pages]\nfolder = rules\ncontact = IT helpdesk,\n  extension 4357\n"
+             "show_rule = yes\n",
+             &d);
+    dump(&d);
+    assert_non_null(c);
+    char want[1200];
+    path_in(want, sizeof(want), "rules");
+    assert_string_equal(c->pages_folder, want);
+    assert_string_equal(c->pages_contact, "IT helpdesk, extension 4357");
+    assert_int_equal(c->pages_show_rule, 1);
+    config_free(c);
+    diag_free(&d);
+}
+
 /* Lists continue on indented lines; an indented first key is just a key. */
 static void
 test_continuation(void **state)
@@ -403,7 +430,11 @@ static const struct bad bad[] = {
     {"[proxy]\nListen = 127.0.0.1:1\n", "t.ini:2: unknown key 'Listen' in [proxy]"},
     {"[limits]\nworkers = 2\n", "t.ini:2: unknown key 'workers' in [limits]"},
     {"[prxy]\nworkers = 2\n",
-     "t.ini:1: unknown section [prxy] (expected proxy, dns, limits, log, admin or auth)"},
+     "t.ini:1: unknown section [prxy] (expected proxy, dns, limits, log, admin, auth or pages)"},
+    {"[pages]\nshow_rule = maybe\n", "t.ini:2: show_rule = maybe: expected yes or no"},
+    {"[pages]\nfolder = nowhere\n", "t.ini: [pages] folder = %s/nowhere: not a directory"},
+    {"[pages]\nshow_rule = yes\n  no\n", "t.ini:3: show_rule: only lists continue on indented lines"},
+    {"[pages]\ncolour = red\n", "t.ini:2: unknown key 'colour' in [pages]"},
     {"[auth]\nusers = x\n", "t.ini:2: unknown key 'users' in [auth]"},
     {"[auth]\nrequired = yes\n", "t.ini: [auth] required = yes needs [auth] htpasswd"},
     {"[auth]\nrealm = a\"b\n", "t.ini:2: realm = a\"b: quotes, backslashes and control characters are not allowed"},
@@ -607,7 +638,7 @@ test_every_problem_once(void **state)
     assert_int_equal(d.errors, 4);
     assert_true(has_msg(&d, "t.ini:3: unknown key 'bogus' in [proxy]"));
     assert_true(has_msg(&d, "t.ini:4: unknown section [prxy] (expected proxy, dns, limits, log, "
-                            "admin or auth)"));
+                            "admin, auth or pages)"));
     assert_true(has_msg(&d, "t.ini:10: [admin] listen = 127.0.0.1:3128 takes the address of the "
                             "proxy's listen = 127.0.0.1:3128 (line 2): give the admin endpoint "
                             "a port of its own"));
@@ -950,6 +981,7 @@ main(void)
         cmocka_unit_test(test_every_key),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_continuation),
+        cmocka_unit_test(test_pages_keys),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_all_errors_reported),
         cmocka_unit_test(test_every_problem_once),

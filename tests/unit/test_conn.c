@@ -843,7 +843,7 @@ test_head_local_quota_page(void **state)
     read_until(fd, &in, NULL);
     assert_one_response_then_eof(&in, "HTTP/1.1 200 ");
     assert_contains(in.buf, "Quota for 127.0.0.1");
-    assert_contains(in.buf, "rule example-allowed: 0 of 30 minutes used per day, 30 left");
+    assert_contains(in.buf, "example: 0 of 30 minutes a day used, 30 left; they come back at 00:00");
     assert_int_equal(w->npool, 0); /* no upstream */
     untrack_close(fd);
     run_until_no_conns();
@@ -1115,7 +1115,7 @@ test_reload_reaches_keepalive_connection(void **state)
     struct input in = {0};
     read_until(fd, &in, NULL);
     assert_one_response_then_eof(&in, "HTTP/1.1 403 ");
-    assert_contains(in.buf, "example-closed");
+    assert_contains(in.buf, "Closed since the reload.");
     /* The origin never saw the second request. */
     char b;
     assert_int_equal(recv(origin, &b, 1, MSG_DONTWAIT), -1);

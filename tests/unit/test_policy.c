@@ -750,6 +750,13 @@ test_verdicts(void **state)
             "action = allow\n"
             "[rule social-deny]\n"
             "categories = social\n"
+            "action = deny\n"
+            "[rule messaging-lunch]\n"
+            "platforms = whatsapp\n"
+            "quota = 1m/day\n"
+            "action = allow\n"
+            "[rule messaging-deny]\n"
+            "platforms = whatsapp\n"
             "action = deny\n",
             NULL);
     struct diag d = {0};
@@ -763,6 +770,7 @@ test_verdicts(void **state)
     make_addr("192.0.2.7", &other);
     struct tm tm = at("2026-11-30 10:00");
     int fb = platform_of(&f, "www.facebook.com"), yt = platform_of(&f, "www.youtube.com");
+    int wa = platform_of(&f, "web.whatsapp.com");
     struct {
         const char *user;
         enum request_auth auth;
@@ -780,6 +788,7 @@ test_verdicts(void **state)
         /* with [auth]: a denial an anonymous client could change asks who it is */
         {NULL, AUTH_NONE, &other, fb, 0, 0, 1, 0, VERDICT_ASK_AUTH, 0},
         {NULL, AUTH_NONE, &other, -1, 0, 0, 1, 0, VERDICT_ALLOW, 0},
+        {NULL, AUTH_NONE, &other, wa, 0, 0, 1, 0, VERDICT_ALLOW, 1},
         {NULL, AUTH_NONE, &other, -1, 0, 0, 1, 1, VERDICT_ASK_AUTH, 0}, /* required = yes */
         {"alice", AUTH_UNCHECKED, &other, fb, 0, 0, 1, 0, VERDICT_CHECK_PASSWORD, 0},
         {"alice", AUTH_FAILED, &other, fb, 0, 0, 1, 0, VERDICT_ASK_AUTH, 0},
@@ -831,6 +840,33 @@ test_verdicts(void **state)
                              .local_tm = &tm};
     struct decision out;
     assert_int_equal(decision_eval(&in, &out), VERDICT_QUOTA_PAGE);
+    assert_string_equal(rule_name(&f, out.rule), "social-deny");
+    assert_string_equal(rule_name(&f, out.quota_rule), "alice-social");
+
+    /* Sign-in only where it can change the outcome: an anonymous client
+     * whose quota is used up, on a platform no role of a user or group
+     * opens, gets the quota page with the rule that decided, not a 407. */
+    f.cfg.auth_required = 0;
+    q = policy_rule(f.rules->policy, 3);
+    usage_quota_mark("192.0.2.7", "messaging-lunch", decision_period(q, &tm), 29400000, 1,
+                     &crossed);
+    in.user = NULL;
+    in.auth = AUTH_NONE;
+    in.platform = wa;
+    assert_int_equal(decision_eval(&in, &out), VERDICT_QUOTA_PAGE);
+    assert_string_equal(rule_name(&f, out.rule), "messaging-deny");
+    assert_string_equal(rule_name(&f, out.quota_rule), "messaging-lunch");
+    assert_int_equal(out.evaluated, 1);
+    assert_null(out.reason);
+    assert_int_equal(decision_sign_in_helps(&in), 0);
+    /* a platform alice's role opens: a 407, signing in can help */
+    in.platform = fb;
+    assert_int_equal(decision_sign_in_helps(&in), 1);
+    assert_int_equal(decision_eval(&in, &out), VERDICT_ASK_AUTH);
+    assert_string_equal(out.reason, "auth-required");
+    /* without any [auth] file no one can sign in: the denial */
+    f.snap.users = NULL;
+    assert_int_equal(decision_eval(&in, &out), VERDICT_DENY_PAGE);
     assert_string_equal(rule_name(&f, out.rule), "social-deny");
 
     /* A Continue recorded for the identity and platform lets the warn through. */
@@ -1028,8 +1064,26 @@ test_errors_file_line(void **state)
                  "path_regex =");
     expect_error("[rule r]\nwhen =\naction = deny\n", "p.ini:%d: rule 'r': when = : empty",
                  "when =");
-    expect_error("[rule r]\naction = allow\nmessage = a\n  b\n",
-                 "p.ini:%d: message: only lists continue", "  b");
+    expect_error("[rule r]\naction = allow\n  deny\n", "p.ini:%d: action: only lists continue",
+                 "  deny");
+}
+
+/* A long message goes on over indented lines, joined by a space. */
+static void
+test_message_continues(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fx_load(&f,
+            "[rule r]\ncategories = social\naction = deny\n"
+            "message = Social media is open 12:00-13:30\n"
+            "  and after 17:30; ask the IT helpdesk\n"
+            "  for an exception.\n",
+            NULL);
+    assert_string_equal(policy_rule(f.rules->policy, 0)->message,
+                        "Social media is open 12:00-13:30 and after 17:30; ask the IT helpdesk "
+                        "for an exception.");
+    fx_free(&f);
 }
 
 /* Loads text (a whole rules file, no CATALOG) and returns every message
@@ -1627,6 +1681,20 @@ local(struct fixture *f, const char *identity, const char *target, time_t now, c
     return status;
 }
 
+/* A warn page (for the host of url) copied into out, as a string. */
+static size_t
+warn_into(const struct snapshot *snap, int platform, int rule, const char *url,
+          const char *identity, time_t now, char *out, size_t size)
+{
+    char *page = NULL;
+    size_t n = local_warn_page(snap, platform, rule, url, "www.youtube.com", identity, now, &page);
+    assert_non_null(page);
+    assert_true(n < size);
+    memcpy(out, page, n + 1);
+    free(page);
+    return n;
+}
+
 static void
 test_local_pages(void **state)
 {
@@ -1638,24 +1706,57 @@ test_local_pages(void **state)
     int fb = platform_of(&f, "www.facebook.com");
     int yt = platform_of(&f, "www.youtube.com");
 
-    /* deny: platform, rule, FILE:LINE, message */
-    size_t n = local_deny_page(&f.snap, fb, 3, out, sizeof(out));
+    /* deny: the rule's message; never a file path, the rule only with show_rule */
+    char *page = NULL;
+    size_t n = local_deny_page(&f.snap, fb, 3, "www.facebook.com", "10.1.2.3", &page);
     assert_true(n > 0);
-    assert_int_equal(status_of(out), 403);
-    assert_clean_head(out);
-    char want[256];
-    snprintf(want, sizeof(want), "Access to facebook is blocked by rule &#39;social-deny&#39; "
-                                 "(p.ini:%d). Social media is open 12:00-13:30.",
-             line_of(with_catalog(LOCAL_POLICY), "[rule social-deny]"));
-    if (strstr(out, want) == NULL)
-        fail_msg("deny page lacks '%s':\n%s", want, out);
+    assert_int_equal(status_of(page), 403);
+    assert_clean_head(page);
+    assert_non_null(strstr(page, "<p>Social media is open 12:00-13:30.</p>"));
+    assert_non_null(strstr(page, "www.facebook.com (facebook)"));
+    assert_null(strstr(page, "p.ini"));
+    assert_null(strstr(page, "social-deny"));
+    assert_null(strstr(page, "Forbidden</title>"));
+    free(page);
+    struct pages shown = {.show_rule = 1, .contact = (char *)"IT helpdesk, extension 4357"};
+    f.snap.pages = &shown;
+    n = local_deny_page(&f.snap, fb, 3, "www.facebook.com", "10.1.2.3", &page);
+    assert_non_null(strstr(page, "<p class=\"rule\">social-deny</p>"));
+    assert_non_null(strstr(page, "IT helpdesk, extension 4357"));
+    assert_null(strstr(page, "p.ini"));
+    free(page);
+    f.snap.pages = NULL;
+
+    /* a used-up quota: the quota rule's minutes, those used, when they come back */
+    struct tm noon = at("2026-11-30 12:17");
+    const struct policy_rule *lunch = policy_rule(f.rules->policy, 2);
+    int crossed;
+    for (int i = 0; i < 30; i++)
+        usage_quota_mark("10.1.2.3", "social-lunch", decision_period(lunch, &noon),
+                         29400000 + i, 30, &crossed);
+    n = local_quota_page(&f.snap, fb, 2, "www.facebook.com", "10.1.2.3", &noon, &page);
+    assert_int_equal(status_of(page), 403);
+    assert_non_null(strstr(page, "<h1>Your time on facebook is used up</h1>"));
+    assert_non_null(
+        strstr(page, "You have used 30 of your 30 minutes on facebook. They come back at 00:00."));
+    assert_null(strstr(page, "Social media is open"));
+    free(page);
+    usage_reset();
 
     /* 407 */
-    n = local_auth_page(&f.snap, out, sizeof(out));
+    n = local_auth_page(&f.snap, NULL, &page);
     assert_true(n > 0);
-    assert_int_equal(status_of(out), 407);
-    assert_clean_head(out);
-    assert_string_equal(header_of(out, "Proxy-Authenticate"), "Basic realm=\"Corporate gateway\"");
+    assert_int_equal(status_of(page), 407);
+    assert_clean_head(page);
+    assert_string_equal(header_of(page, "Proxy-Authenticate"), "Basic realm=\"Corporate gateway\"");
+    free(page);
+
+    /* 502: the plain words of errpage_upstream_text */
+    n = local_error_page(&f.snap, 502, "nowhere.example", "The name nowhere.example does not exist.",
+                         &page);
+    assert_int_equal(status_of(page), 502);
+    assert_non_null(strstr(page, "<p>The name nowhere.example does not exist.</p>"));
+    free(page);
 
     /* warn page, then its Continue link, signed for the identity shown it */
     time_t now = 1796000000;
@@ -1664,13 +1765,14 @@ test_local_pages(void **state)
                                           now + 600, tok),
                      0);
     snprintf(sig, sizeof(sig), "e=%lld&t=%s", (long long)now + 600, tok);
-    n = local_warn_page(&f.snap, yt, 0, "http://www.youtube.com:80/watch?v=a b&c=<d>", "10.1.2.3",
+    n = warn_into(&f.snap, yt, 0, "http://www.youtube.com:80/watch?v=a b&c=<d>", "10.1.2.3",
                         now, out, sizeof(out));
     assert_true(n > 0);
     assert_int_equal(status_of(out), 403);
     assert_clean_head(out);
-    assert_non_null(strstr(out, "youtube is subject to rule &#39;video-warn&#39;."));
-    assert_non_null(strstr(out, "Video is for work."));
+    assert_non_null(strstr(out, "<title>Warning: www.youtube.com</title>"));
+    assert_non_null(strstr(out, "<p>Video is for work.</p>"));
+    assert_null(strstr(out, "video-warn&#39;"));
     const char *link = continue_link(out);
     const char *prefix = "http://socialgate.local/continue?";
     assert_true(strncmp(link, prefix, strlen(prefix)) == 0);
@@ -1705,7 +1807,7 @@ test_local_pages(void **state)
     assert_int_equal(usage_continue_ok("10.1.2.3", "facebook", now + 1), 0);  /* per platform */
 
     /* an ordinary URL: 302 to it */
-    n = local_warn_page(&f.snap, yt, 0, "http://www.youtube.com:80/watch?v=abc", "alice", now, out,
+    n = warn_into(&f.snap, yt, 0, "http://www.youtube.com:80/watch?v=abc", "alice", now, out,
                         sizeof(out));
     link = continue_link(out);
     snprintf(target, sizeof(target), "/continue?%s", link + strlen(prefix));
@@ -1715,7 +1817,7 @@ test_local_pages(void **state)
     assert_int_equal(usage_continue_ok("alice", "youtube", now + 1), 1);
 
     /* a warn rule for unclassified traffic: its link works too */
-    n = local_warn_page(&f.snap, -1, 1, "http://intranet.example:80/", "bob", now, out,
+    n = warn_into(&f.snap, -1, 1, "http://intranet.example:80/", "bob", now, out,
                         sizeof(out));
     assert_true(n > 0);
     link = continue_link(out);
@@ -1730,7 +1832,7 @@ test_local_pages(void **state)
     char longurl[3000] = "http://www.youtube.com:80/";
     memset(longurl + strlen(longurl), 'a', 1500);
     longurl[26 + 1500] = '\0';
-    n = local_warn_page(&f.snap, yt, 0, longurl, "10.1.2.3", now, out, sizeof(out));
+    n = warn_into(&f.snap, yt, 0, longurl, "10.1.2.3", now, out, sizeof(out));
     assert_true(n > 0);
     link = continue_link(out);
     snprintf(want_link, sizeof(want_link),
@@ -1741,7 +1843,7 @@ test_local_pages(void **state)
     longurl[26 + 1100] = '\0';
     for (size_t len = 1100; len > 26; len--) {
         longurl[len] = '\0';
-        n = local_warn_page(&f.snap, yt, 0, longurl, "10.1.2.3", now, out, sizeof(out));
+        n = warn_into(&f.snap, yt, 0, longurl, "10.1.2.3", now, out, sizeof(out));
         assert_true(n > 0);
         link = continue_link(out);
         const char *to = strstr(link, "&to=");
@@ -1846,7 +1948,7 @@ test_local_pages(void **state)
     snprintf(target, sizeof(target), "/continue?p=youtube&r=video-warn&e=%lld&t=%s", e, tok);
     f.snap.has_continue_key = 0;
     assert_int_equal(local(&f, "carol", target, now, out, sizeof(out)), 403);
-    n = local_warn_page(&f.snap, yt, 0, "http://www.youtube.com:80/", "carol", now, out,
+    n = warn_into(&f.snap, yt, 0, "http://www.youtube.com:80/", "carol", now, out,
                         sizeof(out));
     assert_null(strstr(continue_link(out), "&t="));
     f.snap.has_continue_key = 1;
@@ -1856,30 +1958,42 @@ test_local_pages(void **state)
     usage_reset();
     assert_int_equal(local(&f, "alice", "/quota", now, out, sizeof(out)), 200);
     assert_non_null(strstr(out, "Quota for alice (roles staff)"));
-    assert_non_null(strstr(out, "rule social-lunch: 0 of 30 minutes used per day, 30 left\n"));
+    assert_non_null(strstr(out, "social platforms: 0 of 30 minutes a day used, 30 left; they come back at 00:00\n"));
     for (int i = 0; i < 12; i++)
         mark("alice", "social-lunch", 20787, 100 + i);
     assert_int_equal(local(&f, "alice", "/quota?x=1", now, out, sizeof(out)), 200);
-    assert_non_null(strstr(out, "rule social-lunch: 12 of 30 minutes used per day, 18 left\n"));
+    assert_non_null(strstr(out, "social platforms: 12 of 30 minutes a day used, 18 left; they come back at 00:00\n"));
     for (int i = 0; i < 40; i++)
         mark("alice", "social-lunch", 20787, 200 + i);
     assert_int_equal(local(&f, "alice", "/quota", now, out, sizeof(out)), 200);
-    assert_non_null(strstr(out, "rule social-lunch: 52 of 30 minutes used per day, 0 left\n"));
+    assert_non_null(strstr(out, "social platforms: 52 of 30 minutes a day used, 0 left; they come back at 00:00\n"));
     /* another identity has its own */
     assert_int_equal(local(&f, "10.1.2.3", "/quota", now, out, sizeof(out)), 200);
     assert_non_null(strstr(out, "Quota for 10.1.2.3"));
-    assert_non_null(strstr(out, "rule social-lunch: 0 of 30 minutes used per day, 30 left\n"));
+    assert_non_null(strstr(out, "social platforms: 0 of 30 minutes a day used, 30 left; they come back at 00:00\n"));
     /* yesterday's minutes do not count today */
     usage_reset();
     mark("alice", "social-lunch", 20786, 100);
     assert_int_equal(local(&f, "alice", "/quota", now, out, sizeof(out)), 200);
-    assert_non_null(strstr(out, "rule social-lunch: 0 of 30 minutes used per day, 30 left\n"));
+    assert_non_null(strstr(out, "social platforms: 0 of 30 minutes a day used, 30 left; they come back at 00:00\n"));
     fx_free(&f);
 
     /* no quota rules */
     fx_load(&f, "[rule d]\ncategories = social\naction = deny\n", NULL);
     assert_int_equal(local(&f, "alice", "/quota", now, out, sizeof(out)), 200);
     assert_non_null(strstr(out, "No quota applies.\n"));
+    fx_free(&f);
+    /* the platforms by name; the rule only with show_rule */
+    fx_load(&f, "[rule w]\nplatforms = facebook, whatsapp\nquota = 2h/week\naction = allow\n", NULL);
+    assert_int_equal(local(&f, "alice", "/quota", now, out, sizeof(out)), 200);
+    assert_non_null(strstr(
+        out, "facebook, whatsapp: 0 of 120 minutes a week used, 120 left; they come back at "
+             "Monday 00:00\n"));
+    assert_null(strstr(out, "rule w"));
+    shown.contact = NULL;
+    f.snap.pages = &shown;
+    assert_int_equal(local(&f, "alice", "/quota", now, out, sizeof(out)), 200);
+    assert_non_null(strstr(out, "Monday 00:00 (rule w)\n"));
     fx_free(&f);
     usage_reset();
 }
@@ -1964,6 +2078,7 @@ main(void)
         cmocka_unit_test(test_methods_lower_case_warned),
         cmocka_unit_test(test_quota_falls_through),
         cmocka_unit_test(test_verdicts),
+        cmocka_unit_test(test_message_continues),
         cmocka_unit_test(test_lint_unreachable),
         cmocka_unit_test(test_errors_file_line),
         cmocka_unit_test(test_every_problem_once),
