@@ -250,7 +250,7 @@ decision_eval(const struct decision_in *in, struct decision *out)
 const char *
 decision_verdict_name(enum verdict v)
 {
-    static const char *const names[] = {"allow",    "deny-page", "warn-page",     "quota-page",
-                                        "ask-auth", "local",     "check-password"};
+    static const char *const names[] = {"allow",     "deny-page", "warn-page",     "quota-page",
+                                        "ask-auth",  "local",     "check-password"};
     return (unsigned)v < sizeof(names) / sizeof(names[0]) ? names[v] : "?";
 }

@@ -107,39 +107,26 @@ explain_main(int argc, char **argv, const char *default_config)
 {
     const char *config = default_config, *user = NULL, *ip = NULL, *at = NULL, *method = NULL;
     int opaque = 0;
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"user", required_argument, NULL, 'u'},
-        {"ip", required_argument, NULL, 'i'},     {"at", required_argument, NULL, 'a'},
-        {"method", required_argument, NULL, 'm'}, {"opaque", no_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"user", required_argument, NULL, 'u'},
+                                         {"ip", required_argument, NULL, 'i'},
+                                         {"at", required_argument, NULL, 'a'},
+                                         {"method", required_argument, NULL, 'm'},
+                                         {"opaque", no_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "c:u:i:a:m:h", opts, NULL)) != -1) {
         switch (opt) {
-        case 'c':
-            config = optarg;
-            break;
-        case 'u':
-            user = optarg;
-            break;
-        case 'i':
-            ip = optarg;
-            break;
-        case 'a':
-            at = optarg;
-            break;
-        case 'm':
-            method = optarg;
-            break;
-        case 'o':
-            opaque = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
+        case 'c': config = optarg; break;
+        case 'u': user = optarg; break;
+        case 'i': ip = optarg; break;
+        case 'a': at = optarg; break;
+        case 'm': method = optarg; break;
+        case 'o': opaque = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
         }
     }
     if (optind != argc - 1) {
@@ -343,8 +330,8 @@ explain_main(int argc, char **argv, const char *default_config)
                "closed, no page is shown\n");
     if (dec.action == POLICY_WARN)
         printf("note:      %s\n", tunnel ? "a tunnel cannot show the warn page: it is allowed "
-                                           "and logged action=warn"
-                                         : "plain HTTP shows the warn page with a Continue link");
+                                            "and logged action=warn"
+                                          : "plain HTTP shows the warn page with a Continue link");
     int rc = dec.action == POLICY_DENY ? 1 : 0;
     free(npath);
     usage_reset();

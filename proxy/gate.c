@@ -350,8 +350,8 @@ gate_mark_active(struct conn *c)
     const struct policy_rule *r =
         t->rule >= 0 && !reloaded ? policy_rule(c->snap->rules->policy, (size_t)t->rule) : NULL;
     int used_up =
-        r && r->quota_min &&
-        usage_quota_used(t->identity, r->name, decision_period(r, &local)) >= r->quota_min;
+        r && r->quota_min && usage_quota_used(t->identity, r->name, decision_period(r, &local)) >=
+                                 r->quota_min;
     if (reloaded || used_up) {
         int rule = t->rule, action = t->action, platform = t->platform;
         redecide(c, reloaded);

@@ -46,7 +46,8 @@ read_line(char *str, int num, void *stream)
         if (n + 1 >= (size_t)num) {
             r->too_long = 1;
             diag_error(r->d, r->file, r->line + 1,
-                       "line longer than %d bytes; continue long lists on indented lines",
+                       "line longer than %d bytes; continue long lists and messages on "
+                       "indented lines",
                        num - 2);
             return NULL;
         }

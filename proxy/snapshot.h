@@ -29,10 +29,10 @@ struct file_sig {
 struct snapshot {
     atomic_int refs;
     uint64_t generation;
-    struct config *cfg;      /* owned */
-    struct rules *rules;     /* owned */
-    struct htpasswd *users;  /* owned, NULL without [auth] htpasswd */
-    struct htgroups *groups; /* owned, NULL without [auth] groups */
+    struct config *cfg;   /* owned */
+    struct rules *rules;  /* owned */
+    struct htpasswd *users;   /* owned, NULL without [auth] htpasswd */
+    struct htgroups *groups;  /* owned, NULL without [auth] groups */
     /* The [auth] files as they were just before they were read: a later
      * difference means they changed on disk (snapshot_reload_auth). */
     struct file_sig htpasswd_sig, groups_sig;

@@ -727,8 +727,8 @@ test_long_line(void **state)
         } else {
             if (c != NULL)
                 fail_msg("a line of %zu bytes was accepted", len);
-            assert_true(has_msg(&d, "t.ini:2: line longer than 198 bytes; continue long lists "
-                                    "on indented lines"));
+            assert_true(has_msg(&d, "t.ini:2: line longer than 198 bytes; continue long lists and "
+                                    "messages on indented lines"));
             assert_int_equal(d.errors, 1);
         }
         diag_free(&d);
@@ -859,7 +859,7 @@ test_load_file_errors(void **state)
     path_in(path, sizeof(path), "long.ini");
     assert_null(config_load(path, &d));
     snprintf(want, sizeof(want),
-             "%s:3: line longer than 198 bytes; continue long lists on indented lines", path);
+             "%s:3: line longer than 198 bytes; continue long lists and messages on indented lines", path);
     assert_true(has_msg(&d, want));
     diag_free(&d);
 }
