@@ -235,14 +235,13 @@ local_warn_page_tls(const struct snapshot *snap, int platform, int rule, const c
 }
 
 int
-local_tls_route(const char *name, int port, const char *host, size_t host_len,
-                const char *target, size_t target_len, int warn, struct local_tls_route *out)
+local_tls_route(const char *name, int port, const char *host, size_t host_len, const char *target,
+                size_t target_len, int warn, struct local_tls_route *out)
 {
     char norm[CATALOG_MAX_HOST + 1];
     int is_ip = 0, n;
     memset(out, 0, sizeof(*out));
-    if (host_len > 0 && catalog_normalize(host, host_len, norm, sizeof(norm), &is_ip) > 0 &&
-        !is_ip)
+    if (host_len > 0 && catalog_normalize(host, host_len, norm, sizeof(norm), &is_ip) > 0 && !is_ip)
         name = norm;
     else
         is_ip = strchr(name, ':') != NULL ? 6 : 0; /* an IPv6 address: in brackets */
@@ -251,8 +250,8 @@ local_tls_route(const char *name, int port, const char *host, size_t host_len,
     if (port == 443 || port <= 0)
         n = snprintf(out->authority, sizeof(out->authority), is_ip == 6 ? "[%s]" : "%s", name);
     else
-        n = snprintf(out->authority, sizeof(out->authority), is_ip == 6 ? "[%s]:%d" : "%s:%d",
-                     name, port);
+        n = snprintf(out->authority, sizeof(out->authority), is_ip == 6 ? "[%s]:%d" : "%s:%d", name,
+                     port);
     if (n < 0 || (size_t)n >= sizeof(out->authority))
         return -1;
     /* Only the origin form makes sense inside TLS; anything else is

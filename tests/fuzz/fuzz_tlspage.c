@@ -24,8 +24,7 @@ check(const struct local_tls_route *rt, int port, int warn, const char *target, 
     FUZZ_CHECK(strncmp(rt->url, "https://", 8) == 0);
     FUZZ_CHECK(strncmp(rt->url + 8, rt->authority, al) == 0 && rt->url[8 + al] == '/');
     FUZZ_CHECK(strpbrk(rt->url, "\r\n") == NULL);
-    FUZZ_CHECK(memchr(rt->authority, ':', al) == NULL || port != 443 ||
-               rt->authority[0] == '[');
+    FUZZ_CHECK(memchr(rt->authority, ':', al) == NULL || port != 443 || rt->authority[0] == '[');
     if (port != 443) {
         char want[16];
         snprintf(want, sizeof(want), ":%d", port);
