@@ -170,8 +170,7 @@ start_tls(struct conn *c)
     struct tlspage *s = state(c);
     time_t now;
     conn_wall_clock(c, &now, NULL);
-    SSL_CTX *ctx = tlsmint_server_ctx(c->cfg->tls_ca, s->name, now);
-    if (ctx == NULL || (s->ssl = SSL_new(ctx)) == NULL)
+    if ((s->ssl = tlsmint_server_ssl(c->cfg->tls_ca, s->name, now)) == NULL)
         return conn_close(c, "tls-mint-failed");
     s->rbio = BIO_new(BIO_s_mem());
     s->wbio = BIO_new(BIO_s_mem());
@@ -183,7 +182,6 @@ start_tls(struct conn *c)
     }
     BIO_set_mem_eof_return(s->rbio, -1); /* empty: want more, not EOF */
     SSL_set_bio(s->ssl, s->rbio, s->wbio);
-    SSL_set_accept_state(s->ssl);
     return CONN_GO_ON;
 }
 
