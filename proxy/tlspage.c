@@ -350,7 +350,7 @@ enter(struct conn *c, enum verdict v)
         t->phase_free(t->phase_state);
     t->phase_state = s;
     t->phase_free = state_free;
-    t->tls_page = 1;
+    t->tls = "page";
     conn_set_phase(c, &tlspage_ops);
     conn_arm(c, c->cfg->header_timeout_ms); /* for the handshake */
     return CONN_GO_ON;
