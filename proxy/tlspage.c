@@ -16,6 +16,7 @@
 #include "catalog.h"
 #include "config.h"
 #include "conn.h"
+#include "errpage.h"
 #include "http1.h"
 #include "local.h"
 #include "policy.h"
@@ -27,6 +28,8 @@
 /* The request inside TLS is read up to this much (max_header_bytes is the
  * tighter bound when smaller): its head is all a page needs. */
 #define TLSPAGE_MAX_REQUEST 65536
+/* Client bytes waiting for OpenSSL beyond this close the connection. */
+#define TLSPAGE_MAX_PENDING (256 * 1024)
 
 struct tlspage {
     enum verdict v;
@@ -251,6 +254,10 @@ tlspage_client_read(struct conn *c)
         t->up += (uint64_t)w;
         n -= (size_t)w;
     }
+    /* What OpenSSL has not read yet stays bounded: a handshake and one
+     * request head never need more. */
+    if (BIO_ctrl_pending(s->rbio) > TLSPAGE_MAX_PENDING)
+        return conn_close_denied(c, "tls-too-much-data");
     if (!s->handshake_done) {
         int r = SSL_do_handshake(s->ssl);
         if (r != 1) {
@@ -292,9 +299,9 @@ tlspage_client_read(struct conn *c)
     if (st != HTTP1_OK) {
         char resp[256];
         int code = http1_error_code(st);
-        int rn = snprintf(
-            resp, sizeof(resp),
-            "HTTP/1.1 %d Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", code);
+        int rn = snprintf(resp, sizeof(resp),
+                          "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", code,
+                          errpage_reason_phrase(code));
         return answer(c, resp, rn > 0 ? (size_t)rn : 0, code, http1_strerror(st));
     }
     return on_request(c, h);
