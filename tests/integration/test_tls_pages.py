@@ -368,3 +368,29 @@ def test_malformed_request_inside_tls(make_sg, ica):
         if status:
             assert int(m.group(1)) == status
         d.wait_log(ev="tunnel", tls="page", status=m.group(1).decode())
+
+
+def test_reload_takes_a_new_ca(make_sg, ica, tmp_path):
+    """The CA is read at start and on HUP: after a new CA replaces the old files, pages
+    are signed by the new one (no certificate of the old CA stays cached), and a key
+    made world-readable keeps the running configuration."""
+    import signal
+    d = tls_gate(make_sg, ica, "[rule no-facebook]\nplatforms = facebook\naction = deny\n")
+    for _ in range(2):  # both workers cache the name
+        assert get(d, ica, "https://www.facebook.com/")[1] == 403
+    new_cert, new_key = make_ica(tmp_path / "new")
+    ica["cert"].write_bytes(new_cert.read_bytes())
+    ica["key"].write_bytes(new_key.read_bytes())
+    t0 = time.time()
+    d.send(signal.SIGHUP)
+    d.wait_log(since=t0, ev="config", result="ok", timeout=10)
+    for _ in range(2):
+        rc, status, text, err = get(d, ica, "https://www.facebook.com/", cacert=new_cert)
+        assert rc == 0 and status == 403, err
+    os.chmod(ica["key"], 0o644)
+    t0 = time.time()
+    d.send(signal.SIGHUP)
+    e = d.wait_log(since=t0, ev="config", result="error", timeout=10)
+    assert "readable by others" in e["msg"]
+    rc, status, text, err = get(d, ica, "https://www.facebook.com/", cacert=new_cert)
+    assert rc == 0 and status == 403, err
