@@ -394,3 +394,20 @@ def test_reload_takes_a_new_ca(make_sg, ica, tmp_path):
     assert "readable by others" in e["msg"]
     rc, status, text, err = get(d, ica, "https://www.facebook.com/", cacert=new_cert)
     assert rc == 0 and status == 403, err
+
+
+def test_warned_by_sni_only_gets_the_warn_page(make_sg, ica, env):
+    """An allowed CONNECT host whose ClientHello names a warned platform: the warn page
+    inside TLS; after its Continue the same fronted tunnel reaches nginx."""
+    d = tls_gate(make_sg, ica, "[rule facebook-warn]\nplatforms = facebook\naction = warn\n")
+    front = ("--connect-to", "www.facebook.com:443:origin.test:%d" % env.nginx_https)
+    rc, status, text, err = get(d, ica, "https://www.facebook.com/small.txt", *front)
+    assert rc == 0 and status == 403, err
+    m = re.search(r'href="(https://www\.facebook\.com/\.socialgate/continue\?[^"]+)"', text)
+    assert m, text
+    d.wait_log(ev="tunnel", host="origin.test", action="warn", tls="page", mismatch="sni")
+    rc, status, text, err = get(d, ica, m.group(1).replace("&amp;", "&"), *front)
+    assert rc == 0 and status == 302, err
+    rc, status, text, err = get(d, ica, "https://www.facebook.com/small.txt", *front,
+                                cacert=env.ca)
+    assert rc == 0 and status == 200 and text.endswith(env.small_body.decode()), err
