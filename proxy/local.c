@@ -217,9 +217,11 @@ url_encode(const char *s, char *out, size_t size)
     return *s ? -1 : 0;
 }
 
-size_t
-local_warn_page(const struct snapshot *snap, int platform, int rule, const char *url,
-                const char *host, const char *identity, time_t now, char **out)
+/* The warn page, its Continue link at `link` (up to the query), with the
+ * page asked for as its `to` when that is a `scheme` URL. */
+static size_t
+warn_page(const struct snapshot *snap, int platform, int rule, const char *url, const char *scheme,
+          const char *link_base, const char *host, const char *identity, time_t now, char **out)
 {
     const struct policy_rule *r = rule >= 0 ? policy_rule(snap->rules->policy, (size_t)rule) : NULL;
     char link[2048], to[1024], rn[200], sig[200] = "";
@@ -236,13 +238,85 @@ local_warn_page(const struct snapshot *snap, int platform, int rule, const char 
     /* A page address too long for the link is left out rather than cut:
      * the Continue is still recorded, the user just is not sent back. */
     int n = -1;
-    if (url && strncmp(url, "http://", 7) == 0 && url_encode(url, to, sizeof(to)) == 0)
-        n = snprintf(link, sizeof(link), "http://%s/continue?p=%s&r=%s%s&to=%s", LOCAL_HOST, pn, rn,
-                     sig, to);
+    if (url && strncmp(url, scheme, strlen(scheme)) == 0 && url_encode(url, to, sizeof(to)) == 0)
+        n = snprintf(link, sizeof(link), "%s?p=%s&r=%s%s&to=%s", link_base, pn, rn, sig, to);
     if (n < 0 || (size_t)n + 4 * 4 >= 1536)
-        snprintf(link, sizeof(link), "http://%s/continue?p=%s&r=%s%s", LOCAL_HOST, pn, rn, sig);
+        n = snprintf(link, sizeof(link), "%s?p=%s&r=%s%s", link_base, pn, rn, sig);
+    if (n < 0 || (size_t)n >= sizeof(link))
+        return 0;
     v.continue_url = link;
     return pages_render(snap->pages, PAGE_WARN, &v, out);
+}
+
+size_t
+local_warn_page(const struct snapshot *snap, int platform, int rule, const char *url,
+                const char *host, const char *identity, time_t now, char **out)
+{
+    return warn_page(snap, platform, rule, url, "http://", "http://" LOCAL_HOST "/continue", host,
+                     identity, now, out);
+}
+
+size_t
+local_warn_page_tls(const struct snapshot *snap, int platform, int rule, const char *authority,
+                    const char *url, const char *host, const char *identity, time_t now, char **out)
+{
+    char base[400];
+    int n = snprintf(base, sizeof(base), "https://%s%s", authority, LOCAL_TLS_CONTINUE_PATH);
+    if (n < 0 || (size_t)n >= sizeof(base))
+        return 0;
+    return warn_page(snap, platform, rule, url, "https://", base, host, identity, now, out);
+}
+
+int
+local_tls_route(const char *name, int port, const char *host, size_t host_len, const char *target,
+                size_t target_len, int warn, struct local_tls_route *out)
+{
+    char norm[CATALOG_MAX_HOST + 1];
+    int is_ip = 0, n;
+    memset(out, 0, sizeof(*out));
+    if (host_len > 0 && catalog_normalize(host, host_len, norm, sizeof(norm), &is_ip) > 0 &&
+        !is_ip) {
+        name = norm;
+        /* The port the browser has in its URL: the Host's (443 without
+         * one), not the tunnel's, which a fronted tunnel does not share. */
+        const char *colon = memchr(host, ':', host_len);
+        size_t dl = colon ? host_len - (size_t)(colon + 1 - host) : 0;
+        port = 443;
+        if (dl >= 1 && dl <= 5) {
+            int v = 0;
+            for (size_t i = 0; i < dl && v >= 0; i++)
+                v = colon[1 + i] >= '0' && colon[1 + i] <= '9' ? v * 10 + (colon[1 + i] - '0') : -1;
+            if (v > 0 && v <= 65535)
+                port = v;
+        }
+    } else
+        is_ip = strchr(name, ':') != NULL ? 6 : 0; /* an IPv6 address: in brackets */
+    if (strlen(name) > CATALOG_MAX_HOST)
+        return -1;
+    if (port == 443 || port <= 0)
+        n = snprintf(out->authority, sizeof(out->authority), is_ip == 6 ? "[%s]" : "%s", name);
+    else
+        n = snprintf(out->authority, sizeof(out->authority), is_ip == 6 ? "[%s]:%d" : "%s:%d", name,
+                     port);
+    if (n < 0 || (size_t)n >= sizeof(out->authority))
+        return -1;
+    /* Only the origin form makes sense inside TLS; anything else is
+     * answered with the page, sent back to the site's root. */
+    int origin = target_len > 0 && target[0] == '/';
+    n = snprintf(out->url, sizeof(out->url), "https://%s%.*s", out->authority,
+                 origin ? (int)target_len : 1, origin ? target : "/");
+    if (n < 0 || (size_t)n >= sizeof(out->url))
+        snprintf(out->url, sizeof(out->url), "https://%s/", out->authority);
+    size_t cp = strlen(LOCAL_TLS_CONTINUE_PATH);
+    if (!warn || !origin || target_len < cp || memcmp(target, LOCAL_TLS_CONTINUE_PATH, cp) != 0 ||
+        (target_len > cp && target[cp] != '?'))
+        return 0;
+    n = snprintf(out->target, sizeof(out->target), "/continue%.*s", (int)(target_len - cp),
+                 target + cp);
+    if (n < 0 || (size_t)n >= sizeof(out->target))
+        return -1;
+    out->is_continue = 1;
+    return 0;
 }
 
 size_t
@@ -349,7 +423,8 @@ answer_continue(const struct snapshot *snap, const char *identity, const char *q
                               "");
     }
     usage_continue_set(identity, p, (int64_t)now + (int64_t)(r->warn_for_ms / 1000));
-    if (query_param(q, "to", to, sizeof(to)) == 0 && strncmp(to, "http://", 7) == 0 &&
+    if (query_param(q, "to", to, sizeof(to)) == 0 &&
+        (strncmp(to, "http://", 7) == 0 || strncmp(to, "https://", 8) == 0) &&
         strpbrk(to, " \"<>") == NULL) {
         char hdr[1400];
         snprintf(hdr, sizeof(hdr), "Location: %s\r\n", to);

@@ -430,7 +430,8 @@ static const struct bad bad[] = {
     {"[proxy]\nListen = 127.0.0.1:1\n", "t.ini:2: unknown key 'Listen' in [proxy]"},
     {"[limits]\nworkers = 2\n", "t.ini:2: unknown key 'workers' in [limits]"},
     {"[prxy]\nworkers = 2\n",
-     "t.ini:1: unknown section [prxy] (expected proxy, dns, limits, log, admin, auth or pages)"},
+     "t.ini:1: unknown section [prxy] (expected proxy, dns, limits, log, admin, auth, pages "
+     "or tls)"},
     {"[pages]\nshow_rule = maybe\n", "t.ini:2: show_rule = maybe: expected yes or no"},
     {"[pages]\nfolder = nowhere\n", "t.ini: [pages] folder = %s/nowhere: not a directory"},
     {"[pages]\nshow_rule = yes\n  no\n", "t.ini:3: show_rule: only lists continue on indented lines"},
@@ -638,7 +639,7 @@ test_every_problem_once(void **state)
     assert_int_equal(d.errors, 4);
     assert_true(has_msg(&d, "t.ini:3: unknown key 'bogus' in [proxy]"));
     assert_true(has_msg(&d, "t.ini:4: unknown section [prxy] (expected proxy, dns, limits, log, "
-                            "admin, auth or pages)"));
+                            "admin, auth, pages or tls)"));
     assert_true(has_msg(&d, "t.ini:10: [admin] listen = 127.0.0.1:3128 takes the address of the "
                             "proxy's listen = 127.0.0.1:3128 (line 2): give the admin endpoint "
                             "a port of its own"));
