@@ -61,10 +61,12 @@ def ica(tmp_path, env):
     return {"cert": cert, "key": key, "bundle": bundle}
 
 
-def tls_gate(make_sg, ica, rules, tls=None, admin_port=None):
+def tls_gate(make_sg, ica, rules, tls=None, admin_port=None, pages=None):
     o = {"ca_cert": str(ica["cert"]), "ca_key": str(ica["key"])}
     o.update(tls or {})
     over = {"tls": o, "proxy": {"connect_ports": "443, 1024-65535"}}
+    if pages:
+        over["pages"] = pages
     if admin_port:
         over["admin"] = {"listen": "127.0.0.1:%d" % admin_port}
     d = make_sg(overrides=over, start=False)
@@ -257,6 +259,45 @@ message = Videos are done for today.
     assert "Videos are done for today." not in text and ".ini" not in text, text
     e = d.wait_log(ev="tunnel", rule="videos-otherwise", tls="page")
     assert e["status"] == "403" and e["action"] == "deny"
+
+
+@pytest.mark.parametrize("show_rule", ["no", "yes"])
+def test_https_pages_use_the_pages_section(make_sg, ica, env, tmp_path, show_rule):
+    """The deny and warn pages inside TLS come from [pages]: the folder's
+    templates, its contact, the rule's name only with show_rule; no file."""
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    (folder / "deny.html").write_text(
+        "<p>HOUSE DENY {platform} at {host}</p><p>{message}</p><p>rule=[{rule}]</p>"
+        "<p>ask {contact}</p>\n")
+    (folder / "warn.html").write_text(
+        "<p>HOUSE WARN {platform}</p><a href=\"{continue_url}\">go on</a><p>ask {contact}</p>\n")
+    d = tls_gate(make_sg, ica, """
+[rule no-facebook]
+platforms = facebook
+action = deny
+message = Not during work hours.
+
+[rule videos-warn]
+platforms = videos
+action = warn
+""", pages={"folder": str(folder), "contact": "Desk & Co, ext. 4357", "show_rule": show_rule})
+    rc, status, text, err = get(d, ica, "https://www.facebook.com:%d/feed" % env.nginx_https)
+    assert rc == 0 and status == 403, (text, err)
+    assert "<p>HOUSE DENY facebook at www.facebook.com</p>" in text, text
+    assert "<p>Not during work hours.</p>" in text, text
+    assert "<p>ask Desk &amp; Co, ext. 4357</p>" in text, text
+    want = "rule=[no-facebook]" if show_rule == "yes" else "rule=[]"
+    assert want in text, text
+    assert str(d.dir) not in text and ".ini" not in text, text
+    d.wait_log(ev="tunnel", host="www.facebook.com", tls="page", status="403")
+
+    rc, status, text, err = get(d, ica, "https://origin.test:%d/watch" % env.nginx_https)
+    assert rc == 0 and status == 403, (text, err)
+    assert "HOUSE WARN" in text and "<p>ask Desk &amp; Co, ext. 4357</p>" in text, text
+    assert re.search(r'<a href="https://origin\.test:%d/\.socialgate/continue\?[^"]+">go on</a>'
+                     % env.nginx_https, text), text
+    assert str(d.dir) not in text and ".ini" not in text, text
 
 
 def test_exempt_category_is_not_intercepted(make_sg, ica, env):
