@@ -95,7 +95,9 @@ decision_make(const struct decision_in *in, struct decision *out)
     struct quota_arg qa = {out->identity, tm, in->trace, in->trace_arg, 0};
     struct policy_req req = {
         .platform = in->opaque ? -1 : in->platform,
-        .category = in->opaque ? POLICY_OPAQUE : p ? p->category : NULL,
+        .category = in->opaque ? POLICY_OPAQUE
+                    : p        ? p->category
+                               : NULL,
         .method = in->method,
         .path = in->path,
         .path_len = in->path_len,
@@ -118,6 +120,45 @@ decision_make(const struct decision_in *in, struct decision *out)
         out->verdict = qa.quota_skipped ? VERDICT_QUOTA_PAGE : VERDICT_DENY_PAGE;
     if (held != stack_held)
         free(held);
+}
+
+int
+decision_inspect_rule(const struct decision_in *in)
+{
+    if (in->opaque)
+        return -1; /* nothing to read inside */
+    const struct policy *pol = in->snap->rules->policy;
+    const struct catalog *cat = in->snap->rules->catalog;
+    struct tm now_tm;
+    const struct tm *tm = in->local_tm;
+    if (tm == NULL) {
+        time_t t = in->now ? in->now : time(NULL);
+        localtime_r(&t, &now_tm);
+        tm = &now_tm;
+    }
+    const char *user = effective_user(in);
+    char identity[300];
+    decision_identity(user, in->client, identity, sizeof(identity));
+    size_t nroles = policy_role_count(pol);
+    uint8_t stack_held[64];
+    uint8_t *held = nroles <= sizeof(stack_held) ? stack_held : calloc(nroles, 1);
+    if (held == NULL)
+        return -1; /* the tunnel's own decision stands (it failed closed too) */
+    struct policy_who who = {user, in->client, in->snap->groups};
+    policy_roles(pol, &who, held);
+    const struct catalog_platform *p = catalog_platform(cat, in->platform);
+    struct quota_arg qa = {identity, tm, NULL, NULL, 0};
+    struct policy_req req = {
+        .platform = in->platform,
+        .category = p ? p->category : NULL,
+        .local = tm,
+        .quota_used = quota_used,
+        .quota_arg = &qa,
+    };
+    int rule = policy_needs_inspection(pol, held, &req);
+    if (held != stack_held)
+        free(held);
+    return rule;
 }
 
 /* Identity without the policy: for sign-in answers and local pages. */
@@ -190,7 +231,7 @@ decision_eval(const struct decision_in *in, struct decision *out)
 const char *
 decision_verdict_name(enum verdict v)
 {
-    static const char *const names[] = {"allow",     "deny-page", "warn-page",     "quota-page",
-                                        "ask-auth",  "local",     "check-password"};
+    static const char *const names[] = {"allow",    "deny-page", "warn-page",     "quota-page",
+                                        "ask-auth", "local",     "check-password"};
     return (unsigned)v < sizeof(names) / sizeof(names[0]) ? names[v] : "?";
 }
