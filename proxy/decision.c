@@ -95,9 +95,7 @@ decision_make(const struct decision_in *in, struct decision *out)
     struct quota_arg qa = {out->identity, tm, in->trace, in->trace_arg, 0};
     struct policy_req req = {
         .platform = in->opaque ? -1 : in->platform,
-        .category = in->opaque ? POLICY_OPAQUE
-                    : p        ? p->category
-                               : NULL,
+        .category = in->opaque ? POLICY_OPAQUE : p ? p->category : NULL,
         .method = in->method,
         .path = in->path,
         .path_len = in->path_len,
@@ -231,7 +229,7 @@ decision_eval(const struct decision_in *in, struct decision *out)
 const char *
 decision_verdict_name(enum verdict v)
 {
-    static const char *const names[] = {"allow",    "deny-page", "warn-page",     "quota-page",
-                                        "ask-auth", "local",     "check-password"};
+    static const char *const names[] = {"allow",     "deny-page", "warn-page",     "quota-page",
+                                        "ask-auth",  "local",     "check-password"};
     return (unsigned)v < sizeof(names) / sizeof(names[0]) ? names[v] : "?";
 }

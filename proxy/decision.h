@@ -20,16 +20,16 @@ struct decision_in {
     const char *user;       /* the name the client gave, NULL: none */
     enum request_auth auth; /* what is known of its password */
     const struct sockaddr *client;
-    int platform;              /* catalog index, -1: unclassified */
+    int platform;     /* catalog index, -1: unclassified */
     const char *method, *path; /* NULL in a tunnel; path normalised
                                 * (request_normalize_path) */
     size_t path_len;
-    int tunnel;                /* a CONNECT (no page can be shown inside it) */
-    int opaque;                /* a tunnel whose bytes cannot be classified: the
-                                * pseudo-category opaque (platform ignored), denied
-                                * when no rule matches */
-    int local;                 /* a request for socialgate.local itself */
-    time_t now;                /* wall clock, for warn Continues */
+    int tunnel;       /* a CONNECT (no page can be shown inside it) */
+    int opaque;       /* a tunnel whose bytes cannot be classified: the
+                       * pseudo-category opaque (platform ignored), denied
+                       * when no rule matches */
+    int local;        /* a request for socialgate.local itself */
+    time_t now;       /* wall clock, for warn Continues */
     const struct tm *local_tm; /* now in the configured zone; NULL: computed */
     policy_trace_fn trace;
     void *trace_arg;
@@ -51,12 +51,12 @@ enum verdict {
 struct decision {
     enum verdict verdict;
     enum policy_action action; /* of the policy; meaningful when rule >= 0 or allowed */
-    int rule;                  /* -1: no rule matched (or no policy was needed) */
-    int evaluated;             /* the policy ran (not for sign-in, local or checks) */
-    unsigned quota_used;       /* of the deciding rule */
-    const char *reason;        /* for the log (reason=), NULL: none */
-    char roles[512];           /* comma-joined, "-" when none */
-    char identity[300];        /* the user, or the client address */
+    int rule;            /* -1: no rule matched (or no policy was needed) */
+    int evaluated;       /* the policy ran (not for sign-in, local or checks) */
+    unsigned quota_used; /* of the deciding rule */
+    const char *reason;  /* for the log (reason=), NULL: none */
+    char roles[512];     /* comma-joined, "-" when none */
+    char identity[300];  /* the user, or the client address */
 };
 
 /* The verdict for in: identity and sign-in first, then the policy. */

@@ -34,9 +34,9 @@ struct policy {
     size_t nrules;
     char **files; /* interned */
     size_t nfiles;
-    int sec; /* kind of the current section */
+    int sec;      /* kind of the current section */
     unsigned seen;
-    int last_key;              /* for continuation lines */
+    int last_key; /* for continuation lines */
     const struct catalog *cat; /* set by policy_finish */
     /* Stands for a schedule that failed to compile, so that what refers to
      * it is not reported again as "unknown schedule" (one root cause, one
@@ -300,9 +300,9 @@ cidr_add(void *arg, const char *item)
 
 static const char *const role_keys[] = {"users", "groups", "networks", NULL};
 static const char *const sched_keys[] = {"when", "except", NULL};
-static const char *const rule_keys[] = {"roles",    "platforms",  "categories", "when",
-                                        "methods",  "path_regex", "action",     "quota",
-                                        "warn_for", "message",    NULL};
+static const char *const rule_keys[] = {"roles",  "platforms", "categories", "when",
+                                        "methods", "path_regex", "action",   "quota",
+                                        "warn_for", "message",   NULL};
 /* Which keys take lists (and so continuation lines). */
 static const unsigned role_lists = 7, sched_lists = 3, rule_lists = 1 | 2 | 4 | 8 | 16;
 
@@ -389,7 +389,8 @@ rule_key(struct policy *p, struct policy_rule *r, int k, const char *value, cons
         else if (strcasecmp(value, "monitor") == 0)
             r->action = POLICY_MONITOR;
         else {
-            diag_error(d, file, line, "action = %s: expected allow, deny, warn or monitor", value);
+            diag_error(d, file, line, "action = %s: expected allow, deny, warn or monitor",
+                       value);
             return -1;
         }
         return 0;
@@ -559,10 +560,10 @@ idx_add(void *arg, const char *item)
         return 0;
     }
     int idx = strcmp(item, "unclassified") == 0 ? POLICY_UNCLASSIFIED
-                                                : catalog_find_platform(x->cat, item);
+                                                  : catalog_find_platform(x->cat, item);
     if (idx == -1 && strcmp(item, POLICY_OPAQUE) == 0) {
-        diag_error(x->d, r->file, line, "rule '%s': '%s' is a category: write categories = %s",
-                   r->name, item, item);
+        diag_error(x->d, r->file, line,
+                   "rule '%s': '%s' is a category: write categories = %s", r->name, item, item);
         x->failed = 1;
         return 0;
     }
@@ -638,8 +639,9 @@ covers(const struct policy_rule *a, const struct policy_rule *b, const struct ca
     if (b->nplatforms == 0 && b->ncategories == 0)
         return 0;
     for (size_t i = 0; i < b->nplatforms; i++)
-        if (!policy_rule_has_platform(
-                a, cat, b->platforms[i] == POLICY_UNCLASSIFIED ? -1 : b->platforms[i]))
+        if (!policy_rule_has_platform(a, cat, b->platforms[i] == POLICY_UNCLASSIFIED
+                                                  ? -1
+                                                  : b->platforms[i]))
             return 0;
     for (size_t i = 0; i < b->ncategories; i++)
         if (!has_str(a->categories, a->ncategories, b->categories[i]))
@@ -669,8 +671,8 @@ policy_finish(struct policy *p, const struct catalog *cat, int lint, struct diag
         if (s->raw_except) {
             struct timewin *ex = timewin_parse(s->raw_except, resolve_sched, &x, err, sizeof(err));
             if (ex == NULL)
-                diag_error(d, s->file, s->line_except, "schedule '%s': except = %s: %s", s->name,
-                           s->raw_except, err);
+                diag_error(d, s->file, s->line_except, "schedule '%s': except = %s: %s",
+                           s->name, s->raw_except, err);
             else
                 timewin_set_except(s->w, ex);
         }
@@ -706,10 +708,8 @@ policy_finish(struct policy *p, const struct catalog *cat, int lint, struct diag
         }
         if (r->quota_min && r->action != POLICY_ALLOW && r->action != POLICY_MONITOR &&
             r->action != POLICY_WARN)
-            diag_error(d, r->file, r->line,
-                       "rule '%s': a quota only makes sense on allow, "
-                       "warn or monitor",
-                       r->name);
+            diag_error(d, r->file, r->line, "rule '%s': a quota only makes sense on allow, "
+                                            "warn or monitor", r->name);
     }
     if (d->errors != before)
         return -1;
@@ -743,7 +743,8 @@ join(char *const *v, size_t n, char *buf, size_t size)
 }
 
 void
-policy_check_identities(const struct policy *p, const struct policy_idfiles *ids, struct diag *d)
+policy_check_identities(const struct policy *p, const struct policy_idfiles *ids,
+                        struct diag *d)
 {
     char list[512];
     for (size_t i = 0; i < p->nroles; i++) {
@@ -753,9 +754,9 @@ policy_check_identities(const struct policy *p, const struct policy_idfiles *ids
         if (r->nusers && ids->htpasswd_path == NULL) {
             join(r->users, r->nusers, list, sizeof(list));
             diag_warning(d, r->file, r->line_users,
-                         "role '%s': users = %s, but %s sets no [auth] htpasswd: no one signs "
-                         "in, so the role can never match by user",
-                         r->name, list, ids->config);
+                       "role '%s': users = %s, but %s sets no [auth] htpasswd: no one signs "
+                       "in, so the role can never match by user",
+                       r->name, list, ids->config);
         } else if (ids->htpasswd != NULL) {
             for (size_t k = 0; k < r->nusers; k++)
                 if (htpasswd_hash(ids->htpasswd, r->users[k]) == NULL)
@@ -767,9 +768,9 @@ policy_check_identities(const struct policy *p, const struct policy_idfiles *ids
         if (r->ngroups && ids->groups_path == NULL) {
             join(r->groups, r->ngroups, list, sizeof(list));
             diag_warning(d, r->file, r->line_groups,
-                         "role '%s': groups = %s, but %s sets no [auth] groups file: the role "
-                         "can never match by group",
-                         r->name, list, ids->config);
+                       "role '%s': groups = %s, but %s sets no [auth] groups file: the role "
+                       "can never match by group",
+                       r->name, list, ids->config);
         } else if (ids->groups != NULL) {
             for (size_t k = 0; k < r->ngroups; k++)
                 if (!htgroups_has_group(ids->groups, r->groups[k]))
@@ -809,14 +810,10 @@ const char *
 policy_action_name(enum policy_action a)
 {
     switch (a) {
-    case POLICY_ALLOW:
-        return "allow";
-    case POLICY_DENY:
-        return "deny";
-    case POLICY_WARN:
-        return "warn";
-    case POLICY_MONITOR:
-        return "monitor";
+    case POLICY_ALLOW: return "allow";
+    case POLICY_DENY: return "deny";
+    case POLICY_WARN: return "warn";
+    case POLICY_MONITOR: return "monitor";
     }
     return "?";
 }
@@ -824,8 +821,8 @@ policy_action_name(enum policy_action a)
 enum policy_action
 policy_stricter(enum policy_action a, enum policy_action b)
 {
-    static const int rank[] = {
-        [POLICY_ALLOW] = 0, [POLICY_MONITOR] = 1, [POLICY_WARN] = 2, [POLICY_DENY] = 3};
+    static const int rank[] = {[POLICY_ALLOW] = 0, [POLICY_MONITOR] = 1, [POLICY_WARN] = 2,
+                               [POLICY_DENY] = 3};
     return rank[a] >= rank[b] ? a : b;
 }
 
@@ -947,8 +944,9 @@ rule_fails_as(const struct policy *p, const struct policy_rule *r, const uint8_t
         if (req->path == NULL)
             return "path_regex";
         pcre2_match_data *md = pcre2_match_data_create(1, NULL);
-        int rc =
-            md ? pcre2_match(r->path_re, (PCRE2_SPTR)req->path, req->path_len, 0, 0, md, NULL) : -1;
+        int rc = md ? pcre2_match(r->path_re, (PCRE2_SPTR)req->path, req->path_len, 0, 0, md,
+                                  NULL)
+                    : -1;
         pcre2_match_data_free(md);
         if (rc < 0)
             return "path_regex";

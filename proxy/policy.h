@@ -34,7 +34,7 @@ struct policy_role {
     size_t nusers;
     char **groups;
     size_t ngroups;
-    void *networks;              /* struct cidrset *, owned */
+    void *networks; /* struct cidrset *, owned */
     int line_users, line_groups; /* first line of each key, 0: none */
 };
 
@@ -42,20 +42,20 @@ struct policy_rule {
     char *name;
     const char *file;
     int line;
-    int any_role; /* roles = * or no roles key */
-    int *roles;   /* indices */
+    int any_role;          /* roles = * or no roles key */
+    int *roles;            /* indices */
     size_t nroles;
-    int *platforms; /* catalog indices or POLICY_UNCLASSIFIED */
+    int *platforms;        /* catalog indices or POLICY_UNCLASSIFIED */
     size_t nplatforms;
     char **categories;
     size_t ncategories;
-    struct timewin *when; /* NULL: always */
+    struct timewin *when;  /* NULL: always */
     char **methods;
     size_t nmethods;
-    void *path_re; /* pcre2_code *, owned */
+    void *path_re;         /* pcre2_code *, owned */
     char *path_regex;
     enum policy_action action;
-    unsigned quota_min; /* 0: no quota */
+    unsigned quota_min;    /* 0: no quota */
     int quota_weekly;
     uint64_t warn_for_ms;
     char *message;
@@ -72,8 +72,8 @@ struct policy *policy_new(void);
 void policy_free(struct policy *p);
 
 /* Starts a [role|schedule|rule NAME] section. 0, or -1 after a diag. */
-int policy_begin_section(struct policy *p, const char *kind, const char *name, const char *file,
-                         int line, struct diag *d);
+int policy_begin_section(struct policy *p, const char *kind, const char *name,
+                         const char *file, int line, struct diag *d);
 /* A key of the current section; `continued` for indented continuation
  * lines of lists. 0, or -1 after a diag. */
 int policy_key(struct policy *p, const char *key, const char *value, int continued,
@@ -115,9 +115,9 @@ const char *policy_action_name(enum policy_action a);
 
 /* Who is asking. */
 struct policy_who {
-    const char *user; /* NULL: anonymous */
+    const char *user;                /* NULL: anonymous */
     const struct sockaddr *client;
-    const struct htgroups *groups; /* NULL: none */
+    const struct htgroups *groups;   /* NULL: none */
 };
 
 /* Marks in held[i] (policy_role_count entries) every role the client holds.
@@ -131,10 +131,10 @@ void policy_roles_text(const struct policy *p, const uint8_t *held, char *buf, s
 
 /* What is asked. */
 struct policy_req {
-    int platform;         /* catalog index, -1: unclassified */
-    const char *category; /* NULL when unclassified; POLICY_OPAQUE (platform -1) */
-    const char *method;   /* NULL in a tunnel */
-    const char *path;     /* NULL in a tunnel */
+    int platform;          /* catalog index, -1: unclassified */
+    const char *category;  /* NULL when unclassified; POLICY_OPAQUE (platform -1) */
+    const char *method;    /* NULL in a tunnel */
+    const char *path;      /* NULL in a tunnel */
     size_t path_len;
     const struct tm *local;
     /* Minutes used in the current period of a quota rule, for this client. */
@@ -144,8 +144,8 @@ struct policy_req {
 
 struct policy_result {
     enum policy_action action;
-    int rule;            /* index of the deciding rule, -1: none */
-    unsigned quota_used; /* of the deciding rule, when it has a quota */
+    int rule;              /* index of the deciding rule, -1: none */
+    unsigned quota_used;   /* of the deciding rule, when it has a quota */
 };
 
 /* Called for every rule tried: `failed` names the condition that did not

@@ -336,14 +336,10 @@ test_first_match_and_roles(void **state)
     fx_load(&f, ROLES_POLICY, "mkt: bob carol\nother: dave\n");
     static const struct row rows[] = {
         /* users */
-        {{"alice", "192.0.2.1", "www.facebook.com", "GET", "/", NULL},
-         "mkt-facebook",
-         "allow",
+        {{"alice", "192.0.2.1", "www.facebook.com", "GET", "/", NULL}, "mkt-facebook", "allow",
          "marketing"},
         /* groups */
-        {{"bob", "192.0.2.1", "www.facebook.com", "GET", "/", NULL},
-         "mkt-facebook",
-         "allow",
+        {{"bob", "192.0.2.1", "www.facebook.com", "GET", "/", NULL}, "mkt-facebook", "allow",
          "marketing"},
         {{"dave", "192.0.2.1", "www.facebook.com", "GET", "/", NULL}, "social-deny", "deny", "-"},
         /* a group name is not a user name */
@@ -351,38 +347,28 @@ test_first_match_and_roles(void **state)
         /* networks, v4 and v6, anonymous and signed in */
         {{NULL, "10.20.3.4", "www.facebook.com", "GET", "/", NULL}, "hq-social", "monitor", "hq"},
         {{NULL, "fd00::1", "m.facebook.com", NULL, NULL, NULL}, "hq-social", "monitor", "hq"},
-        {{"dave", "10.20.3.4", "www.linkedin.com", "GET", "/", NULL}, "hq-social", "monitor", "hq"},
+        {{"dave", "10.20.3.4", "www.linkedin.com", "GET", "/", NULL}, "hq-social", "monitor",
+         "hq"},
         {{NULL, "10.21.0.1", "www.linkedin.com", "GET", "/", NULL}, "social-deny", "deny", "-"},
         /* several roles held; the first rule that matches decides */
-        {{"alice", "10.20.3.4", "www.facebook.com", "GET", "/", NULL},
-         "mkt-facebook",
-         "allow",
+        {{"alice", "10.20.3.4", "www.facebook.com", "GET", "/", NULL}, "mkt-facebook", "allow",
          "marketing,hq"},
-        {{"carol", "10.20.3.4", "www.linkedin.com", "GET", "/", NULL},
-         "hq-social",
-         "monitor",
+        {{"carol", "10.20.3.4", "www.linkedin.com", "GET", "/", NULL}, "hq-social", "monitor",
          "marketing,hq"},
-        {{"alice", NULL, "www.linkedin.com", "GET", "/", NULL}, "social-deny", "deny", "marketing"},
+        {{"alice", NULL, "www.linkedin.com", "GET", "/", NULL}, "social-deny", "deny",
+         "marketing"},
         /* a rule naming several roles matches any of them */
-        {{"zed", NULL, "www.linkedin.com", "GET", "/", NULL},
-         "hq-social",
-         "monitor",
+        {{"zed", NULL, "www.linkedin.com", "GET", "/", NULL}, "hq-social", "monitor",
          "nobody-here"},
         /* unclassified: only rules naming it (or no platform at all) */
         {{NULL, "10.20.3.4", "", "GET", "/", NULL}, "hq-unclassified", "deny", "hq"},
-        {{NULL, "10.20.3.4", "intranet.example", "GET", "/", NULL},
-         "hq-unclassified",
-         "deny",
+        {{NULL, "10.20.3.4", "intranet.example", "GET", "/", NULL}, "hq-unclassified", "deny",
          "hq"},
-        {{"alice", NULL, "intranet.example", "GET", "/", NULL},
-         "messaging-warn",
-         "warn",
+        {{"alice", NULL, "intranet.example", "GET", "/", NULL}, "messaging-warn", "warn",
          "marketing"},
         {{NULL, "192.0.2.1", "intranet.example", "GET", "/", NULL}, "-", "allow", "-"},
         /* platforms vs categories */
-        {{"alice", NULL, "web.whatsapp.com", NULL, NULL, NULL},
-         "messaging-warn",
-         "warn",
+        {{"alice", NULL, "web.whatsapp.com", NULL, NULL, NULL}, "messaging-warn", "warn",
          "marketing"},
         {{NULL, "192.0.2.1", "web.whatsapp.com", NULL, NULL, NULL}, "-", "allow", "-"},
         {{NULL, "192.0.2.1", "www.youtube.com", "GET", "/", NULL}, "-", "allow", "-"},
@@ -535,73 +521,41 @@ test_when_windows(void **state)
             NULL);
     /* 2026-11-30 is a Monday, 2026-12-05 a Saturday, 2026-12-25 a Friday. */
     static const struct row rows[] = {
-        {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/", "2026-11-30 12:00"},
-         "lunch-ok",
-         "allow",
-         NULL},
-        {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/", "2026-11-30 13:29"},
-         "lunch-ok",
-         "allow",
-         NULL},
-        {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/", "2026-11-30 13:30"},
-         "social-deny",
-         "deny",
-         NULL},
-        {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/", "2026-11-30 11:59"},
-         "social-deny",
-         "deny",
-         NULL},
-        {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/", "2026-12-05 12:30"},
-         "social-deny",
-         "deny",
-         NULL},
+        {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/", "2026-11-30 12:00"}, "lunch-ok",
+         "allow", NULL},
+        {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/", "2026-11-30 13:29"}, "lunch-ok",
+         "allow", NULL},
+        {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/", "2026-11-30 13:30"}, "social-deny",
+         "deny", NULL},
+        {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/", "2026-11-30 11:59"}, "social-deny",
+         "deny", NULL},
+        {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/", "2026-12-05 12:30"}, "social-deny",
+         "deny", NULL},
         /* overnight: belongs to the day it starts on, every day */
-        {{NULL, "192.0.2.1", "www.facebook.com", NULL, NULL, "2026-11-30 22:00"},
-         "night-warn",
-         "warn",
-         NULL},
-        {{NULL, "192.0.2.1", "www.facebook.com", NULL, NULL, "2026-12-01 01:59"},
-         "night-warn",
-         "warn",
-         NULL},
-        {{NULL, "192.0.2.1", "www.facebook.com", NULL, NULL, "2026-12-01 02:00"},
-         "social-deny",
-         "deny",
-         NULL},
-        {{NULL, "192.0.2.1", "www.facebook.com", NULL, NULL, "2026-11-29 00:30"},
-         "night-warn",
-         "warn",
-         NULL},
+        {{NULL, "192.0.2.1", "www.facebook.com", NULL, NULL, "2026-11-30 22:00"}, "night-warn",
+         "warn", NULL},
+        {{NULL, "192.0.2.1", "www.facebook.com", NULL, NULL, "2026-12-01 01:59"}, "night-warn",
+         "warn", NULL},
+        {{NULL, "192.0.2.1", "www.facebook.com", NULL, NULL, "2026-12-01 02:00"}, "social-deny",
+         "deny", NULL},
+        {{NULL, "192.0.2.1", "www.facebook.com", NULL, NULL, "2026-11-29 00:30"}, "night-warn",
+         "warn", NULL},
         /* inline windows, continued on an indented line */
-        {{NULL, "192.0.2.1", "www.linkedin.com", "GET", "/", "2026-12-05 10:30"},
-         "inline",
-         "monitor",
-         NULL},
-        {{NULL, "192.0.2.1", "www.linkedin.com", "GET", "/", "2026-12-05 11:00"},
-         "social-deny",
-         "deny",
-         NULL},
-        {{NULL, "192.0.2.1", "www.linkedin.com", "GET", "/", "2026-12-24 09:00"},
-         "inline",
-         "monitor",
-         NULL},
+        {{NULL, "192.0.2.1", "www.linkedin.com", "GET", "/", "2026-12-05 10:30"}, "inline",
+         "monitor", NULL},
+        {{NULL, "192.0.2.1", "www.linkedin.com", "GET", "/", "2026-12-05 11:00"}, "social-deny",
+         "deny", NULL},
+        {{NULL, "192.0.2.1", "www.linkedin.com", "GET", "/", "2026-12-24 09:00"}, "inline",
+         "monitor", NULL},
         /* a schedule made of a schedule, with an exception */
-        {{NULL, "192.0.2.1", "www.youtube.com", "GET", "/", "2026-11-30 12:15"},
-         "video-lunch",
-         "allow",
-         NULL},
-        {{NULL, "192.0.2.1", "www.youtube.com", "GET", "/", "2026-12-05 13:45"},
-         "video-lunch",
-         "allow",
-         NULL},
-        {{NULL, "192.0.2.1", "www.youtube.com", "GET", "/", "2026-12-25 12:15"},
-         "social-deny",
-         "deny",
-         NULL},
-        {{NULL, "192.0.2.1", "www.youtube.com", "GET", "/", "2026-12-05 14:00"},
-         "social-deny",
-         "deny",
-         NULL},
+        {{NULL, "192.0.2.1", "www.youtube.com", "GET", "/", "2026-11-30 12:15"}, "video-lunch",
+         "allow", NULL},
+        {{NULL, "192.0.2.1", "www.youtube.com", "GET", "/", "2026-12-05 13:45"}, "video-lunch",
+         "allow", NULL},
+        {{NULL, "192.0.2.1", "www.youtube.com", "GET", "/", "2026-12-25 12:15"}, "social-deny",
+         "deny", NULL},
+        {{NULL, "192.0.2.1", "www.youtube.com", "GET", "/", "2026-12-05 14:00"}, "social-deny",
+         "deny", NULL},
     };
     check_rows(&f, rows, N_ELEM(rows));
     fx_free(&f);
@@ -635,12 +589,12 @@ test_methods_and_path_regex(void **state)
         {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/x", NULL}, "fb", "allow", NULL},
         /* methods are case-sensitive on the wire (RFC 9110) */
         {{NULL, "192.0.2.1", "www.facebook.com", "post", "/x", NULL}, "fb", "allow", NULL},
-        {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/groups/123", NULL},
-         "fb-groups",
-         "monitor",
+        {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/groups/123", NULL}, "fb-groups",
+         "monitor", NULL},
+        {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/groups/abc", NULL}, "fb", "allow",
          NULL},
-        {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/groups/abc", NULL}, "fb", "allow", NULL},
-        {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/x/groups/1", NULL}, "fb", "allow", NULL},
+        {{NULL, "192.0.2.1", "www.facebook.com", "GET", "/x/groups/1", NULL}, "fb", "allow",
+         NULL},
         /* a tunnel has neither: such rules never match it */
         {{NULL, "192.0.2.1", "www.facebook.com", NULL, NULL, NULL}, "fb", "allow", NULL},
         {{"alice", NULL, "m.facebook.com", NULL, NULL, NULL}, "fb", "allow", NULL},
@@ -914,8 +868,8 @@ test_verdicts(void **state)
             "action = deny\n",
             NULL);
     struct diag d = {0};
-    struct htpasswd *users =
-        htpasswd_load_string("alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n", "htpasswd", &d);
+    struct htpasswd *users = htpasswd_load_string("alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n",
+                                                  "htpasswd", &d);
     print_diag(&d);
     assert_non_null(users);
     diag_free(&d);
@@ -1149,14 +1103,15 @@ test_errors_file_line(void **state)
                  "p.ini:%d: path_regex: bad regex at offset", "path_regex");
     expect_error("[rule r]\naction = block\n",
                  "p.ini:%d: action = block: expected allow, deny, warn or monitor", "action =");
-    expect_error("[rule r]\ncategories = social\n", "p.ini:%d: rule 'r' has no action", "[rule r]");
-    expect_error("[rule r]\naction = allow\nquota = 30m/month\n",
-                 "p.ini:%d: quota = 30m/month:", "quota =");
+    expect_error("[rule r]\ncategories = social\n",
+                 "p.ini:%d: rule 'r' has no action", "[rule r]");
+    expect_error("[rule r]\naction = allow\nquota = 30m/month\n", "p.ini:%d: quota = 30m/month:",
+                 "quota =");
     expect_error("[rule r]\naction = deny\nquota = 30m/day\n",
                  "p.ini:%d: rule 'r': a quota only makes sense on allow, warn or monitor",
                  "[rule r]");
-    expect_error("[rule r]\naction = warn\nwarn_for = soon\n",
-                 "p.ini:%d: warn_for = soon:", "warn_for");
+    expect_error("[rule r]\naction = warn\nwarn_for = soon\n", "p.ini:%d: warn_for = soon:",
+                 "warn_for");
     expect_error("[rule r]\naction = warn\nwarn_for = 0\n", "p.ini:%d: warn_for = 0: must be",
                  "warn_for");
     expect_error("[rule r]\naction = allow\nplatform = facebook\n",
@@ -1166,8 +1121,7 @@ test_errors_file_line(void **state)
     expect_error("[role r]\nusers = a\n[role s]\nusers = b\n[role r]\nusers = c\n",
                  "p.ini:%d: duplicate role 'r' (first at p.ini:13)", "[role r]\nusers = c");
     expect_error("[schedule r]\nwhen = mon\n[role s]\nusers = b\n[schedule r]\nwhen = tue\n",
-                 "p.ini:%d: duplicate schedule 'r' (first at p.ini:13)",
-                 "[schedule r]\nwhen = tue");
+                 "p.ini:%d: duplicate schedule 'r' (first at p.ini:13)", "[schedule r]\nwhen = tue");
     expect_error("[role r]\nnetworks = 10.0.0.0/33\n", "p.ini:%d: networks = 10.0.0.0/33",
                  "networks");
     expect_error("[rule Bad]\naction = allow\n", "p.ini:%d: [rule Bad]: a rule needs a name",
@@ -1244,8 +1198,8 @@ test_every_problem_once(void **state)
     assert_non_null(strstr(out, "p.ini:24: rule 'c': when = lunch, brunch: 'brunch': unknown "
                                 "schedule"));
     /* a schedule without when is broken the same way */
-    out = errors_of(
-        with_catalog("[schedule s]\nexcept = mon\n[rule a]\nwhen = s\naction = allow\n"), &n);
+    out = errors_of(with_catalog("[schedule s]\nexcept = mon\n[rule a]\nwhen = s\naction = allow\n"),
+                    &n);
     assert_int_equal(n, 1);
     assert_non_null(strstr(out, "schedule 's' has no 'when'"));
 
@@ -1284,8 +1238,7 @@ test_role_identities(void **state)
     assert_non_null(users);
     assert_non_null(groups);
     assert_int_equal(d.n, 0);
-    int lu = line_of(with_catalog(policy), "users ="),
-        lg = line_of(with_catalog(policy), "groups =");
+    int lu = line_of(with_catalog(policy), "users ="), lg = line_of(with_catalog(policy), "groups =");
     char want[512];
 
     /* both files: names they lack are warnings, naming the file read */
@@ -1314,17 +1267,15 @@ test_role_identities(void **state)
     print_diag(&d);
     assert_int_equal(d.errors, 0);
     assert_int_equal(d.warnings, 2);
-    snprintf(
-        want, sizeof(want),
-        "p.ini:%d: warning: role 'mkt': users = alice, zed, but proxy.ini sets no [auth] htpasswd: "
-        "no one signs in, so the role can never match by user",
-        lu);
+    snprintf(want, sizeof(want),
+             "p.ini:%d: warning: role 'mkt': users = alice, zed, but proxy.ini sets no [auth] htpasswd: "
+             "no one signs in, so the role can never match by user",
+             lu);
     assert_string_equal(d.msgs[0], want);
-    snprintf(
-        want, sizeof(want),
-        "p.ini:%d: warning: role 'mkt': groups = marketing, sales, empty, but proxy.ini sets no "
-        "[auth] groups file: the role can never match by group",
-        lg);
+    snprintf(want, sizeof(want),
+             "p.ini:%d: warning: role 'mkt': groups = marketing, sales, empty, but proxy.ini sets no "
+             "[auth] groups file: the role can never match by group",
+             lg);
     assert_string_equal(d.msgs[1], want);
     diag_free(&d);
 
@@ -1473,9 +1424,7 @@ test_state_round_trip(void **state)
     assert_non_null(text);
     assert_true(strncmp(text, "socialgate-state 1\n", 19) == 0);
     char line[300];
-    snprintf(line, sizeof(line),
-             "q 20787 %lld 7 alice\x1f"
-             "everyone-at-lunch\n",
+    snprintf(line, sizeof(line), "q 20787 %lld 7 alice\x1f" "everyone-at-lunch\n",
              (long long)(minute + 6));
     assert_non_null(strstr(text, line));
     snprintf(line, sizeof(line), "w %lld alice\x1fyoutube\n", (long long)(now + 3600));
@@ -1508,8 +1457,7 @@ test_state_round_trip(void **state)
     /* A state file written by hand, as an administrator (or the tests)
      * would: restored as it is. */
     snprintf(path, sizeof(path), "%s/state", dir);
-    write_file(path, "socialgate-state 1\nq 20787 29933333 30 carol\x1f"
-                     "everyone-at-lunch\n");
+    write_file(path, "socialgate-state 1\nq 20787 29933333 30 carol\x1f" "everyone-at-lunch\n");
     usage_reset();
     assert_int_equal(usage_load(dir, now, &d), 1);
     assert_int_equal(usage_quota_used("carol", "everyone-at-lunch", 20787), 30);
@@ -1811,9 +1759,8 @@ test_local_pages(void **state)
     assert_int_equal(status_of(out), 403);
     assert_clean_head(out);
     char want[256];
-    snprintf(want, sizeof(want),
-             "Access to facebook is blocked by rule &#39;social-deny&#39; "
-             "(p.ini:%d). Social media is open 12:00-13:30.",
+    snprintf(want, sizeof(want), "Access to facebook is blocked by rule &#39;social-deny&#39; "
+                                 "(p.ini:%d). Social media is open 12:00-13:30.",
              line_of(with_catalog(LOCAL_POLICY), "[rule social-deny]"));
     if (strstr(out, want) == NULL)
         fail_msg("deny page lacks '%s':\n%s", want, out);
@@ -1931,7 +1878,8 @@ test_local_pages(void **state)
         {"/continue?p=youtube&r=video-warn&to=https%3A%2F%2Fa.example%2F", 200, NULL},
         {"/continue?p=youtube&r=video-warn&to=javascript:alert(1)", 200, NULL},
         {"/continue?p=youtube&r=video-warn&to=%2F%2Fevil.example%2F", 200, NULL},
-        {"/continue?p=youtube&r=video-warn&to=http://a.example/%0D%0ASet-Cookie:%20x=1", 200, NULL},
+        {"/continue?p=youtube&r=video-warn&to=http://a.example/%0D%0ASet-Cookie:%20x=1", 200,
+         NULL},
         {"/continue?p=youtube&r=video-warn&to=http://a.example/%0ASet-Cookie:x", 200, NULL},
         {"/continue?p=youtube&r=video-warn&to=http://a.example/%0d%0aX:y", 200, NULL},
         {"/continue?p=youtube&r=video-warn&to=http://a.example/%00", 200, NULL},
@@ -1943,8 +1891,8 @@ test_local_pages(void **state)
         {"/continue?p=youtube", 400, NULL},
         {"/continue?p=myspace&r=video-warn", 400, NULL},
         {"/continue?p=youtube&r=no-such-rule", 400, NULL},
-        {"/continue?p=facebook&r=social-deny", 400, NULL}, /* not a warn rule */
-        {"/continue?p=facebook&r=video-warn", 400, NULL},  /* not its platform */
+        {"/continue?p=facebook&r=social-deny", 400, NULL},  /* not a warn rule */
+        {"/continue?p=facebook&r=video-warn", 400, NULL},   /* not its platform */
         {"/continue?p=youtube&r=unclassified-warn", 400, NULL},
         {"/continue?p=you%0Atube&r=video-warn", 400, NULL},
         {"/nothing-here", 404, NULL},
@@ -1960,7 +1908,8 @@ test_local_pages(void **state)
                  strchr(cases[i].target, '?') ? '&' : '?', sig);
         int st = local(&f, "carol", target, now, out, sizeof(out));
         const char *loc = header_of(out, "Location");
-        if (st != cases[i].status || (cases[i].location == NULL) != (loc == NULL) ||
+        if (st != cases[i].status ||
+            (cases[i].location == NULL) != (loc == NULL) ||
             (loc && strcmp(loc, cases[i].location) != 0))
             fail_msg("%s: got %d Location %s, want %d %s", target, st, loc ? loc : "(none)",
                      cases[i].status, cases[i].location ? cases[i].location : "(none)");
@@ -2078,42 +2027,24 @@ test_shipped_example(void **state)
     f.snap.groups = f.groups;
     usage_reset();
     static const struct row rows[] = {
-        {{"alice", NULL, "www.linkedin.com", "GET", "/", "2026-11-30 10:00"},
-         "marketing-all-day",
-         "allow",
-         "marketing"},
-        {{"dora", NULL, "www.facebook.com", NULL, NULL, "2026-11-30 10:00"},
-         "marketing-all-day",
-         "allow",
-         "marketing"},
+        {{"alice", NULL, "www.linkedin.com", "GET", "/", "2026-11-30 10:00"}, "marketing-all-day",
+         "allow", "marketing"},
+        {{"dora", NULL, "www.facebook.com", NULL, NULL, "2026-11-30 10:00"}, "marketing-all-day",
+         "allow", "marketing"},
         {{NULL, "10.20.1.1", "www.instagram.com", NULL, NULL, "2026-11-30 10:00"},
-         "marketing-all-day",
-         "allow",
-         "marketing,staff"},
-        {{NULL, "10.1.2.3", "www.reddit.com", "GET", "/", "2026-11-30 10:00"},
-         "social-otherwise",
-         "deny",
-         "staff"},
-        {{NULL, "10.1.2.3", "www.reddit.com", "GET", "/", "2026-11-30 12:10"},
-         "everyone-at-lunch",
-         "allow",
-         "staff"},
-        {{NULL, "10.1.2.3", "www.reddit.com", "GET", "/", "2026-11-30 18:00"},
-         "everyone-at-lunch",
-         "allow",
-         "staff"},
-        {{NULL, "10.1.2.3", "www.reddit.com", "GET", "/", "2026-12-05 10:00"},
-         "everyone-at-lunch",
-         "allow",
-         "staff"},
+         "marketing-all-day", "allow", "marketing,staff"},
+        {{NULL, "10.1.2.3", "www.reddit.com", "GET", "/", "2026-11-30 10:00"}, "social-otherwise",
+         "deny", "staff"},
+        {{NULL, "10.1.2.3", "www.reddit.com", "GET", "/", "2026-11-30 12:10"}, "everyone-at-lunch",
+         "allow", "staff"},
+        {{NULL, "10.1.2.3", "www.reddit.com", "GET", "/", "2026-11-30 18:00"}, "everyone-at-lunch",
+         "allow", "staff"},
+        {{NULL, "10.1.2.3", "www.reddit.com", "GET", "/", "2026-12-05 10:00"}, "everyone-at-lunch",
+         "allow", "staff"},
         {{NULL, "10.1.2.3", "www.youtube.com", "GET", "/", "2026-11-30 10:00"},
-         "video-with-warning",
-         "warn",
-         "staff"},
-        {{NULL, "192.0.2.1", "web.whatsapp.com", NULL, NULL, "2026-11-30 10:00"},
-         "messaging",
-         "monitor",
-         "-"},
+         "video-with-warning", "warn", "staff"},
+        {{NULL, "192.0.2.1", "web.whatsapp.com", NULL, NULL, "2026-11-30 10:00"}, "messaging",
+         "monitor", "-"},
         {{NULL, "192.0.2.1", "example.org", "GET", "/", "2026-11-30 10:00"}, "-", "allow", "-"},
     };
     check_rows(&f, rows, N_ELEM(rows));
