@@ -68,6 +68,38 @@ keep(struct txn *t, const struct decision *d)
     snprintf(t->identity, sizeof(t->identity), "%s", d->identity);
 }
 
+/* [tls] exempt names the platform or its category. */
+static int
+tls_exempt(const struct conn *c, int platform)
+{
+    const struct catalog_platform *p = catalog_platform(c->snap->rules->catalog, platform);
+    if (p == NULL)
+        return 0;
+    for (size_t i = 0; i < c->cfg->ntls_exempt; i++)
+        if (strcmp(c->cfg->tls_exempt[i], p->name) == 0 ||
+            strcmp(c->cfg->tls_exempt[i], p->category) == 0)
+            return 1;
+    return 0;
+}
+
+/* A CONNECT whose requests a rule needs to read ([tls] inspect = auto):
+ * decrypted, and each request inside decided on its own, whatever the
+ * tunnel's own verdict would have been. Never for an exempt platform,
+ * nor when the identity is still to be settled. */
+static int
+wants_inspection(struct conn *c, enum verdict v, const struct decision_in *in)
+{
+    struct txn *t = &c->t;
+    if (!t->is_connect || c->insp.on || c->cfg->tls_ca == NULL || !c->cfg->tls_inspect)
+        return 0;
+    if (v != VERDICT_ALLOW && v != VERDICT_DENY_PAGE && v != VERDICT_QUOTA_PAGE &&
+        v != VERDICT_WARN_PAGE)
+        return 0;
+    if (tls_exempt(c, t->platform))
+        return 0;
+    return decision_inspect_rule(in) >= 0;
+}
+
 /* Starts the password check of the transaction's credentials: settles
  * t->rq.auth at once (cache, or no pool), or suspends. */
 static enum conn_rc check_password(struct conn *c);
@@ -87,6 +119,14 @@ act(struct conn *c)
         keep(t, &d);
         if (d.reason && t->reason == NULL)
             t->reason = d.reason;
+        if (wants_inspection(c, v, &in)) {
+            /* The tunnel itself decides nothing: its requests do. */
+            t->inspect = 1;
+            t->rule = -1;
+            t->action = -1;
+            t->reason = NULL;
+            return CONN_GO_ON;
+        }
         char page[16384];
         switch (v) {
         case VERDICT_CHECK_PASSWORD: {
@@ -96,6 +136,16 @@ act(struct conn *c)
             continue; /* settled at once: decide again */
         }
         case VERDICT_ASK_AUTH:
+            if (c->insp.on) {
+                /* Inside a decrypted tunnel nobody can sign in any more
+                 * (the identity is the tunnel's): the denial stands. */
+                decision_make(&in, &d);
+                keep(t, &d);
+                t->reason = NULL;
+                return conn_reply_page(
+                    c, page, local_deny_page(snap, t->platform, d.rule, page, sizeof(page)), 403,
+                    NULL);
+            }
             if (t->rq.auth == AUTH_FAILED)
                 stats_count(STATS_AUTH_FAILURES);
             return conn_reply_page(c, page, local_auth_page(snap, page, sizeof(page)), 407, NULL);

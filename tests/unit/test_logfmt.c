@@ -187,7 +187,7 @@ read_line(const char *line, char *ts, size_t tssize, struct kv *out, int max)
 static const char *const order[] = {"ev",       "client", "user",   "roles",  "method", "host",
                                     "port",     "path",   "sni",    "platform", "category",
                                     "rule",     "action", "status", "up",     "down",   "ms",
-                                    "mismatch", "ech",    "auth",   "reason"};
+                                    "mismatch", "ech",    "auth",   "reason", "tls"};
 
 static struct sockaddr_in
 v4(const char *ip, int port)
@@ -263,6 +263,14 @@ test_access_line(void **state)
     r.auth = NULL;
     logfmt_access(&r, &ts, buf, sizeof(buf));
     assert_non_null(strstr(buf, " ms=0 ech=grease reason=rule\n"));
+
+    /* A request read inside a decrypted tunnel says so, last. */
+    r.tls = "inspect";
+    logfmt_access(&r, &ts, buf, sizeof(buf));
+    assert_non_null(strstr(buf, " ms=0 ech=grease reason=rule tls=inspect\n"));
+    r.reason = NULL;
+    logfmt_access(&r, &ts, buf, sizeof(buf));
+    assert_non_null(strstr(buf, " ms=0 ech=grease tls=inspect\n"));
 }
 
 static void
