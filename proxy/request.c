@@ -693,9 +693,8 @@ finish_forward(const struct http1_head *h, const struct http1_target *tgp, struc
         return out_of_memory(ref);
     int slash = tg.path.len == 0 || tg.path.p[0] != '/';
     int n = snprintf(req->url, ul, "%s://%s%s%s:%u%s%.*s", req->tls ? "https" : "http",
-                     tg.host_is_ipv6 ? "[" : "", req->host,
-                     tg.host_is_ipv6 ? "]" : "", req->port, slash ? "/" : "", (int)tg.path.len,
-                     tg.path.p);
+                     tg.host_is_ipv6 ? "[" : "", req->host, tg.host_is_ipv6 ? "]" : "", req->port,
+                     slash ? "/" : "", (int)tg.path.len, tg.path.p);
     if (n < 0 || (size_t)n >= ul)
         return out_of_memory(ref); /* cannot happen: ul has room for the rest */
     int upgrade = (h->flags & HTTP1_F_UPGRADE) && (h->flags & HTTP1_F_CONN_UPGRADE) &&
@@ -706,8 +705,8 @@ finish_forward(const struct http1_head *h, const struct http1_target *tgp, struc
     if (build_head(req, h, &tg, mf) < 0)
         return out_of_memory(ref);
     /* a TLS connection is never handed to a plain request, nor the reverse */
-    n = snprintf(req->poolkey, sizeof(req->poolkey), "%s%s:%u", req->tls ? "tls:" : "",
-                 req->host, req->port);
+    n = snprintf(req->poolkey, sizeof(req->poolkey), "%s%s:%u", req->tls ? "tls:" : "", req->host,
+                 req->port);
     if (n < 0 || (size_t)n >= sizeof(req->poolkey))
         return out_of_memory(ref); /* cannot happen: a host has at most 255 bytes */
     return 0;

@@ -127,9 +127,9 @@ head_read(struct conn *c)
                                 "The request could not be understood.");
     }
     struct request_refusal ref;
-    int refused = c->insp.on ? request_from_inner_head(h, c->snap, c->insp.host, c->insp.port,
-                                                       &t->rq, &ref)
-                             : request_from_head(h, c->snap, &t->rq, &ref);
+    int refused =
+        c->insp.on ? request_from_inner_head(h, c->snap, c->insp.host, c->insp.port, &t->rq, &ref)
+                   : request_from_head(h, c->snap, &t->rq, &ref);
     if (c->insp.on && c->insp.user && !(refused && ref.status == 0)) {
         /* the tunnel's identity is every request's */
         t->rq.user = strdup(c->insp.user);

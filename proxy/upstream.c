@@ -204,8 +204,7 @@ tls_connecting_event(struct conn *c, short what)
     }
     if (e)
         log_debug("%s port %u: TLS: %s", c->t.rq.host, c->t.rq.port, ERR_reason_error_string(e));
-    snprintf(msg, sizeof(msg), "The server %s did not complete a secure connection.",
-             c->t.rq.host);
+    snprintf(msg, sizeof(msg), "The server %s did not complete a secure connection.", c->t.rq.host);
     return conn_reply_error(c, 502, "upstream-tls-failed", msg);
 }
 
