@@ -206,6 +206,74 @@ local_warn_page(const struct snapshot *snap, int platform, int rule, const char 
 }
 
 size_t
+local_warn_page_tls(const struct snapshot *snap, int platform, int rule, const char *host,
+                    const char *url, const char *identity, time_t now, char *out, size_t size)
+{
+    const struct policy_rule *r = policy_rule(snap->rules->policy, (size_t)rule);
+    char detail[1024], link[2048], to[1024], rn[200], sig[200] = "";
+    char tok[LOCAL_CONTINUE_TOKEN_LEN + 1];
+    const char *pn = platform_name(snap, platform);
+    snprintf(detail, sizeof(detail),
+             "%s is subject to rule '%s'.%s%s Continue if you need it for work; your visit is "
+             "logged.",
+             pn, r ? r->name : "-", r && r->message ? " " : "", r && r->message ? r->message : "");
+    url_encode(r ? r->name : "", rn, sizeof(rn));
+    int64_t expiry = (int64_t)now + LOCAL_CONTINUE_LINK_SECONDS;
+    if (snap->has_continue_key && identity &&
+        local_continue_token(snap->continue_key, identity, pn, r ? r->name : "", expiry, tok) == 0)
+        snprintf(sig, sizeof(sig), "&e=%" PRId64 "&t=%s", expiry, tok);
+    int n = -1;
+    if (url && strncmp(url, "https://", 8) == 0 && url_encode(url, to, sizeof(to)) == 0)
+        n = snprintf(link, sizeof(link), "https://%s%s?p=%s&r=%s%s&to=%s", host,
+                     LOCAL_TLS_CONTINUE_PATH, pn, rn, sig, to);
+    if (n < 0 || (size_t)n + 4 * 4 >= 1536)
+        n = snprintf(link, sizeof(link), "https://%s%s?p=%s&r=%s%s", host, LOCAL_TLS_CONTINUE_PATH,
+                     pn, rn, sig);
+    if (n < 0 || (size_t)n >= sizeof(link))
+        return 0;
+    return errpage_format_link(out, size, 403, detail, "Continue", link, "");
+}
+
+int
+local_tls_route(const char *name, int port, const char *host, size_t host_len, const char *target,
+                size_t target_len, int warn, struct local_tls_route *out)
+{
+    char norm[CATALOG_MAX_HOST + 1];
+    int is_ip = 0, n;
+    memset(out, 0, sizeof(*out));
+    if (host_len > 0 && catalog_normalize(host, host_len, norm, sizeof(norm), &is_ip) > 0 && !is_ip)
+        name = norm;
+    else
+        is_ip = strchr(name, ':') != NULL ? 6 : 0; /* an IPv6 address: in brackets */
+    if (strlen(name) > CATALOG_MAX_HOST)
+        return -1;
+    if (port == 443 || port <= 0)
+        n = snprintf(out->authority, sizeof(out->authority), is_ip == 6 ? "[%s]" : "%s", name);
+    else
+        n = snprintf(out->authority, sizeof(out->authority), is_ip == 6 ? "[%s]:%d" : "%s:%d", name,
+                     port);
+    if (n < 0 || (size_t)n >= sizeof(out->authority))
+        return -1;
+    /* Only the origin form makes sense inside TLS; anything else is
+     * answered with the page, sent back to the site's root. */
+    int origin = target_len > 0 && target[0] == '/';
+    n = snprintf(out->url, sizeof(out->url), "https://%s%.*s", out->authority,
+                 origin ? (int)target_len : 1, origin ? target : "/");
+    if (n < 0 || (size_t)n >= sizeof(out->url))
+        snprintf(out->url, sizeof(out->url), "https://%s/", out->authority);
+    size_t cp = strlen(LOCAL_TLS_CONTINUE_PATH);
+    if (!warn || !origin || target_len < cp || memcmp(target, LOCAL_TLS_CONTINUE_PATH, cp) != 0 ||
+        (target_len > cp && target[cp] != '?'))
+        return 0;
+    n = snprintf(out->target, sizeof(out->target), "/continue%.*s", (int)(target_len - cp),
+                 target + cp);
+    if (n < 0 || (size_t)n >= sizeof(out->target))
+        return -1;
+    out->is_continue = 1;
+    return 0;
+}
+
+size_t
 local_auth_page(const struct snapshot *snap, char *out, size_t size)
 {
     char hdr[400];
@@ -309,7 +377,8 @@ answer_continue(const struct snapshot *snap, const char *identity, const char *q
                               "");
     }
     usage_continue_set(identity, p, (int64_t)now + (int64_t)(r->warn_for_ms / 1000));
-    if (query_param(q, "to", to, sizeof(to)) == 0 && strncmp(to, "http://", 7) == 0 &&
+    if (query_param(q, "to", to, sizeof(to)) == 0 &&
+        (strncmp(to, "http://", 7) == 0 || strncmp(to, "https://", 8) == 0) &&
         strpbrk(to, " \"<>") == NULL) {
         char hdr[1400];
         snprintf(hdr, sizeof(hdr), "Location: %s\r\n", to);

@@ -43,13 +43,40 @@ size_t local_deny_page(const struct snapshot *snap, int platform, int rule, char
  * LOCAL_CONTINUE_LINK_SECONDS. */
 size_t local_warn_page(const struct snapshot *snap, int platform, int rule, const char *url,
                        const char *identity, time_t now, char *out, size_t size);
+/* The path of a Continue link answered inside TLS, on the warned host
+ * itself (the TLS page phase): https://HOST/.socialgate/continue?... */
+#define LOCAL_TLS_CONTINUE_PATH "/.socialgate/continue"
+/* The warn page shown inside TLS to a tunnel for `host`: as
+ * local_warn_page, with its Continue link on https://host
+ * LOCAL_TLS_CONTINUE_PATH and `url` (https://...) the page to go back to. */
+size_t local_warn_page_tls(const struct snapshot *snap, int platform, int rule, const char *host,
+                           const char *url, const char *identity, time_t now, char *out,
+                           size_t size);
+/* What a request inside a TLS page tunnel asks for (pure; the TLS page
+ * phase parses the request, fuzz_tlspage feeds this). */
+struct local_tls_route {
+    int is_continue;      /* the warn page's Continue link: answer `target` */
+    char target[4096];    /* "/continue?..." for local_answer */
+    char authority[300];  /* host[:port] of the page, for the Continue link */
+    char url[1200];       /* https://authority/target: the page asked for */
+};
+/* From the request's Host field (host, host_len; 0: none) and target, in
+ * a tunnel to `name` (the name the certificate was minted for) and
+ * `port`: the authority is the Host as a name (else name), with the port
+ * unless 443; the url is https://authority followed by an origin-form
+ * target (else "/", and "/" when the whole does not fit). With `warn`, a
+ * target of LOCAL_TLS_CONTINUE_PATH (or with a query) is the Continue
+ * link. 0, or -1 when the target does not fit (the request is refused). */
+int local_tls_route(const char *name, int port, const char *host, size_t host_len,
+                    const char *target, size_t target_len, int warn, struct local_tls_route *out);
 /* 407 with Proxy-Authenticate for the configured realm. */
 size_t local_auth_page(const struct snapshot *snap, char *out, size_t size);
 /* A request for socialgate.local: /continue?... records a Continue and
  * redirects, /quota lists minutes used and left. *status gets the code,
  * *reason the usage log's reason (a static string) or NULL. A Continue
  * link without a valid, unexpired token for this identity is refused (403,
- * bad-continue-token) and records nothing. */
+ * bad-continue-token) and records nothing. The redirect goes to the link's
+ * `to` when it is an http:// or https:// URL. */
 size_t local_answer(const struct snapshot *snap, const char *identity, const char *user,
                     const char *roles, const char *target, time_t now, const struct tm *local,
                     char *out, size_t size, int *status, const char **reason);
