@@ -21,25 +21,67 @@
 #include "tlsmint.h"
 #include "worker.h"
 
+/* The certificate is chosen once the ClientHello is read: minted for its
+ * SNI, or for the CONNECT host when it names none (or none that is a
+ * name). The minted context (tlsmint.c) takes over from there: its ALPN
+ * (http/1.1 only) and its certificate. */
+static int
+on_servername(SSL *ssl, int *alert, void *arg)
+{
+    (void)arg;
+    struct conn *c = SSL_get_app_data(ssl);
+    const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    char norm[CATALOG_MAX_HOST + 1];
+    int is_ip = 0;
+    int n = sni ? sni_normalize(sni, strlen(sni), norm, sizeof(norm), &is_ip) : 0;
+    time_t now;
+    conn_wall_clock(c, &now, NULL);
+    SSL_CTX *ctx = tlsmint_server_ctx(c->cfg->tls_ca, n > 0 ? norm : c->t.rq.host, now);
+    if (ctx == NULL || SSL_set_SSL_CTX(ssl, ctx) == NULL) {
+        *alert = SSL_AD_INTERNAL_ERROR;
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* This thread's context for the first flight: no certificate of its own
+ * (on_servername gives one), the versions and options the minted contexts
+ * have. XXX: kept for the thread's life. */
+static SSL_CTX *
+hello_ctx(void)
+{
+    static _Thread_local SSL_CTX *ctx;
+    if (ctx)
+        return ctx;
+    SSL_CTX *x = SSL_CTX_new(TLS_server_method());
+    if (x == NULL)
+        return NULL;
+    if (SSL_CTX_set_min_proto_version(x, TLS1_2_VERSION) != 1) {
+        SSL_CTX_free(x);
+        return NULL;
+    }
+    SSL_CTX_set_session_cache_mode(x, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(x, 0);
+    SSL_CTX_set_options(x, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_tlsext_servername_callback(x, on_servername);
+    ctx = x;
+    return ctx;
+}
+
 /* The 200 has gone out: TLS with the client over the same socket. */
 static enum conn_rc
 accept_tls(struct conn *c)
 {
-    struct txn *t = &c->t;
     if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0) {
         /* Bytes sent before the 200 was read were read as plain text
          * already: they cannot be handed to TLS. (Clients wait for it.) */
         return conn_close(c, "tls-data-before-200");
     }
-    time_t now;
-    conn_wall_clock(c, &now, NULL);
-    /* XXX: the certificate names the CONNECT host; a client whose SNI
-     * names another host does not accept it (and its requests would be
-     * decided by the SNI, below). */
-    SSL_CTX *ctx = tlsmint_server_ctx(c->cfg->tls_ca, t->rq.host, now);
+    SSL_CTX *ctx = hello_ctx();
     SSL *ssl = ctx ? SSL_new(ctx) : NULL;
     if (ssl == NULL)
-        return conn_close(c, "tls-mint-failed");
+        return conn_close(c, "out-of-memory");
+    SSL_set_app_data(ssl, c);
     evutil_socket_t fd = bufferevent_getfd(c->cbev);
     struct bufferevent *bev = bufferevent_openssl_socket_new(
         c->w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);

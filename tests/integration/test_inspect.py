@@ -311,3 +311,17 @@ def test_client_not_trusting_the_ca(make_sg, pki, origin):
     e = d.wait_log(ev="tunnel", host="www.linkedin.com")
     assert e["reason"] == "tls-untrusted" and e["tls"] == "inspect"
     assert origin.requests == []
+
+
+def test_certificate_for_the_sni(make_sg, pki, origin):
+    """The client's TLS names www.linkedin.com in a tunnel to linkedin.com:
+    the certificate is minted for the SNI (curl checks it), and the requests
+    inside go to that name."""
+    d = start_gate(make_sg, pki, pki["origin_ca"][0])
+    r = through(d, pki, "https://www.linkedin.com:%d/in/someone" % origin.port,
+                "--connect-to", "www.linkedin.com:%d:linkedin.com:%d" % (origin.port, origin.port))
+    assert body_and_code(r) == ("origin: GET /in/someone", "200"), r.stderr
+    t = d.wait_log(ev="tunnel", host="linkedin.com")
+    assert t["sni"] == "www.linkedin.com" and t["tls"] == "inspect"
+    e = d.wait_log(ev="request", path="/in/someone")
+    assert e["host"] == "www.linkedin.com" and e["tls"] == "inspect"
