@@ -226,18 +226,35 @@ decision_eval(const struct decision_in *in, struct decision *out)
     return out->verdict;
 }
 
+/* [tls] exempt names the platform or its category. */
+static int
+tls_exempt(const struct snapshot *snap, int platform)
+{
+    const struct config *cfg = snap->cfg;
+    const struct catalog_platform *p = catalog_platform(snap->rules->catalog, platform);
+    for (size_t i = 0; p && i < cfg->ntls_exempt; i++)
+        if (strcmp(cfg->tls_exempt[i], p->name) == 0 ||
+            strcmp(cfg->tls_exempt[i], p->category) == 0)
+            return 1;
+    return 0;
+}
+
 int
 decision_tls_page(const struct snapshot *snap, int platform)
 {
     const struct config *cfg = snap->cfg;
     if (cfg->tls_ca == NULL || !cfg->tls_pages)
         return 0;
-    const struct catalog_platform *p = catalog_platform(snap->rules->catalog, platform);
-    for (size_t i = 0; p && i < cfg->ntls_exempt; i++)
-        if (strcmp(cfg->tls_exempt[i], p->name) == 0 ||
-            strcmp(cfg->tls_exempt[i], p->category) == 0)
-            return 0;
-    return 1;
+    return !tls_exempt(snap, platform);
+}
+
+int
+decision_tls_inspects(const struct snapshot *snap, int platform)
+{
+    const struct config *cfg = snap->cfg;
+    if (cfg->tls_ca == NULL || !cfg->tls_inspect)
+        return 0;
+    return !tls_exempt(snap, platform);
 }
 
 const char *

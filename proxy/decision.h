@@ -78,6 +78,10 @@ const char *decision_verdict_name(enum verdict v);
  * about or out of quota gets its page inside TLS: [tls] has a CA, pages
  * is on, and neither the platform nor its category is exempt. */
 int decision_tls_page(const struct snapshot *snap, int platform);
+/* 1 when a tunnel to platform may be decrypted for its requests
+ * (decision_inspect_rule tells whether it is): [tls] has a CA, inspect is
+ * auto, and neither the platform nor its category is exempt. */
+int decision_tls_inspects(const struct snapshot *snap, int platform);
 /* Quota period of a rule at local time tm (day or week number). */
 int decision_period(const struct policy_rule *r, const struct tm *tm);
 void decision_identity(const char *user, const struct sockaddr *client, char *buf, size_t size);

@@ -70,20 +70,6 @@ keep(struct txn *t, const struct decision *d)
     snprintf(t->identity, sizeof(t->identity), "%s", d->identity);
 }
 
-/* [tls] exempt names the platform or its category. */
-static int
-tls_exempt(const struct conn *c, int platform)
-{
-    const struct catalog_platform *p = catalog_platform(c->snap->rules->catalog, platform);
-    if (p == NULL)
-        return 0;
-    for (size_t i = 0; i < c->cfg->ntls_exempt; i++)
-        if (strcmp(c->cfg->tls_exempt[i], p->name) == 0 ||
-            strcmp(c->cfg->tls_exempt[i], p->category) == 0)
-            return 1;
-    return 0;
-}
-
 /* A CONNECT whose requests a rule needs to read ([tls] inspect = auto):
  * decrypted, and each request inside decided on its own, whatever the
  * tunnel's own verdict would have been. Never for an exempt platform,
@@ -92,12 +78,10 @@ static int
 wants_inspection(struct conn *c, enum verdict v, const struct decision_in *in)
 {
     struct txn *t = &c->t;
-    if (!t->is_connect || c->insp.on || c->cfg->tls_ca == NULL || !c->cfg->tls_inspect)
+    if (!t->is_connect || c->insp.on || !decision_tls_inspects(c->snap, t->platform))
         return 0;
     if (v != VERDICT_ALLOW && v != VERDICT_DENY_PAGE && v != VERDICT_QUOTA_PAGE &&
         v != VERDICT_WARN_PAGE)
-        return 0;
-    if (tls_exempt(c, t->platform))
         return 0;
     return decision_inspect_rule(in) >= 0;
 }

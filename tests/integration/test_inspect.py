@@ -23,7 +23,7 @@ import threading
 
 import pytest
 
-from sgtest import curl, run, write_rules
+from sgtest import BIN, curl, run, write_rules
 
 POLICY = """
 [platform linkedin]
@@ -325,3 +325,15 @@ def test_certificate_for_the_sni(make_sg, pki, origin):
     assert t["sni"] == "www.linkedin.com" and t["tls"] == "inspect"
     e = d.wait_log(ev="request", path="/in/someone")
     assert e["host"] == "www.linkedin.com" and e["tls"] == "inspect"
+
+
+def test_explain_says_decrypted(make_sg, pki):
+    """explain names the rule a tunnel is decrypted for, and only then."""
+    d = start_gate(make_sg, pki, pki["origin_ca"][0])
+    r = run([str(BIN), "explain", "-c", str(d.config), "--ip", "127.0.0.1",
+             "https://www.linkedin.com/"], timeout=20)
+    out = r.stdout.decode()
+    assert "[tls] inspect: rule no-posting" in out and "tls=inspect" in out, out
+    r = run([str(BIN), "explain", "-c", str(d.config), "--ip", "127.0.0.1",
+             "https://www.facebook.com/"], timeout=20)
+    assert "inspect" not in r.stdout.decode(), r.stdout.decode()
