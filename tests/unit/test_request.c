@@ -996,8 +996,7 @@ static const struct inner inners[] = {
      R("POST /feed/x?a=1 HTTP/1.1\r\nHost: evil.example\r\n" CAROL "Content-Length: 2\r\n\r\n"),
      443, "POST /feed/x?a=1 HTTP/1.1\r\nHost: www.linkedin.com\r\nContent-Length: 2\r\n" VIA "\r\n",
      "https://www.linkedin.com:443/feed/x?a=1", "/feed/x", NULL},
-    {"another port is in Host",
-     R("GET / HTTP/1.1\r\nHost: www.linkedin.com:8443\r\n\r\n"), 8443,
+    {"another port is in Host", R("GET / HTTP/1.1\r\nHost: www.linkedin.com:8443\r\n\r\n"), 8443,
      "GET / HTTP/1.1\r\nHost: www.linkedin.com:8443\r\n" VIA "\r\n",
      "https://www.linkedin.com:8443/", "/", NULL},
     {"absolute form", R("GET https://www.linkedin.com/ HTTP/1.1\r\nHost: x\r\n\r\n"), 443, NULL,
@@ -1019,8 +1018,8 @@ test_inner(void **state)
         struct request req;
         struct request_refusal ref;
         parse(t->name, t->raw, t->len, &h);
-        int rc = request_from_inner_head(&h, &snaps[SNAP_USERS], "www.linkedin.com", t->port,
-                                         &req, &ref);
+        int rc = request_from_inner_head(&h, &snaps[SNAP_USERS], "www.linkedin.com", t->port, &req,
+                                         &ref);
         /* the tunnel's identity is the caller's: nothing is read here */
         if (req.user != NULL || req.auth != AUTH_NONE)
             fail_msg("%s: credentials read", t->name);
