@@ -46,11 +46,20 @@ on_servername(SSL *ssl, int *alert, void *arg)
 
 /* This thread's context for the first flight: no certificate of its own
  * (on_servername gives one), the versions and options the minted contexts
- * have. XXX: kept for the thread's life. */
+ * have. Kept for the thread's life (inspect_thread_cleanup). */
+static _Thread_local SSL_CTX *hello_ctx_cached;
+
+void
+inspect_thread_cleanup(void)
+{
+    SSL_CTX_free(hello_ctx_cached);
+    hello_ctx_cached = NULL;
+}
+
 static SSL_CTX *
 hello_ctx(void)
 {
-    static _Thread_local SSL_CTX *ctx;
+    SSL_CTX *ctx = hello_ctx_cached;
     if (ctx)
         return ctx;
     SSL_CTX *x = SSL_CTX_new(TLS_server_method());
@@ -64,8 +73,8 @@ hello_ctx(void)
     SSL_CTX_set_num_tickets(x, 0);
     SSL_CTX_set_options(x, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_tlsext_servername_callback(x, on_servername);
-    ctx = x;
-    return ctx;
+    hello_ctx_cached = x;
+    return x;
 }
 
 /* The 200 has gone out: TLS with the client over the same socket. */

@@ -133,12 +133,21 @@ static enum conn_rc connect_next(struct conn *c);
 
 /* This thread's client context: the system's trust store (which honours
  * SSL_CERT_FILE and SSL_CERT_DIR), TLS 1.2 or later, the peer verified.
- * XXX: kept for the thread's life; a trust store changed on disk is read
- * by a restart. */
+ * Kept for the thread's life (upstream_tls_thread_cleanup): a trust store
+ * changed on disk is read by a restart. */
+static _Thread_local SSL_CTX *client_ctx_cached;
+
+void
+upstream_tls_thread_cleanup(void)
+{
+    SSL_CTX_free(client_ctx_cached);
+    client_ctx_cached = NULL;
+}
+
 static SSL_CTX *
 client_ctx(void)
 {
-    static _Thread_local SSL_CTX *ctx;
+    SSL_CTX *ctx = client_ctx_cached;
     if (ctx)
         return ctx;
     SSL_CTX *x = SSL_CTX_new(TLS_client_method());
@@ -151,8 +160,8 @@ client_ctx(void)
     }
     SSL_CTX_set_verify(x, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_session_cache_mode(x, SSL_SESS_CACHE_OFF);
-    ctx = x;
-    return ctx;
+    client_ctx_cached = x;
+    return x;
 }
 
 /* An SSL for the origin named host: its name sent (SNI, unless an
