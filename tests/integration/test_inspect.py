@@ -16,6 +16,7 @@ hosts file (www.linkedin.com and www.facebook.com are 127.0.0.1); curl
 trusts the proxy's CA with --cacert.
 """
 
+import hashlib
 import os
 import socket
 import ssl
@@ -48,6 +49,9 @@ action = allow
 platforms = facebook
 action = allow
 """
+
+# A response long enough to go by splice(2) on plain HTTP (not over TLS).
+BIG = bytes(range(256)) * 4096
 
 # The same, but Facebook's groups are looked at too: its tunnels are read.
 FACEBOOK_GROUPS = """
@@ -140,6 +144,8 @@ class TlsOrigin:
                 body, buf = buf[:n], buf[n:]
                 self.requests.append((method, path, fields.get("host"), body))
                 out = ("origin: %s %s\n" % (method, path)).encode()
+                if path == "/big":
+                    out = hashlib.sha256(body).hexdigest().encode() + b"\n" + BIG
                 s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
                           % len(out) + out)
         except (OSError, ssl.SSLError, ValueError):
@@ -337,3 +343,20 @@ def test_explain_says_decrypted(make_sg, pki):
     r = run([str(BIN), "explain", "-c", str(d.config), "--ip", "127.0.0.1",
              "https://www.facebook.com/"], timeout=20)
     assert "inspect" not in r.stdout.decode(), r.stdout.decode()
+
+
+def test_long_bodies_inside(make_sg, pki, origin, tmp_path):
+    """A 1 MiB upload and a 1 MiB answer through a decrypted tunnel, whole."""
+    d = start_gate(make_sg, pki, pki["origin_ca"][0], FACEBOOK_GROUPS + POLICY)
+    up = tmp_path / "up.bin"
+    up.write_bytes(os.urandom(1 << 20))
+    out = tmp_path / "down.bin"
+    r = curl("-sS", "--max-time", "20", "-x", d.proxy, "--cacert", str(pki["proxy_ca"][0]),
+             "--data-binary", "@" + str(up), "-o", str(out),
+             "https://www.facebook.com:%d/big" % origin.port, timeout=30)
+    assert r.returncode == 0, r.stderr
+    got = out.read_bytes()
+    assert got == hashlib.sha256(up.read_bytes()).hexdigest().encode() + b"\n" + BIG
+    e = d.wait_log(ev="request", path="/big")
+    assert e["status"] == "200" and e["tls"] == "inspect"
+    assert int(e["down"]) > len(BIG) and int(e["up"]) > (1 << 20)
