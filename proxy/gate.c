@@ -108,6 +108,7 @@ act(struct conn *c)
         if (wants_inspection(c, v, &in)) {
             /* The tunnel itself decides nothing: its requests do. */
             t->inspect = 1;
+            t->tls = "inspect";
             t->rule = -1;
             t->action = -1;
             t->reason = NULL;

@@ -22,59 +22,27 @@
 #include "worker.h"
 
 /* The certificate is chosen once the ClientHello is read: minted for its
- * SNI, or for the CONNECT host when it names none (or none that is a
- * name). The minted context (tlsmint.c) takes over from there: its ALPN
- * (http/1.1 only) and its certificate. */
+ * SNI when that names another host than the CONNECT (for which the
+ * session was made), the CONNECT host's otherwise. Runs inside the
+ * handshake (SSL_set_cert_cb): 1 to go on, 0 to fail it. */
 static int
-on_servername(SSL *ssl, int *alert, void *arg)
+pick_certificate(SSL *ssl, void *arg)
 {
-    (void)arg;
-    struct conn *c = SSL_get_app_data(ssl);
+    struct conn *c = arg;
     const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     char norm[CATALOG_MAX_HOST + 1];
     int is_ip = 0;
     int n = sni ? sni_normalize(sni, strlen(sni), norm, sizeof(norm), &is_ip) : 0;
+    if (n <= 0 || strcmp(norm, c->t.rq.host) == 0)
+        return 1;
     time_t now;
     conn_wall_clock(c, &now, NULL);
-    SSL_CTX *ctx = tlsmint_server_ctx(c->cfg->tls_ca, n > 0 ? norm : c->t.rq.host, now);
-    if (ctx == NULL || SSL_set_SSL_CTX(ssl, ctx) == NULL) {
-        *alert = SSL_AD_INTERNAL_ERROR;
-        return SSL_TLSEXT_ERR_ALERT_FATAL;
-    }
-    return SSL_TLSEXT_ERR_OK;
-}
-
-/* This thread's context for the first flight: no certificate of its own
- * (on_servername gives one), the versions and options the minted contexts
- * have. Kept for the thread's life (inspect_thread_cleanup). */
-static _Thread_local SSL_CTX *hello_ctx_cached;
-
-void
-inspect_thread_cleanup(void)
-{
-    SSL_CTX_free(hello_ctx_cached);
-    hello_ctx_cached = NULL;
-}
-
-static SSL_CTX *
-hello_ctx(void)
-{
-    SSL_CTX *ctx = hello_ctx_cached;
-    if (ctx)
-        return ctx;
-    SSL_CTX *x = SSL_CTX_new(TLS_server_method());
-    if (x == NULL)
-        return NULL;
-    if (SSL_CTX_set_min_proto_version(x, TLS1_2_VERSION) != 1) {
-        SSL_CTX_free(x);
-        return NULL;
-    }
-    SSL_CTX_set_session_cache_mode(x, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_num_tickets(x, 0);
-    SSL_CTX_set_options(x, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
-    SSL_CTX_set_tlsext_servername_callback(x, on_servername);
-    hello_ctx_cached = x;
-    return x;
+    SSL *other = tlsmint_server_ssl(c->cfg->tls_ca, norm, now);
+    X509 *leaf = other ? SSL_get_certificate(other) : NULL;
+    EVP_PKEY *key = other ? SSL_get_privatekey(other) : NULL;
+    int ok = leaf && key && SSL_use_certificate(ssl, leaf) == 1 && SSL_use_PrivateKey(ssl, key) == 1;
+    SSL_free(other);
+    return ok;
 }
 
 /* The 200 has gone out: TLS with the client over the same socket. */
@@ -86,11 +54,12 @@ accept_tls(struct conn *c)
          * already: they cannot be handed to TLS. (Clients wait for it.) */
         return conn_close(c, "tls-data-before-200");
     }
-    SSL_CTX *ctx = hello_ctx();
-    SSL *ssl = ctx ? SSL_new(ctx) : NULL;
+    time_t now;
+    conn_wall_clock(c, &now, NULL);
+    SSL *ssl = tlsmint_server_ssl(c->cfg->tls_ca, c->t.rq.host, now);
     if (ssl == NULL)
-        return conn_close(c, "out-of-memory");
-    SSL_set_app_data(ssl, c);
+        return conn_close(c, "tls-mint-failed");
+    SSL_set_cert_cb(ssl, pick_certificate, c);
     evutil_socket_t fd = bufferevent_getfd(c->cbev);
     struct bufferevent *bev = bufferevent_openssl_socket_new(
         c->w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);

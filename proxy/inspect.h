@@ -16,8 +16,4 @@ extern const struct conn_ops inspect_ops;
  * answers 200, then waits for the client's TLS. */
 enum conn_rc inspect_start(struct conn *c);
 
-/* Frees this thread's first-flight TLS context (a worker thread that
- * ends). */
-void inspect_thread_cleanup(void);
-
 #endif

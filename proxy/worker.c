@@ -16,7 +16,6 @@
 
 #include "conn.h"
 #include "dns.h"
-#include "inspect.h"
 #include "log.h"
 #include "snapshot.h"
 #include "tlsmint.h"
@@ -380,7 +379,6 @@ worker_main(void *arg)
     }
     event_base_loop(w->base, EVLOOP_NONBLOCK);
     tlsmint_thread_cleanup(); /* this thread's minted certificates */
-    inspect_thread_cleanup();
     upstream_tls_thread_cleanup();
     atomic_store(&w->finished, 1);
     return NULL;
