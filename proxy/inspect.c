@@ -40,7 +40,8 @@ pick_certificate(SSL *ssl, void *arg)
     SSL *other = tlsmint_server_ssl(c->cfg->tls_ca, norm, now);
     X509 *leaf = other ? SSL_get_certificate(other) : NULL;
     EVP_PKEY *key = other ? SSL_get_privatekey(other) : NULL;
-    int ok = leaf && key && SSL_use_certificate(ssl, leaf) == 1 && SSL_use_PrivateKey(ssl, key) == 1;
+    int ok =
+        leaf && key && SSL_use_certificate(ssl, leaf) == 1 && SSL_use_PrivateKey(ssl, key) == 1;
     SSL_free(other);
     return ok;
 }
