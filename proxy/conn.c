@@ -254,7 +254,9 @@ conn_txn_log(struct conn *c)
         .user = t->rq.user,
         .roles = t->roles[0] && strcmp(t->roles, "-") != 0 ? t->roles : NULL,
         .auth = t->rq.auth == AUTH_FAILED ? "fail" : NULL,
-        .tls = t->tls,
+        .tls = t->tls       ? t->tls
+               : c->insp.on ? "inspect"
+                            : NULL,
         .answered_here = t->answered_here,
         .forwarded = t->forwarded,
     };
@@ -302,6 +304,9 @@ conn_close(struct conn *c, const char *reason)
         event_del(c->gone_ev);
     txn_reset(c);
     conn_free_upstream(c);
+    free(c->insp.host);
+    free(c->insp.user);
+    memset(&c->insp, 0, sizeof(c->insp));
     if (c->cbev) {
         bufferevent_free(c->cbev);
         c->cbev = NULL;
@@ -496,6 +501,20 @@ tune_bev(struct bufferevent *bev)
 {
     bufferevent_set_max_single_read(bev, CONN_IO_CHUNK);
     bufferevent_set_max_single_write(bev, CONN_IO_CHUNK);
+}
+
+void
+conn_replace_client(struct conn *c, struct bufferevent *bev)
+{
+    if (c->gone_ev) {
+        event_del(c->gone_ev);
+        c->watching = 0;
+    }
+    bufferevent_setfd(c->cbev, -1); /* the socket stays open: bev has it */
+    bufferevent_free(c->cbev);
+    c->cbev = bev;
+    bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
+    tune_bev(c->cbev);
 }
 
 void

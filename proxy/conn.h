@@ -22,6 +22,7 @@ struct worker;
 struct http1_head;
 struct tm;
 struct usage_row;
+struct bufferevent;
 
 /* --- for the worker ------------------------------------------------------ */
 
@@ -71,6 +72,10 @@ enum conn_rc conn_keepalive(struct conn *c);
 /* The usage-log line of the current transaction, written once. */
 void conn_txn_log(struct conn *c);
 void conn_free_upstream(struct conn *c);
+/* The client's bytes go through bev from now on (TLS set up over the same
+ * socket): the old bufferevent is freed without closing the socket, bev
+ * gets the core's callbacks and is freed with the connection. */
+void conn_replace_client(struct conn *c, struct bufferevent *bev);
 /* Gives c->ubev the core's callbacks (events go to the phase). */
 void conn_attach_upstream(struct conn *c);
 /* Where a head is parsed, one per thread (no allocation per request). It

@@ -106,6 +106,8 @@ struct txn {
     int mismatch; /* CONNECT host and SNI classify differently */
     int ech;
     int opaque;   /* the tunnel's bytes cannot be classified (category opaque) */
+    int inspect;  /* a CONNECT to be decrypted: a rule needs its requests' methods
+                   * or paths (inspect.c) */
 
     /* The watch over a tunnel's first bytes (tunnel.c): while peek is set,
      * the client's bytes past peek_ok are held until decided. */
@@ -129,7 +131,9 @@ struct txn {
     int64_t last_minute; /* last clock minute counted for the quota */
     int answered_here;   /* the response came from socialgate itself */
     const char *tls;     /* the log's tls= (NULL: none): "page", a tunnel answered
-                          * inside TLS by socialgate (tlspage.c) */
+                          * inside TLS by socialgate (tlspage.c); "inspect", a
+                          * tunnel decrypted for its requests (inspect.c; the
+                          * requests inside say it through c->insp) */
     /* What the current phase keeps beyond these fields (the TLS page
      * phase's TLS state): owned, freed with the txn by phase_free. */
     void *phase_state;
@@ -140,6 +144,19 @@ struct txn {
     struct evdns_getaddrinfo_request *dnsreq;
     int last_errno;
     uint64_t connect_deadline; /* ms, monotonic: the end of DNS + connect */
+};
+
+/* A decrypted tunnel (inspect.c): what every request read inside it
+ * shares. Set once its TLS is set up with the client; freed by the core
+ * with the connection. */
+struct conn_inspect {
+    int on;                 /* the client's bytes are TLS terminated here */
+    char *host;             /* owned: the name the client's TLS asked for (its
+                             * SNI), else the CONNECT host: where every request
+                             * inside goes, and what decides it */
+    uint16_t port;          /* the CONNECT port */
+    char *user;             /* owned: the tunnel's signed-in user, NULL: none */
+    enum request_auth auth; /* AUTH_OK with user, else AUTH_NONE */
 };
 
 struct conn {
@@ -168,6 +185,7 @@ struct conn {
     struct event *gone_ev; /* EV_CLOSED on the client while its reading is off */
     int watching;          /* gone_ev is armed for this request */
     size_t head_scanned;   /* bytes of a partial head parsed so far */
+    struct conn_inspect insp;
     struct txn t;
 };
 

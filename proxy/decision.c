@@ -177,6 +177,40 @@ decision_sign_in_helps(const struct decision_in *in)
     return helps;
 }
 
+int
+decision_inspect_rule(const struct decision_in *in)
+{
+    if (in->opaque)
+        return -1; /* nothing to read inside */
+    const struct policy *pol = in->snap->rules->policy;
+    const struct catalog *cat = in->snap->rules->catalog;
+    struct tm now_tm;
+    const struct tm *tm = local_time(in, &now_tm);
+    const char *user = effective_user(in);
+    char identity[300];
+    decision_identity(user, in->client, identity, sizeof(identity));
+    size_t nroles = policy_role_count(pol);
+    uint8_t stack_held[64];
+    uint8_t *held = nroles <= sizeof(stack_held) ? stack_held : calloc(nroles, 1);
+    if (held == NULL)
+        return -1; /* the tunnel's own decision stands (it failed closed too) */
+    struct policy_who who = {user, in->client, in->snap->groups};
+    policy_roles(pol, &who, held);
+    const struct catalog_platform *p = catalog_platform(cat, in->platform);
+    struct quota_arg qa = {identity, tm, NULL, NULL, pol, 0, -1};
+    struct policy_req req = {
+        .platform = in->platform,
+        .category = p ? p->category : NULL,
+        .local = tm,
+        .quota_used = quota_used,
+        .quota_arg = &qa,
+    };
+    int rule = policy_needs_inspection(pol, held, &req);
+    if (held != stack_held)
+        free(held);
+    return rule;
+}
+
 /* Identity without the policy: for sign-in answers and local pages. */
 static void
 who_only(const struct decision_in *in, struct decision *out, enum verdict v, const char *reason)
@@ -247,18 +281,35 @@ decision_eval(const struct decision_in *in, struct decision *out)
     return out->verdict;
 }
 
+/* [tls] exempt names the platform or its category. */
+static int
+tls_exempt(const struct snapshot *snap, int platform)
+{
+    const struct config *cfg = snap->cfg;
+    const struct catalog_platform *p = catalog_platform(snap->rules->catalog, platform);
+    for (size_t i = 0; p && i < cfg->ntls_exempt; i++)
+        if (strcmp(cfg->tls_exempt[i], p->name) == 0 ||
+            strcmp(cfg->tls_exempt[i], p->category) == 0)
+            return 1;
+    return 0;
+}
+
 int
 decision_tls_page(const struct snapshot *snap, int platform)
 {
     const struct config *cfg = snap->cfg;
     if (cfg->tls_ca == NULL || !cfg->tls_pages)
         return 0;
-    const struct catalog_platform *p = catalog_platform(snap->rules->catalog, platform);
-    for (size_t i = 0; p && i < cfg->ntls_exempt; i++)
-        if (strcmp(cfg->tls_exempt[i], p->name) == 0 ||
-            strcmp(cfg->tls_exempt[i], p->category) == 0)
-            return 0;
-    return 1;
+    return !tls_exempt(snap, platform);
+}
+
+int
+decision_tls_inspects(const struct snapshot *snap, int platform)
+{
+    const struct config *cfg = snap->cfg;
+    if (cfg->tls_ca == NULL || !cfg->tls_inspect)
+        return 0;
+    return !tls_exempt(snap, platform);
 }
 
 const char *

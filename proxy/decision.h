@@ -70,6 +70,12 @@ enum verdict decision_eval(const struct decision_in *in, struct decision *out);
  * for the re-decision of an open transfer. in->auth must be settled: only
  * AUTH_OK makes in->user the identity. */
 void decision_make(const struct decision_in *in, struct decision *out);
+/* For a tunnel (in->method and in->path are not looked at): the first rule
+ * that could decide a request inside it and needs its method or path
+ * (policy_needs_inspection), -1 when the tunnel's own decision is every
+ * request's. An opaque tunnel is never read: -1. in->auth must be
+ * settled, as for decision_make. */
+int decision_inspect_rule(const struct decision_in *in);
 const char *decision_verdict_name(enum verdict v);
 /* Whether an anonymous client denied for in could be allowed (or warned)
  * by signing in: some role that users hold by name or group, added to the
@@ -80,6 +86,10 @@ int decision_sign_in_helps(const struct decision_in *in);
  * about or out of quota gets its page inside TLS: [tls] has a CA, pages
  * is on, and neither the platform nor its category is exempt. */
 int decision_tls_page(const struct snapshot *snap, int platform);
+/* 1 when a tunnel to platform may be decrypted for its requests
+ * (decision_inspect_rule tells whether it is): [tls] has a CA, inspect is
+ * auto, and neither the platform nor its category is exempt. */
+int decision_tls_inspects(const struct snapshot *snap, int platform);
 /* Quota period of a rule at local time tm (day or week number). */
 int decision_period(const struct policy_rule *r, const struct tm *tm);
 void decision_identity(const char *user, const struct sockaddr *client, char *buf, size_t size);

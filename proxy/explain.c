@@ -329,8 +329,19 @@ explain_main(int argc, char **argv, const char *default_config)
     if (opaque && dec.action == POLICY_DENY)
         printf("note:      the tunnel was answered 200 before its bytes were read: it is "
                "closed, no page is shown\n");
-    if (in.tls_pages && (dec.action == POLICY_DENY || dec.action == POLICY_WARN) &&
-        verdict.verdict != VERDICT_ASK_AUTH)
+    int inspect_rule = tunnel && !opaque && verdict.verdict != VERDICT_ASK_AUTH &&
+                               decision_tls_inspects(s, m.platform)
+                           ? decision_inspect_rule(&in)
+                           : -1;
+    const struct policy_rule *ir =
+        inspect_rule >= 0 ? policy_rule(pol, (size_t)inspect_rule) : NULL;
+    if (ir)
+        printf("note:      [tls] inspect: rule %s (%s:%d) needs each request's method or path: "
+               "the tunnel is decrypted and every request inside is decided on its own "
+               "(tls=inspect)\n",
+               ir->name, ir->file, ir->line);
+    else if (in.tls_pages && (dec.action == POLICY_DENY || dec.action == POLICY_WARN) &&
+             verdict.verdict != VERDICT_ASK_AUTH)
         printf("note:      [tls] pages: the tunnel is answered 200 and its page is shown inside "
                "TLS with a certificate minted from ca_cert (tls=page)\n");
     else if (dec.action == POLICY_WARN)

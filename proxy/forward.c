@@ -303,8 +303,9 @@ static void
 try_splice(struct conn *c)
 {
     struct txn *t = &c->t;
-    if (c->spl || !t->resp_head_done || t->resp_done || t->resp_body != HTTP1_BODY_LENGTH ||
-        t->dechunk || !t->req_done || t->resp_remain < SPLICE_MIN_BODY || !conn_buffers_empty(c))
+    if (c->spl || c->insp.on || !t->resp_head_done || t->resp_done ||
+        t->resp_body != HTTP1_BODY_LENGTH || t->dechunk || !t->req_done ||
+        t->resp_remain < SPLICE_MIN_BODY || !conn_buffers_empty(c))
         return;
     conn_io_pause(c);
     c->spl = splicer_start_body(c->w, bufferevent_getfd(c->ubev), bufferevent_getfd(c->cbev),

@@ -70,6 +70,22 @@ keep(struct txn *t, const struct decision *d)
     snprintf(t->identity, sizeof(t->identity), "%s", d->identity);
 }
 
+/* A CONNECT whose requests a rule needs to read ([tls] inspect = auto):
+ * decrypted, and each request inside decided on its own, whatever the
+ * tunnel's own verdict would have been. Never for an exempt platform,
+ * nor when the identity is still to be settled. */
+static int
+wants_inspection(struct conn *c, enum verdict v, const struct decision_in *in)
+{
+    struct txn *t = &c->t;
+    if (!t->is_connect || c->insp.on || !decision_tls_inspects(c->snap, t->platform))
+        return 0;
+    if (v != VERDICT_ALLOW && v != VERDICT_DENY_PAGE && v != VERDICT_QUOTA_PAGE &&
+        v != VERDICT_WARN_PAGE)
+        return 0;
+    return decision_inspect_rule(in) >= 0;
+}
+
 /* Starts the password check of the transaction's credentials: settles
  * t->rq.auth at once (cache, or no pool), or suspends. */
 static enum conn_rc check_password(struct conn *c);
@@ -89,6 +105,15 @@ act(struct conn *c)
         keep(t, &d);
         if (d.reason && t->reason == NULL)
             t->reason = d.reason;
+        if (wants_inspection(c, v, &in)) {
+            /* The tunnel itself decides nothing: its requests do. */
+            t->inspect = 1;
+            t->tls = "inspect";
+            t->rule = -1;
+            t->action = -1;
+            t->reason = NULL;
+            return CONN_GO_ON;
+        }
         /* A tunnel's page is shown inside TLS ([tls] pages), before any
          * upstream is opened. */
         if (in.tls_pages &&
@@ -105,6 +130,19 @@ act(struct conn *c)
             continue; /* settled at once: decide again */
         }
         case VERDICT_ASK_AUTH:
+            if (c->insp.on) {
+                /* Inside a decrypted tunnel nobody can sign in any more
+                 * (the identity is the tunnel's): the denial stands. */
+                decision_make(&in, &d);
+                keep(t, &d);
+                t->reason = NULL;
+                if (d.verdict == VERDICT_QUOTA_PAGE)
+                    n = local_quota_page(snap, t->platform, d.quota_rule, t->rq.host, t->identity,
+                                         &local, &page);
+                else
+                    n = local_deny_page(snap, t->platform, d.rule, t->rq.host, t->identity, &page);
+                break;
+            }
             if (t->rq.auth == AUTH_FAILED)
                 stats_count(STATS_AUTH_FAILURES);
             n = local_auth_page(snap, t->rq.host, &page);

@@ -19,7 +19,9 @@ struct access_record {
     uint64_t up, down;  /* bytes from and to the client */
     uint64_t ms;
     const char *mismatch, *ech, *auth, *reason; /* NULL: omitted */
-    const char *tls; /* "page": a tunnel answered inside TLS by socialgate; NULL: omitted */
+    const char *tls;   /* "page": a tunnel answered inside TLS by socialgate; "inspect":
+                        * decrypted by socialgate (the tunnel and each request inside);
+                        * NULL: omitted */
     int answered_here; /* socialgate wrote the response (error, deny, warn, 407) */
     int forwarded;     /* an upstream was involved */
 };

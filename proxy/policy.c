@@ -932,9 +932,12 @@ rule_has_req(const struct policy *p, const struct policy_rule *r, const struct p
     return policy_rule_has_platform(r, p->cat, req->platform);
 }
 
+/* The condition of rule r that does not hold for req, NULL when r
+ * decides. With `shape_unknown` (a tunnel not yet decrypted) methods and
+ * path_regex are taken as holding: the requests inside are not known. */
 static const char *
-rule_fails(const struct policy *p, const struct policy_rule *r, const uint8_t *held,
-           const struct policy_req *req, unsigned *used)
+rule_fails_as(const struct policy *p, const struct policy_rule *r, const uint8_t *held,
+              const struct policy_req *req, unsigned *used, int shape_unknown)
 {
     if (!r->any_role) {
         int ok = 0;
@@ -945,11 +948,11 @@ rule_fails(const struct policy *p, const struct policy_rule *r, const uint8_t *h
     }
     if (!rule_has_req(p, r, req))
         return r->nplatforms ? "platforms" : "categories";
-    if (r->nmethods) {
+    if (r->nmethods && !shape_unknown) {
         if (req->method == NULL || !has_str(r->methods, r->nmethods, req->method))
             return "methods";
     }
-    if (r->path_re) {
+    if (r->path_re && !shape_unknown) {
         if (req->path == NULL)
             return "path_regex";
         pcre2_match_data *md = pcre2_match_data_create(1, NULL);
@@ -968,6 +971,28 @@ rule_fails(const struct policy *p, const struct policy_rule *r, const uint8_t *h
             return "quota";
     }
     return NULL;
+}
+
+static const char *
+rule_fails(const struct policy *p, const struct policy_rule *r, const uint8_t *held,
+           const struct policy_req *req, unsigned *used)
+{
+    return rule_fails_as(p, r, held, req, used, 0);
+}
+
+int
+policy_needs_inspection(const struct policy *p, const uint8_t *held, const struct policy_req *req)
+{
+    for (size_t i = 0; i < p->nrules; i++) {
+        const struct policy_rule *r = &p->rules[i];
+        unsigned used = 0;
+        if (rule_fails_as(p, r, held, req, &used, 1))
+            continue;
+        if (r->nmethods || r->path_re)
+            return (int)i; /* it decides some requests inside, not others */
+        return -1;         /* it decides every request inside alike */
+    }
+    return -1;
 }
 
 void

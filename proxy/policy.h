@@ -155,6 +155,16 @@ typedef void (*policy_trace_fn)(void *arg, const struct policy_rule *r, const ch
 /* First matching rule decides; none: allow with rule -1. */
 void policy_eval(const struct policy *p, const uint8_t *held, const struct policy_req *req,
                  struct policy_result *res, policy_trace_fn trace, void *trace_arg);
+/* For a tunnel before any request inside it is read (req->method and
+ * req->path are ignored): the index of the first rule that could decide a
+ * request inside it and has `methods` or `path_regex`, -1 when there is
+ * none. A rule "could decide" when its roles, platforms or categories,
+ * schedule and quota hold; the first such rule without methods or
+ * path_regex decides every request inside alike, and the rules after it
+ * are never reached. -1 means the tunnel's own decision is every
+ * request's: it need not be decrypted. */
+int policy_needs_inspection(const struct policy *p, const uint8_t *held,
+                            const struct policy_req *req);
 /* True when rule r's platforms (or categories) cover platform idx. */
 int policy_rule_has_platform(const struct policy_rule *r, const struct catalog *cat, int idx);
 /* The stricter of two actions: deny > warn > monitor > allow. */

@@ -232,7 +232,7 @@ write_head(struct out *o, const struct request *req, const struct http1_head *h,
     } else {
         put_str(o, req->host);
     }
-    if (req->port != 80) {
+    if (req->port != (req->tls ? 443 : 80)) {
         put(o, ":", 1);
         if (!put_u64(o, req->port))
             return -1;
@@ -565,6 +565,9 @@ out_of_memory(struct request_refusal *ref)
     return refuse(ref, 0, "out-of-memory", NULL);
 }
 
+static int finish_forward(const struct http1_head *h, const struct http1_target *tg,
+                          struct request *req, struct request_refusal *ref);
+
 /* The checks run in a fixed order, and each refusal leaves in req what
  * was learnt before it: the method always; host and path once the target
  * parsed; the credentials once the Host check passed. kind is REQUEST_CONNECT
@@ -654,6 +657,17 @@ request_from_head(const struct http1_head *h, const struct snapshot *snap, struc
     if (!config_http_port_allowed(snap->cfg, req->port))
         return refuse(ref, 403, "http-port-denied",
                       "Plain HTTP is only allowed to the configured ports.");
+    return finish_forward(h, &tg, req, ref);
+}
+
+/* The rest of a request that goes to an origin: Max-Forwards, the path
+ * path_regex sees, the URL, the upgrade, the body, the head sent upstream
+ * and the pool key. */
+static int
+finish_forward(const struct http1_head *h, const struct http1_target *tgp, struct request *req,
+               struct request_refusal *ref)
+{
+    const struct http1_target tg = *tgp;
     /* OPTIONS and TRACE stop where Max-Forwards reaches 0 (RFC 9110 7.6.2). */
     int64_t mf = -1;
     if (method_is(h, "OPTIONS") || method_is(h, "TRACE")) {
@@ -678,9 +692,9 @@ request_from_head(const struct http1_head *h, const struct snapshot *snap, struc
     if (req->url == NULL)
         return out_of_memory(ref);
     int slash = tg.path.len == 0 || tg.path.p[0] != '/';
-    int n = snprintf(req->url, ul, "http://%s%s%s:%u%s%.*s", tg.host_is_ipv6 ? "[" : "", req->host,
-                     tg.host_is_ipv6 ? "]" : "", req->port, slash ? "/" : "", (int)tg.path.len,
-                     tg.path.p);
+    int n = snprintf(req->url, ul, "%s://%s%s%s:%u%s%.*s", req->tls ? "https" : "http",
+                     tg.host_is_ipv6 ? "[" : "", req->host, tg.host_is_ipv6 ? "]" : "", req->port,
+                     slash ? "/" : "", (int)tg.path.len, tg.path.p);
     if (n < 0 || (size_t)n >= ul)
         return out_of_memory(ref); /* cannot happen: ul has room for the rest */
     int upgrade = (h->flags & HTTP1_F_UPGRADE) && (h->flags & HTTP1_F_CONN_UPGRADE) &&
@@ -690,10 +704,56 @@ request_from_head(const struct http1_head *h, const struct snapshot *snap, struc
     req->content_length = h->content_length;
     if (build_head(req, h, &tg, mf) < 0)
         return out_of_memory(ref);
-    n = snprintf(req->poolkey, sizeof(req->poolkey), "%s:%u", req->host, req->port);
+    /* a TLS connection is never handed to a plain request, nor the reverse */
+    n = snprintf(req->poolkey, sizeof(req->poolkey), "%s%s:%u", req->tls ? "tls:" : "", req->host,
+                 req->port);
     if (n < 0 || (size_t)n >= sizeof(req->poolkey))
         return out_of_memory(ref); /* cannot happen: a host has at most 255 bytes */
     return 0;
+}
+
+int
+request_from_inner_head(const struct http1_head *h, const struct snapshot *snap, const char *host,
+                        uint16_t port, struct request *req, struct request_refusal *ref)
+{
+    (void)snap;
+    memset(req, 0, sizeof(*req));
+    memset(ref, 0, sizeof(*ref));
+    size_t ml = h->method.len < sizeof(req->method) - 1 ? h->method.len : sizeof(req->method) - 1;
+    memcpy(req->method, h->method.p, ml);
+    req->head_len = h->head_len;
+    req->client_minor = h->minor;
+    req->client_close = (h->flags & HTTP1_F_CONN_CLOSE) || h->minor == 0;
+    req->is_head = h->method.len == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
+    req->kind = REQUEST_FORWARD;
+    req->tls = 1;
+    req->port = port;
+    req->host = strdup(host);
+    if (req->host == NULL)
+        return out_of_memory(ref);
+    /* The host is the tunnel's (the name the client's TLS asked for):
+     * whatever Host says, the request goes there and is decided as going
+     * there. */
+    req->host_is_ipv6 = strchr(host, ':') != NULL;
+    if (h->method.len == 7 && memcmp(h->method.p, "CONNECT", 7) == 0)
+        return refuse(ref, 400, "connect-in-tunnel", "A tunnel cannot be opened inside another.");
+    struct http1_target tg;
+    enum http1_status st = http1_parse_target(&h->target, 0, &tg);
+    if (st == HTTP1_OK && tg.form == HTTP1_FORM_ORIGIN)
+        req->path = strndup(tg.path.p, tg.path_only_len ? tg.path_only_len : 1);
+    else if (st == HTTP1_OK && tg.form == HTTP1_FORM_ASTERISK)
+        req->path = strndup("*", 1);
+    if (st != HTTP1_OK || (tg.form != HTTP1_FORM_ORIGIN && tg.form != HTTP1_FORM_ASTERISK))
+        return refuse(ref, 400, st != HTTP1_OK ? http1_strerror(st) : "bad-target",
+                      "The request target is malformed.");
+    if (req->path == NULL)
+        return out_of_memory(ref);
+    if (h->minor == 1 && h->host.p == NULL)
+        return refuse(ref, 400, "missing-host", "An HTTP/1.1 request needs a Host header field.");
+    if (request_via_loops(h))
+        return refuse(ref, 508, "forwarding-loop", "This request has already passed this proxy.");
+    tg.host_is_ipv6 = req->host_is_ipv6;
+    return finish_forward(h, &tg, req, ref);
 }
 
 void

@@ -69,6 +69,7 @@ struct request {
     char *pass;        /* owned, wiped by request_free */
     enum request_auth auth;
 
+    int tls;           /* read inside a decrypted tunnel: https to the origin */
     char *uhead;       /* owned: the head to send upstream (REQUEST_FORWARD) */
     size_t uhead_len;
     char poolkey[280]; /* "host:port", the upstream pool key (REQUEST_FORWARD) */
@@ -103,6 +104,15 @@ struct request_refusal {
  * and reason "out-of-memory". */
 int request_from_head(const struct http1_head *h, const struct snapshot *snap,
                       struct request *req, struct request_refusal *ref);
+/* Like request_from_head for a request read inside a decrypted tunnel
+ * (inspection) to host:port: the target is in origin form (or "*"), the
+ * request goes to that host whatever its Host field says, over TLS
+ * (req->tls; the URL is https://, the pool key apart from plain HTTP's),
+ * and no credentials are read (the tunnel's identity is the caller's to
+ * set). Returns 0 or -1 with *ref, as request_from_head does. */
+int request_from_inner_head(const struct http1_head *h, const struct snapshot *snap,
+                            const char *host, uint16_t port, struct request *req,
+                            struct request_refusal *ref);
 /* The path as a rule's path_regex sees it (RFC 3986 6.2.2), from
  * p[0..len), a path without its query:
  * percent-encoded unreserved characters (ALPHA DIGIT - . _ ~) decoded,

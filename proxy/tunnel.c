@@ -246,7 +246,7 @@ splice_event(void *arg, enum splice_event ev, int dir, size_t bytes, int err)
 static void
 try_splice(struct conn *c)
 {
-    if (c->spl || c->t.peek || !conn_buffers_empty(c))
+    if (c->spl || c->t.peek || c->insp.on || !conn_buffers_empty(c)) /* TLS: no splice */
         return;
     if (c->cli_eof != c->up_shut || c->up_eof != c->cli_shut)
         return; /* a half-close is still on its way */

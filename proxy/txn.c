@@ -13,6 +13,7 @@
 #include "forward.h"
 #include "gate.h"
 #include "http1.h"
+#include "inspect.h"
 #include "local.h"
 #include "request.h"
 #include "snapshot.h"
@@ -40,6 +41,11 @@ proceed(struct conn *c)
     if (c->t.rq.reply != NULL)
         return conn_reply_page(c, c->t.rq.reply, c->t.rq.reply_len, 200, NULL);
     c->t.stage = STAGE_HEAD;
+    if (c->t.is_connect && c->t.inspect) {
+        /* no upstream for the tunnel: one per request inside */
+        conn_set_phase(c, &inspect_ops);
+        return inspect_start(c);
+    }
     c->up_ready = upstream_ready;
     return upstream_open(c, !c->t.is_connect);
 }
@@ -91,7 +97,8 @@ head_read(struct conn *c)
     }
     size_t max = (size_t)c->cfg->max_header_bytes;
     size_t n = avail < max + 1 ? avail : max + 1;
-    int preauth = request_preauth_limited(c->snap);
+    /* Inside a decrypted tunnel the identity is the tunnel's, settled. */
+    int preauth = !c->insp.on && request_preauth_limited(c->snap);
     /* A head arriving in small pieces is parsed again only when a new line
      * ends (or a limit is crossed), not on every read: a client sending a
      * byte at a time costs one parse per line, not one per byte. */
@@ -112,7 +119,7 @@ head_read(struct conn *c)
     struct http1_head *h = conn_scratch_head();
     enum http1_status st = http1_parse_request(p, n, max, h);
     c->head_scanned = st == HTTP1_PARTIAL ? n : 0;
-    if (request_preauth_refused(c->snap, st, n, h))
+    if (preauth && request_preauth_refused(c->snap, st, n, h))
         return refuse_preauth(c, p, n);
     if (st == HTTP1_PARTIAL)
         return CONN_GO_ON;
@@ -123,7 +130,16 @@ head_read(struct conn *c)
                                 "The request could not be understood.");
     }
     struct request_refusal ref;
-    int refused = request_from_head(h, c->snap, &t->rq, &ref);
+    int refused =
+        c->insp.on ? request_from_inner_head(h, c->snap, c->insp.host, c->insp.port, &t->rq, &ref)
+                   : request_from_head(h, c->snap, &t->rq, &ref);
+    if (c->insp.on && c->insp.user && !(refused && ref.status == 0)) {
+        /* the tunnel's identity is every request's */
+        t->rq.user = strdup(c->insp.user);
+        if (t->rq.user == NULL)
+            return conn_close(c, "out-of-memory");
+        t->rq.auth = c->insp.auth;
+    }
     size_t head_len = h->head_len;
     h = NULL;
     t->is_connect = t->rq.kind == REQUEST_CONNECT; /* refused or not: logged ev=tunnel */

@@ -8,8 +8,14 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 
@@ -123,6 +129,141 @@ upstream_release(struct conn *c, int reusable)
 
 static enum conn_rc connect_next(struct conn *c);
 
+/* --- TLS to the origin (requests read inside a decrypted tunnel) ---------- */
+
+/* This thread's client context: the system's trust store (which honours
+ * SSL_CERT_FILE and SSL_CERT_DIR), TLS 1.2 or later, the peer verified.
+ * Kept for the thread's life (upstream_tls_thread_cleanup): a trust store
+ * changed on disk is read by a restart. */
+static _Thread_local SSL_CTX *client_ctx_cached;
+
+void
+upstream_tls_thread_cleanup(void)
+{
+    SSL_CTX_free(client_ctx_cached);
+    client_ctx_cached = NULL;
+}
+
+static SSL_CTX *
+client_ctx(void)
+{
+    SSL_CTX *ctx = client_ctx_cached;
+    if (ctx)
+        return ctx;
+    SSL_CTX *x = SSL_CTX_new(TLS_client_method());
+    if (x == NULL)
+        return NULL;
+    if (SSL_CTX_set_default_verify_paths(x) != 1 ||
+        SSL_CTX_set_min_proto_version(x, TLS1_2_VERSION) != 1) {
+        SSL_CTX_free(x);
+        return NULL;
+    }
+    SSL_CTX_set_verify(x, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_session_cache_mode(x, SSL_SESS_CACHE_OFF);
+    client_ctx_cached = x;
+    return x;
+}
+
+/* An SSL for the origin named host: its name sent (SNI, unless an
+ * address), checked against the certificate, ALPN http/1.1 alone. */
+static SSL *
+client_ssl(const char *host)
+{
+    static const unsigned char alpn[] = "\x08http/1.1";
+    SSL_CTX *ctx = client_ctx();
+    SSL *ssl = ctx ? SSL_new(ctx) : NULL;
+    if (ssl == NULL)
+        return NULL;
+    unsigned char addr[16];
+    int is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+    int ok = SSL_set_alpn_protos(ssl, alpn, sizeof(alpn) - 1) == 0;
+    if (is_ip)
+        ok = ok && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1;
+    else
+        ok = ok && SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_set1_host(ssl, host) == 1;
+    if (!ok) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    return ssl;
+}
+
+static enum conn_rc after_tls(struct conn *c);
+
+static enum conn_rc
+tls_connecting_event(struct conn *c, short what)
+{
+    if (what & BEV_EVENT_CONNECTED)
+        return after_tls(c);
+    SSL *ssl = bufferevent_openssl_get_ssl(c->ubev);
+    long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    unsigned long e = bufferevent_get_openssl_error(c->ubev);
+    char msg[512];
+    stats_count(STATS_UPSTREAM_ERRORS);
+    if (vr != X509_V_OK) {
+        /* Never a plain forward or an unverified one instead: the page. */
+        log_debug("%s port %u: certificate: %s", c->t.rq.host, c->t.rq.port,
+                  X509_verify_cert_error_string(vr));
+        snprintf(msg, sizeof(msg),
+                 "The server %s could not prove its identity: its certificate is not trusted "
+                 "(%s). Nothing was sent to it.",
+                 c->t.rq.host, X509_verify_cert_error_string(vr));
+        return conn_reply_error(c, 502, "upstream-certificate", msg);
+    }
+    if (e)
+        log_debug("%s port %u: TLS: %s", c->t.rq.host, c->t.rq.port, ERR_reason_error_string(e));
+    snprintf(msg, sizeof(msg), "The server %s did not complete a secure connection.", c->t.rq.host);
+    return conn_reply_error(c, 502, "upstream-tls-failed", msg);
+}
+
+static enum conn_rc
+tls_connecting_timeout(struct conn *c, uint64_t now)
+{
+    (void)now;
+    char msg[512];
+    errpage_upstream_text(msg, sizeof(msg), ERRPAGE_TIMEOUT, c->t.rq.host, c->t.rq.port,
+                          c->cfg->connect_timeout_ms);
+    stats_count(STATS_UPSTREAM_ERRORS);
+    return conn_reply_error(c, 504, "connect-timeout", msg);
+}
+
+static const struct conn_ops tls_connecting_ops = {
+    .name = "tls-connect",
+    .upstream_event = tls_connecting_event,
+    .timeout = tls_connecting_timeout,
+};
+
+/* The TCP connection to the origin is up: TLS over the same socket, with
+ * connect_timeout for the handshake too. */
+static enum conn_rc
+tls_start(struct conn *c)
+{
+    SSL *ssl = client_ssl(c->t.rq.host);
+    if (ssl == NULL)
+        return conn_reply_error(c, 502, "upstream-tls-failed",
+                                "A secure connection to the server could not be prepared.");
+    evutil_socket_t fd = bufferevent_getfd(c->ubev);
+    bufferevent_setfd(c->ubev, -1); /* the socket goes to the TLS bufferevent */
+    conn_free_upstream(c);
+    c->ubev = bufferevent_openssl_socket_new(c->w->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                             BEV_OPT_CLOSE_ON_FREE);
+    if (c->ubev == NULL) {
+        SSL_free(ssl);
+        evutil_closesocket(fd);
+        return conn_reply_error(c, 502, "upstream-tls-failed",
+                                "A secure connection to the server could not be prepared.");
+    }
+    /* an origin that closes without close_notify ends its answer (as
+     * browsers take it); a body of known length is still checked */
+    bufferevent_openssl_set_allow_dirty_shutdown(c->ubev, 1);
+    conn_attach_upstream(c);
+    conn_set_phase(c, &tls_connecting_ops);
+    conn_arm(c, c->cfg->connect_timeout_ms);
+    bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+    return CONN_SUSPENDED;
+}
+
 /* The upstream is connected (fresh or from the pool). */
 static enum conn_rc
 ready(struct conn *c)
@@ -132,7 +273,17 @@ ready(struct conn *c)
     if (!t->reused) {
         int one = 1; /* a pooled one has it */
         setsockopt(bufferevent_getfd(c->ubev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (t->rq.tls)
+            return tls_start(c);
     }
+    return after_tls(c);
+}
+
+/* Connected, and TLS set up when the request needs it. */
+static enum conn_rc
+after_tls(struct conn *c)
+{
+    struct txn *t = &c->t;
     conn_touch(c);
     conn_arm(c, c->cfg->idle_timeout_ms);
     if (t->ai) {

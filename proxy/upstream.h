@@ -20,6 +20,8 @@ enum conn_rc upstream_open(struct conn *c, int may_reuse);
 /* The response is complete: c->ubev goes to the worker's pool when
  * reusable and idle, else it is closed. c->ubev is NULL afterwards. */
 void upstream_release(struct conn *c, int reusable);
+/* Frees this thread's TLS client context (a worker thread that ends). */
+void upstream_tls_thread_cleanup(void);
 /* Closes every idle pooled connection of w (drain, stop). */
 void upstream_pool_clear(struct worker *w);
 

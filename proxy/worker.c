@@ -379,6 +379,7 @@ worker_main(void *arg)
     }
     event_base_loop(w->base, EVLOOP_NONBLOCK);
     tlsmint_thread_cleanup(); /* this thread's minted certificates */
+    upstream_tls_thread_cleanup();
     atomic_store(&w->finished, 1);
     return NULL;
 }

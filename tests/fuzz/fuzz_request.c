@@ -17,7 +17,9 @@
  * no body and a target starting with '/'; credentials mean nothing without a users file; a
  * forwarded or tunnelled host is one the catalog can normalise; path_regex
  * gets the normalised path (npath) of a forwarded request. The
- * pre-authentication limits are checked on every input, parsed or not. */
+ * pre-authentication limits are checked on every input, parsed or not.
+ * The same head is also read as a request inside a decrypted tunnel
+ * (request_from_inner_head): it goes to the tunnel's host alone, over TLS. */
 #include <string.h>
 
 #include "catalog.h"
@@ -206,6 +208,40 @@ check_one(const struct http1_head *h, int s)
     FUZZ_CHECK(req.host == NULL && req.uhead == NULL && req.pass == NULL);
 }
 
+/* The same head read inside a decrypted tunnel to www.linkedin.com:443:
+ * it goes there and nowhere else (one Host, that one), over TLS, with no
+ * credentials read. */
+static void
+check_inner(const struct http1_head *h)
+{
+    static struct http1_head u;
+    static const char host[] = "www.linkedin.com";
+    struct request req;
+    struct request_refusal ref;
+    int rc = request_from_inner_head(h, &snaps[SNAP_USERS], host, 443, &req, &ref);
+    FUZZ_CHECK(req.user == NULL && req.pass == NULL && req.auth == AUTH_NONE);
+    if (rc != 0) {
+        FUZZ_CHECK(rc == -1 && ref.reason != NULL && ref.reason[0] != '\0');
+        FUZZ_CHECK(ref.status == 0 || ref.status == 400 || ref.status == 508);
+        FUZZ_CHECK(req.uhead == NULL);
+    } else {
+        FUZZ_CHECK(req.kind == REQUEST_FORWARD && req.tls == 1 && req.port == 443);
+        FUZZ_CHECK(req.host != NULL && strcmp(req.host, host) == 0);
+        FUZZ_CHECK(req.url != NULL && strncmp(req.url, "https://www.linkedin.com:443/", 29) == 0);
+        FUZZ_CHECK(strcmp(req.poolkey, "tls:www.linkedin.com:443") == 0);
+        FUZZ_CHECK(req.path != NULL && req.npath != NULL && req.npath[0] == '/');
+        FUZZ_CHECK(req.uhead != NULL && req.uhead[req.uhead_len] == '\0');
+        FUZZ_CHECK(!has_field(req.uhead, req.uhead_len, "proxy-authorization"));
+        enum http1_status st =
+            http1_parse_request((const uint8_t *)req.uhead, req.uhead_len, (size_t)-1, &u);
+        FUZZ_CHECK(st == HTTP1_OK || st == HTTP1_ERR_TOO_MANY_HEADERS);
+        if (st == HTTP1_OK)
+            FUZZ_CHECK(u.host.len == sizeof(host) - 1 &&
+                       memcmp(u.host.p, host, sizeof(host) - 1) == 0);
+    }
+    request_free(&req);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -230,5 +266,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     for (int s = 0; s < NSNAP; s++)
         check_one(&h, s);
+    check_inner(&h);
     return 0;
 }

@@ -265,6 +265,14 @@ test_access_line(void **state)
     r.tls = NULL;
     logfmt_access(&r, &ts, buf, sizeof(buf));
     assert_non_null(strstr(buf, " ms=0 ech=grease reason=rule\n"));
+
+    /* A request read inside a decrypted tunnel says so, last. */
+    r.tls = "inspect";
+    logfmt_access(&r, &ts, buf, sizeof(buf));
+    assert_non_null(strstr(buf, " ms=0 ech=grease reason=rule tls=inspect\n"));
+    r.reason = NULL;
+    logfmt_access(&r, &ts, buf, sizeof(buf));
+    assert_non_null(strstr(buf, " ms=0 ech=grease tls=inspect\n"));
 }
 
 static void

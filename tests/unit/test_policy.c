@@ -620,6 +620,121 @@ test_methods_and_path_regex(void **state)
     fx_free(&f);
 }
 
+/* --- which tunnels need decrypting (inspect = auto) ----------------------- */
+
+/* The rule a tunnel is decrypted for ("-": none), asked as ask() asks. */
+static const char *
+inspect_rule(struct fixture *f, const char *user, const char *ip, const char *host,
+             const char *when)
+{
+    struct sockaddr_storage ss;
+    make_addr(ip, &ss);
+    struct tm tm = at(when ? when : "2026-11-30 10:00");
+    struct decision_in in = {
+        .snap = &f->snap,
+        .user = user,
+        .auth = user ? AUTH_OK : AUTH_NONE,
+        .client = (const struct sockaddr *)&ss,
+        .platform = host[0] ? platform_of(f, host) : -1,
+        .tunnel = 1,
+        .local_tm = &tm,
+    };
+    return rule_name(f, decision_inspect_rule(&in));
+}
+
+/* "LinkedIn for everyone, but marketing alone may post": a tunnel is
+ * decrypted only where a rule that could decide a request inside it needs
+ * the method or the path; roles, platforms, schedules and quotas rule the
+ * others out, and a rule that decides every request alike ends the search. */
+static void
+test_needs_inspection(void **state)
+{
+    (void)state;
+    usage_reset();
+    struct fixture f;
+    /* (the lint says after-catch-all can never match: one warning) */
+    fx_load_warned(&f,
+                   "[role marketing]\n"
+                   "users = alice\n"
+                   "[rule mkt-post]\n"
+                   "roles = marketing\n"
+                   "platforms = linkedin\n"
+                   "methods = POST\n"
+                   "action = allow\n"
+                   "[rule li-post]\n"
+                   "platforms = linkedin\n"
+                   "methods = POST, PUT\n"
+                   "action = deny\n"
+                   "[rule li]\n"
+                   "platforms = linkedin\n"
+                   "action = allow\n"
+                   "[rule fb-lunch-groups]\n"
+                   "platforms = facebook\n"
+                   "path_regex = ^/groups/\n"
+                   "when = mon-fri 12:00-13:00\n"
+                   "action = deny\n"
+                   "[rule yt-quota-upload]\n"
+                   "platforms = youtube\n"
+                   "methods = POST\n"
+                   "quota = 1m/day\n"
+                   "action = monitor\n"
+                   "[rule social]\n"
+                   "categories = social, video, messaging\n"
+                   "action = allow\n"
+                   "[rule after-catch-all]\n"
+                   "platforms = whatsapp\n"
+                   "methods = POST\n"
+                   "action = deny\n"
+                   "[rule everything]\n"
+                   "action = allow\n",
+                   NULL, 1);
+    /* the marketing rule or, for anyone else, li-post */
+    assert_string_equal(inspect_rule(&f, "alice", "192.0.2.1", "www.linkedin.com", NULL),
+                        "mkt-post");
+    assert_string_equal(inspect_rule(&f, NULL, "192.0.2.1", "www.linkedin.com", NULL), "li-post");
+    assert_string_equal(inspect_rule(&f, "bob", "192.0.2.1", "www.linkedin.com", NULL), "li-post");
+    /* a schedule: only while it holds */
+    assert_string_equal(inspect_rule(&f, NULL, "192.0.2.1", "www.facebook.com", "2026-11-30 12:30"),
+                        "fb-lunch-groups");
+    assert_string_equal(inspect_rule(&f, NULL, "192.0.2.1", "www.facebook.com", NULL), "-");
+    assert_string_equal(inspect_rule(&f, NULL, "192.0.2.1", "www.facebook.com", "2026-12-05 12:30"),
+                        "-"); /* a Saturday */
+    /* a quota: only while it has minutes left */
+    assert_string_equal(inspect_rule(&f, NULL, "192.0.2.7", "www.youtube.com", NULL),
+                        "yt-quota-upload");
+    struct tm mon = at("2026-11-30 10:00");
+    const struct policy_rule *yq = policy_rule(f.rules->policy, 4);
+    assert_string_equal(yq->name, "yt-quota-upload");
+    assert_int_equal(mark("192.0.2.7", "yt-quota-upload", decision_period(yq, &mon), 29400000), 1);
+    assert_string_equal(inspect_rule(&f, NULL, "192.0.2.7", "www.youtube.com", NULL), "-");
+    assert_string_equal(inspect_rule(&f, NULL, "192.0.2.8", "www.youtube.com", NULL),
+                        "yt-quota-upload"); /* another client's minutes */
+    /* after a rule that decides every request alike: never reached */
+    assert_string_equal(inspect_rule(&f, NULL, "192.0.2.1", "www.whatsapp.com", NULL), "-");
+    assert_string_equal(inspect_rule(&f, NULL, "192.0.2.1", "", NULL), "-");
+    /* an opaque tunnel has nothing to read */
+    struct sockaddr_storage ss;
+    make_addr("192.0.2.1", &ss);
+    struct decision_in in = {.snap = &f.snap,
+                             .client = (const struct sockaddr *)&ss,
+                             .platform = -1,
+                             .tunnel = 1,
+                             .opaque = 1,
+                             .local_tm = &mon};
+    assert_int_equal(decision_inspect_rule(&in), -1);
+    fx_free(&f);
+    usage_reset();
+
+    /* No rule with methods or path_regex: never. */
+    fx_load(&f,
+            "[rule li]\n"
+            "platforms = linkedin\n"
+            "action = deny\n",
+            NULL);
+    assert_string_equal(inspect_rule(&f, NULL, "192.0.2.1", "www.linkedin.com", NULL), "-");
+    fx_free(&f);
+}
+
 /* A method with lower-case letters is read in upper case and said, once
  * per method, at the line that lists it: request methods are
  * case-sensitive (RFC 9110 9.1), so a request that says "get" is not GET. */
@@ -2129,6 +2244,7 @@ main(void)
         cmocka_unit_test(test_when_windows),
         cmocka_unit_test(test_methods_and_path_regex),
         cmocka_unit_test(test_methods_lower_case_warned),
+        cmocka_unit_test(test_needs_inspection),
         cmocka_unit_test(test_quota_falls_through),
         cmocka_unit_test(test_verdicts),
         cmocka_unit_test(test_message_continues),

@@ -978,6 +978,70 @@ test_via(void **state)
     }
 }
 
+/* ---------------------------------------------------------------------------
+ * Requests read inside a decrypted tunnel (request_from_inner_head)
+ * ------------------------------------------------------------------------- */
+
+struct inner {
+    const char *name;
+    const char *raw;
+    size_t len;
+    uint16_t port;
+    const char *uhead; /* NULL: refused with `reason` */
+    const char *url, *path, *reason;
+};
+
+static const struct inner inners[] = {
+    {"origin form to the tunnel's host, whatever Host says",
+     R("POST /feed/x?a=1 HTTP/1.1\r\nHost: evil.example\r\n" CAROL "Content-Length: 2\r\n\r\n"),
+     443, "POST /feed/x?a=1 HTTP/1.1\r\nHost: www.linkedin.com\r\nContent-Length: 2\r\n" VIA "\r\n",
+     "https://www.linkedin.com:443/feed/x?a=1", "/feed/x", NULL},
+    {"another port is in Host", R("GET / HTTP/1.1\r\nHost: www.linkedin.com:8443\r\n\r\n"), 8443,
+     "GET / HTTP/1.1\r\nHost: www.linkedin.com:8443\r\n" VIA "\r\n",
+     "https://www.linkedin.com:8443/", "/", NULL},
+    {"absolute form", R("GET https://www.linkedin.com/ HTTP/1.1\r\nHost: x\r\n\r\n"), 443, NULL,
+     NULL, NULL, "unsupported-scheme"},
+    {"CONNECT inside", R("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"), 443, NULL, NULL, NULL,
+     "connect-in-tunnel"},
+    {"no Host", R("GET / HTTP/1.1\r\n\r\n"), 443, NULL, NULL, NULL, "missing-host"},
+    {"a loop", R("GET / HTTP/1.1\r\nHost: a\r\n" VIA "\r\n"), 443, NULL, NULL, NULL,
+     "forwarding-loop"},
+};
+
+static void
+test_inner(void **state)
+{
+    (void)state;
+    static struct http1_head h;
+    for (size_t i = 0; i < sizeof(inners) / sizeof(inners[0]); i++) {
+        const struct inner *t = &inners[i];
+        struct request req;
+        struct request_refusal ref;
+        parse(t->name, t->raw, t->len, &h);
+        int rc = request_from_inner_head(&h, &snaps[SNAP_USERS], "www.linkedin.com", t->port, &req,
+                                         &ref);
+        /* the tunnel's identity is the caller's: nothing is read here */
+        if (req.user != NULL || req.auth != AUTH_NONE)
+            fail_msg("%s: credentials read", t->name);
+        if (t->uhead == NULL) {
+            if (rc != -1)
+                fail_msg("%s: accepted", t->name);
+            check_str(t->name, "reason", ref.reason, t->reason);
+            request_free(&req);
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("%s: refused %d %s", t->name, ref.status, ref.reason);
+        check_str(t->name, "uhead", req.uhead, t->uhead);
+        check_str(t->name, "url", req.url, t->url);
+        check_str(t->name, "path", req.path, t->path);
+        check_str(t->name, "host", req.host, "www.linkedin.com");
+        if (req.tls != 1 || req.port != t->port || strncmp(req.poolkey, "tls:", 4) != 0)
+            fail_msg("%s: not a TLS request (pool key %s)", t->name, req.poolkey);
+        request_free(&req);
+    }
+}
+
 int
 main(void)
 {
@@ -992,6 +1056,7 @@ main(void)
         cmocka_unit_test(test_normalize_path),
         cmocka_unit_test(test_npath),
         cmocka_unit_test(test_via),
+        cmocka_unit_test(test_inner),
     };
     return cmocka_run_group_tests_name("request", tests, setup, teardown);
 }
