@@ -555,6 +555,57 @@ def test_nftables_example():
     assert r.returncode == 0, err
 
 
+def test_make_ca_script(tmp_path):
+    """contrib/ca/make-ca.sh makes the company CA of the README: an ECDSA P-256 key only its
+    owner can read, a CA:TRUE certificate that may sign, and never overwrites a CA."""
+    script = REPO_ROOT / "contrib/ca/make-ca.sh"
+    assert os.access(script, os.X_OK)
+    owner = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    d = tmp_path / "ca"
+    r = run([str(script), "-n", "Example Corp gateway CA", "-d", "730", "-u", owner, str(d)], timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    key, pem = d / "ca.key", d / "ca.pem"
+    st = key.stat()
+    assert st.st_mode & 0o777 == 0o600, oct(st.st_mode)
+    assert st.st_uid == pwd.getpwnam(owner).pw_uid
+    assert pem.stat().st_mode & 0o777 == 0o644
+
+    r = run(["openssl", "x509", "-in", str(pem), "-noout", "-text"], timeout=30)
+    assert r.returncode == 0, r.stderr.decode()
+    text = r.stdout.decode()
+    assert re.search(r"X509v3 Basic Constraints: critical\s+CA:TRUE", text), text
+    assert re.search(r"X509v3 Key Usage: critical\s+Certificate Sign, CRL Sign", text), text
+    assert "NIST CURVE: P-256" in text or "prime256v1" in text, text
+    assert "Subject: CN = Example Corp gateway CA" in text, text
+    r = run(["openssl", "x509", "-in", str(pem), "-noout", "-checkend", str(729 * 86400)], timeout=30)
+    assert r.returncode == 0, "valid for less than the 730 days asked for"
+    r = run(["openssl", "x509", "-in", str(pem), "-noout", "-checkend", str(731 * 86400)], timeout=30)
+    assert r.returncode != 0, "valid for more than the 730 days asked for"
+
+    # the key is the certificate's, and the CA signs a server certificate that verifies
+    pub_cert = run(["openssl", "x509", "-in", str(pem), "-noout", "-pubkey"], timeout=30).stdout
+    pub_key = run(["openssl", "pkey", "-in", str(key), "-pubout"], timeout=30).stdout
+    assert pub_cert and pub_cert == pub_key
+    leaf = tmp_path / "leaf.pem"
+    r = run(["openssl", "req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", str(tmp_path / "leaf.key"), "-subj", "/CN=www.facebook.com",
+             "-addext", "subjectAltName=DNS:www.facebook.com", "-CA", str(pem), "-CAkey", str(key),
+             "-days", "1", "-out", str(leaf)], timeout=30)
+    assert r.returncode == 0, r.stderr.decode()
+    r = run(["openssl", "verify", "-CAfile", str(pem), str(leaf)], timeout=30)
+    assert r.returncode == 0, (r.stdout + r.stderr).decode()
+
+    # a second run refuses: the CA in every browser must not change under it
+    before = (key.read_bytes(), pem.read_bytes())
+    r = run([str(script), str(d)], timeout=60)
+    assert r.returncode != 0
+    assert b"ca.key exists" in r.stderr, r.stderr
+    assert (key.read_bytes(), pem.read_bytes()) == before
+    r = run([str(script), "-d", "soon", str(tmp_path / "other")], timeout=60)
+    assert r.returncode == 2 and b"-d wants a number of days" in r.stderr, r.stderr
+    assert not (tmp_path / "other" / "ca.key").exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # privileges, -d and pidfile, sd_notify
 # ---------------------------------------------------------------------------------------------
