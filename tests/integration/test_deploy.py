@@ -3,6 +3,7 @@ examples, privilege drop, -d with a pidfile, sd_notify, reload and shutdown
 under load."""
 
 import ctypes
+import email.utils
 import hashlib
 import json
 import os
@@ -604,6 +605,48 @@ def test_make_ca_script(tmp_path):
     r = run([str(script), "-d", "soon", str(tmp_path / "other")], timeout=60)
     assert r.returncode == 2 and b"-d wants a number of days" in r.stderr, r.stderr
     assert not (tmp_path / "other" / "ca.key").exists()
+
+
+def _ca_profile(pem):
+    """What two CAs made the same way share: key type, signature, extensions, validity."""
+    text = run(["openssl", "x509", "-in", str(pem), "-noout", "-text"], timeout=30).stdout.decode()
+    keep = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        t = line.strip()
+        if t.startswith(("Signature Algorithm", "Public Key Algorithm", "Public-Key", "NIST CURVE",
+                         "Subject:", "X509v3 ")):
+            keep.append(t)
+            if t.startswith("X509v3 ") and "Key Identifier" not in t:
+                keep.append(lines[i + 1].strip())
+    start = run(["openssl", "x509", "-in", str(pem), "-noout", "-startdate", "-enddate"], timeout=30)
+    dates = [email.utils.parsedate_to_datetime(v.split("=", 1)[1].replace("GMT", "+0000"))
+             for v in start.stdout.decode().split("\n") if "=" in v]
+    keep.append("days=%d" % round((dates[1] - dates[0]).total_seconds() / 86400))
+    return keep
+
+
+def test_readme_ca_commands_match_make_ca_script(tmp_path):
+    """The README's "Make the CA" commands, run as written, make the same CA as make-ca.sh."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    sec = readme.split("## HTTPS pages: the company CA", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"\*\*Make the CA\*\*.*?```sh\n(.*?)```", sec, re.S)
+    assert block, "README lacks the Make the CA commands"
+    cmds = block.group(1)
+    folder = "/usr/local/etc/socialgate/tls"
+    assert folder in cmds and "chown socialgate ca.key" in cmds and "chmod 600 ca.key" in cmds, cmds
+    owner = pwd.getpwuid(os.geteuid()).pw_name
+    d = tmp_path / "readme"
+    cmds = cmds.replace(folder, str(d)).replace("chown socialgate ", "chown %s " % owner)
+    r = run(["sh", "-euc", cmds], timeout=60)
+    assert r.returncode == 0, (r.stdout + r.stderr).decode()
+    assert (d / "ca.key").stat().st_mode & 0o777 == 0o600
+
+    r = run([str(REPO_ROOT / "contrib/ca/make-ca.sh"), "-n", "Example Corp gateway CA", "-u", owner,
+             str(tmp_path / "script")], timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    assert _ca_profile(d / "ca.pem") == _ca_profile(tmp_path / "script" / "ca.pem")
+    assert "days=1825" in _ca_profile(d / "ca.pem")
 
 
 # ---------------------------------------------------------------------------------------------
