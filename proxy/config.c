@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "inifile.h"
+#include "tlsmint.h"
 #include "util/num.h"
 
 struct load {
@@ -257,6 +258,25 @@ add_pac_direct(void *arg, const char *item)
     return 0;
 }
 
+static int
+add_exempt(void *arg, const char *item)
+{
+    struct load *l = arg;
+    struct config *c = l->c;
+    for (const char *q = item; *q; q++)
+        if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+              *q == '-' || *q == '_' || *q == '.'))
+            return bad(l, "exempt", item, "expected category or platform names");
+    char **nv = realloc(c->tls_exempt, (c->ntls_exempt + 1) * sizeof(*nv));
+    if (nv == NULL)
+        abort();
+    c->tls_exempt = nv;
+    c->tls_exempt[c->ntls_exempt++] = xstrdup(item);
+    if (c->tls_exempt_line == 0)
+        c->tls_exempt_line = l->line;
+    return 0;
+}
+
 /* --- keys --- */
 
 enum ktype { K_LIST, K_DURATION, K_SIZE, K_COUNT, K_STRING, K_PATH, K_SPECIAL };
@@ -303,6 +323,11 @@ static const struct key keys[] = {
     {"auth", "realm", K_SPECIAL, 0, NULL, 0, 0},
     {"proxy", "user", K_SPECIAL, 0, NULL, 0, 0},
     {"proxy", "pidfile", K_PATH, OFF(pidfile), NULL, 0, 0},
+    {"tls", "ca_cert", K_SPECIAL, 0, NULL, 0, 0},
+    {"tls", "ca_key", K_SPECIAL, 0, NULL, 0, 0},
+    {"tls", "pages", K_SPECIAL, 0, NULL, 0, 0},
+    {"tls", "inspect", K_SPECIAL, 0, NULL, 0, 0},
+    {"tls", "exempt", K_LIST, 0, add_exempt, 0, 0},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(NKEYS <= 64, "struct load's seen has a bit per key");
@@ -373,8 +398,8 @@ set_special(struct load *l, const struct key *k, const char *value)
     }
     if (strcmp(k->name, "user") == 0) {
         for (const char *q = value; *q; q++)
-            if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '-' ||
-                  *q == '_' || *q == '.' || (*q >= 'A' && *q <= 'Z')))
+            if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '-' || *q == '_' ||
+                  *q == '.' || (*q >= 'A' && *q <= 'Z')))
                 return bad(l, k->name, value, "not a user name");
         free(c->run_user);
         c->run_user = xstrdup(value);
@@ -388,10 +413,35 @@ set_special(struct load *l, const struct key *k, const char *value)
     if (strcmp(k->name, "realm") == 0) {
         for (const char *q = value; *q; q++)
             if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20)
-                return bad(l, k->name, value, "quotes, backslashes and control characters "
-                                              "are not allowed");
+                return bad(l, k->name, value,
+                           "quotes, backslashes and control characters "
+                           "are not allowed");
         free(c->auth_realm);
         c->auth_realm = xstrdup(value);
+        return 0;
+    }
+    if (strcmp(k->name, "ca_cert") == 0 || strcmp(k->name, "ca_key") == 0) {
+        int cert = k->name[3] == 'c';
+        char **dst = cert ? &c->tls_ca_cert : &c->tls_ca_key;
+        if (value[0] == '\0')
+            return bad(l, k->name, value, "empty path");
+        free(*dst);
+        *dst = resolve_path(c->dir, value);
+        *(cert ? &c->tls_ca_cert_line : &c->tls_ca_key_line) = l->line;
+        return 0;
+    }
+    if (strcmp(k->name, "pages") == 0) {
+        if (num_parse_bool(value, &c->tls_pages, &err) < 0)
+            return bad(l, k->name, value, err);
+        return 0;
+    }
+    if (strcmp(k->name, "inspect") == 0) {
+        if (strcasecmp(value, "auto") == 0)
+            c->tls_inspect = 1;
+        else if (strcasecmp(value, "no") == 0)
+            c->tls_inspect = 0;
+        else
+            return bad(l, k->name, value, "expected auto or no");
         return 0;
     }
     if (strcmp(k->name, "hosts_file") == 0) {
@@ -493,7 +543,8 @@ on_key(void *arg, const char *file, int line, int section_line, const char *sect
         int at = section_line > 0 ? section_line : line;
         if (at != l->bad_section_line)
             diag_error(l->d, file, at,
-                       "unknown section [%s] (expected proxy, dns, limits, log, admin or auth)",
+                       "unknown section [%s] (expected proxy, dns, limits, log, admin, auth "
+                       "or tls)",
                        section);
         l->bad_section_line = at;
         return -1;
@@ -597,8 +648,12 @@ config_new(const char *path, const char *dir)
     c->drain_ms = 30000;
     c->usage_interval_ms = 300000;
     c->syslog_facility = 20 << 3; /* local4 */
+    c->tls_pages = -1;
+    c->tls_inspect = 1;
     return c;
 }
+
+static void check_tls(struct config *c, struct load *l);
 
 static int
 apply_defaults(struct config *c, struct load *l)
@@ -680,10 +735,38 @@ apply_defaults(struct config *c, struct load *l)
         diag_error(d, c->path, 0, "[auth] required = yes needs [auth] htpasswd");
     if (c->auth_groups && c->auth_htpasswd == NULL && !key_failed(l, "auth", "htpasswd"))
         diag_error(d, c->path, 0, "[auth] groups needs [auth] htpasswd");
+    check_tls(c, l);
     struct stat st;
     if (!key_failed(l, "proxy", "rules") && (stat(c->rules_dir, &st) < 0 || !S_ISDIR(st.st_mode)))
         diag_error(d, c->path, 0, "rules = %s: not a directory", c->rules_dir);
     return d->errors ? -1 : 0;
+}
+
+/* [tls]: both files or neither, the CA loaded and checked now (so -t
+ * reports it), pages on by default once there is a CA. */
+static void
+check_tls(struct config *c, struct load *l)
+{
+    struct diag *d = l->d;
+    int cert_failed = key_failed(l, "tls", "ca_cert"), key_bad = key_failed(l, "tls", "ca_key");
+    if (c->tls_ca_cert && !c->tls_ca_key && !key_bad)
+        diag_error(d, c->path, c->tls_ca_cert_line, "[tls] ca_cert needs ca_key");
+    if (c->tls_ca_key && !c->tls_ca_cert && !cert_failed)
+        diag_error(d, c->path, c->tls_ca_key_line, "[tls] ca_key needs ca_cert");
+    if (c->tls_pages == 1 && !c->tls_ca_cert && !cert_failed)
+        diag_error(d, c->path, 0, "[tls] pages = yes needs ca_cert and ca_key");
+    if (c->tls_pages < 0)
+        c->tls_pages = c->tls_ca_cert != NULL;
+    if (c->tls_ca_cert && c->tls_ca_key) {
+        char err[256];
+        enum tlsmint_err_key which;
+        c->tls_ca = tlsmint_ca_load(c->tls_ca_cert, c->tls_ca_key, err, sizeof(err), &which);
+        if (c->tls_ca == NULL) {
+            int cert = which == TLSMINT_ERR_CERT;
+            diag_error(d, c->path, cert ? c->tls_ca_cert_line : c->tls_ca_key_line, "%s = %s: %s",
+                       cert ? "ca_cert" : "ca_key", cert ? c->tls_ca_cert : c->tls_ca_key, err);
+        }
+    }
 }
 
 static struct config *
@@ -762,6 +845,12 @@ config_free(struct config *c)
     free(c->auth_htpasswd);
     free(c->auth_groups);
     free(c->auth_realm);
+    free(c->tls_ca_cert);
+    free(c->tls_ca_key);
+    tlsmint_ca_free(c->tls_ca);
+    for (size_t i = 0; i < c->ntls_exempt; i++)
+        free(c->tls_exempt[i]);
+    free(c->tls_exempt);
     free(c);
 }
 

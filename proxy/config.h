@@ -25,6 +25,8 @@ struct listen_addr {
     int line; /* in proxy.ini, 0: a default */
 };
 
+struct tlsmint_ca;
+
 struct config {
     char *path; /* as given */
     char *dir;  /* its directory: relative paths are resolved against it */
@@ -77,6 +79,16 @@ struct config {
     char *auth_groups;   /* NULL: no groups */
     int auth_required;
     char *auth_realm;
+
+    /* [tls] */
+    char *tls_ca_cert, *tls_ca_key; /* NULL: no [tls] */
+    int tls_ca_cert_line, tls_ca_key_line;
+    struct tlsmint_ca *tls_ca; /* loaded and checked with the file; NULL without ca_cert */
+    int tls_pages;     /* deny, warn and quota pages over HTTPS (default: on with ca_cert) */
+    int tls_inspect;   /* 1 auto, 0 no */
+    char **tls_exempt; /* categories or platform names never intercepted */
+    size_t ntls_exempt;
+    int tls_exempt_line;
 };
 
 /* Loads and validates `path`. Returns an owned config, or NULL with every

@@ -166,6 +166,8 @@ txn_reset(struct conn *c)
         evdns_getaddrinfo_cancel(t->dnsreq); /* its callback frees nothing of ours */
     if (t->ai)
         evutil_freeaddrinfo(t->ai);
+    if (t->phase_free)
+        t->phase_free(t->phase_state);
     memset(t, 0, sizeof(*t));
     t->platform = -1;
     t->rule = -1;
@@ -251,6 +253,7 @@ conn_txn_log(struct conn *c)
         .user = t->rq.user,
         .roles = t->roles[0] && strcmp(t->roles, "-") != 0 ? t->roles : NULL,
         .auth = t->rq.auth == AUTH_FAILED ? "fail" : NULL,
+        .tls = t->tls_page ? "page" : NULL,
         .answered_here = t->answered_here,
         .forwarded = t->forwarded,
     };

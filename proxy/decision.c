@@ -178,13 +178,26 @@ decision_eval(const struct decision_in *in, struct decision *out)
         out->evaluated = 0;
         return out->verdict;
     }
-    if (out->action == POLICY_WARN && !in->tunnel) {
+    if (out->action == POLICY_WARN && (!in->tunnel || in->tls_pages)) {
         const struct catalog_platform *p = catalog_platform(snap->rules->catalog, in->platform);
         time_t now = in->now ? in->now : time(NULL);
         if (!usage_continue_ok(out->identity, p ? p->name : "unclassified", (int64_t)now))
             out->verdict = VERDICT_WARN_PAGE;
     }
     return out->verdict;
+}
+
+int
+decision_tls_page(const struct snapshot *snap, int platform)
+{
+    const struct config *cfg = snap->cfg;
+    if (cfg->tls_ca == NULL || !cfg->tls_pages)
+        return 0;
+    const struct catalog_platform *p = catalog_platform(snap->rules->catalog, platform);
+    for (size_t i = 0; p && i < cfg->ntls_exempt; i++)
+        if (strcmp(cfg->tls_exempt[i], p->name) == 0 || strcmp(cfg->tls_exempt[i], p->category) == 0)
+            return 0;
+    return 1;
 }
 
 const char *

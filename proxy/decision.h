@@ -24,7 +24,9 @@ struct decision_in {
     const char *method, *path; /* NULL in a tunnel; path normalised
                                 * (request_normalize_path) */
     size_t path_len;
-    int tunnel;       /* a CONNECT (no page can be shown inside it) */
+    int tunnel;       /* a CONNECT (no page can be shown inside it, unless tls_pages) */
+    int tls_pages;    /* a tunnel that gets its deny, warn or quota page inside TLS
+                       * (decision_tls_page): a warn shows its page there */
     int opaque;       /* a tunnel whose bytes cannot be classified: the
                        * pseudo-category opaque (platform ignored), denied
                        * when no rule matches */
@@ -66,6 +68,10 @@ enum verdict decision_eval(const struct decision_in *in, struct decision *out);
  * AUTH_OK makes in->user the identity. */
 void decision_make(const struct decision_in *in, struct decision *out);
 const char *decision_verdict_name(enum verdict v);
+/* 1 when a tunnel to platform (-1: unclassified) that is denied, warned
+ * about or out of quota gets its page inside TLS: [tls] has a CA, pages
+ * is on, and neither the platform nor its category is exempt. */
+int decision_tls_page(const struct snapshot *snap, int platform);
 /* Quota period of a rule at local time tm (day or week number). */
 int decision_period(const struct policy_rule *r, const struct tm *tm);
 void decision_identity(const char *user, const struct sockaddr *client, char *buf, size_t size);

@@ -283,6 +283,7 @@ explain_main(int argc, char **argv, const char *default_config)
         .path = npath,
         .path_len = npath_len,
         .tunnel = tunnel,
+        .tls_pages = tunnel && !opaque && decision_tls_page(s, m.platform),
         .opaque = opaque,
         .now = time(NULL),
         .local_tm = &tm,
@@ -317,7 +318,11 @@ explain_main(int argc, char **argv, const char *default_config)
     if (opaque && dec.action == POLICY_DENY)
         printf("note:      the tunnel was answered 200 before its bytes were read: it is "
                "closed, no page is shown\n");
-    if (dec.action == POLICY_WARN)
+    if (in.tls_pages && (dec.action == POLICY_DENY || dec.action == POLICY_WARN) &&
+        verdict.verdict != VERDICT_ASK_AUTH)
+        printf("note:      [tls] pages: the tunnel is answered 200 and its page is shown inside "
+               "TLS with a certificate minted from ca_cert (tls=page)\n");
+    else if (dec.action == POLICY_WARN)
         printf("note:      %s\n", tunnel ? "a tunnel cannot show the warn page: it is allowed "
                                             "and logged action=warn"
                                           : "plain HTTP shows the warn page with a Continue link");

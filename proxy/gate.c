@@ -23,6 +23,7 @@
 #include "sni.h"
 #include "stats.h"
 #include "timewin.h"
+#include "tlspage.h"
 #include "usage.h"
 #include "worker.h"
 
@@ -46,6 +47,7 @@ build_in(struct conn *c, int platform, struct decision_in *in, struct tm *local)
     in->path = t->is_connect ? NULL : t->rq.npath; /* normalised: what path_regex sees */
     in->path_len = in->path ? strlen(in->path) : 0;
     in->tunnel = t->is_connect;
+    in->tls_pages = t->is_connect && decision_tls_page(c->snap, platform);
     in->local = t->rq.kind == REQUEST_LOCAL;
     in->now = now;
     in->local_tm = local;
@@ -87,6 +89,11 @@ act(struct conn *c)
         keep(t, &d);
         if (d.reason && t->reason == NULL)
             t->reason = d.reason;
+        /* A tunnel's page is shown inside TLS ([tls] pages), before any
+         * upstream is opened. */
+        if (in.tls_pages &&
+            (v == VERDICT_DENY_PAGE || v == VERDICT_QUOTA_PAGE || v == VERDICT_WARN_PAGE))
+            return tlspage_start(c, v);
         char page[16384];
         switch (v) {
         case VERDICT_CHECK_PASSWORD: {
@@ -286,8 +293,13 @@ gate_decide_sni(struct conn *c, const struct sni_info *info)
         t->sni2 = t->sni;
         t->sni = won;
     }
-    if (t->action == POLICY_DENY)
+    if (t->action == POLICY_DENY) {
+        /* Denied by its first hello, none of whose bytes went on: its page
+         * inside TLS ([tls] pages) instead of the origin. */
+        if (t->peek_verdicts == 1 && !info->http && decision_tls_page(c->snap, t->platform))
+            return tlspage_take_over(c, VERDICT_DENY_PAGE, info->has_sni ? info->sni : NULL);
         return conn_close_denied(c, "sni-denied"); /* after the 200: no page */
+    }
     return CONN_GO_ON;
 }
 

@@ -12,14 +12,16 @@ struct sni_info;
 
 /* Decides on c's transaction. CONN_GO_ON: allowed, go on now;
  * CONN_SUSPENDED: a password check runs, and `resume` is called from the
- * loop once it allowed (an answer otherwise); CONN_CLOSED: answered. */
+ * loop once it allowed (an answer otherwise), or a tunnel went on to its
+ * page inside TLS (tlspage.c); CONN_CLOSED: answered. */
 enum conn_rc gate_decide(struct conn *c, conn_cont_fn resume);
 /* A tunnel's ClientHello (each one, after a HelloRetryRequest too) or
  * plain HTTP head was read: decides on the server it names too (SNI or
  * Host, normalised: a name that is none makes the tunnel opaque; no name
  * leaves the CONNECT host to decide, unless that is an IP address: opaque
  * then). The stricter decision wins. CONN_GO_ON to relay on, CONN_CLOSED
- * when the tunnel was closed (reason sni-denied or opaque). */
+ * when the tunnel was closed (reason sni-denied or opaque) or, denied by
+ * its first hello with [tls] pages, handed to the TLS page phase. */
 enum conn_rc gate_decide_sni(struct conn *c, const struct sni_info *info);
 /* A tunnel's bytes cannot be classified: decided as the pseudo-category
  * opaque, denied unless a rule allows it. CONN_GO_ON when allowed,

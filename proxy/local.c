@@ -206,6 +206,35 @@ local_warn_page(const struct snapshot *snap, int platform, int rule, const char 
 }
 
 size_t
+local_warn_page_tls(const struct snapshot *snap, int platform, int rule, const char *host,
+                    const char *url, const char *identity, time_t now, char *out, size_t size)
+{
+    const struct policy_rule *r = policy_rule(snap->rules->policy, (size_t)rule);
+    char detail[1024], link[2048], to[1024], rn[200], sig[200] = "";
+    char tok[LOCAL_CONTINUE_TOKEN_LEN + 1];
+    const char *pn = platform_name(snap, platform);
+    snprintf(detail, sizeof(detail),
+             "%s is subject to rule '%s'.%s%s Continue if you need it for work; your visit is "
+             "logged.",
+             pn, r ? r->name : "-", r && r->message ? " " : "", r && r->message ? r->message : "");
+    url_encode(r ? r->name : "", rn, sizeof(rn));
+    int64_t expiry = (int64_t)now + LOCAL_CONTINUE_LINK_SECONDS;
+    if (snap->has_continue_key && identity &&
+        local_continue_token(snap->continue_key, identity, pn, r ? r->name : "", expiry, tok) == 0)
+        snprintf(sig, sizeof(sig), "&e=%" PRId64 "&t=%s", expiry, tok);
+    int n = -1;
+    if (url && strncmp(url, "https://", 8) == 0 && url_encode(url, to, sizeof(to)) == 0)
+        n = snprintf(link, sizeof(link), "https://%s%s?p=%s&r=%s%s&to=%s", host,
+                     LOCAL_TLS_CONTINUE_PATH, pn, rn, sig, to);
+    if (n < 0 || (size_t)n + 4 * 4 >= 1536)
+        n = snprintf(link, sizeof(link), "https://%s%s?p=%s&r=%s%s", host, LOCAL_TLS_CONTINUE_PATH,
+                     pn, rn, sig);
+    if (n < 0 || (size_t)n >= sizeof(link))
+        return 0;
+    return errpage_format_link(out, size, 403, detail, "Continue", link, "");
+}
+
+size_t
 local_auth_page(const struct snapshot *snap, char *out, size_t size)
 {
     char hdr[400];
@@ -309,7 +338,8 @@ answer_continue(const struct snapshot *snap, const char *identity, const char *q
                               "");
     }
     usage_continue_set(identity, p, (int64_t)now + (int64_t)(r->warn_for_ms / 1000));
-    if (query_param(q, "to", to, sizeof(to)) == 0 && strncmp(to, "http://", 7) == 0 &&
+    if (query_param(q, "to", to, sizeof(to)) == 0 &&
+        (strncmp(to, "http://", 7) == 0 || strncmp(to, "https://", 8) == 0) &&
         strpbrk(to, " \"<>") == NULL) {
         char hdr[1400];
         snprintf(hdr, sizeof(hdr), "Location: %s\r\n", to);

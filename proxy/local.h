@@ -43,13 +43,23 @@ size_t local_deny_page(const struct snapshot *snap, int platform, int rule, char
  * LOCAL_CONTINUE_LINK_SECONDS. */
 size_t local_warn_page(const struct snapshot *snap, int platform, int rule, const char *url,
                        const char *identity, time_t now, char *out, size_t size);
+/* The path of a Continue link answered inside TLS, on the warned host
+ * itself (the TLS page phase): https://HOST/.socialgate/continue?... */
+#define LOCAL_TLS_CONTINUE_PATH "/.socialgate/continue"
+/* The warn page shown inside TLS to a tunnel for `host`: as
+ * local_warn_page, with its Continue link on https://host
+ * LOCAL_TLS_CONTINUE_PATH and `url` (https://...) the page to go back to. */
+size_t local_warn_page_tls(const struct snapshot *snap, int platform, int rule, const char *host,
+                           const char *url, const char *identity, time_t now, char *out,
+                           size_t size);
 /* 407 with Proxy-Authenticate for the configured realm. */
 size_t local_auth_page(const struct snapshot *snap, char *out, size_t size);
 /* A request for socialgate.local: /continue?... records a Continue and
  * redirects, /quota lists minutes used and left. *status gets the code,
  * *reason the usage log's reason (a static string) or NULL. A Continue
  * link without a valid, unexpired token for this identity is refused (403,
- * bad-continue-token) and records nothing. */
+ * bad-continue-token) and records nothing. The redirect goes to the link's
+ * `to` when it is an http:// or https:// URL. */
 size_t local_answer(const struct snapshot *snap, const char *identity, const char *user,
                     const char *roles, const char *target, time_t now, const struct tm *local,
                     char *out, size_t size, int *status, const char **reason);

@@ -97,6 +97,8 @@ logfmt_access(const struct access_record *r, const struct timespec *ts, char *bu
         field(&o, "auth", r->auth);
     if (r->reason)
         field(&o, "reason", r->reason);
+    if (r->tls)
+        field(&o, "tls", r->tls);
     o.buf[o.len++] = '\n';
     o.buf[o.len] = '\0';
     return o.len;

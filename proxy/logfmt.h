@@ -1,6 +1,6 @@
 /* Usage-log line formatting (pure). The field order is fixed by PRODUCT.md:
  * ev client user roles method host port path sni platform category rule
- * action status up down ms, then mismatch ech auth reason when set. */
+ * action status up down ms, then mismatch ech auth reason tls when set. */
 #ifndef SG_LOGFMT_H
 #define SG_LOGFMT_H
 
@@ -19,6 +19,7 @@ struct access_record {
     uint64_t up, down;  /* bytes from and to the client */
     uint64_t ms;
     const char *mismatch, *ech, *auth, *reason; /* NULL: omitted */
+    const char *tls; /* "page": a tunnel answered inside TLS by socialgate; NULL: omitted */
     int answered_here; /* socialgate wrote the response (error, deny, warn, 407) */
     int forwarded;     /* an upstream was involved */
 };

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "catalog.h"
+
 /* Readers take a reference under the lock so a swap can never free a
  * snapshot between loading the pointer and counting the reference. Only
  * workers refreshing their own reference after a reload take it: requests
@@ -130,6 +132,26 @@ snapshot_reload_auth(struct snapshot *cur, struct diag *d)
     return s;
 }
 
+/* [tls] exempt names categories or platforms of the catalog. */
+static int
+check_exempt(const struct config *cfg, const struct rules *rules, struct diag *d)
+{
+    int rc = 0;
+    const struct catalog *cat = rules->catalog;
+    for (size_t i = 0; i < cfg->ntls_exempt; i++) {
+        const char *name = cfg->tls_exempt[i];
+        int known = catalog_find_platform(cat, name) >= 0;
+        for (size_t p = 0; !known && p < catalog_platform_count(cat); p++)
+            known = strcmp(catalog_platform(cat, (int)p)->category, name) == 0;
+        if (!known) {
+            diag_error(d, cfg->path, cfg->tls_exempt_line,
+                       "exempt = %s: no such category or platform in the catalog", name);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
 struct snapshot *
 snapshot_load(const char *path, struct diag *d)
 {
@@ -148,6 +170,8 @@ snapshot_load(const char *path, struct diag *d)
     if (rules == NULL || !auth_ok)
         goto fail;
     htgroups_check_users(groups, users, cfg->auth_groups, d);
+    if (check_exempt(cfg, rules, d) < 0)
+        goto fail;
     struct snapshot *s = snapshot_new(cfg, rules);
     if (s == NULL) {
         diag_error(d, path, 0, "out of memory");

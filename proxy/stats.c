@@ -1,4 +1,6 @@
 #include "stats.h"
+
+#include "tlsmint.h"
 #include "util/hash.h"
 
 #include <pthread.h>
@@ -180,5 +182,13 @@ stats_format(char *buf, size_t size, long open_conns, size_t active_users, int d
     header(&o, "socialgate_auth_busy_total", "counter",
            "Proxy credentials refused unchecked (503): too many password checks were waiting.");
     emit(&o, "socialgate_auth_busy_total %lu\n", atomic_load(&counters[STATS_AUTH_BUSY]));
+    uint64_t minted, hits;
+    tlsmint_counters(&minted, &hits);
+    header(&o, "socialgate_tls_certificates_minted_total", "counter",
+           "Certificates minted from [tls] ca_cert for HTTPS pages.");
+    emit(&o, "socialgate_tls_certificates_minted_total %llu\n", (unsigned long long)minted);
+    header(&o, "socialgate_tls_certificate_cache_hits_total", "counter",
+           "HTTPS pages served with a certificate minted before (cached per worker).");
+    emit(&o, "socialgate_tls_certificate_cache_hits_total %llu\n", (unsigned long long)hits);
     return o.len;
 }

@@ -28,14 +28,14 @@ from pathlib import Path
 
 # The modules whose call graph must have no cycle, in the order they are
 # printed. Add new phases here (e.g. "tlspage", "inspect") as they appear.
-MODULES = ["conn", "forward", "tunnel", "gate", "upstream", "request", "txn", "decision"]
+MODULES = ["conn", "forward", "tunnel", "tlspage", "gate", "upstream", "request", "txn", "decision"]
 
 # The core dispatches to phases through a `struct conn_ops` table and never
 # calls one by name, nor the modules that drive a transaction through it
 # (gate, upstream). It may call the pure stages (request, decision), which
 # call nothing back: the core frees the routed request it holds.
 CORE = "conn"
-CORE_MUST_NOT_CALL = ["forward", "tunnel", "gate", "upstream", "txn"]
+CORE_MUST_NOT_CALL = ["forward", "tunnel", "tlspage", "gate", "upstream", "txn"]
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TAG_BEFORE = re.compile(r"(?<![A-Za-z0-9_])(struct|union|enum)$")

@@ -403,7 +403,7 @@ static const struct bad bad[] = {
     {"[proxy]\nListen = 127.0.0.1:1\n", "t.ini:2: unknown key 'Listen' in [proxy]"},
     {"[limits]\nworkers = 2\n", "t.ini:2: unknown key 'workers' in [limits]"},
     {"[prxy]\nworkers = 2\n",
-     "t.ini:1: unknown section [prxy] (expected proxy, dns, limits, log, admin or auth)"},
+     "t.ini:1: unknown section [prxy] (expected proxy, dns, limits, log, admin, auth or tls)"},
     {"[auth]\nusers = x\n", "t.ini:2: unknown key 'users' in [auth]"},
     {"[auth]\nrequired = yes\n", "t.ini: [auth] required = yes needs [auth] htpasswd"},
     {"[auth]\nrealm = a\"b\n", "t.ini:2: realm = a\"b: quotes, backslashes and control characters are not allowed"},
@@ -607,7 +607,7 @@ test_every_problem_once(void **state)
     assert_int_equal(d.errors, 4);
     assert_true(has_msg(&d, "t.ini:3: unknown key 'bogus' in [proxy]"));
     assert_true(has_msg(&d, "t.ini:4: unknown section [prxy] (expected proxy, dns, limits, log, "
-                            "admin or auth)"));
+                            "admin, auth or tls)"));
     assert_true(has_msg(&d, "t.ini:10: [admin] listen = 127.0.0.1:3128 takes the address of the "
                             "proxy's listen = 127.0.0.1:3128 (line 2): give the admin endpoint "
                             "a port of its own"));

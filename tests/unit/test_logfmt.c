@@ -187,7 +187,7 @@ read_line(const char *line, char *ts, size_t tssize, struct kv *out, int max)
 static const char *const order[] = {"ev",       "client", "user",   "roles",  "method", "host",
                                     "port",     "path",   "sni",    "platform", "category",
                                     "rule",     "action", "status", "up",     "down",   "ms",
-                                    "mismatch", "ech",    "auth",   "reason"};
+                                    "mismatch", "ech",    "auth",   "reason", "tls"};
 
 static struct sockaddr_in
 v4(const char *ip, int port)
@@ -250,17 +250,19 @@ test_access_line(void **state)
     r.ech = "grease";
     r.auth = "basic";
     r.reason = "rule";
+    r.tls = "page";
     n = logfmt_access(&r, &ts, buf, sizeof(buf));
     want = "2026-11-30T12:31:05.123+00:00 ev=tunnel client=192.0.2.7:50123 user=alice "
            "roles=kids,school method=CONNECT host=www.facebook.com port=443 path=- "
            "sni=www.facebook.com platform=facebook category=social rule=no-social action=deny "
-           "status=403 up=0 down=0 ms=0 mismatch=sni ech=grease auth=basic reason=rule\n";
+           "status=403 up=0 down=0 ms=0 mismatch=sni ech=grease auth=basic reason=rule tls=page\n";
     assert_string_equal(buf, want);
     assert_int_equal(n, strlen(want));
 
     /* Only some optional fields: the others are left out, order kept. */
     r.mismatch = NULL;
     r.auth = NULL;
+    r.tls = NULL;
     logfmt_access(&r, &ts, buf, sizeof(buf));
     assert_non_null(strstr(buf, " ms=0 ech=grease reason=rule\n"));
 }
