@@ -18,6 +18,7 @@
 #include "dns.h"
 #include "log.h"
 #include "snapshot.h"
+#include "tlsmint.h"
 #include "txn.h"
 #include "upstream.h"
 #include "util/hash.h"
@@ -377,6 +378,7 @@ worker_main(void *arg)
         conn_abort(c, "shutdown");
     }
     event_base_loop(w->base, EVLOOP_NONBLOCK);
+    tlsmint_thread_cleanup(); /* this thread's minted certificates */
     atomic_store(&w->finished, 1);
     return NULL;
 }

@@ -1714,6 +1714,24 @@ test_local_pages(void **state)
     assert_string_equal(header_of(out, "Location"), "http://www.youtube.com:80/watch?v=abc");
     assert_int_equal(usage_continue_ok("alice", "youtube", now + 1), 1);
 
+    /* the warn page shown inside TLS ([tls] pages): its link is on the warned host,
+     * under /.socialgate/continue, and sends the user back to the https page */
+    n = local_warn_page_tls(&f.snap, yt, 0, "www.youtube.com", "https://www.youtube.com/watch?v=t",
+                            "dave", now, out, sizeof(out));
+    assert_true(n > 0);
+    assert_int_equal(status_of(out), 403);
+    link = continue_link(out);
+    const char *tls_prefix = "https://www.youtube.com" LOCAL_TLS_CONTINUE_PATH "?";
+    assert_true(strncmp(link, tls_prefix, strlen(tls_prefix)) == 0);
+    assert_non_null(strstr(link, "&to=https%3A%2F%2Fwww.youtube.com%2Fwatch%3Fv%3Dt"));
+    snprintf(target, sizeof(target), "/continue?%s", link + strlen(tls_prefix));
+    assert_int_equal(local(&f, "dave", target, now, out, sizeof(out)), 302);
+    assert_string_equal(header_of(out, "Location"), "https://www.youtube.com/watch?v=t");
+    assert_int_equal(usage_continue_ok("dave", "youtube", now + 1), 1);
+    /* another identity cannot use it */
+    assert_int_equal(local(&f, "erin", target, now, out, sizeof(out)), 403);
+    assert_int_equal(usage_continue_ok("erin", "youtube", now + 1), 0);
+
     /* a warn rule for unclassified traffic: its link works too */
     n = local_warn_page(&f.snap, -1, 1, "http://intranet.example:80/", "bob", now, out,
                         sizeof(out));
@@ -1760,7 +1778,9 @@ test_local_pages(void **state)
         {"/continue?p=youtube&r=video-warn", 200, NULL},
         {"/continue?r=video-warn&p=youtube&to=http%3A%2F%2Fa.example%2F", 302, "http://a.example/"},
         {"/continue?p=youtube&r=video-warn&to=http://a.example/x%3Fy", 302, "http://a.example/x?y"},
-        {"/continue?p=youtube&r=video-warn&to=https%3A%2F%2Fa.example%2F", 200, NULL},
+        /* https: the Continue of a warn page shown inside TLS ([tls] pages) */
+        {"/continue?p=youtube&r=video-warn&to=https%3A%2F%2Fa.example%2F", 302, "https://a.example/"},
+        {"/continue?p=youtube&r=video-warn&to=ftp%3A%2F%2Fa.example%2F", 200, NULL},
         {"/continue?p=youtube&r=video-warn&to=javascript:alert(1)", 200, NULL},
         {"/continue?p=youtube&r=video-warn&to=%2F%2Fevil.example%2F", 200, NULL},
         {"/continue?p=youtube&r=video-warn&to=http://a.example/%0D%0ASet-Cookie:%20x=1", 200,

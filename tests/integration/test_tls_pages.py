@@ -1,0 +1,339 @@
+"""HTTPS pages ([tls] ca_cert, ca_key, pages, exempt).
+
+A tunnel that the policy denies, warns about or stops for a used-up quota is
+answered 200; socialgate completes TLS with the client using a certificate
+minted for the name from the company CA and answers the first request with
+the page. Nothing reaches the origin. The warn page's Continue link is
+answered inside TLS on the same host; the next tunnel is allowed and
+spliced to the origin untouched.
+
+The clients are curl with --cacert (the interception CA made here with the
+openssl command, plus the test CA of nginx for the tunnels that reach it)
+and Python's ssl module. www.facebook.com and origin.test resolve to
+127.0.0.1 (the session's hosts file); nginx serves both over TLS.
+"""
+
+import os
+import re
+import socket
+import ssl
+import threading
+import time
+
+import pytest
+
+from sgtest import BIN, curl, free_port, run, write_rules
+
+BASE = """
+[platform facebook]
+category = social
+domains = facebook.com
+
+[platform videos]
+category = video
+domains = origin.test
+
+[platform bank]
+category = banking
+domains = linkedin.com
+"""
+
+
+def make_ica(d, key_mode=0o600):
+    """An interception CA made with the openssl command: (cert, key)."""
+    d.mkdir(parents=True, exist_ok=True)
+    cert, key = d / "ica.pem", d / "ica.key"
+    r = run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out", str(cert),
+             "-days", "2", "-subj", "/CN=socialgate interception test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign"], timeout=30)
+    assert r.returncode == 0, r.stderr.decode()
+    os.chmod(key, key_mode)
+    return cert, key
+
+
+@pytest.fixture
+def ica(tmp_path, env):
+    cert, key = make_ica(tmp_path / "ica")
+    bundle = tmp_path / "ica" / "bundle.pem"
+    bundle.write_bytes(cert.read_bytes() + env.ca.read_bytes())
+    return {"cert": cert, "key": key, "bundle": bundle}
+
+
+def tls_gate(make_sg, ica, rules, tls=None, admin_port=None):
+    o = {"ca_cert": str(ica["cert"]), "ca_key": str(ica["key"])}
+    o.update(tls or {})
+    over = {"tls": o, "proxy": {"connect_ports": "443, 1024-65535"}}
+    if admin_port:
+        over["admin"] = {"listen": "127.0.0.1:%d" % admin_port}
+    d = make_sg(overrides=over, start=False)
+    write_rules(d, BASE + rules)
+    d.start()
+    return d
+
+
+def get(d, ica, url, *extra, cacert=None):
+    """curl through d: (exit code, status, headers+body text)."""
+    r = curl("-x", d.proxy, "--cacert", str(cacert or ica["bundle"]), "-i", *extra, url,
+             timeout=10)
+    text = r.stdout.decode(errors="replace")
+    # -i shows the CONNECT answer first; the last status line is the page's.
+    statuses = re.findall(r"^HTTP/[\d.]+ (\d+)", text, re.M)
+    return r.returncode, int(statuses[-1]) if statuses else 0, text, r.stderr.decode()
+
+
+class CountingOrigin:
+    """A TCP listener that counts connections and bytes (it never answers)."""
+
+    def __init__(self):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.srv.settimeout(0.2)
+        self.port = self.srv.getsockname()[1]
+        self.connections = 0
+        self.received = b""
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while not self.stop.is_set():
+            try:
+                s, _ = self.srv.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            s.settimeout(0.5)
+            try:
+                self.received += s.recv(65536)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.stop.set()
+        self.t.join(2)
+        self.srv.close()
+
+
+def test_deny_page_over_https_and_nothing_reaches_the_origin(make_sg, ica):
+    d = tls_gate(make_sg, ica, """
+[rule no-facebook]
+platforms = facebook
+action = deny
+message = Facebook is closed during work hours.
+""")
+    o = CountingOrigin()
+    try:
+        rc, status, text, err = get(d, ica, "https://www.facebook.com:%d/some/page?x=1" % o.port)
+        assert rc == 0, err
+        assert status == 403
+        assert "Facebook is closed during work hours." in text
+        time.sleep(0.3)
+        assert o.connections == 0 and o.received == b""
+    finally:
+        o.close()
+    e = d.wait_log(ev="tunnel", host="www.facebook.com", action="deny")
+    assert e["status"] == "403" and e["tls"] == "page" and e["sni"] == "www.facebook.com"
+    assert e["rule"] == "no-facebook" and e["platform"] == "facebook"
+    assert e.keys_in_order[-1] == "tls"
+
+
+def page_over_python_ssl(d, ica):
+    """A CONNECT and a GET inside TLS with Python's ssl module, which verifies the minted
+    leaf against the CA and the name; returns (alpn, certificate, answer)."""
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    s.sendall(b"CONNECT www.facebook.com:443 HTTP/1.1\r\nHost: www.facebook.com:443\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 200")
+    ctx = ssl.create_default_context(cafile=str(ica["cert"]))
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    t = ctx.wrap_socket(s, server_hostname="www.facebook.com")
+    alpn, cert = t.selected_alpn_protocol(), t.getpeercert()
+    t.sendall(b"GET / HTTP/1.1\r\nHost: www.facebook.com\r\n\r\n")
+    got = b""
+    while True:
+        b = t.recv(65536)
+        if not b:
+            break
+        got += b
+    t.close()
+    return alpn, cert, got
+
+
+def metric(d, name):
+    r = curl(d.admin + "/metrics", timeout=5)
+    m = re.search(r"^%s (\d+)$" % name, r.stdout.decode(), re.M)
+    assert m, r.stdout.decode()
+    return int(m.group(1))
+
+
+def test_page_certificate_is_minted_for_the_sni(make_sg, ica):
+    """The leaf verifies against the CA for the SNI; ALPN is http/1.1 only; a second
+    connection reuses the worker's certificate (/metrics counts both)."""
+    aport = free_port()
+    d = tls_gate(make_sg, ica, "[rule no-facebook]\nplatforms = facebook\naction = deny\n",
+                 tls={"exempt": "video"}, admin_port=aport)
+    d.admin = "http://127.0.0.1:%d" % aport
+    alpn, cert, got = page_over_python_ssl(d, ica)
+    assert alpn == "http/1.1"
+    assert ("DNS", "www.facebook.com") in cert["subjectAltName"]
+    assert got.startswith(b"HTTP/1.1 403")
+    for _ in range(3):
+        assert page_over_python_ssl(d, ica)[2].startswith(b"HTTP/1.1 403")
+    assert metric(d, "socialgate_tls_certificates_minted_total") in (1, 2)  # one per worker
+    assert metric(d, "socialgate_tls_certificate_cache_hits_total") >= 2
+
+
+def test_warn_page_then_continue_then_spliced(make_sg, ica, env):
+    d = tls_gate(make_sg, ica, """
+[rule facebook-warn]
+platforms = facebook
+action = warn
+message = Think twice.
+""")
+    url = "https://www.facebook.com:%d/small.txt" % env.nginx_https
+    rc, status, text, err = get(d, ica, url)
+    assert rc == 0, err
+    assert status == 403 and "Think twice." in text
+    m = re.search(r'href="(https://www\.facebook\.com:%d/\.socialgate/continue\?[^"]+)"'
+                  % env.nginx_https, text)
+    assert m, text
+    link = m.group(1).replace("&amp;", "&")
+    e = d.wait_log(ev="tunnel", action="warn", status="403")
+    assert e["tls"] == "page"
+    # The link is on the warned host: the browser's tunnel to it gets the same phase,
+    # which records the Continue and redirects to the page asked for.
+    rc, status, text, err = get(d, ica, link)
+    assert rc == 0, err
+    assert status == 302
+    assert re.search(r"^Location: %s\r?$" % re.escape(url), text, re.M), text
+    d.wait_log(ev="tunnel", action="warn", status="302", tls="page")
+    # The next tunnel is allowed and reaches nginx (its own certificate, not a minted one).
+    rc, status, text, err = get(d, ica, url, cacert=env.ca)
+    assert rc == 0, err
+    assert status == 200 and text.endswith(env.small_body.decode())
+    e = d.wait_log(lambda e: "tls" not in e, ev="tunnel", action="warn", status="200")
+    assert int(e["down"]) > len(env.small_body)
+
+
+def test_bad_continue_token_records_nothing(make_sg, ica, env):
+    d = tls_gate(make_sg, ica, "[rule w]\nplatforms = facebook\naction = warn\n")
+    link = ("https://www.facebook.com:%d/.socialgate/continue?p=facebook&r=w&e=9999999999&t=%s"
+            % (env.nginx_https, "0" * 64))
+    rc, status, text, err = get(d, ica, link)
+    assert rc == 0 and status == 403, (text, err)
+    d.wait_log(ev="tunnel", tls="page", reason="bad-continue-token")
+    rc, status, text, err = get(d, ica, "https://www.facebook.com:%d/small.txt" % env.nginx_https)
+    assert status == 403 and "Continue" in text
+
+
+def test_quota_page_over_https(make_sg, ica, env):
+    d = tls_gate(make_sg, ica, """
+[rule videos-a-minute]
+platforms = videos
+action = allow
+quota = 1m/day
+
+[rule videos-otherwise]
+platforms = videos
+action = deny
+message = Videos are done for today.
+""")
+    url = "https://origin.test:%d/small.txt" % env.nginx_https
+    rc, status, text, err = get(d, ica, url, cacert=env.ca)
+    assert rc == 0 and status == 200, err
+    d.wait_log(ev="tunnel", rule="videos-a-minute", status="200")
+    rc, status, text, err = get(d, ica, url)
+    assert rc == 0, err
+    assert status == 403 and "Videos are done for today." in text
+    e = d.wait_log(ev="tunnel", rule="videos-otherwise", tls="page")
+    assert e["status"] == "403" and e["action"] == "deny"
+
+
+def test_exempt_category_is_not_intercepted(make_sg, ica, env):
+    d = tls_gate(make_sg, ica, """
+[rule no-bank]
+platforms = bank
+action = deny
+""", tls={"exempt": "banking"})
+    rc, status, text, err = get(d, ica, "https://www.linkedin.com:%d/small.txt" % env.nginx_https)
+    assert rc != 0  # today's behaviour: the CONNECT itself is refused
+    assert "403" in err or status == 403
+    e = d.wait_log(ev="tunnel", host="www.linkedin.com", action="deny")
+    assert "tls" not in e
+
+
+def test_untrusted_client_is_logged_and_nothing_hangs(make_sg, ica, env):
+    d = tls_gate(make_sg, ica, "[rule no-facebook]\nplatforms = facebook\naction = deny\n")
+    t0 = time.monotonic()
+    rc, status, text, err = get(d, ica, "https://www.facebook.com/", cacert=env.ca)
+    assert rc == 60, err  # curl: the peer's certificate cannot be verified
+    assert time.monotonic() - t0 < 5
+    e = d.wait_log(ev="tunnel", host="www.facebook.com", reason="tls-untrusted")
+    assert e["tls"] == "page"
+
+
+def test_silent_client_times_out(make_sg, ica):
+    d = tls_gate(make_sg, ica, "[rule no-facebook]\nplatforms = facebook\naction = deny\n")
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    s.sendall(b"CONNECT www.facebook.com:443 HTTP/1.1\r\nHost: www.facebook.com:443\r\n\r\n")
+    t0 = time.monotonic()
+    got = b""
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+    assert got.startswith(b"HTTP/1.1 200")
+    assert time.monotonic() - t0 < 6  # header_timeout = 3s
+    d.wait_log(ev="tunnel", reason="tls-handshake-timeout", tls="page")
+
+
+def test_denied_by_sni_only_gets_the_page(make_sg, ica, env):
+    """Domain fronting: the CONNECT names an allowed host, the ClientHello a denied one.
+    The upstream is dropped and the page is shown for the SNI's name."""
+    d = tls_gate(make_sg, ica, "[rule no-facebook]\nplatforms = facebook\naction = deny\n")
+    rc, status, text, err = get(
+        d, ica, "https://www.facebook.com/",
+        "--connect-to", "www.facebook.com:443:origin.test:%d" % env.nginx_https)
+    assert rc == 0, err
+    assert status == 403
+    e = d.wait_log(ev="tunnel", host="origin.test", tls="page")
+    assert e["mismatch"] == "sni" and e["platform"] == "facebook" and e["status"] == "403"
+
+
+def test_world_readable_key_is_a_check_error(tmp_path, make_sg):
+    cert, key = make_ica(tmp_path / "open", key_mode=0o644)
+    d = make_sg(overrides={"tls": {"ca_cert": str(cert), "ca_key": str(key)}}, start=False)
+    r = run([str(BIN), "-t", "-c", str(d.config)], timeout=20)
+    assert r.returncode != 0
+    err = r.stderr.decode()
+    assert "ca_key = %s: refused: readable by others; chmod 600" % key in err, err
+    assert re.search(r"proxy\.ini:\d+: ca_key", err), err
+
+
+def test_unknown_exempt_name_is_a_check_error(ica, make_sg):
+    d = make_sg(overrides={"tls": {"ca_cert": str(ica["cert"]), "ca_key": str(ica["key"]),
+                                   "exempt": "banking, nosuch"}}, start=False)
+    write_rules(d, BASE)
+    r = run([str(BIN), "-t", "-c", str(d.config)], timeout=20)
+    assert r.returncode != 0
+    err = r.stderr.decode()
+    assert re.search(r"proxy\.ini:\d+: exempt = nosuch: no such category or platform", err), err
+    assert "banking" not in err
+
+
+def test_not_a_ca_is_a_check_error(tmp_path, env, make_sg):
+    """nginx's server certificate (CA:FALSE) cannot sign leaves."""
+    key = tmp_path / "server.key"
+    key.write_bytes(env.key.read_bytes())
+    os.chmod(key, 0o600)
+    d = make_sg(overrides={"tls": {"ca_cert": str(env.cert), "ca_key": str(key)}}, start=False)
+    r = run([str(BIN), "-t", "-c", str(d.config)], timeout=20)
+    assert r.returncode != 0
+    assert "not a CA certificate (needs basicConstraints CA:TRUE)" in r.stderr.decode()
