@@ -27,6 +27,8 @@ import datetime
 import html
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import time
 import urllib.parse
@@ -35,7 +37,7 @@ from pathlib import Path
 import pytest
 
 from chromium import Browser, text_of
-from sgtest import BIN, CLEAN_ENV, REPO_ROOT, render_config, run, token
+from sgtest import BIN, CLEAN_ENV, REPO_ROOT, curl, render_config, run, token
 
 SHIPPED_CATALOG = REPO_ROOT / "rules" / "00-platforms.ini"
 MAKE_CA = REPO_ROOT / "contrib" / "ca" / "make-ca.sh"
@@ -296,6 +298,60 @@ def test_https_warn_page_then_continue_over_a_spliced_tunnel(make_sg, env, hosts
                    predicate=lambda e: "tls" not in e and e.int("down") > 0, timeout=15)
     assert (e["ev"], e["rule"], e["action"]) == ("tunnel", "social-with-warning", "warn"), e.raw
     b.screenshot(url, tmp_path / "https-after-continue.png")
+
+
+def _spare_tunnel(d, host, port, cafile):
+    """What a browser keeps ready: a tunnel through d with TLS done and no request yet."""
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), port, host.encode(), port))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        b = s.recv(1)
+        assert b, head
+        head += b
+    assert head.startswith(b"HTTP/1.1 200"), head
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    return ctx.wrap_socket(s, server_hostname=host)
+
+
+def test_https_spare_tunnel_after_continue_redirects(make_sg, env, hosts, origin_page, company_ca,
+                                                     tmp_path):
+    """A tunnel opened (and given TLS) before the Continue was recorded sends the browser to
+    a new tunnel for its request, instead of the warning again."""
+    require_tls(company_ca, tmp_path)
+    name, marker = origin_page
+    d = start(make_sg, hosts, WARN_POLICY, tls=tls_section(company_ca))
+    url = "https://www.facebook.com:%d/%s" % (env.nginx_https, name)
+    spare = _spare_tunnel(d, "www.facebook.com", env.nginx_https, company_ca[0])
+    try:
+        bundle = tmp_path / "cas.pem"
+        bundle.write_bytes(company_ca[0].read_bytes() + env.ca.read_bytes())
+        r = curl("-x", d.proxy, "--cacert", bundle, url, timeout=15)
+        assert r.returncode == 0 and WARN_MESSAGE in r.stdout.decode(), r.stderr
+        link = continue_link(r.stdout.decode(), url)
+        r = curl("-x", d.proxy, "--cacert", bundle, "-o", "/dev/null", "-w", "%{http_code}", link,
+                 timeout=15)
+        assert r.stdout == b"302", r.stderr
+
+        spare.sendall(b"GET /%s HTTP/1.1\r\nHost: www.facebook.com:%d\r\n\r\n"
+                      % (name.encode(), env.nginx_https))
+        got = b""
+        while True:
+            b = spare.recv(65536)
+            if not b:
+                break
+            got += b
+    finally:
+        spare.close()
+    head = got.decode("latin-1")
+    assert head.startswith("HTTP/1.1 307 "), head
+    assert re.search(r"(?mi)^Location: %s\r$" % re.escape(url), head), head
+    assert WARN_MESSAGE not in head, head
+    e = d.wait_log(host="www.facebook.com", status="307", tls="page")
+    assert (e["rule"], e["action"]) == ("social-with-warning", "warn"), e.raw
+    # and the new tunnel reaches the origin
+    r = curl("-x", d.proxy, "--cacert", bundle, url, timeout=15)
+    assert r.returncode == 0 and marker in r.stdout.decode(), r.stderr
 
 
 def test_https_quota_used_up(make_sg, hosts, company_ca, tmp_path):
