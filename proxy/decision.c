@@ -195,7 +195,8 @@ decision_tls_page(const struct snapshot *snap, int platform)
         return 0;
     const struct catalog_platform *p = catalog_platform(snap->rules->catalog, platform);
     for (size_t i = 0; p && i < cfg->ntls_exempt; i++)
-        if (strcmp(cfg->tls_exempt[i], p->name) == 0 || strcmp(cfg->tls_exempt[i], p->category) == 0)
+        if (strcmp(cfg->tls_exempt[i], p->name) == 0 ||
+            strcmp(cfg->tls_exempt[i], p->category) == 0)
             return 0;
     return 1;
 }

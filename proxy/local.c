@@ -234,6 +234,45 @@ local_warn_page_tls(const struct snapshot *snap, int platform, int rule, const c
     return errpage_format_link(out, size, 403, detail, "Continue", link, "");
 }
 
+int
+local_tls_route(const char *name, int port, const char *host, size_t host_len, const char *target,
+                size_t target_len, int warn, struct local_tls_route *out)
+{
+    char norm[CATALOG_MAX_HOST + 1];
+    int is_ip = 0, n;
+    memset(out, 0, sizeof(*out));
+    if (host_len > 0 && catalog_normalize(host, host_len, norm, sizeof(norm), &is_ip) > 0 && !is_ip)
+        name = norm;
+    else
+        is_ip = strchr(name, ':') != NULL ? 6 : 0; /* an IPv6 address: in brackets */
+    if (strlen(name) > CATALOG_MAX_HOST)
+        return -1;
+    if (port == 443 || port <= 0)
+        n = snprintf(out->authority, sizeof(out->authority), is_ip == 6 ? "[%s]" : "%s", name);
+    else
+        n = snprintf(out->authority, sizeof(out->authority), is_ip == 6 ? "[%s]:%d" : "%s:%d", name,
+                     port);
+    if (n < 0 || (size_t)n >= sizeof(out->authority))
+        return -1;
+    /* Only the origin form makes sense inside TLS; anything else is
+     * answered with the page, sent back to the site's root. */
+    int origin = target_len > 0 && target[0] == '/';
+    n = snprintf(out->url, sizeof(out->url), "https://%s%.*s", out->authority,
+                 origin ? (int)target_len : 1, origin ? target : "/");
+    if (n < 0 || (size_t)n >= sizeof(out->url))
+        snprintf(out->url, sizeof(out->url), "https://%s/", out->authority);
+    size_t cp = strlen(LOCAL_TLS_CONTINUE_PATH);
+    if (!warn || !origin || target_len < cp || memcmp(target, LOCAL_TLS_CONTINUE_PATH, cp) != 0 ||
+        (target_len > cp && target[cp] != '?'))
+        return 0;
+    n = snprintf(out->target, sizeof(out->target), "/continue%.*s", (int)(target_len - cp),
+                 target + cp);
+    if (n < 0 || (size_t)n >= sizeof(out->target))
+        return -1;
+    out->is_continue = 1;
+    return 0;
+}
+
 size_t
 local_auth_page(const struct snapshot *snap, char *out, size_t size)
 {

@@ -52,6 +52,23 @@ size_t local_warn_page(const struct snapshot *snap, int platform, int rule, cons
 size_t local_warn_page_tls(const struct snapshot *snap, int platform, int rule, const char *host,
                            const char *url, const char *identity, time_t now, char *out,
                            size_t size);
+/* What a request inside a TLS page tunnel asks for (pure; the TLS page
+ * phase parses the request, fuzz_tlspage feeds this). */
+struct local_tls_route {
+    int is_continue;      /* the warn page's Continue link: answer `target` */
+    char target[4096];    /* "/continue?..." for local_answer */
+    char authority[300];  /* host[:port] of the page, for the Continue link */
+    char url[1200];       /* https://authority/target: the page asked for */
+};
+/* From the request's Host field (host, host_len; 0: none) and target, in
+ * a tunnel to `name` (the name the certificate was minted for) and
+ * `port`: the authority is the Host as a name (else name), with the port
+ * unless 443; the url is https://authority followed by an origin-form
+ * target (else "/", and "/" when the whole does not fit). With `warn`, a
+ * target of LOCAL_TLS_CONTINUE_PATH (or with a query) is the Continue
+ * link. 0, or -1 when the target does not fit (the request is refused). */
+int local_tls_route(const char *name, int port, const char *host, size_t host_len,
+                    const char *target, size_t target_len, int warn, struct local_tls_route *out);
 /* 407 with Proxy-Authenticate for the configured realm. */
 size_t local_auth_page(const struct snapshot *snap, char *out, size_t size);
 /* A request for socialgate.local: /continue?... records a Continue and

@@ -115,51 +115,22 @@ answer(struct conn *c, const char *resp, size_t n, int status, const char *reaso
     return conn_close_after_write(c);
 }
 
-/* The authority of the request inside TLS, for its URL and the Continue
- * link: its Host as a name (or the name the certificate was minted for),
- * with the tunnel's port unless 443. */
-static void
-request_host(const struct conn *c, const struct http1_head *h, const char *name, char *out,
-             size_t size)
-{
-    char norm[CATALOG_MAX_HOST + 1];
-    int is_ip = 0;
-    if (h->host.len > 0 &&
-        catalog_normalize(h->host.p, h->host.len, norm, sizeof(norm), &is_ip) > 0 && !is_ip)
-        name = norm;
-    else if (strchr(name, ':') != NULL) /* an IPv6 address */
-        is_ip = 6;
-    int port = c->t.rq.port;
-    if (port == 443 || port <= 0)
-        snprintf(out, size, is_ip == 6 ? "[%s]" : "%s", name);
-    else
-        snprintf(out, size, is_ip == 6 ? "[%s]:%d" : "%s:%d", name, port);
-}
-
 /* The request inside TLS is here: its answer. */
 static enum conn_rc
 on_request(struct conn *c, const struct http1_head *h)
 {
     struct tlspage *s = state(c);
     struct txn *t = &c->t;
-    char host[CATALOG_MAX_HOST + 16], url[1200], page[16384];
-    request_host(c, h, s->name, host, sizeof(host));
-    const struct http1_span *tg = &h->target;
-    /* Only the origin form makes sense inside TLS; anything else is
-     * answered with the page, sent back to the site's root. */
-    int origin = tg->len > 0 && tg->p[0] == '/';
-    snprintf(url, sizeof(url), "https://%s%.*s", host, origin ? (int)tg->len : 1,
-             origin ? tg->p : "/");
-    if (strlen(url) == sizeof(url) - 1)
-        snprintf(url, sizeof(url), "https://%s/", host);
-    size_t cp = strlen(LOCAL_TLS_CONTINUE_PATH);
-    if (s->v == VERDICT_WARN_PAGE && origin && tg->len >= cp &&
-        memcmp(tg->p, LOCAL_TLS_CONTINUE_PATH, cp) == 0 && (tg->len == cp || tg->p[cp] == '?')) {
+    char page[16384];
+    struct local_tls_route rt;
+    if (local_tls_route(s->name, t->rq.port, h->host.p, h->host.len, h->target.p, h->target.len,
+                        s->v == VERDICT_WARN_PAGE, &rt) < 0) {
+        static const char too_long[] = "HTTP/1.1 414 URI Too Long\r\nContent-Length: 0\r\n"
+                                       "Connection: close\r\n\r\n";
+        return answer(c, too_long, sizeof(too_long) - 1, 414, "uri-too-long");
+    }
+    if (rt.is_continue) {
         /* The warn page's Continue link, on the warned host itself. */
-        char target[4096];
-        if (tg->len - cp + 10 >= sizeof(target))
-            return answer(c, page, 0, 414, NULL);
-        snprintf(target, sizeof(target), "/continue%.*s", (int)(tg->len - cp), tg->p + cp);
         time_t now;
         conn_wall_clock(c, &now, NULL);
         struct tm local;
@@ -167,7 +138,7 @@ on_request(struct conn *c, const struct http1_head *h)
         int status = 0;
         const char *why = NULL;
         const char *user = t->rq.auth == AUTH_OK ? t->rq.user : NULL;
-        size_t n = local_answer(c->snap, t->identity, user, t->roles, target, now, &local, page,
+        size_t n = local_answer(c->snap, t->identity, user, t->roles, rt.target, now, &local, page,
                                 sizeof(page), &status, &why);
         return answer(c, page, n, status, why);
     }
@@ -183,12 +154,11 @@ on_request(struct conn *c, const struct http1_head *h)
                               "HTTP/1.1 307 Temporary Redirect\r\nLocation: %s\r\n"
                               "Cache-Control: no-store\r\nContent-Length: 0\r\n"
                               "Connection: close\r\n\r\n",
-                              url);
+                              rt.url);
             return answer(c, page, rn > 0 && (size_t)rn < sizeof(page) ? (size_t)rn : 0, 307, NULL);
         }
     }
-    int status = 403;
-    return answer(c, page, page_for(c, s->v, host, url, page, sizeof(page)), status, NULL);
+    return answer(c, page, page_for(c, s->v, rt.authority, rt.url, page, sizeof(page)), 403, NULL);
 }
 
 /* A handshake that failed: a client that does not trust the CA says so

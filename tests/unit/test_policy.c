@@ -1732,6 +1732,28 @@ test_local_pages(void **state)
     assert_int_equal(local(&f, "erin", target, now, out, sizeof(out)), 403);
     assert_int_equal(usage_continue_ok("erin", "youtube", now + 1), 0);
 
+    /* what a request inside a TLS page tunnel asks for */
+    struct local_tls_route rt;
+    assert_int_equal(local_tls_route("www.youtube.com", 443, "WWW.YouTube.com:443", 19,
+                                     "/watch?v=1", 10, 1, &rt),
+                     0);
+    assert_false(rt.is_continue);
+    assert_string_equal(rt.authority, "www.youtube.com");
+    assert_string_equal(rt.url, "https://www.youtube.com/watch?v=1");
+    assert_int_equal(local_tls_route("2001:db8::1", 8443, NULL, 0, "*", 1, 1, &rt), 0);
+    assert_string_equal(rt.url, "https://[2001:db8::1]:8443/");
+    const char *ct = LOCAL_TLS_CONTINUE_PATH "?p=youtube&r=video-warn";
+    assert_int_equal(local_tls_route("www.youtube.com", 443, NULL, 0, ct, strlen(ct), 1, &rt), 0);
+    assert_true(rt.is_continue);
+    assert_string_equal(rt.target, "/continue?p=youtube&r=video-warn");
+    /* only for a warned tunnel, and only that exact path */
+    assert_int_equal(local_tls_route("www.youtube.com", 443, NULL, 0, ct, strlen(ct), 0, &rt), 0);
+    assert_false(rt.is_continue);
+    const char *notcont = LOCAL_TLS_CONTINUE_PATH "x?p=youtube";
+    assert_int_equal(
+        local_tls_route("www.youtube.com", 443, NULL, 0, notcont, strlen(notcont), 1, &rt), 0);
+    assert_false(rt.is_continue);
+
     /* a warn rule for unclassified traffic: its link works too */
     n = local_warn_page(&f.snap, -1, 1, "http://intranet.example:80/", "bob", now, out,
                         sizeof(out));
