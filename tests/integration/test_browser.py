@@ -19,7 +19,8 @@ contrib/ca/make-ca.sh and trusted in Chromium's NSS database): the deny, warn
 and quota pages of https://www.facebook.com/, and after Continue the
 origin's own page over a spliced tunnel (nginx, with a certificate of the
 separate test origin CA, also trusted). A Chromium without the company CA
-gets its certificate error and the line says reason=tls-untrusted. These
+gets its certificate error and the line says reason=tls-untrusted; an
+`exempt` platform gets no page, only Chromium's own error. These
 tests are skipped only when the binary does not know the [tls] section.
 """
 
@@ -381,6 +382,21 @@ def test_https_page_to_a_browser_without_the_company_ca(make_sg, hosts, company_
     e = d.wait_log(since=t0, host="www.facebook.com", reason="tls-untrusted", timeout=10)
     assert e["rule"] == "social-otherwise", e.raw
 
+
+
+def test_https_exempt_platform_is_not_intercepted(make_sg, hosts, company_ca, tmp_path):
+    """[tls] exempt: no page, not even for a denial; the browser shows its own error."""
+    require_tls(company_ca, tmp_path)
+    tls = dict(tls_section(company_ca), exempt="facebook")
+    d = start(make_sg, hosts, DENY_POLICY, tls=tls)
+    b = browser(tmp_path, d, company_ca[0])
+    t0 = time.time()
+    r = b.run("--dump-dom", "https://www.facebook.com/")
+    assert DENY_MESSAGE not in r.stdout
+    assert "ERR_TUNNEL_CONNECTION_FAILED" in r.stderr, r.stderr[-4000:]
+    e = d.wait_log(since=t0, host="www.facebook.com", status="403")
+    assert (e["rule"], e["action"]) == ("social-otherwise", "deny"), e.raw
+    assert "tls" not in e, e.raw
 
 # --- what the pages say (the [pages] renderer) ---------------------------------------------------
 
