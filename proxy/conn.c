@@ -253,7 +253,7 @@ conn_txn_log(struct conn *c)
         .user = t->rq.user,
         .roles = t->roles[0] && strcmp(t->roles, "-") != 0 ? t->roles : NULL,
         .auth = t->rq.auth == AUTH_FAILED ? "fail" : NULL,
-        .tls = t->tls_page ? "page" : NULL,
+        .tls = t->tls,
         .answered_here = t->answered_here,
         .forwarded = t->forwarded,
     };

@@ -128,7 +128,8 @@ struct txn {
     char identity[300];
     int64_t last_minute; /* last clock minute counted for the quota */
     int answered_here;   /* the response came from socialgate itself */
-    int tls_page;        /* a tunnel answered inside TLS by socialgate (tls=page) */
+    const char *tls;     /* the log's tls= (NULL: none): "page", a tunnel answered
+                          * inside TLS by socialgate (tlspage.c) */
     /* What the current phase keeps beyond these fields (the TLS page
      * phase's TLS state): owned, freed with the txn by phase_free. */
     void *phase_state;

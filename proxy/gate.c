@@ -300,6 +300,16 @@ gate_decide_sni(struct conn *c, const struct sni_info *info)
             return tlspage_take_over(c, VERDICT_DENY_PAGE, info->has_sni ? info->sni : NULL);
         return conn_close_denied(c, "sni-denied"); /* after the 200: no page */
     }
+    if (t->action == POLICY_WARN && t->peek_verdicts == 1 && !info->http &&
+        decision_tls_page(c->snap, t->platform)) {
+        /* Warned about by its first hello only: the warn page inside TLS,
+         * unless the user continued already. */
+        const struct catalog_platform *p = catalog_platform(c->snap->rules->catalog, t->platform);
+        time_t now;
+        conn_wall_clock(c, &now, NULL);
+        if (!usage_continue_ok(t->identity, p ? p->name : "unclassified", (int64_t)now))
+            return tlspage_take_over(c, VERDICT_WARN_PAGE, info->has_sni ? info->sni : NULL);
+    }
     return CONN_GO_ON;
 }
 

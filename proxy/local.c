@@ -241,9 +241,22 @@ local_tls_route(const char *name, int port, const char *host, size_t host_len, c
     char norm[CATALOG_MAX_HOST + 1];
     int is_ip = 0, n;
     memset(out, 0, sizeof(*out));
-    if (host_len > 0 && catalog_normalize(host, host_len, norm, sizeof(norm), &is_ip) > 0 && !is_ip)
+    if (host_len > 0 && catalog_normalize(host, host_len, norm, sizeof(norm), &is_ip) > 0 &&
+        !is_ip) {
         name = norm;
-    else
+        /* The port the browser has in its URL: the Host's (443 without
+         * one), not the tunnel's, which a fronted tunnel does not share. */
+        const char *colon = memchr(host, ':', host_len);
+        size_t dl = colon ? host_len - (size_t)(colon + 1 - host) : 0;
+        port = 443;
+        if (dl >= 1 && dl <= 5) {
+            int v = 0;
+            for (size_t i = 0; i < dl && v >= 0; i++)
+                v = colon[1 + i] >= '0' && colon[1 + i] <= '9' ? v * 10 + (colon[1 + i] - '0') : -1;
+            if (v > 0 && v <= 65535)
+                port = v;
+        }
+    } else
         is_ip = strchr(name, ':') != NULL ? 6 : 0; /* an IPv6 address: in brackets */
     if (strlen(name) > CATALOG_MAX_HOST)
         return -1;

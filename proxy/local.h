@@ -62,8 +62,8 @@ struct local_tls_route {
 };
 /* From the request's Host field (host, host_len; 0: none) and target, in
  * a tunnel to `name` (the name the certificate was minted for) and
- * `port`: the authority is the Host as a name (else name), with the port
- * unless 443; the url is https://authority followed by an origin-form
+ * `port`: the authority is the Host as a name with its port (else name
+ * and `port`), the port left out when 443; the url is https://authority followed by an origin-form
  * target (else "/", and "/" when the whole does not fit). With `warn`, a
  * target of LOCAL_TLS_CONTINUE_PATH (or with a query) is the Continue
  * link. 0, or -1 when the target does not fit (the request is refused). */

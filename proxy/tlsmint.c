@@ -197,7 +197,7 @@ bad:
 
 struct entry {
     char name[256];
-    SSL_CTX *ctx;
+    X509 *leaf;
     time_t minted;
     int hnext;      /* next in the hash chain */
     int prev, next; /* on the use list */
@@ -205,7 +205,8 @@ struct entry {
 
 struct cache {
     uint64_t ca_id;
-    EVP_PKEY *key;
+    EVP_PKEY *key; /* the leaves' key */
+    SSL_CTX *ctx;  /* every session's: TLS versions, ALPN; no certificate */
     struct entry *e;
     int *bucket;
     size_t cap, nbuckets, used;
@@ -228,7 +229,7 @@ static void
 cache_empty(struct cache *c)
 {
     for (size_t i = 0; i < c->used; i++)
-        SSL_CTX_free(c->e[i].ctx);
+        X509_free(c->e[i].leaf);
     free(c->e);
     free(c->bucket);
     c->e = NULL;
@@ -308,33 +309,80 @@ alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const un
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* The thread's context: the same for every name (a context per name
+ * would cost more than the minting: SSL_CTX_new reads OpenSSL's
+ * configuration each time). */
 static SSL_CTX *
-make_ctx(const struct tlsmint_ca *ca, EVP_PKEY *key, const char *name, time_t now)
+thread_ctx(struct cache *c)
 {
-    X509 *leaf = tlsmint_leaf(ca, key, name, now);
-    SSL_CTX *ctx = leaf ? SSL_CTX_new(TLS_server_method()) : NULL;
-    if (ctx == NULL)
-        goto bad;
-    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
-        SSL_CTX_use_certificate(ctx, leaf) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
-        SSL_CTX_add1_chain_cert(ctx, ca->cert) != 1)
-        goto bad;
+    if (c->ctx != NULL)
+        return c->ctx;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     /* One answer per connection: no session to resume, no tickets. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-    X509_free(leaf);
+    c->ctx = ctx;
     return ctx;
-bad:
-    ERR_clear_error();
-    X509_free(leaf);
-    SSL_CTX_free(ctx);
-    return NULL;
 }
 
-SSL_CTX *
-tlsmint_server_ctx(const struct tlsmint_ca *ca, const char *name, time_t now)
+/* The leaf for name from the cache, or minted now (and cached). Borrowed. */
+static X509 *
+cached_leaf(struct cache *c, const struct tlsmint_ca *ca, const char *name, time_t now)
+{
+    size_t len = strlen(name);
+    size_t b = hash_name(name) % c->nbuckets;
+    for (int i = c->bucket[b]; i >= 0; i = c->e[i].hnext) {
+        struct entry *e = &c->e[i];
+        if (strcmp(e->name, name) != 0)
+            continue;
+        if (now - e->minted < TLSMINT_LEAF_SECONDS / 2 && now >= e->minted) {
+            list_unlink(c, i);
+            list_push_front(c, i);
+            atomic_fetch_add_explicit(&hit_count, 1, memory_order_relaxed);
+            return e->leaf;
+        }
+        /* Half its life gone (or the clock went back): minted again. */
+        X509 *leaf = tlsmint_leaf(ca, c->key, name, now);
+        if (leaf == NULL)
+            return NULL;
+        X509_free(e->leaf);
+        e->leaf = leaf;
+        e->minted = now;
+        list_unlink(c, i);
+        list_push_front(c, i);
+        return leaf;
+    }
+    X509 *leaf = tlsmint_leaf(ca, c->key, name, now);
+    if (leaf == NULL)
+        return NULL;
+    int i;
+    if (c->used < c->cap) {
+        i = (int)c->used++;
+    } else {
+        i = c->tail;
+        list_unlink(c, i);
+        hash_unlink(c, i);
+        X509_free(c->e[i].leaf);
+    }
+    struct entry *e = &c->e[i];
+    memcpy(e->name, name, len + 1);
+    e->leaf = leaf;
+    e->minted = now;
+    e->hnext = c->bucket[b];
+    c->bucket[b] = i;
+    list_push_front(c, i);
+    return leaf;
+}
+
+SSL *
+tlsmint_server_ssl(const struct tlsmint_ca *ca, const char *name, time_t now)
 {
     struct cache *c = &tc;
     size_t len = strlen(name);
@@ -347,48 +395,17 @@ tlsmint_server_ctx(const struct tlsmint_ca *ca, const char *name, time_t now)
     c->ca_id = ca->id;
     if (c->key == NULL && (c->key = tlsmint_new_key()) == NULL)
         return NULL;
-    size_t b = hash_name(name) % c->nbuckets;
-    for (int i = c->bucket[b]; i >= 0; i = c->e[i].hnext) {
-        struct entry *e = &c->e[i];
-        if (strcmp(e->name, name) != 0)
-            continue;
-        if (now - e->minted < TLSMINT_LEAF_SECONDS / 2) {
-            list_unlink(c, i);
-            list_push_front(c, i);
-            atomic_fetch_add_explicit(&hit_count, 1, memory_order_relaxed);
-            return e->ctx;
-        }
-        /* Half its life gone: minted again in place. */
-        SSL_CTX *ctx = make_ctx(ca, c->key, name, now);
-        if (ctx == NULL)
-            return NULL;
-        SSL_CTX_free(e->ctx);
-        e->ctx = ctx;
-        e->minted = now;
-        list_unlink(c, i);
-        list_push_front(c, i);
-        return ctx;
-    }
-    SSL_CTX *ctx = make_ctx(ca, c->key, name, now);
-    if (ctx == NULL)
+    SSL_CTX *ctx = thread_ctx(c);
+    X509 *leaf = ctx ? cached_leaf(c, ca, name, now) : NULL;
+    SSL *ssl = leaf ? SSL_new(ctx) : NULL;
+    if (ssl == NULL || SSL_use_certificate(ssl, leaf) != 1 ||
+        SSL_use_PrivateKey(ssl, c->key) != 1) {
+        ERR_clear_error();
+        SSL_free(ssl);
         return NULL;
-    int i;
-    if (c->used < c->cap) {
-        i = (int)c->used++;
-    } else {
-        i = c->tail;
-        list_unlink(c, i);
-        hash_unlink(c, i);
-        SSL_CTX_free(c->e[i].ctx);
     }
-    struct entry *e = &c->e[i];
-    memcpy(e->name, name, len + 1);
-    e->ctx = ctx;
-    e->minted = now;
-    e->hnext = c->bucket[b];
-    c->bucket[b] = i;
-    list_push_front(c, i);
-    return ctx;
+    SSL_set_accept_state(ssl);
+    return ssl;
 }
 
 void
@@ -397,6 +414,8 @@ tlsmint_thread_cleanup(void)
     cache_empty(&tc);
     EVP_PKEY_free(tc.key);
     tc.key = NULL;
+    SSL_CTX_free(tc.ctx);
+    tc.ctx = NULL;
     tc.ca_id = 0;
 }
 

@@ -4,12 +4,12 @@
  * no libevent, no logging).
  *
  * Used by the TLS page phase (tlspage.c) and by inspection: both answer the
- * client's TLS with tlsmint_server_ctx(ca, name) and SSL_new on it.
+ * client's TLS with tlsmint_server_ssl(ca, name, now).
  *
  * Threads: a tlsmint_ca is read-only once loaded and shared by every
- * thread (it belongs to the configuration snapshot). The leaf key and the
- * cache of contexts are per thread (each worker is one): no lock on the
- * path of a connection. A thread's cache is emptied when it is asked for
+ * thread (it belongs to the configuration snapshot). The leaf key, one
+ * SSL_CTX and the cache of minted leaves are per thread (each worker is
+ * one): no lock on the path of a connection. A thread's cache is emptied when it is asked for
  * a name under another CA (a reload that changed it), and freed with
  * tlsmint_thread_cleanup. */
 #ifndef SG_TLSMINT_H
@@ -27,8 +27,8 @@ struct tlsmint_ca;
 /* Names kept per thread: the least recently used is dropped beyond. */
 #define TLSMINT_CACHE_NAMES 1024
 /* A leaf is valid from an hour before it was minted (clocks that lag) to
- * this many seconds after. A cached context older than half of it is
- * minted again. */
+ * this many seconds after. A cached leaf older than half of it is minted
+ * again. */
 #define TLSMINT_LEAF_SECONDS (7 * 86400)
 
 /* What went wrong loading a CA, for FILE:LINE messages at the right key. */
@@ -56,13 +56,14 @@ X509 *tlsmint_leaf(const struct tlsmint_ca *ca, EVP_PKEY *key, const char *name,
 /* A new ECDSA P-256 key (owned), or NULL. */
 EVP_PKEY *tlsmint_new_key(void);
 
-/* The server-side context for name under ca, from this thread's cache or
- * minted now: the leaf and this thread's key, TLS 1.2 and 1.3, ALPN
- * http/1.1 only (a client offering h2 alone gets no ALPN, and speaks
- * HTTP/1.1 or gives up). Borrowed: valid until this thread's next call;
- * SSL_new keeps its own reference. NULL on failure. */
-SSL_CTX *tlsmint_server_ctx(const struct tlsmint_ca *ca, const char *name, time_t now);
-/* Frees this thread's cache and key (a worker thread that ends). */
+/* A server-side TLS session (accept state) for name under ca, owned (free
+ * with SSL_free): the leaf from this thread's cache or minted now, this
+ * thread's key, TLS 1.2 and 1.3, ALPN http/1.1 only (a client offering h2
+ * alone gets no ALPN, and speaks HTTP/1.1 or gives up), no session
+ * resumption. Only the leaf is sent (the browsers have the CA). Give it
+ * BIOs (SSL_set_bio), or to bufferevent_openssl_*_new. NULL on failure. */
+SSL *tlsmint_server_ssl(const struct tlsmint_ca *ca, const char *name, time_t now);
+/* Frees this thread's cache, key and context (a worker thread that ends). */
 void tlsmint_thread_cleanup(void);
 /* Bounds this thread's cache (tests); 0 restores TLSMINT_CACHE_NAMES. The
  * cache is emptied. */
@@ -70,8 +71,8 @@ void tlsmint_thread_set_capacity(size_t names);
 /* Names in this thread's cache now. */
 size_t tlsmint_thread_cached(void);
 
-/* Counters of every thread, for /metrics: leaves minted, contexts served
- * from a cache. */
+/* Counters of every thread, for /metrics: leaves minted, sessions served
+ * with a cached leaf. */
 void tlsmint_counters(uint64_t *minted, uint64_t *cache_hits);
 
 #endif

@@ -16,6 +16,7 @@
 #include "catalog.h"
 #include "config.h"
 #include "conn.h"
+#include "errpage.h"
 #include "http1.h"
 #include "local.h"
 #include "policy.h"
@@ -28,6 +29,8 @@
 /* The request inside TLS is read up to this much (max_header_bytes is the
  * tighter bound when smaller): its head is all a page needs. */
 #define TLSPAGE_MAX_REQUEST 65536
+/* Client bytes waiting for OpenSSL beyond this close the connection. */
+#define TLSPAGE_MAX_PENDING (256 * 1024)
 
 struct tlspage {
     enum verdict v;
@@ -187,8 +190,7 @@ start_tls(struct conn *c)
     struct tlspage *s = state(c);
     time_t now;
     conn_wall_clock(c, &now, NULL);
-    SSL_CTX *ctx = tlsmint_server_ctx(c->cfg->tls_ca, s->name, now);
-    if (ctx == NULL || (s->ssl = SSL_new(ctx)) == NULL)
+    if ((s->ssl = tlsmint_server_ssl(c->cfg->tls_ca, s->name, now)) == NULL)
         return conn_close(c, "tls-mint-failed");
     s->rbio = BIO_new(BIO_s_mem());
     s->wbio = BIO_new(BIO_s_mem());
@@ -200,7 +202,6 @@ start_tls(struct conn *c)
     }
     BIO_set_mem_eof_return(s->rbio, -1); /* empty: want more, not EOF */
     SSL_set_bio(s->ssl, s->rbio, s->wbio);
-    SSL_set_accept_state(s->ssl);
     return CONN_GO_ON;
 }
 
@@ -270,6 +271,10 @@ tlspage_client_read(struct conn *c)
         t->up += (uint64_t)w;
         n -= (size_t)w;
     }
+    /* What OpenSSL has not read yet stays bounded: a handshake and one
+     * request head never need more. */
+    if (BIO_ctrl_pending(s->rbio) > TLSPAGE_MAX_PENDING)
+        return conn_close_denied(c, "tls-too-much-data");
     if (!s->handshake_done) {
         int r = SSL_do_handshake(s->ssl);
         if (r != 1) {
@@ -311,9 +316,9 @@ tlspage_client_read(struct conn *c)
     if (st != HTTP1_OK) {
         char resp[256];
         int code = http1_error_code(st);
-        int rn = snprintf(
-            resp, sizeof(resp),
-            "HTTP/1.1 %d Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", code);
+        int rn = snprintf(resp, sizeof(resp),
+                          "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", code,
+                          errpage_reason_phrase(code));
         return answer(c, resp, rn > 0 ? (size_t)rn : 0, code, http1_strerror(st));
     }
     return on_request(c, h);
@@ -369,7 +374,7 @@ enter(struct conn *c, enum verdict v)
         t->phase_free(t->phase_state);
     t->phase_state = s;
     t->phase_free = state_free;
-    t->tls_page = 1;
+    t->tls = "page";
     conn_set_phase(c, &tlspage_ops);
     conn_arm(c, c->cfg->header_timeout_ms); /* for the handshake */
     return CONN_GO_ON;

@@ -7,25 +7,33 @@
  *
  * Checks: the url is https:// then the authority, and holds no byte a
  * Location header or the log could not carry (CR, LF, NUL); the authority
- * has no '/', carries the port exactly when it is not 443; only a warned
+ * has no '/' and a port only when not 443 (the tunnel's exactly, when
+ * the Host is no name to take the port from); only a warned
  * tunnel and a target under LOCAL_TLS_CONTINUE_PATH make a Continue,
  * whose target is /continue with the same query. */
 #include <string.h>
 
+#include "catalog.h"
 #include "fuzz.h"
 #include "http1.h"
 #include "local.h"
 
 static void
-check(const struct local_tls_route *rt, int port, int warn, const char *target, size_t tlen)
+check(const struct local_tls_route *rt, int port, int named, int warn, const char *target,
+      size_t tlen)
 {
     size_t al = strlen(rt->authority);
     FUZZ_CHECK(al > 0 && strchr(rt->authority, '/') == NULL);
     FUZZ_CHECK(strncmp(rt->url, "https://", 8) == 0);
     FUZZ_CHECK(strncmp(rt->url + 8, rt->authority, al) == 0 && rt->url[8 + al] == '/');
     FUZZ_CHECK(strpbrk(rt->url, "\r\n") == NULL);
-    FUZZ_CHECK(memchr(rt->authority, ':', al) == NULL || port != 443 || rt->authority[0] == '[');
-    if (port != 443) {
+    FUZZ_CHECK(strpbrk(rt->authority, " \t\"<>") == NULL);
+    const char *close = strrchr(rt->authority, ']');
+    const char *colon = strrchr(close ? close : rt->authority, ':');
+    if (colon != NULL) /* a port, never 443 */
+        FUZZ_CHECK(strspn(colon + 1, "0123456789") == strlen(colon + 1) &&
+                   strcmp(colon + 1, "443") != 0 && colon[1] != '\0');
+    if (!named && port != 443) {
         char want[16];
         snprintf(want, sizeof(want), ":%d", port);
         FUZZ_CHECK(al > strlen(want) && strcmp(rt->authority + al - strlen(want), want) == 0);
@@ -46,12 +54,16 @@ route_all(const char *host, size_t hlen, const char *target, size_t tlen)
 {
     static const char *const names[] = {"www.facebook.com", "192.0.2.7", "2001:db8::1"};
     static const int ports[] = {443, 8443};
+    /* A Host that is a name gives the authority, port included. */
+    char norm[CATALOG_MAX_HOST + 1];
+    int is_ip = 0;
+    int named = hlen > 0 && catalog_normalize(host, hlen, norm, sizeof(norm), &is_ip) > 0 && !is_ip;
     for (size_t n = 0; n < 3; n++)
         for (size_t p = 0; p < 2; p++)
             for (int warn = 0; warn < 2; warn++) {
                 struct local_tls_route rt;
                 if (local_tls_route(names[n], ports[p], host, hlen, target, tlen, warn, &rt) == 0)
-                    check(&rt, ports[p], warn, target, tlen);
+                    check(&rt, ports[p], named, warn, target, tlen);
             }
 }
 

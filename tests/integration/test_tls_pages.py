@@ -337,3 +337,77 @@ def test_not_a_ca_is_a_check_error(tmp_path, env, make_sg):
     r = run([str(BIN), "-t", "-c", str(d.config)], timeout=20)
     assert r.returncode != 0
     assert "not a CA certificate (needs basicConstraints CA:TRUE)" in r.stderr.decode()
+
+
+def test_malformed_request_inside_tls(make_sg, ica):
+    """The request inside TLS goes through the same HTTP/1.1 parser: a bad one gets its
+    error status there, and the line says why."""
+    d = tls_gate(make_sg, ica, "[rule no-facebook]\nplatforms = facebook\naction = deny\n")
+    for req, status, reason in [(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, None),
+                                (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", None, None)]:
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+        s.sendall(b"CONNECT www.facebook.com:443 HTTP/1.1\r\nHost: www.facebook.com:443\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(1)
+        ctx = ssl.create_default_context(cafile=str(ica["cert"]))
+        t = ctx.wrap_socket(s, server_hostname="www.facebook.com")
+        t.sendall(req)
+        got = b""
+        try:
+            while True:
+                b = t.recv(65536)
+                if not b:
+                    break
+                got += b
+        except (ssl.SSLError, OSError):
+            pass
+        t.close()
+        m = re.match(rb"HTTP/1\.1 (\d+) ", got)
+        assert m and int(m.group(1)) >= 400 and int(m.group(1)) != 403, got[:200]
+        if status:
+            assert int(m.group(1)) == status
+        d.wait_log(ev="tunnel", tls="page", status=m.group(1).decode())
+
+
+def test_reload_takes_a_new_ca(make_sg, ica, tmp_path):
+    """The CA is read at start and on HUP: after a new CA replaces the old files, pages
+    are signed by the new one (no certificate of the old CA stays cached), and a key
+    made world-readable keeps the running configuration."""
+    import signal
+    d = tls_gate(make_sg, ica, "[rule no-facebook]\nplatforms = facebook\naction = deny\n")
+    for _ in range(2):  # both workers cache the name
+        assert get(d, ica, "https://www.facebook.com/")[1] == 403
+    new_cert, new_key = make_ica(tmp_path / "new")
+    ica["cert"].write_bytes(new_cert.read_bytes())
+    ica["key"].write_bytes(new_key.read_bytes())
+    t0 = time.time()
+    d.send(signal.SIGHUP)
+    d.wait_log(since=t0, ev="config", result="ok", timeout=10)
+    for _ in range(2):
+        rc, status, text, err = get(d, ica, "https://www.facebook.com/", cacert=new_cert)
+        assert rc == 0 and status == 403, err
+    os.chmod(ica["key"], 0o644)
+    t0 = time.time()
+    d.send(signal.SIGHUP)
+    e = d.wait_log(since=t0, ev="config", result="error", timeout=10)
+    assert "readable by others" in e["msg"]
+    rc, status, text, err = get(d, ica, "https://www.facebook.com/", cacert=new_cert)
+    assert rc == 0 and status == 403, err
+
+
+def test_warned_by_sni_only_gets_the_warn_page(make_sg, ica, env):
+    """An allowed CONNECT host whose ClientHello names a warned platform: the warn page
+    inside TLS; after its Continue the same fronted tunnel reaches nginx."""
+    d = tls_gate(make_sg, ica, "[rule facebook-warn]\nplatforms = facebook\naction = warn\n")
+    front = ("--connect-to", "www.facebook.com:443:origin.test:%d" % env.nginx_https)
+    rc, status, text, err = get(d, ica, "https://www.facebook.com/small.txt", *front)
+    assert rc == 0 and status == 403, err
+    m = re.search(r'href="(https://www\.facebook\.com/\.socialgate/continue\?[^"]+)"', text)
+    assert m, text
+    d.wait_log(ev="tunnel", host="origin.test", action="warn", tls="page", mismatch="sni")
+    rc, status, text, err = get(d, ica, m.group(1).replace("&amp;", "&"), *front)
+    assert rc == 0 and status == 302, err
+    rc, status, text, err = get(d, ica, "https://www.facebook.com/small.txt", *front,
+                                cacert=env.ca)
+    assert rc == 0 and status == 200 and text.endswith(env.small_body.decode()), err

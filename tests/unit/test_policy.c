@@ -1740,6 +1740,13 @@ test_local_pages(void **state)
     assert_false(rt.is_continue);
     assert_string_equal(rt.authority, "www.youtube.com");
     assert_string_equal(rt.url, "https://www.youtube.com/watch?v=1");
+    /* the port is the Host's (a fronted tunnel goes to another), else the tunnel's */
+    assert_int_equal(
+        local_tls_route("www.youtube.com", 8443, "www.youtube.com", 15, "/", 1, 1, &rt), 0);
+    assert_string_equal(rt.url, "https://www.youtube.com/");
+    assert_int_equal(
+        local_tls_route("www.youtube.com", 443, "www.youtube.com:8443", 20, "/", 1, 1, &rt), 0);
+    assert_string_equal(rt.authority, "www.youtube.com:8443");
     assert_int_equal(local_tls_route("2001:db8::1", 8443, NULL, 0, "*", 1, 1, &rt), 0);
     assert_string_equal(rt.url, "https://[2001:db8::1]:8443/");
     const char *ct = LOCAL_TLS_CONTINUE_PATH "?p=youtube&r=video-warn";

@@ -54,7 +54,7 @@ make_cert(const char *cert_name, const char *key_name, int ca, mode_t key_mode, 
     X509_set_version(x, 2);
     ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
     X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_gmtime_adj(X509_getm_notAfter(x), 30 * 86400);
     X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
                                (const unsigned char *)"Test CA", -1, -1, 0);
     X509_set_issuer_name(x, X509_get_subject_name(x));
@@ -230,6 +230,19 @@ test_mint(void **state)
     tlsmint_ca_free(ca);
 }
 
+/* A session from tlsmint_server_ssl, its leaf checked for name; freed. */
+static int
+served(struct tlsmint_ca *ca, const char *name, time_t now, time_t verify_at)
+{
+    SSL *ssl = tlsmint_server_ssl(ca, name, now);
+    if (ssl == NULL)
+        return 0;
+    X509 *leaf = SSL_get_certificate(ssl);
+    int ok = leaf && X509_check_host(leaf, name, 0, 0, NULL) == 1 && verifies(ca, leaf, verify_at);
+    SSL_free(ssl);
+    return ok;
+}
+
 static void
 test_cache(void **state)
 {
@@ -243,48 +256,91 @@ test_cache(void **state)
     uint64_t minted0, hits0, minted, hits;
     tlsmint_counters(&minted0, &hits0);
 
-    SSL_CTX *a = tlsmint_server_ctx(ca, "a.example", now);
-    assert_non_null(a);
-    assert_ptr_equal(tlsmint_server_ctx(ca, "a.example", now), a); /* a hit */
+    assert_true(served(ca, "a.example", now, now));
+    assert_true(served(ca, "a.example", now, now)); /* a hit */
     tlsmint_counters(&minted, &hits);
     assert_int_equal(minted - minted0, 1);
     assert_int_equal(hits - hits0, 1);
-    /* The context serves the minted leaf for the name. */
-    X509 *leaf = SSL_CTX_get0_certificate(a);
-    assert_non_null(leaf);
-    assert_int_equal(X509_check_host(leaf, "a.example", 0, 0, NULL), 1);
-    assert_true(verifies(ca, leaf, now));
 
     char name[32];
     for (int i = 0; i < 10; i++) {
         snprintf(name, sizeof(name), "n%d.example", i);
-        assert_non_null(tlsmint_server_ctx(ca, name, now));
+        assert_true(served(ca, name, now, now));
         assert_true(tlsmint_thread_cached() <= 4);
     }
     assert_int_equal(tlsmint_thread_cached(), 4);
     /* The most recent stay (hits), the oldest went (minted again). */
     tlsmint_counters(&minted0, &hits0);
-    assert_non_null(tlsmint_server_ctx(ca, "n9.example", now));
-    assert_non_null(tlsmint_server_ctx(ca, "n6.example", now));
+    assert_true(served(ca, "n9.example", now, now));
+    assert_true(served(ca, "n6.example", now, now));
     tlsmint_counters(&minted, &hits);
     assert_int_equal(minted - minted0, 0);
     assert_int_equal(hits - hits0, 2);
-    assert_non_null(tlsmint_server_ctx(ca, "a.example", now));
+    assert_true(served(ca, "a.example", now, now));
     tlsmint_counters(&minted, &hits);
     assert_int_equal(minted - minted0, 1);
-    /* Half a leaf's life later, minted again. */
-    assert_non_null(tlsmint_server_ctx(ca, "a.example", now + TLSMINT_LEAF_SECONDS / 2 + 1));
+    /* Half a leaf's life later, minted again: valid for its own time. */
+    time_t later = now + TLSMINT_LEAF_SECONDS / 2 + 1;
+    assert_true(served(ca, "a.example", later, later + TLSMINT_LEAF_SECONDS - 60));
     tlsmint_counters(&minted0, &hits0);
     assert_int_equal(minted0 - minted, 1);
 
     /* Another CA (a reload): nothing of the old one is served. */
     struct tlsmint_ca *ca2 = load("ca.pem", "ca.key", err, sizeof(err), &which);
     assert_non_null(ca2);
-    assert_non_null(tlsmint_server_ctx(ca2, "n9.example", now));
+    assert_true(served(ca2, "n9.example", now, now));
     assert_int_equal(tlsmint_thread_cached(), 1);
     tlsmint_thread_set_capacity(0);
     tlsmint_thread_cleanup();
     tlsmint_ca_free(ca2);
+    tlsmint_ca_free(ca);
+}
+
+/* A whole handshake in memory: a client that trusts the CA and asks for
+ * the name (SNI, ALPN h2 and http/1.1) gets http/1.1 and a verified leaf. */
+static void
+test_handshake(void **state)
+{
+    (void)state;
+    char err[256], cafile[512];
+    enum tlsmint_err_key which;
+    struct tlsmint_ca *ca = load("ca.pem", "ca.key", err, sizeof(err), &which);
+    assert_non_null(ca);
+    SSL *srv = tlsmint_server_ssl(ca, "www.facebook.com", time(NULL));
+    assert_non_null(srv);
+    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+    path_in(cafile, sizeof(cafile), "ca.pem");
+    assert_int_equal(SSL_CTX_load_verify_locations(cctx, cafile, NULL), 1);
+    SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, NULL);
+    static const unsigned char protos[] = "\x02h2\x08http/1.1";
+    assert_int_equal(SSL_CTX_set_alpn_protos(cctx, protos, sizeof(protos) - 1), 0);
+    SSL *cli = SSL_new(cctx);
+    SSL_set_tlsext_host_name(cli, "www.facebook.com");
+    SSL_set1_host(cli, "www.facebook.com");
+    SSL_set_connect_state(cli);
+    BIO *c2s = BIO_new(BIO_s_mem()), *s2c = BIO_new(BIO_s_mem());
+    BIO_up_ref(c2s);
+    BIO_up_ref(s2c);
+    SSL_set_bio(cli, s2c, c2s);
+    SSL_set_bio(srv, c2s, s2c);
+    int cdone = 0, sdone = 0;
+    for (int i = 0; i < 20 && !(cdone && sdone); i++) {
+        if (!cdone)
+            cdone = SSL_do_handshake(cli) == 1;
+        if (!sdone)
+            sdone = SSL_do_handshake(srv) == 1;
+    }
+    assert_true(cdone && sdone);
+    assert_int_equal(SSL_get_verify_result(cli), X509_V_OK);
+    const unsigned char *sel;
+    unsigned sel_len;
+    SSL_get0_alpn_selected(cli, &sel, &sel_len);
+    assert_int_equal(sel_len, 8);
+    assert_memory_equal(sel, "http/1.1", 8);
+    SSL_free(cli);
+    SSL_free(srv);
+    SSL_CTX_free(cctx);
+    tlsmint_thread_cleanup();
     tlsmint_ca_free(ca);
 }
 
@@ -358,9 +414,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ca_checks),
-        cmocka_unit_test(test_mint),
-        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_ca_checks), cmocka_unit_test(test_mint),
+        cmocka_unit_test(test_cache),     cmocka_unit_test(test_handshake),
         cmocka_unit_test(test_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
