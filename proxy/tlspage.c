@@ -24,6 +24,7 @@
 #include "snapshot.h"
 #include "sni.h"
 #include "tlsmint.h"
+#include "usage.h"
 
 /* The request inside TLS is read up to this much (max_header_bytes is the
  * tighter bound when smaller): its head is all a page needs. */
@@ -152,6 +153,22 @@ on_request(struct conn *c, const struct http1_head *h)
         size_t n = local_answer(c->snap, t->identity, user, t->roles, rt.target, now, &local, page,
                                 sizeof(page), &status, &why);
         return answer(c, page, n, status, why);
+    }
+    if (s->v == VERDICT_WARN_PAGE) {
+        /* A Continue recorded since this tunnel was decided (a browser
+         * opens several at once and keeps the spare ones): the page asked
+         * for again, on a new tunnel, which is then spliced untouched. */
+        const struct catalog_platform *p = catalog_platform(c->snap->rules->catalog, t->platform);
+        time_t now;
+        conn_wall_clock(c, &now, NULL);
+        if (usage_continue_ok(t->identity, p ? p->name : "unclassified", (int64_t)now)) {
+            int rn = snprintf(page, sizeof(page),
+                              "HTTP/1.1 307 Temporary Redirect\r\nLocation: %s\r\n"
+                              "Cache-Control: no-store\r\nContent-Length: 0\r\n"
+                              "Connection: close\r\n\r\n",
+                              rt.url);
+            return answer(c, page, rn > 0 && (size_t)rn < sizeof(page) ? (size_t)rn : 0, 307, NULL);
+        }
     }
     char *body = NULL;
     size_t n = page_for(c, s->v, rt.authority, rt.url, &body);

@@ -3,6 +3,7 @@ examples, privilege drop, -d with a pidfile, sd_notify, reload and shutdown
 under load."""
 
 import ctypes
+import email.utils
 import hashlib
 import json
 import os
@@ -553,6 +554,99 @@ def test_nftables_example():
     if r.returncode != 0 and ("Operation not permitted" in err or "Permission denied" in err):
         pytest.skip("nft -c needs CAP_NET_ADMIN here: %s" % err.strip())
     assert r.returncode == 0, err
+
+
+def test_make_ca_script(tmp_path):
+    """contrib/ca/make-ca.sh makes the company CA of the README: an ECDSA P-256 key only its
+    owner can read, a CA:TRUE certificate that may sign, and never overwrites a CA."""
+    script = REPO_ROOT / "contrib/ca/make-ca.sh"
+    assert os.access(script, os.X_OK)
+    owner = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    d = tmp_path / "ca"
+    r = run([str(script), "-n", "Example Corp gateway CA", "-d", "730", "-u", owner, str(d)], timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    key, pem = d / "ca.key", d / "ca.pem"
+    st = key.stat()
+    assert st.st_mode & 0o777 == 0o600, oct(st.st_mode)
+    assert st.st_uid == pwd.getpwnam(owner).pw_uid
+    assert pem.stat().st_mode & 0o777 == 0o644
+
+    r = run(["openssl", "x509", "-in", str(pem), "-noout", "-text"], timeout=30)
+    assert r.returncode == 0, r.stderr.decode()
+    text = r.stdout.decode()
+    assert re.search(r"X509v3 Basic Constraints: critical\s+CA:TRUE", text), text
+    assert re.search(r"X509v3 Key Usage: critical\s+Certificate Sign, CRL Sign", text), text
+    assert "NIST CURVE: P-256" in text or "prime256v1" in text, text
+    assert "Subject: CN = Example Corp gateway CA" in text, text
+    r = run(["openssl", "x509", "-in", str(pem), "-noout", "-checkend", str(729 * 86400)], timeout=30)
+    assert r.returncode == 0, "valid for less than the 730 days asked for"
+    r = run(["openssl", "x509", "-in", str(pem), "-noout", "-checkend", str(731 * 86400)], timeout=30)
+    assert r.returncode != 0, "valid for more than the 730 days asked for"
+
+    # the key is the certificate's, and the CA signs a server certificate that verifies
+    pub_cert = run(["openssl", "x509", "-in", str(pem), "-noout", "-pubkey"], timeout=30).stdout
+    pub_key = run(["openssl", "pkey", "-in", str(key), "-pubout"], timeout=30).stdout
+    assert pub_cert and pub_cert == pub_key
+    leaf = tmp_path / "leaf.pem"
+    r = run(["openssl", "req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", str(tmp_path / "leaf.key"), "-subj", "/CN=www.facebook.com",
+             "-addext", "subjectAltName=DNS:www.facebook.com", "-CA", str(pem), "-CAkey", str(key),
+             "-days", "1", "-out", str(leaf)], timeout=30)
+    assert r.returncode == 0, r.stderr.decode()
+    r = run(["openssl", "verify", "-CAfile", str(pem), str(leaf)], timeout=30)
+    assert r.returncode == 0, (r.stdout + r.stderr).decode()
+
+    # a second run refuses: the CA in every browser must not change under it
+    before = (key.read_bytes(), pem.read_bytes())
+    r = run([str(script), str(d)], timeout=60)
+    assert r.returncode != 0
+    assert b"ca.key exists" in r.stderr, r.stderr
+    assert (key.read_bytes(), pem.read_bytes()) == before
+    r = run([str(script), "-d", "soon", str(tmp_path / "other")], timeout=60)
+    assert r.returncode == 2 and b"-d wants a number of days" in r.stderr, r.stderr
+    assert not (tmp_path / "other" / "ca.key").exists()
+
+
+def _ca_profile(pem):
+    """What two CAs made the same way share: key type, signature, extensions, validity."""
+    text = run(["openssl", "x509", "-in", str(pem), "-noout", "-text"], timeout=30).stdout.decode()
+    keep = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        t = line.strip()
+        if t.startswith(("Signature Algorithm", "Public Key Algorithm", "Public-Key", "NIST CURVE",
+                         "Subject:", "X509v3 ")):
+            keep.append(t)
+            if t.startswith("X509v3 ") and "Key Identifier" not in t:
+                keep.append(lines[i + 1].strip())
+    start = run(["openssl", "x509", "-in", str(pem), "-noout", "-startdate", "-enddate"], timeout=30)
+    dates = [email.utils.parsedate_to_datetime(v.split("=", 1)[1].replace("GMT", "+0000"))
+             for v in start.stdout.decode().split("\n") if "=" in v]
+    keep.append("days=%d" % round((dates[1] - dates[0]).total_seconds() / 86400))
+    return keep
+
+
+def test_readme_ca_commands_match_make_ca_script(tmp_path):
+    """The README's "Make the CA" commands, run as written, make the same CA as make-ca.sh."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    sec = readme.split("## HTTPS pages: the company CA", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"\*\*Make the CA\*\*.*?```sh\n(.*?)```", sec, re.S)
+    assert block, "README lacks the Make the CA commands"
+    cmds = block.group(1)
+    folder = "/usr/local/etc/socialgate/tls"
+    assert folder in cmds and "chown socialgate ca.key" in cmds and "chmod 600 ca.key" in cmds, cmds
+    owner = pwd.getpwuid(os.geteuid()).pw_name
+    d = tmp_path / "readme"
+    cmds = cmds.replace(folder, str(d)).replace("chown socialgate ", "chown %s " % owner)
+    r = run(["sh", "-euc", cmds], timeout=60)
+    assert r.returncode == 0, (r.stdout + r.stderr).decode()
+    assert (d / "ca.key").stat().st_mode & 0o777 == 0o600
+
+    r = run([str(REPO_ROOT / "contrib/ca/make-ca.sh"), "-n", "Example Corp gateway CA", "-u", owner,
+             str(tmp_path / "script")], timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    assert _ca_profile(d / "ca.pem") == _ca_profile(tmp_path / "script" / "ca.pem")
+    assert "days=1825" in _ca_profile(d / "ca.pem")
 
 
 # ---------------------------------------------------------------------------------------------
