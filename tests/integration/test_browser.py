@@ -400,11 +400,6 @@ def test_https_exempt_platform_is_not_intercepted(make_sg, hosts, company_ca, tm
 
 # --- what the pages say (the [pages] renderer) ---------------------------------------------------
 
-PAGES_PENDING = pytest.mark.xfail(
-    strict=True, reason="pages still name the rule and its file, and a used-up quota shows the next "
-    "rule's page: the [pages] renderer is not in this build yet")
-
-
 def page_text(make_sg, hosts, company_ca, tmp_path, scheme, policy, state=None):
     tls = None
     if scheme == "https":
@@ -418,7 +413,6 @@ def page_text(make_sg, hosts, company_ca, tmp_path, scheme, policy, state=None):
     return d, text
 
 
-@PAGES_PENDING
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_deny_page_shows_no_file_path_and_no_rule(make_sg, hosts, company_ca, tmp_path, scheme):
     d, text = page_text(make_sg, hosts, company_ca, tmp_path, scheme, DENY_POLICY)
@@ -427,7 +421,6 @@ def test_deny_page_shows_no_file_path_and_no_rule(make_sg, hosts, company_ca, tm
     assert "social-otherwise" not in text, text  # show_rule = no by default
 
 
-@PAGES_PENDING
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_quota_page_names_the_platform_and_the_minutes(make_sg, hosts, company_ca, tmp_path, scheme):
     skip_near_midnight()
