@@ -21,7 +21,8 @@
 # The minted and cache-hit counts are the differences of socialgate's
 # /metrics over each run. minting_ms_per_new_name = 1/rate_new -
 # 1/rate_same, in ms: with one worker, that worker's time per new name.
-# The client shares the machine's cores: compare the ratios, not the rates.
+# The client shares the machine's cores (the load average before each
+# round is printed): compare the ratios, not the rates.
 #
 # usage: bench_tls_pages.sh SOCIALGATE TLS_PAGES [SECONDS [THREADS]]
 set -eu
@@ -234,7 +235,7 @@ for workers in 1 2; do
         echo "access logs on, buffered, flushed every second (socialgate's usage log, nginx's access_log)"
     fi
     start_nginx "$workers"
-    echo "== workers = $workers (nginx worker_processes $workers), $threads client threads, $secs s a run"
+    echo "== workers = $workers (nginx worker_processes $workers), $threads client threads, $secs s a run, load average $(cut -d' ' -f1-3 /proc/loadavg)"
     load "nginx" --connect "127.0.0.1:$ngx_port" --name "$name"
     r_ngx=$rate
     sg_load "socialgate same name" --proxy "127.0.0.1:$sg_port" --name "$name"
