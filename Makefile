@@ -115,6 +115,18 @@ $(REPORT_LOG): | $(BUILD)/bench/gen_report_log
 bench-report: $(BIN) $(REPORT_LOG)
 	sh tests/bench/bench_report.sh ./$(BIN) $(REPORT_LOG)
 
+# HTTPS deny pages per second, a new connection and TLS session each, beside
+# nginx serving a page of the same size over TLS (ECDSA P-256 both), with
+# one worker and with two; and the cost of minting a certificate for a new
+# name (not part of test). TLS_PAGES_SECONDS per run.
+TLS_PAGES_SECONDS ?= 8
+$(BUILD)/bench/tls_pages: tests/bench/tls_pages.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O2 -o $@ $< $(LDLIBS) $(EXTRA_LDFLAGS)
+
+bench-tls-pages: $(BIN) $(BUILD)/bench/tls_pages
+	sh tests/bench/bench_tls_pages.sh ./$(BIN) ./$(BUILD)/bench/tls_pages $(TLS_PAGES_SECONDS)
+
 # No call cycle among the connection core and its phases and stages, and the
 # core calls no phase by name (tests/layers.py prints the call graph).
 check-layers:
@@ -338,4 +350,4 @@ clean:
 
 .PHONY: bench bench-tunnels all deps test-deps fuzz-deps run unit integration test asan test-asan \
 	test-valgrind tsan test-tsan install uninstall check-layers \
-	clean bench-classify fuzz-replay fuzzers fuzz-build fuzz fuzz-smoke bench-report
+	clean bench-classify fuzz-replay fuzzers fuzz-build fuzz fuzz-smoke bench-report bench-tls-pages
