@@ -160,7 +160,7 @@ struct out {
 static void
 put(struct out *o, const char *p, size_t n)
 {
-    if (o->buf != NULL && n <= o->cap - o->len)
+    if (o->buf != NULL && n > 0 && n <= o->cap - o->len) /* an empty span may have no pointer */
         memcpy(o->buf + o->len, p, n);
     o->len += n;
 }
@@ -748,6 +748,8 @@ request_from_inner_head(const struct http1_head *h, const struct snapshot *snap,
                       "The request target is malformed.");
     if (req->path == NULL)
         return out_of_memory(ref);
+    if (tg.form == HTTP1_FORM_ASTERISK && !method_is(h, "OPTIONS")) /* RFC 9112 3.2.4 */
+        return refuse(ref, 400, "bad-target", "Only OPTIONS may ask about the server as a whole (*).");
     if (h->minor == 1 && h->host.p == NULL)
         return refuse(ref, 400, "missing-host", "An HTTP/1.1 request needs a Host header field.");
     if (request_via_loops(h))

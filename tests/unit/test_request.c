@@ -1004,6 +1004,8 @@ static const struct inner inners[] = {
     {"CONNECT inside", R("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"), 443, NULL, NULL, NULL,
      "connect-in-tunnel"},
     {"no Host", R("GET / HTTP/1.1\r\n\r\n"), 443, NULL, NULL, NULL, "missing-host"},
+    {"* is for OPTIONS only", R("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), 443, NULL, NULL, NULL,
+     "bad-target"},
     {"a loop", R("GET / HTTP/1.1\r\nHost: a\r\n" VIA "\r\n"), 443, NULL, NULL, NULL,
      "forwarding-loop"},
 };
