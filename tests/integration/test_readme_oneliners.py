@@ -126,9 +126,11 @@ def generate(seed=20261130):
                     rules=5, platforms=46).render(["ev", "result", "files", "rules", "platforms"]))
     usage = collections.defaultdict(lambda: [0, 0, 0, set()])  # (ident, platform) -> req, up, down, minutes
     last_flush = start
-    for t in times:
+    for i, t in enumerate(times):
         kind = rnd.choices(["ok", "deny", "407", "challenge", "err", "tunnel", "gone", "config"],
                            [50, 12, 6, 6, 6, 14, 3, 1])[0]
+        if i == len(times) // 2:
+            kind = "config"  # at least one, whatever the time of day does to the draws
         if kind == "config":
             r = Rec(ts=ts(t), ev="config", result="error", file="/etc/socialgate/rules/10-policy.ini",
                     line=rnd.randrange(1, 90), msg="unknown platform 'myspace'")
