@@ -73,11 +73,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(r);
         p.tmpl[k] = NULL;
 
-        /* the built-in page: the value never opens a tag of its own */
+        /* the built-in page: the value never opens a tag of its own (a
+         * value that starts with '<': one with a ';' before its '<' may
+         * match across an escape, "&lt;" then the page's own "<") */
         n = pages_render(&builtin, kind, &v, &r);
         FUZZ_CHECK(r != NULL);
         check_response(r, n, pages_default_status(kind));
-        if (strchr(value, '<') != NULL && strstr(pages_builtin(kind), value) == NULL)
+        if (value[0] == '<' && strstr(pages_builtin(kind), value) == NULL)
             FUZZ_CHECK(strstr(strstr(r, "\r\n\r\n"), value) == NULL);
         free(r);
     }
