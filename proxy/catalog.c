@@ -272,8 +272,8 @@ catalog_normalize(const char *host, size_t len, char *out, size_t outsz, int *is
         unsigned char ch = (unsigned char)host[i];
         if (ch >= 0x80)
             ascii = 0;
-        else if (ch <= 0x20 || ch == 0x7f)
-            return -1;
+        else if (ch <= 0x20 || ch == 0x7f || strchr("/\\?#@\"<>`{}|^", ch))
+            return -1; /* no host name holds a delimiter of a URL or quote */
         if (ch == '.' && (i == 0 || host[i - 1] == '.'))
             return -1; /* empty label */
         if (!(ch == '.' || (ch >= '0' && ch <= '9')))

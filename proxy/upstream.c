@@ -217,15 +217,23 @@ tls_connecting_event(struct conn *c, short what)
     return conn_reply_error(c, 502, "upstream-tls-failed", msg);
 }
 
+/* The origin did not connect (TCP) or finish its handshake (TLS) within
+ * connect_timeout: 504 with the page that names the host and the time. */
 static enum conn_rc
-tls_connecting_timeout(struct conn *c, uint64_t now)
+reply_connect_timeout(struct conn *c)
 {
-    (void)now;
     char msg[512];
     errpage_upstream_text(msg, sizeof(msg), ERRPAGE_TIMEOUT, c->t.rq.host, c->t.rq.port,
                           c->cfg->connect_timeout_ms);
     stats_count(STATS_UPSTREAM_ERRORS);
     return conn_reply_error(c, 504, "connect-timeout", msg);
+}
+
+static enum conn_rc
+tls_connecting_timeout(struct conn *c, uint64_t now)
+{
+    (void)now;
+    return reply_connect_timeout(c);
 }
 
 static const struct conn_ops tls_connecting_ops = {
@@ -405,11 +413,7 @@ connecting_timeout(struct conn *c, uint64_t now)
         conn_arm(c, deadline - now);
         return CONN_SUSPENDED;
     }
-    char msg[512];
-    errpage_upstream_text(msg, sizeof(msg), ERRPAGE_TIMEOUT, c->t.rq.host, c->t.rq.port,
-                          c->cfg->connect_timeout_ms);
-    stats_count(STATS_UPSTREAM_ERRORS);
-    return conn_reply_error(c, 504, "connect-timeout", msg);
+    return reply_connect_timeout(c);
 }
 
 static const struct conn_ops connecting_ops = {

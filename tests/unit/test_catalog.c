@@ -238,6 +238,14 @@ test_normalize(void **state)
     assert_int_equal(is_ip, 0);
     assert_int_equal(catalog_normalize("a\tb", 3, out, sizeof(out), &is_ip), -1);
     assert_int_equal(catalog_normalize("a\x7f", 2, out, sizeof(out), &is_ip), -1);
+    /* A URL's delimiters and quotes are in no host name: "a.com/x" must
+     * not be read as the name a.com/x, nor "evil.com@facebook.com". */
+    static const char *const not_names[] = {"a.com/x", "a.com\\x", "a.com?x", "a.com#x",
+                                            "evil.com@facebook.com", "a\"b", "a<b>", "a`b",
+                                            "a{b}", "a|b", "a^b"};
+    for (size_t i = 0; i < sizeof(not_names) / sizeof(not_names[0]); i++)
+        assert_int_equal(catalog_normalize(not_names[i], strlen(not_names[i]), out, sizeof(out), &is_ip), -1);
+    assert_int_equal(catalog_normalize("under_score-x.example", 21, out, sizeof(out), &is_ip), 21);
 
     /* 253 bytes is the limit of a host name; 254 is not one. */
     char host[300];
