@@ -274,8 +274,9 @@ local_tls_route(const char *name, int port, const char *host, size_t host_len, c
     char norm[CATALOG_MAX_HOST + 1];
     int is_ip = 0, n;
     memset(out, 0, sizeof(*out));
-    /* A Host that is no plain name (a '/', a quote: catalog_normalize
-     * takes more than an authority holds) is not used: the tunnel's name is. */
+    /* A Host that is no plain name (catalog_normalize refuses URL
+     * delimiters; this also keeps anything but letters, digits, '.', '-'
+     * and '_' out of the page's URL) is not used: the tunnel's name is. */
     if (host_len > 0 && catalog_normalize(host, host_len, norm, sizeof(norm), &is_ip) > 0 &&
         !is_ip && norm[strspn(norm, "abcdefghijklmnopqrstuvwxyz0123456789.-_")] == '\0') {
         name = norm;
