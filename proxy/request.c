@@ -572,9 +572,11 @@ static int finish_forward(const struct http1_head *h, const struct http1_target 
  * was learnt before it: the method always; host and path once the target
  * parsed; the credentials once the Host check passed. kind is REQUEST_CONNECT
  * from the start for CONNECT, so a refused tunnel is logged as one. */
-int
-request_from_head(const struct http1_head *h, const struct snapshot *snap, struct request *req,
-                  struct request_refusal *ref)
+/* What every request takes from its head, whatever its form: the method,
+ * the head's size, the client's HTTP version and its wish to close. The
+ * caller adds its own reasons to close (a draining worker). */
+static void
+request_init(const struct http1_head *h, struct request *req, struct request_refusal *ref)
 {
     memset(req, 0, sizeof(*req));
     memset(ref, 0, sizeof(*ref));
@@ -582,11 +584,19 @@ request_from_head(const struct http1_head *h, const struct snapshot *snap, struc
     memcpy(req->method, h->method.p, ml);
     req->head_len = h->head_len;
     req->client_minor = h->minor;
-    /* The caller adds its own reasons to close (a draining worker). */
     req->client_close = (h->flags & HTTP1_F_CONN_CLOSE) || h->minor == 0;
-    int is_connect = h->method.len == 7 && memcmp(h->method.p, "CONNECT", 7) == 0;
     req->is_head = h->method.len == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
-    req->kind = is_connect ? REQUEST_CONNECT : REQUEST_FORWARD;
+    req->kind = REQUEST_FORWARD;
+}
+
+int
+request_from_head(const struct http1_head *h, const struct snapshot *snap, struct request *req,
+                  struct request_refusal *ref)
+{
+    request_init(h, req, ref);
+    int is_connect = h->method.len == 7 && memcmp(h->method.p, "CONNECT", 7) == 0;
+    if (is_connect)
+        req->kind = REQUEST_CONNECT;
 
     struct http1_target tg;
     enum http1_status st = http1_parse_target(&h->target, is_connect, &tg);
@@ -717,15 +727,7 @@ request_from_inner_head(const struct http1_head *h, const struct snapshot *snap,
                         uint16_t port, struct request *req, struct request_refusal *ref)
 {
     (void)snap;
-    memset(req, 0, sizeof(*req));
-    memset(ref, 0, sizeof(*ref));
-    size_t ml = h->method.len < sizeof(req->method) - 1 ? h->method.len : sizeof(req->method) - 1;
-    memcpy(req->method, h->method.p, ml);
-    req->head_len = h->head_len;
-    req->client_minor = h->minor;
-    req->client_close = (h->flags & HTTP1_F_CONN_CLOSE) || h->minor == 0;
-    req->is_head = h->method.len == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
-    req->kind = REQUEST_FORWARD;
+    request_init(h, req, ref);
     req->tls = 1;
     req->port = port;
     req->host = strdup(host);
