@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem(3) */
 #include "conn.h"
 
 #include <errno.h>
@@ -392,6 +393,13 @@ reply(struct conn *c, const char *page, size_t n, int status, int count_input)
 {
     c->t.status = status;
     c->t.answered_here = 1;
+    if (c->t.rq.is_head) {
+        /* A HEAD is answered with the page's head alone (RFC 9110 9.3.2);
+         * its Content-Length still says what a GET would get. */
+        const char *end = memmem(page, n, "\r\n\r\n", 4);
+        if (end)
+            n = (size_t)(end + 4 - page);
+    }
     c->t.down += n;
     struct evbuffer *in = bufferevent_get_input(c->cbev);
     if (count_input)

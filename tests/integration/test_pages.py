@@ -245,3 +245,29 @@ def test_shipped_templates_are_the_built_in_pages(make_sg, env, hosts):
     for url in ("http://www.reddit.com:%d/d" % env.nginx_http,
                 "http://web.whatsapp.com:%d/m" % env.nginx_http):
         assert get(d, url) == get(plain, url)
+
+
+def test_head_gets_the_page_head_without_its_body(make_sg, env, hosts):
+    """A HEAD that gets a page gets the page's head alone (RFC 9110 9.3.2),
+    with the Content-Length a GET would get, and nothing after it."""
+    import socket
+    d = start_policy(make_sg, hosts, POLICY)
+    url = "http://www.reddit.com:%d/h/%s" % (env.nginx_http, token())
+    status, headers, body = get(d, url)
+    assert status == 403 and len(body) > 0
+    t0 = time.time()
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    s.sendall(("HEAD %s HTTP/1.1\r\nHost: www.reddit.com\r\n\r\n" % url).encode())
+    raw = b""
+    while True:  # the page closes the connection: read to the end
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        raw += chunk
+    s.close()
+    head, sep, rest = raw.partition(b"\r\n\r\n")
+    assert sep and rest == b"", raw
+    assert head.startswith(b"HTTP/1.1 403 "), raw
+    assert b"\r\nContent-Length: %d" % len(body) in head, raw
+    e = d.wait_log(since=t0, method="HEAD")
+    assert (e["rule"], e["status"]) == ("social-otherwise", "403"), e.raw
