@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem(3) */
 #include "tlspage.h"
 
 #include <stdio.h>
@@ -44,6 +45,7 @@ struct tlspage {
     int handshake_done;
     uint8_t *req; /* the plaintext request so far */
     size_t req_len;
+    int head_only; /* the request inside is a HEAD: no page body */
 };
 
 static void
@@ -114,6 +116,11 @@ answer(struct conn *c, const char *resp, size_t n, int status, const char *reaso
         t->reason = reason;
     t->status = status;
     t->answered_here = 1;
+    if (s->head_only) { /* RFC 9110 9.3.2: the head alone */
+        const char *end = memmem(resp, n, "\r\n\r\n", 4);
+        if (end)
+            n = (size_t)(end + 4 - resp);
+    }
     if (SSL_write(s->ssl, resp, (int)n) != (int)n) {
         ERR_clear_error();
         return conn_close(c, "tls-error");
@@ -135,6 +142,7 @@ on_request(struct conn *c, const struct http1_head *h)
     struct txn *t = &c->t;
     char page[16384];
     struct local_tls_route rt;
+    s->head_only = h->method.len == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
     if (local_tls_route(s->name, t->rq.port, h->host.p, h->host.len, h->target.p, h->target.len,
                         s->v == VERDICT_WARN_PAGE, &rt) < 0) {
         static const char too_long[] = "HTTP/1.1 414 URI Too Long\r\nContent-Length: 0\r\n"

@@ -143,7 +143,7 @@ message = Facebook is closed during work hours.
     assert e.keys_in_order[-1] == "tls"
 
 
-def page_over_python_ssl(d, ica):
+def page_over_python_ssl(d, ica, method="GET"):
     """A CONNECT and a GET inside TLS with Python's ssl module, which verifies the minted
     leaf against the CA and the name; returns (alpn, certificate, answer)."""
     s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
@@ -156,7 +156,7 @@ def page_over_python_ssl(d, ica):
     ctx.set_alpn_protocols(["h2", "http/1.1"])
     t = ctx.wrap_socket(s, server_hostname="www.facebook.com")
     alpn, cert = t.selected_alpn_protocol(), t.getpeercert()
-    t.sendall(b"GET / HTTP/1.1\r\nHost: www.facebook.com\r\n\r\n")
+    t.sendall(method.encode() + b" / HTTP/1.1\r\nHost: www.facebook.com\r\n\r\n")
     got = b""
     while True:
         b = t.recv(65536)
@@ -456,3 +456,20 @@ def test_warned_by_sni_only_gets_the_warn_page(make_sg, ica, env):
     rc, status, text, err = get(d, ica, "https://www.facebook.com/small.txt", *front,
                                 cacert=env.ca)
     assert rc == 0 and status == 200 and text.endswith(env.small_body.decode()), err
+
+
+def test_head_inside_tls_gets_the_page_head_alone(make_sg, ica):
+    """A HEAD inside the intercepted tunnel gets the page's head, with the length a GET
+    would get, and no body (RFC 9110 9.3.2)."""
+    d = tls_gate(make_sg, ica, """
+[rule no-facebook]
+platforms = facebook
+action = deny
+""")
+    _, _, got = page_over_python_ssl(d, ica)
+    _, _, body = got.partition(b"\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 403") and len(body) > 0, got
+    _, _, head_answer = page_over_python_ssl(d, ica, method="HEAD")
+    head, sep, rest = head_answer.partition(b"\r\n\r\n")
+    assert sep and rest == b"", head_answer
+    assert head.startswith(b"HTTP/1.1 403") and b"Content-Length: %d" % len(body) in head, head
