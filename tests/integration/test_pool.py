@@ -331,3 +331,29 @@ def test_gateway_killed_is_taken_out(pool, env):
         code, _ = through(pool, "127.0.0.2", "http://www.linkedin.com:%d/u/a%d-%s"
                           % (env.nginx_http, i, token()))
         assert code == "200"
+
+
+def test_max_per_client_counts_the_real_client(env, make_sg):
+    """max_per_client counts the address from the header, not the balancer's: two
+    connections of 127.0.0.2 through the balancer fill its share, 127.0.0.3 still
+    gets in."""
+    d = make_sg({"proxy": {"proxy_protocol": "127.0.0.1/32"}, "limits": {"max_per_client": "2"}},
+                start=False)
+    write_rules(d, RULES)
+    d.start()
+    held = []
+    try:
+        for _ in range(2):
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+            s.sendall(b"PROXY TCP4 127.0.0.2 127.0.0.1 1 2\r\nGET http://www.linkedin.com/ HTTP/1.1\r\n")
+            held.append(s)
+        time.sleep(0.2)  # both headers read
+        got = raw(d, b"PROXY TCP4 127.0.0.2 127.0.0.1 3 2\r\n" + get_req(env, "/u/x"))
+        assert got.startswith(b"HTTP/1.1 429"), got[:200]
+        tok = "/u/other-%s" % token()
+        got = raw(d, b"PROXY TCP4 127.0.0.3 127.0.0.1 4 2\r\n" + get_req(env, tok))
+        assert got.startswith(b"HTTP/1.1 403"), got[:200]  # in, and decided: no role
+        assert ip(d.wait_log(path=tok)) == "127.0.0.3"
+    finally:
+        for s in held:
+            s.close()
