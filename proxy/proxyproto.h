@@ -26,10 +26,10 @@ enum proxyproto_status {
 };
 
 struct proxyproto_result {
-    int version;              /* 1 or 2 */
-    size_t consumed;          /* bytes of the header: the connection's own start after */
-    int local;                /* no client address to take (v2 LOCAL, UNSPEC or
-                               * AF_UNIX, v1 UNKNOWN): keep the peer's own */
+    int version;                 /* 1 or 2 */
+    size_t consumed;             /* bytes of the header: the connection's own start after */
+    int local;                   /* no client address to take (v2 LOCAL, UNSPEC or
+                                  * AF_UNIX, v1 UNKNOWN): keep the peer's own */
     struct sockaddr_storage src; /* the client (AF_INET or AF_INET6), when !local */
     socklen_t srclen;
 };
@@ -38,8 +38,8 @@ struct proxyproto_result {
  * <= len); PARTIAL when p is a proper prefix of a header that may still
  * parse; NONE when p cannot start one; INVALID when it started one and
  * broke a rule (then `why`, when not NULL, names it; a static string). */
-enum proxyproto_status proxyproto_parse(const uint8_t *p, size_t len,
-                                        struct proxyproto_result *out, const char **why);
+enum proxyproto_status proxyproto_parse(const uint8_t *p, size_t len, struct proxyproto_result *out,
+                                        const char **why);
 const char *proxyproto_strstatus(enum proxyproto_status st);
 
 #endif

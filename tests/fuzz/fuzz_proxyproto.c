@@ -51,8 +51,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         /* the bytes after the header do not matter */
         FUZZ_CHECK(proxyproto_parse(data, r.consumed, &r2, NULL) == PROXYPROTO_OK);
-        FUZZ_CHECK(r2.consumed == r.consumed && r2.local == r.local &&
-                   r2.srclen == r.srclen && memcmp(&r2.src, &r.src, sizeof(r.src)) == 0);
+        FUZZ_CHECK(r2.consumed == r.consumed && r2.local == r.local && r2.srclen == r.srclen &&
+                   memcmp(&r2.src, &r.src, sizeof(r.src)) == 0);
     }
     if (st != PROXYPROTO_PARTIAL && size > 0) {
         /* final: more bytes do not change the verdict */

@@ -106,19 +106,19 @@ test_v1_invalid(void **state)
 {
     (void)state;
     static const char *bad[] = {
-        "PROXY TCP4 192.0.2.7 10.0.0.1 51000 3128\n",      /* LF only */
-        "PROXY TCP4 192.0.2.7 10.0.0.1 51000 3128\rX",     /* CR without LF */
-        "PROXY TCP4 192.0.2.7  10.0.0.1 51000 3128\r\n",   /* two spaces */
-        "PROXY TCP4 192.0.2.7 10.0.0.1 51000\r\n",         /* a field missing */
-        "PROXY TCP4 192.0.2.7 10.0.0.1 51000 3128 9\r\n",  /* one too many */
-        "PROXY TCP4 192.0.2.7 10.0.0.1 51000 3128 \r\n",   /* trailing space */
-        "PROXY TCP4 2001:db8::1 10.0.0.1 51000 3128\r\n",  /* IPv6 in TCP4 */
-        "PROXY TCP6 192.0.2.7 10.0.0.1 51000 3128\r\n",    /* IPv4 in TCP6 */
-        "PROXY TCP4 192.0.2.256 10.0.0.1 51000 3128\r\n",  /* bad address */
-        "PROXY TCP4 192.0.2.7 10.0.0.1 65536 3128\r\n",    /* port too big */
-        "PROXY TCP4 192.0.2.7 10.0.0.1 051000 3128\r\n",   /* leading zero */
-        "PROXY TCP4 192.0.2.7 10.0.0.1 -1 3128\r\n",       /* sign */
-        "PROXY UDP4 192.0.2.7 10.0.0.1 51000 3128\r\n",    /* not TCP */
+        "PROXY TCP4 192.0.2.7 10.0.0.1 51000 3128\n",     /* LF only */
+        "PROXY TCP4 192.0.2.7 10.0.0.1 51000 3128\rX",    /* CR without LF */
+        "PROXY TCP4 192.0.2.7  10.0.0.1 51000 3128\r\n",  /* two spaces */
+        "PROXY TCP4 192.0.2.7 10.0.0.1 51000\r\n",        /* a field missing */
+        "PROXY TCP4 192.0.2.7 10.0.0.1 51000 3128 9\r\n", /* one too many */
+        "PROXY TCP4 192.0.2.7 10.0.0.1 51000 3128 \r\n",  /* trailing space */
+        "PROXY TCP4 2001:db8::1 10.0.0.1 51000 3128\r\n", /* IPv6 in TCP4 */
+        "PROXY TCP6 192.0.2.7 10.0.0.1 51000 3128\r\n",   /* IPv4 in TCP6 */
+        "PROXY TCP4 192.0.2.256 10.0.0.1 51000 3128\r\n", /* bad address */
+        "PROXY TCP4 192.0.2.7 10.0.0.1 65536 3128\r\n",   /* port too big */
+        "PROXY TCP4 192.0.2.7 10.0.0.1 051000 3128\r\n",  /* leading zero */
+        "PROXY TCP4 192.0.2.7 10.0.0.1 -1 3128\r\n",      /* sign */
+        "PROXY UDP4 192.0.2.7 10.0.0.1 51000 3128\r\n",   /* not TCP */
         "PROXY \r\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -190,8 +190,8 @@ static void
 test_v2_inet6_local_unspec(void **state)
 {
     (void)state;
-    uint8_t body[36] = {0x20, 0x01, 0x0d, 0xb8, [15] = 5, [16] = 0x20, [17] = 0x01, [31] = 1,
-                        [32] = 0x01, [33] = 0xBB, [34] = 0x0C, [35] = 0x38};
+    uint8_t body[36] = {0x20,        0x01,     0x0d,        0xb8,        [15] = 5,    [16] = 0x20,
+                        [17] = 0x01, [31] = 1, [32] = 0x01, [33] = 0xBB, [34] = 0x0C, [35] = 0x38};
     uint8_t buf[64];
     size_t n = v2(buf, 0x21, 0x21, body, sizeof(body));
     struct proxyproto_result r;
@@ -256,9 +256,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_v1_tcp4),        cmocka_unit_test(test_v1_tcp6_unknown),
-        cmocka_unit_test(test_v1_invalid),     cmocka_unit_test(test_none),
-        cmocka_unit_test(test_v2_inet_tlvs),   cmocka_unit_test(test_v2_inet6_local_unspec),
+        cmocka_unit_test(test_v1_tcp4),      cmocka_unit_test(test_v1_tcp6_unknown),
+        cmocka_unit_test(test_v1_invalid),   cmocka_unit_test(test_none),
+        cmocka_unit_test(test_v2_inet_tlvs), cmocka_unit_test(test_v2_inet6_local_unspec),
         cmocka_unit_test(test_v2_invalid),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
