@@ -81,7 +81,13 @@ admin_pac(const struct config *cfg, char *buf, size_t size)
             PUT("    if (host == \"%s\") return \"DIRECT\";\n", d);
         }
     }
-    PUT("    return \"PROXY %s\";\n}\n", cfg->pac_proxy ? cfg->pac_proxy : "127.0.0.1:3128");
+    /* Several gateways: the browser tries them in order (failover). */
+    PUT("    return \"");
+    if (cfg->npac_proxy == 0)
+        PUT("PROXY 127.0.0.1:3128");
+    for (size_t i = 0; i < cfg->npac_proxy; i++)
+        PUT("%sPROXY %s", i ? "; " : "", cfg->pac_proxy[i]);
+    PUT("\";\n}\n");
 #undef PUT
     return o < size ? o : (size ? size - 1 : 0);
 }
@@ -120,7 +126,10 @@ handle(struct evhttp_request *req, void *arg)
             reply_text(req, 503, "Service Unavailable", "text/plain", "draining\n", 9);
         else
             reply_text(req, 200, "OK", "text/plain", "ready\n", 6);
-    } else if (plen == 10 && strncmp(uri, "/proxy.pac", 10) == 0) {
+    } else if ((plen == 10 && strncmp(uri, "/proxy.pac", 10) == 0) ||
+               (plen == 9 && strncmp(uri, "/wpad.dat", 9) == 0)) {
+        /* WPAD (DHCP option 252, DNS wpad.<domain>) asks for /wpad.dat: the
+         * same file. */
         char pac[16384];
         size_t n = admin_pac(s->cfg, pac, sizeof(pac));
         reply_text(req, 200, "OK", "application/x-ns-proxy-autoconfig", pac, n);

@@ -112,6 +112,13 @@ add_client(void *arg, const char *item)
 }
 
 static int
+add_proxy_protocol(void *arg, const char *item)
+{
+    struct load *l = arg;
+    return add_cidr_to(l, &l->c->proxy_protocol, "proxy_protocol", item);
+}
+
+static int
 add_block(void *arg, const char *item)
 {
     static const struct {
@@ -228,6 +235,29 @@ add_admin_allow(void *arg, const char *item)
 
 /* "*.example.com", "intranet.example.com", or an IPv4 CIDR (PAC's isInNet
  * knows IPv4 only). */
+/* One gateway of the PAC, host:port; the PAC tries them in list order. */
+static int
+add_pac_proxy(void *arg, const char *item)
+{
+    struct load *l = arg;
+    struct config *c = l->c;
+    const char *err;
+    if (item == NULL)
+        return bad(l, "pac_proxy", "...", "item too long");
+    const char *colon = strrchr(item, ':');
+    uint64_t port;
+    if (colon == NULL || colon == item ||
+        num_parse_u64(colon + 1, strlen(colon + 1), 65535, &port, &err) < 0 || port == 0 ||
+        strpbrk(item, " \"\\;") != NULL)
+        return bad(l, "pac_proxy", item, "expected host:port");
+    char **nv = realloc(c->pac_proxy, (c->npac_proxy + 1) * sizeof(*nv));
+    if (nv == NULL)
+        abort();
+    c->pac_proxy = nv;
+    c->pac_proxy[c->npac_proxy++] = xstrdup(item);
+    return 0;
+}
+
 static int
 add_pac_direct(void *arg, const char *item)
 {
@@ -293,6 +323,7 @@ struct key {
 static const struct key keys[] = {
     {"proxy", "listen", K_LIST, 0, add_listen, 0, 0},
     {"proxy", "clients", K_LIST, 0, add_client, 0, 0},
+    {"proxy", "proxy_protocol", K_LIST, 0, add_proxy_protocol, 0, 0},
     {"proxy", "connect_ports", K_LIST, 0, add_connect_port, 0, 0},
     {"proxy", "http_ports", K_LIST, 0, add_http_port, 0, 0},
     {"proxy", "rules", K_PATH, OFF(rules_dir), NULL, 0, 0},
@@ -315,7 +346,7 @@ static const struct key keys[] = {
     {"log", "syslog_facility", K_SPECIAL, 0, NULL, 0, 0},
     {"admin", "listen", K_SPECIAL, 0, NULL, 0, 0},
     {"admin", "allow", K_LIST, 0, add_admin_allow, 0, 0},
-    {"admin", "pac_proxy", K_SPECIAL, 0, NULL, 0, 0},
+    {"admin", "pac_proxy", K_LIST, 0, add_pac_proxy, 0, 0},
     {"admin", "pac_direct", K_LIST, 0, add_pac_direct, 0, 0},
     {"auth", "htpasswd", K_PATH, OFF(auth_htpasswd), NULL, 0, 0},
     {"auth", "groups", K_PATH, OFF(auth_groups), NULL, 0, 0},
@@ -386,17 +417,6 @@ set_special(struct load *l, const struct key *k, const char *value)
         snprintf(c->admin_listen.text, sizeof(c->admin_listen.text), "%s", value);
         c->admin_listen.line = l->line;
         c->admin_enabled = 1;
-        return 0;
-    }
-    if (strcmp(k->name, "pac_proxy") == 0) {
-        const char *colon = strrchr(value, ':');
-        uint64_t port;
-        if (colon == NULL || colon == value ||
-            num_parse_u64(colon + 1, strlen(colon + 1), 65535, &port, &err) < 0 || port == 0 ||
-            strpbrk(value, " \"\\;") != NULL)
-            return bad(l, "pac_proxy", value, "expected host:port");
-        free(c->pac_proxy);
-        c->pac_proxy = xstrdup(value);
         return 0;
     }
     if (strcmp(k->name, "user") == 0) {
@@ -859,11 +879,14 @@ config_free(struct config *c)
     free(c->nameservers);
     free(c->hosts_file);
     cidrset_free(&c->block_destinations);
+    cidrset_free(&c->proxy_protocol);
     free(c->access_log);
     free(c->squid_log);
     free(c->run_user);
     free(c->pidfile);
     cidrset_free(&c->admin_allow);
+    for (size_t i = 0; i < c->npac_proxy; i++)
+        free(c->pac_proxy[i]);
     free(c->pac_proxy);
     for (size_t i = 0; i < c->npac_direct; i++)
         free(c->pac_direct[i]);

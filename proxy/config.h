@@ -35,6 +35,7 @@ struct config {
     struct listen_addr *listen;
     size_t nlisten;
     struct cidrset clients;
+    struct cidrset proxy_protocol; /* balancers that must send a PROXY protocol header */
     struct portset connect_ports; /* CONNECT is refused to other ports */
     struct portset http_ports;    /* plain HTTP is refused to other ports */
     char *rules_dir;
@@ -70,7 +71,8 @@ struct config {
     int admin_enabled;
     struct listen_addr admin_listen;
     struct cidrset admin_allow;
-    char *pac_proxy;
+    char **pac_proxy; /* host:port, in the PAC's order of failover */
+    size_t npac_proxy;
     char **pac_direct;
     size_t npac_direct;
 

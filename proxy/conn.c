@@ -534,7 +534,7 @@ conn_attach_upstream(struct conn *c)
 
 struct conn *
 conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len, int over_client_limit,
-         const struct conn_ops *home)
+         const struct conn_ops *home, const struct conn_ops *first)
 {
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
@@ -569,19 +569,31 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len, int
     bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
     tune_bev(c->cbev);
     conn_touch(c);
-    if (!cidrset_match(&c->cfg->clients, sa)) {
-        conn_reply_error(c, 403, "client-not-allowed",
-                         "Your address is not allowed to use this proxy.");
+    if (first == NULL) {
+        conn_admit(c, over_client_limit);
         return c;
     }
-    if (over_client_limit) {
-        conn_reply_error(c, 429, "max-per-client",
-                         "Too many connections from your address; try again shortly.");
-        return c;
-    }
+    c->ops = first;
     bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
     conn_arm(c, c->cfg->header_timeout_ms);
     return c;
+}
+
+enum conn_rc
+conn_admit(struct conn *c, int over_client_limit)
+{
+    c->ops = c->home;
+    if (!cidrset_match(&c->cfg->clients, (const struct sockaddr *)&c->peer))
+        return conn_reply_error(c, 403, "client-not-allowed",
+                                "Your address is not allowed to use this proxy.");
+    if (over_client_limit)
+        return conn_reply_error(c, 429, "max-per-client",
+                                "Too many connections from your address; try again shortly.");
+    bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+    conn_arm(c, c->cfg->header_timeout_ms);
+    if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
+        conn_kick_read(c); /* what followed a PROXY protocol header */
+    return CONN_GO_ON;
 }
 
 void

@@ -27,11 +27,18 @@ struct bufferevent;
 /* --- for the worker ------------------------------------------------------ */
 
 /* Takes fd. `home` is the phase between transactions (the head reader).
- * Answers at once when the client is refused (not in `clients`, over
- * max_per_client). Returns NULL when it could not even allocate (fd is
- * closed then). */
+ * With `first` NULL, answers at once when the client is refused (not in
+ * `clients`, over max_per_client: conn_admit). Otherwise the connection
+ * starts in `first`, which calls conn_admit once it knows who the client
+ * is (a PROXY protocol header, balancer.c). Returns NULL when it could not
+ * even allocate (fd is closed then). */
 struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len,
-                      int over_client_limit, const struct conn_ops *home);
+                      int over_client_limit, const struct conn_ops *home,
+                      const struct conn_ops *first);
+/* The accept-time checks on c->peer (`clients`, then the per-client limit
+ * the caller counted), then on to the home phase with the header timeout;
+ * bytes already read are read there. Refused: an error page, CONN_CLOSED. */
+enum conn_rc conn_admit(struct conn *c, int over_client_limit);
 /* TERM: idle connections close now, busy ones after their transaction. */
 void conn_drain(struct conn *c);
 /* The next connection of the same worker, for walking its list. */

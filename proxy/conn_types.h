@@ -185,6 +185,8 @@ struct conn {
     struct event *gone_ev; /* EV_CLOSED on the client while its reading is off */
     int watching;          /* gone_ev is armed for this request */
     size_t head_scanned;   /* bytes of a partial head parsed so far */
+    int first_head_checked; /* the first bytes were checked for a PROXY protocol
+                             * header that was not ours to take (txn.c) */
     struct conn_inspect insp;
     struct txn t;
 };

@@ -1870,6 +1870,170 @@ read_stream(struct feed_state *st, int fd, const char *name)
     }
 }
 
+/* One file of several read together: lines come one at a time, so that
+ * the files can be merged in time order. */
+struct line_reader {
+    int fd;
+    const char *name;
+    char *buf;                /* READ_BUF bytes */
+    size_t have, start, scan; /* bytes in buf; the next line; no newline before scan */
+    int skipping;             /* inside a line too long for the buffer */
+    int eof;
+    uint64_t lineno;
+};
+
+/* The next line of lr (without its newline) in *p, *n: valid until the
+ * next call on lr. 1, 0 at the end, -1 on a read error (reported). */
+static int
+lr_next(struct feed_state *st, struct line_reader *lr, const char **p, size_t *n)
+{
+    for (;;) {
+        const char *nl = memchr(lr->buf + lr->scan, '\n', lr->have - lr->scan);
+        if (nl != NULL) {
+            size_t s = lr->start, end = (size_t)(nl - lr->buf);
+            lr->lineno++;
+            lr->start = lr->scan = end + 1;
+            if (lr->skipping) {
+                lr->skipping = 0;
+                continue;
+            }
+            *p = lr->buf + s;
+            *n = end - s;
+            return 1;
+        }
+        lr->scan = lr->have;
+        if (lr->eof) {
+            if (lr->start < lr->have && !lr->skipping) { /* the last line had no newline */
+                lr->lineno++;
+                *p = lr->buf + lr->start;
+                *n = lr->have - lr->start;
+                lr->start = lr->scan = lr->have;
+                return 1;
+            }
+            return 0;
+        }
+        if (lr->start == 0 && lr->have == READ_BUF) {
+            if (!lr->skipping)
+                note_malformed(st, lr->name, lr->lineno + 1);
+            lr->skipping = 1;
+            lr->have = lr->scan = 0;
+        } else if (lr->start > 0) {
+            memmove(lr->buf, lr->buf + lr->start, lr->have - lr->start);
+            lr->have -= lr->start;
+            lr->scan -= lr->start;
+            lr->start = 0;
+        }
+        ssize_t got = read(lr->fd, lr->buf + lr->have, READ_BUF - lr->have);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            fprintf(stderr, "socialgate report: %s: %s\n", lr->name, strerror(errno));
+            return -1;
+        }
+        if (got == 0)
+            lr->eof = 1;
+        lr->have += (size_t)got;
+    }
+}
+
+static int
+digits(const char *p, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int
+report_line_time(const char *p, size_t n, int64_t *ms)
+{
+    /* 2026-12-03T13:15:46.123+01:00 (the milliseconds optional) */
+    int y, mo, d, h, mi, sec, frac = 0, oh, om;
+    size_t o = 19;
+    if (n < 25 || p[4] != '-' || p[7] != '-' || p[10] != 'T' || p[13] != ':' || p[16] != ':' ||
+        digits(p, 4, &y) < 0 || digits(p + 5, 2, &mo) < 0 || digits(p + 8, 2, &d) < 0 ||
+        digits(p + 11, 2, &h) < 0 || digits(p + 14, 2, &mi) < 0 || digits(p + 17, 2, &sec) < 0)
+        return -1;
+    if (p[o] == '.') {
+        if (n < 29 || digits(p + 20, 3, &frac) < 0)
+            return -1;
+        o = 23;
+    }
+    if ((p[o] != '+' && p[o] != '-') || p[o + 3] != ':' || digits(p + o + 1, 2, &oh) < 0 ||
+        digits(p + o + 4, 2, &om) < 0 || mo < 1 || mo > 12 || d < 1 || d > 31)
+        return -1;
+    /* days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant) */
+    int yy = y - (mo <= 2);
+    int era = yy / 400;
+    int yoe = yy - era * 400;
+    int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = (int64_t)era * 146097 + doe - 719468;
+    int64_t off = (int64_t)(oh * 60 + om) * 60 * (p[o] == '-' ? -1 : 1);
+    *ms = ((days * 86400 + h * 3600 + mi * 60 + sec) - off) * 1000 + frac;
+    return 0;
+}
+
+/* Several files read together: their lines go to the report in time
+ * order (each gateway of a pool writes its own log; the lines of one
+ * moment are then counted together, and a denial repeated on another
+ * gateway is recognised as the repeat it is). A line without a timestamp
+ * goes first. Returns 0, 1 when a file could not be read, -1 when out of
+ * memory. */
+static int
+merge_streams(struct feed_state *st, struct line_reader *lr, int n)
+{
+    const char **lp = calloc((size_t)n, sizeof(*lp));
+    size_t *ln = calloc((size_t)n, sizeof(*ln));
+    int64_t *key = calloc((size_t)n, sizeof(*key));
+    int *live = calloc((size_t)n, sizeof(*live));
+    int rc = 0;
+    if (lp == NULL || ln == NULL || key == NULL || live == NULL) {
+        rc = -1;
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        int r = lr_next(st, &lr[i], &lp[i], &ln[i]);
+        if (r < 0)
+            rc = 1;
+        live[i] = r > 0;
+        if (live[i] && report_line_time(lp[i], ln[i], &key[i]) < 0)
+            key[i] = INT64_MIN;
+    }
+    for (;;) {
+        int best = -1;
+        for (int i = 0; i < n; i++)
+            if (live[i] && (best < 0 || key[i] < key[best]))
+                best = i;
+        if (best < 0)
+            break;
+        int f = report_feed(st->r, lp[best], ln[best]);
+        if (f < 0) {
+            rc = -1;
+            goto out;
+        }
+        if (f > 0)
+            note_malformed(st, lr[best].name, lr[best].lineno);
+        int r = lr_next(st, &lr[best], &lp[best], &ln[best]);
+        if (r < 0)
+            rc = 1;
+        live[best] = r > 0;
+        if (live[best] && report_line_time(lp[best], ln[best], &key[best]) < 0)
+            key[best] = INT64_MIN;
+    }
+out:
+    free(lp);
+    free(ln);
+    free(key);
+    free(live);
+    return rc;
+}
+
 static void
 usage(FILE *f)
 {
@@ -1997,17 +2161,64 @@ report_main(int argc, char **argv)
         return 1;
     }
     int rc = 0;
-    for (int i = 1; i <= nfiles; i++) {
-        const char *name = argv[i];
+    if (nfiles == 1) {
+        const char *name = argv[1];
         int fd = strcmp(name, "-") == 0 ? STDIN_FILENO : open(name, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             fprintf(stderr, "socialgate report: %s: %s\n", name, strerror(errno));
             rc = 1;
-            continue;
+        } else {
+            int r = read_stream(&st, fd, fd == STDIN_FILENO ? "(standard input)" : name);
+            if (fd != STDIN_FILENO)
+                close(fd);
+            if (r < 0) {
+                fprintf(stderr, "socialgate report: out of memory\n");
+                rc = 1;
+                goto out;
+            }
+            if (r > 0)
+                rc = 1;
         }
-        int r = read_stream(&st, fd, fd == STDIN_FILENO ? "(standard input)" : name);
-        if (fd != STDIN_FILENO)
-            close(fd);
+    } else {
+        /* Several files: merged in time order (merge_streams). */
+        struct line_reader *lr = calloc((size_t)nfiles, sizeof(*lr));
+        int nlr = 0, stdin_used = 0;
+        if (lr == NULL) {
+            fprintf(stderr, "socialgate report: out of memory\n");
+            rc = 1;
+            goto out;
+        }
+        for (int i = 1; i <= nfiles; i++) {
+            const char *name = argv[i];
+            int is_stdin = strcmp(name, "-") == 0;
+            if (is_stdin && stdin_used)
+                continue; /* read once */
+            int fd = is_stdin ? STDIN_FILENO : open(name, O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                fprintf(stderr, "socialgate report: %s: %s\n", name, strerror(errno));
+                rc = 1;
+                continue;
+            }
+            stdin_used |= is_stdin;
+            lr[nlr].fd = fd;
+            lr[nlr].name = is_stdin ? "(standard input)" : name;
+            lr[nlr].buf = malloc(READ_BUF);
+            if (lr[nlr].buf == NULL) {
+                if (!is_stdin)
+                    close(fd);
+                rc = -1;
+                break;
+            }
+            (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+            nlr++;
+        }
+        int r = rc < 0 ? -1 : merge_streams(&st, lr, nlr);
+        for (int i = 0; i < nlr; i++) {
+            if (lr[i].fd != STDIN_FILENO)
+                close(lr[i].fd);
+            free(lr[i].buf);
+        }
+        free(lr);
         if (r < 0) {
             fprintf(stderr, "socialgate report: out of memory\n");
             rc = 1;

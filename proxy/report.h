@@ -139,5 +139,8 @@ int report_print(struct report *r, enum report_format f, FILE *out);
 /* argv[0] is "report". Returns the process exit code: 0, 1 when a file
  * could not be read (the others are still counted), 2 on a usage error. */
 int report_main(int argc, char **argv);
+/* The time of a usage-log line (its first field, 2026-12-03T13:15:46.123+01:00,
+ * the milliseconds optional) as milliseconds since the epoch. 0 or -1. */
+int report_line_time(const char *p, size_t n, int64_t *ms);
 
 #endif

@@ -15,6 +15,7 @@
 #include "http1.h"
 #include "inspect.h"
 #include "local.h"
+#include "proxyproto.h"
 #include "request.h"
 #include "snapshot.h"
 #include "tunnel.h"
@@ -114,6 +115,20 @@ head_read(struct conn *c)
     const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
     if (p == NULL)
         return conn_close(c, "out-of-memory");
+    /* A PROXY protocol header where none is expected: from a client not
+     * in [proxy] proxy_protocol, or a second one after a balancer's (a
+     * client behind the balancer claiming another address). */
+    if (!c->first_head_checked && !c->insp.on) {
+        struct proxyproto_result ppr;
+        enum proxyproto_status pps = proxyproto_parse(p, n, &ppr, NULL);
+        if (pps != PROXYPROTO_PARTIAL)
+            c->first_head_checked = 1;
+        if (pps == PROXYPROTO_OK || pps == PROXYPROTO_INVALID) {
+            c->head_scanned = 0;
+            return conn_reply_error(c, 400, "proxy-protocol-not-allowed",
+                                    "This address may not send a PROXY protocol header.");
+        }
+    }
     /* h is this thread's scratch head: not used after anything that may
      * parse again (conn_scratch_head). */
     struct http1_head *h = conn_scratch_head();

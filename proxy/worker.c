@@ -14,6 +14,8 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "balancer.h"
+#include "config.h"
 #include "conn.h"
 #include "dns.h"
 #include "log.h"
@@ -21,6 +23,7 @@
 #include "tlsmint.h"
 #include "txn.h"
 #include "upstream.h"
+#include "util/addr.h"
 #include "util/hash.h"
 
 #define ACCEPT_PAUSE_MS 100
@@ -112,6 +115,14 @@ cc_dec(const struct sockaddr *sa)
     pthread_mutex_unlock(&cc_mu);
 }
 
+unsigned
+worker_conn_readdress(struct worker *w, const struct sockaddr *from, const struct sockaddr *to)
+{
+    (void)w;
+    cc_dec(from);
+    return cc_inc(to);
+}
+
 void
 worker_conn_closed(struct worker *w, const struct sockaddr *peer)
 {
@@ -174,8 +185,13 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
         close(fd);
         return;
     }
+    /* A balancer's connections are checked once its PROXY protocol header
+     * has said whose they are (balancer.c). */
+    const struct conn_ops *first =
+        cidrset_match(&s->cfg->proxy_protocol, sa) ? &balancer_ops : NULL;
     w->nconns++; /* before conn_new: it may close (and count) at once */
-    if (conn_new(w, fd, sa, (socklen_t)len, n > max_client, &txn_head_ops) == NULL) {
+    if (conn_new(w, fd, sa, (socklen_t)len, first == NULL && n > max_client, &txn_head_ops,
+                 first) == NULL) {
         w->nconns--;
         atomic_fetch_sub(&total_conns, 1);
         cc_dec(sa);

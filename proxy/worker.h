@@ -66,6 +66,11 @@ void worker_usage_sync(struct worker **ws, int n, struct event *done);
 
 /* Connections currently open in all workers. */
 long worker_total_connections(void);
+/* A connection's client address changes from `from` to `to` (a PROXY
+ * protocol header): the per-client count moves with it. Returns the count
+ * of `to` now, 0 when it could not be counted (out of memory). */
+unsigned worker_conn_readdress(struct worker *w, const struct sockaddr *from,
+                               const struct sockaddr *to);
 /* Called by conn.c when a connection ends. */
 void worker_conn_closed(struct worker *w, const struct sockaddr *peer);
 /* The current snapshot, borrowed (the worker holds a reference; take one

@@ -683,3 +683,32 @@ def test_html_empty_log():
     text, page = parse_page(report("--format", "html", "-", input=b""))
     assert "Nothing was counted." in text
     assert [int(a["data-active-min"]) for a in rows_of(page, "g", "data-hour")] == [0] * 24
+
+
+def test_gateways_logs_merged_in_time_order(tmp_path):
+    """The logs of a pool of gateways given together: a browser's retry of a
+    denied CONNECT lands on another gateway (HAProxy balances each connection)
+    in the same second. The files are merged in time order, so the retry is
+    recognised next to its first line even when the first gateway logged many
+    other denials afterwards; every other line of both files is counted."""
+    line = ("2026-11-30T%s+00:00 ev=tunnel client=%s user=%s roles=- method=CONNECT "
+            "host=www.facebook.com port=443 path=- sni=- platform=facebook category=social "
+            "rule=r action=deny status=403 up=0 down=0 ms=1")
+    usage = ("2026-11-30T%s+00:00 ev=usage user=%s platform=facebook category=social "
+             "rule=- action=- active_min=%d requests=%d up=10 down=20")
+    many = 135000  # more than the denials a repeat is looked for among when read one file after another
+    gw1 = [line % ("12:31:05.101", "10.1.2.3:50001", "alice")]
+    gw1 += [line % ("13:%02d:%02d.000" % (i // 3600 % 60, i // 60 % 60), "10.9.%d.%d:1" % (i // 250, i % 250),
+                    "bob") for i in range(many)]
+    gw1.append(usage % ("14:00:00.000", "alice", 3, 7))
+    gw2 = [line % ("12:31:05.140", "10.1.2.3:50002", "alice"),
+           usage % ("12:59:00.000", "alice", 2, 5)]
+    a, b = tmp_path / "gw1.log", tmp_path / "gw2.log"
+    a.write_text("\n".join(gw1) + "\n")
+    b.write_text("\n".join(gw2) + "\n")
+    for args in ((a, b), (b, a)):
+        rows = as_json(report("--by", "user", "--format", "json", *args))
+        assert rows == [{"user": "alice", "active_min": 5, "requests": 12, "up": 20, "down": 40,
+                         "denials": 1, "warns": 0},
+                        {"user": "bob", "active_min": 0, "requests": 0, "up": 0, "down": 0,
+                         "denials": many, "warns": 0}], args

@@ -1114,6 +1114,29 @@ test_print_html(void **state)
     report_free(r);
 }
 
+/* The time a merge of several logs orders lines by: offsets count, the
+ * milliseconds are optional, anything else is no time. */
+static void
+test_line_time(void **state)
+{
+    (void)state;
+    int64_t a, b;
+    const char *l1 = "2026-11-30T12:31:05.101+00:00 ev=tunnel";
+    const char *l2 = "2026-11-30T13:31:05.100+01:00 ev=tunnel";
+    assert_int_equal(report_line_time(l1, strlen(l1), &a), 0);
+    assert_int_equal(report_line_time(l2, strlen(l2), &b), 0);
+    assert_true(a == b + 1);
+    assert_true(a == INT64_C(1796041865101));
+    const char *l3 = "2026-03-01T00:00:00-05:30 ev=usage";
+    assert_int_equal(report_line_time(l3, strlen(l3), &a), 0);
+    assert_true(a == INT64_C(1772343000000));
+    static const char *bad[] = {"", "2026-11-30", "2026-11-30 12:31:05+00:00 ev=x",
+                                "2026-13-30T12:31:05+00:00 ev=x", "2026-11-30T12:31:05Z ev=x",
+                                "2026-11-30T12:31:05.1+00:00 ev=x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(report_line_time(bad[i], strlen(bad[i]), &a), -1);
+}
+
 int
 main(void)
 {
@@ -1142,6 +1165,7 @@ main(void)
         cmocka_unit_test(test_by_rule_action),
         cmocka_unit_test(test_denial_counted_once),
         cmocka_unit_test(test_print_html),
+        cmocka_unit_test(test_line_time),
     };
     return cmocka_run_group_tests_name("report", tests, setup, teardown);
 }
