@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,6 +15,16 @@
 
 #define SPLICE_CHUNK (1024 * 1024)
 #define SPLICE_ROUNDS 4 /* reads per wakeup, then give other connections a turn */
+/* Bytes a relayed socket may hold unsent (TCP_NOTSENT_LOWAT). What a
+ * socket holds unsent goes out when the peer's window opens, in the
+ * softirq of the CPU that takes the peer's ACK, not on the relay's
+ * thread: with a slow reader (a TLS client decrypting on a busy CPU) the
+ * socket filled up to its send buffer (MiBs) and the reader's CPU paid
+ * for transmitting and receiving the proxy's bytes. Capped, the rest
+ * waits in the pipe and goes out from here once the socket asks for
+ * more; throughput needs only what is in flight, which the cap leaves
+ * alone. */
+#define SPLICE_NOTSENT_LOWAT (16 * 1024)
 
 struct dir {
     struct splicer *s;
@@ -207,6 +219,9 @@ splicer_start(struct worker *w, int cfd, int ufd, int cli_eof, int up_eof, splic
     s->w = w;
     s->cb = cb;
     s->arg = arg;
+    int lowat = SPLICE_NOTSENT_LOWAT; /* best effort: kernels before 3.12 lack it */
+    setsockopt(cfd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+    setsockopt(ufd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
     for (int i = 0; i < 2; i++) {
         struct dir *d = &s->d[i];
         d->s = s;

@@ -137,6 +137,64 @@ def test_https_big_download_through_tunnel(sg, env):
     assert e["status"] == "200"
 
 
+def tcp_send_queue(local_port, remote_port):
+    """Bytes queued for sending (unsent and unacknowledged) on the IPv4 loopback socket
+    local_port -> remote_port, from /proc/net/tcp; None when there is none."""
+    want = "0100007F:%04X 0100007F:%04X" % (local_port, remote_port)
+    with open("/proc/net/tcp") as f:
+        for line in f:
+            fields = line.split()
+            if " ".join(fields[1:3]) == want:
+                return int(fields[4].split(":")[0], 16)
+    return None
+
+
+def test_tunnel_to_a_stalled_reader_queues_little_in_the_kernel(sg, env):
+    """A client that stops reading a download through a tunnel: what the origin sends on
+    waits in the proxy's own bounded buffer, not in its socket towards the client, whose
+    send queue autotuning would grow to MiBs per tunnel (and whose unsent bytes the kernel
+    sends from the CPU that takes the client's ACKs, not from the proxy's)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # the client's window stays small
+    s.settimeout(5)
+    try:
+        s.connect(("127.0.0.1", sg.port))
+        s.sendall(("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % env.nginx_http).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(1)
+            assert chunk, "the proxy closed before answering the CONNECT"
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 200"), head
+        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        port = s.getsockname()[1]
+        # the download fills the client's window, then everything after it waits
+        most, deadline = 0, time.time() + 2.0
+        while time.time() < deadline:
+            q = tcp_send_queue(sg.port, port)
+            assert q is not None, "the proxy's socket towards the client is gone"
+            most = max(most, q)
+            time.sleep(0.05)
+        assert most <= 256 * 1024, "%d bytes queued towards a client that does not read" % most
+        # and nothing was lost: the client reads on and gets the response's start in order
+        s.settimeout(10)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = s.recv(65536)
+            assert chunk, "the tunnel ended before the response head"
+            got += chunk
+        assert got.startswith(b"HTTP/1.1 200"), got[:100]
+        body = got.split(b"\r\n\r\n", 1)[1]
+        while len(body) < 4 * MiB:
+            chunk = s.recv(MiB)
+            assert chunk, "the tunnel ended early"
+            body += chunk
+        with open(env.big_path, "rb") as f:
+            assert body[:4 * MiB] == f.read(4 * MiB)
+    finally:
+        s.close()
+
+
 def test_wget_https_through_proxy(sg, env, tmp_path):
     out = tmp_path / "out"
     r = run(["wget", "-q", "-O", str(out), "-T", "10", "-t", "1", "-e", "use_proxy=yes",
