@@ -14,6 +14,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "cluster.h"
 #include "conn.h"
 #include "dns.h"
 #include "log.h"
@@ -370,6 +371,7 @@ static void *
 worker_main(void *arg)
 {
     struct worker *w = arg;
+    cluster_worker_start(w->base, w->id);
     event_base_dispatch(w->base);
     /* Whatever is left when the loop ends is closed and logged. */
     struct conn *c, *next;
@@ -378,6 +380,7 @@ worker_main(void *arg)
         conn_abort(c, "shutdown");
     }
     event_base_loop(w->base, EVLOOP_NONBLOCK);
+    cluster_worker_stop();
     tlsmint_thread_cleanup(); /* this thread's minted certificates */
     upstream_tls_thread_cleanup();
     atomic_store(&w->finished, 1);
