@@ -27,13 +27,18 @@
 /* One active minute: KEYS[1] the identity's minute bitmap on the platform;
  * with a quota rule, KEYS[2] its minute bitmap for the rule and KEYS[3] its
  * counter. ARGV: the minute's bit, the bitmaps' lifetime, the counter's,
- * the channel and the start of the message. The counter goes up only when
- * the minute is new for the rule on every gateway, and the new count is
- * published. Returns {minute new, count or -1, counted}. */
+ * the channel, the start of the message and the count this gateway last
+ * read (a Redis that restarted without its data gets it back from the
+ * first mark). The counter goes up only when the minute is new for the
+ * rule on every gateway, and the new count is published. Returns {minute
+ * new, count or -1, counted}. */
 static const char MARK_SCRIPT[] =
     "local fresh = redis.call('SETBIT', KEYS[1], ARGV[1], 1) == 0\n"
     "if fresh then redis.call('EXPIRE', KEYS[1], ARGV[2]) end\n"
     "if #KEYS < 3 then return {fresh and 1 or 0, -1, 0} end\n"
+    "if tonumber(ARGV[6]) > 0 and redis.call('EXISTS', KEYS[3]) == 0 then\n"
+    "  redis.call('SET', KEYS[3], ARGV[6], 'EX', ARGV[3])\n"
+    "end\n"
     "if redis.call('SETBIT', KEYS[2], ARGV[1], 1) == 1 then\n"
     "  return {fresh and 1 or 0, tonumber(redis.call('GET', KEYS[3]) or '0'), 0}\n"
     "end\n"
@@ -458,7 +463,9 @@ send_mark(struct link *l, struct mark *m)
 {
     if (l->ac == NULL || !l->ready)
         return -1;
-    char bit[24], ttl[24], qttl[24];
+    char bit[24], ttl[24], qttl[24], base[24];
+    snprintf(base, sizeof(base), "%u",
+             m->rule ? usage_quota_shared(m->identity, m->rule, m->period) : 0);
     snprintf(bit, sizeof(bit), "%u", clusterkey_bit(m->minute));
     snprintf(ttl, sizeof(ttl), "%u", (unsigned)CLUSTERKEY_BITMAP_TTL);
     snprintf(qttl, sizeof(qttl), "%u", clusterkey_quota_ttl(m->weekly));
@@ -477,6 +484,7 @@ send_mark(struct link *l, struct mark *m)
     argv[argc++] = qttl;
     argv[argc++] = CLUSTERKEY_CHANNEL;
     argv[argc++] = m->prefix;
+    argv[argc++] = base;
     return redisAsyncCommandArgv(l->ac, on_mark, m, argc, argv, NULL) == REDIS_OK ? 0 : -1;
 }
 

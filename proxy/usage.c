@@ -20,6 +20,7 @@ struct entry {
     int32_t period;      /* quota: day or week number */
     int64_t last_minute; /* quota: last minute counted */
     unsigned minutes;    /* quota: minutes in period */
+    unsigned shared;     /* quota: the last count read from the shared store, same period */
     int64_t until;       /* continue: expiry, Unix seconds */
     unsigned generation; /* sync: see usage_sync_set */
     struct usage_acc *acc; /* usage: owned */
@@ -87,6 +88,7 @@ usage_quota_mark(const char *identity, const char *rule, int32_t period, int64_t
         if (e->period != period) { /* a new day or week: start over */
             e->period = period;
             e->minutes = 0;
+            e->shared = 0;
             e->last_minute = -1;
         }
         if (minute > e->last_minute) {
@@ -125,9 +127,13 @@ usage_quota_sync(const char *identity, const char *rule, int32_t period, unsigne
         if (e->period < period) {
             e->period = period;
             e->minutes = minutes;
+            e->shared = minutes;
             e->last_minute = -1;
-        } else if (e->period == period && minutes > e->minutes) {
-            e->minutes = minutes;
+        } else if (e->period == period) {
+            if (minutes > e->minutes)
+                e->minutes = minutes;
+            if (minutes > e->shared)
+                e->shared = minutes;
         }
         if (e->period == period && minute > e->last_minute)
             e->last_minute = minute;
@@ -135,6 +141,18 @@ usage_quota_sync(const char *identity, const char *rule, int32_t period, unsigne
     }
     pthread_mutex_unlock(&mu);
     return used;
+}
+
+unsigned
+usage_quota_shared(const char *identity, const char *rule, int32_t period)
+{
+    char key[USAGE_MAX_KEY];
+    make_key(key, E_QUOTA, identity, rule);
+    pthread_mutex_lock(&mu);
+    struct entry *e = lookup(key, 0);
+    unsigned n = e && e->period == period ? e->shared : 0;
+    pthread_mutex_unlock(&mu);
+    return n;
 }
 
 void

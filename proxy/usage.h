@@ -71,6 +71,8 @@ int usage_threshold(unsigned minutes, unsigned quota_min);
  * Returns the minutes used in `period` after the merge. */
 unsigned usage_quota_sync(const char *identity, const char *rule, int32_t period, unsigned minutes,
                           int64_t minute);
+/* The last count read from the shared store for period (0: none). */
+unsigned usage_quota_shared(const char *identity, const char *rule, int32_t period);
 /* A Continue read from the shared store: the later expiry wins, and the
  * change hook (usage_set_continue_hook) is not called. */
 void usage_continue_merge(const char *identity, const char *platform, int64_t until);
