@@ -450,8 +450,8 @@ on_mark(redisAsyncContext *ac, void *r, void *privdata)
     long long n = reply->element[1]->integer;
     if (m->rule && n >= 0) {
         unsigned used = usage_quota_sync(m->identity, m->rule, m->period, (unsigned)n, m->minute);
-        int crossed = reply->element[2]->integer == 1 ? usage_threshold((unsigned)n, m->quota_min)
-                                                      : 0;
+        int crossed =
+            reply->element[2]->integer == 1 ? usage_threshold((unsigned)n, m->quota_min) : 0;
         if (crossed && !m->replay)
             log_quota(m, used, crossed);
     }
@@ -525,12 +525,11 @@ cluster_mark(const char *identity, const char *platform, const char *rule, int32
     m->quota_min = quota_min;
     m->minute = minute;
     if (clusterkey_make(m->k1, sizeof(m->k1), CLUSTERKEY_MINUTES, identity, platform, minute) < 0 ||
-        (rule && (clusterkey_make(m->k2, sizeof(m->k2), CLUSTERKEY_RULE_MINUTES, identity, rule,
-                                  minute) < 0 ||
-                  clusterkey_make(m->k3, sizeof(m->k3), CLUSTERKEY_QUOTA, identity, rule, period) <
-                      0 ||
-                  clusterkey_msg_quota_prefix(m->prefix, sizeof(m->prefix), identity, rule,
-                                              period) < 0))) {
+        (rule &&
+         (clusterkey_make(m->k2, sizeof(m->k2), CLUSTERKEY_RULE_MINUTES, identity, rule, minute) <
+              0 ||
+          clusterkey_make(m->k3, sizeof(m->k3), CLUSTERKEY_QUOTA, identity, rule, period) < 0 ||
+          clusterkey_msg_quota_prefix(m->prefix, sizeof(m->prefix), identity, rule, period) < 0))) {
         free(m); /* a name the store cannot carry: counted here only */
         return 0;
     }
@@ -664,8 +663,7 @@ cluster_ask(const char *identity, const char *platform, const struct policy *pol
     for (size_t i = 0; i < total; i++)
         if (policy_rule(pol, i)->quota_min)
             nr++;
-    struct cluster_ask *a =
-        calloc(1, sizeof(*a) + nr * (sizeof(char *) + sizeof(int32_t)));
+    struct cluster_ask *a = calloc(1, sizeof(*a) + nr * (sizeof(char *) + sizeof(int32_t)));
     if (a == NULL)
         return NULL;
     a->rules = (char **)(a + 1);
@@ -692,8 +690,8 @@ cluster_ask(const char *identity, const char *platform, const struct policy *pol
             ok = 0;
         argv[argc++] = keys[a->nrules++];
     }
-    if (ok && clusterkey_make(keys[nr], CLUSTERKEY_MAX, CLUSTERKEY_CONTINUE, identity, platform,
-                              0) < 0)
+    if (ok &&
+        clusterkey_make(keys[nr], CLUSTERKEY_MAX, CLUSTERKEY_CONTINUE, identity, platform, 0) < 0)
         ok = 0;
     if (ok)
         argv[argc++] = keys[nr];

@@ -20,7 +20,12 @@
 #define CLUSTERKEY_MAX 640
 #define CLUSTERKEY_BITMAP_TTL (2 * 86400)
 
-enum clusterkey_kind { CLUSTERKEY_MINUTES, CLUSTERKEY_RULE_MINUTES, CLUSTERKEY_QUOTA, CLUSTERKEY_CONTINUE };
+enum clusterkey_kind {
+    CLUSTERKEY_MINUTES,
+    CLUSTERKEY_RULE_MINUTES,
+    CLUSTERKEY_QUOTA,
+    CLUSTERKEY_CONTINUE
+};
 
 /* Writes the key of `kind` into buf: `name` is a platform (MINUTES,
  * CONTINUE) or a rule (RULE_MINUTES, QUOTA); `n` is the Unix minute
