@@ -120,8 +120,8 @@ ask_cluster(struct conn *c, enum verdict v, const struct tm *local)
         return CONN_GO_ON;
     t->cluster_asked = 1;
     const struct catalog_platform *p = catalog_platform(c->snap->rules->catalog, t->platform);
-    t->cluster_ask = cluster_ask(t->identity, p ? p->name : "unclassified",
-                                 c->snap->rules->policy, local, cluster_done, c);
+    t->cluster_ask = cluster_ask(t->identity, p ? p->name : "unclassified", c->snap->rules->policy,
+                                 local, cluster_done, c);
     if (t->cluster_ask == NULL)
         return CONN_GO_ON; /* nothing to ask: the cache decides */
     t->stage = STAGE_DECIDING;
@@ -456,8 +456,8 @@ gate_mark_active(struct conn *c)
     const struct policy_rule *r =
         t->rule >= 0 && !reloaded ? policy_rule(c->snap->rules->policy, (size_t)t->rule) : NULL;
     int used_up =
-        r && r->quota_min && usage_quota_used(t->identity, r->name, decision_period(r, &local)) >=
-                                 r->quota_min;
+        r && r->quota_min &&
+        usage_quota_used(t->identity, r->name, decision_period(r, &local)) >= r->quota_min;
     if (reloaded || used_up) {
         int rule = t->rule, action = t->action, platform = t->platform;
         redecide(c, reloaded);
@@ -481,11 +481,11 @@ gate_mark_active(struct conn *c)
     struct usage_row row;
     conn_usage_who(c, &row, ip, sizeof(ip));
     int fresh = usage_activity(&row, timewin_day_number(&local), minute, 0, 0, 0);
-    int shared = cluster_on() &&
-                 cluster_mark(t->identity, row.platform, r && r->quota_min ? r->name : NULL,
-                              r && r->quota_min ? decision_period(r, &local) : 0,
-                              r ? r->quota_weekly : 0, r ? r->quota_min : 0, minute, row.user, ip,
-                              fresh);
+    int shared =
+        cluster_on() &&
+        cluster_mark(t->identity, row.platform, r && r->quota_min ? r->name : NULL,
+                     r && r->quota_min ? decision_period(r, &local) : 0, r ? r->quota_weekly : 0,
+                     r ? r->quota_min : 0, minute, row.user, ip, fresh);
     if (r && r->quota_min && !shared) {
         int crossed;
         unsigned used = usage_quota_mark(t->identity, r->name, decision_period(r, &local), minute,

@@ -128,11 +128,10 @@ config_event(const char *result, const struct snapshot *snap, const char *cause)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     logfmt_time(&ts, t, sizeof(t));
-    int n = snprintf(line, sizeof(line),
-                     "%s ev=config result=%s%s files=%zu rules=%zu platforms=%zu%s%s\n", t, result,
-                     gw_field, 1 + snap->rules->nfiles, snap->rules->nrules,
-                     catalog_platform_count(snap->rules->catalog), cause ? " cause=" : "",
-                     cause ? cause : "");
+    int n = snprintf(
+        line, sizeof(line), "%s ev=config result=%s%s files=%zu rules=%zu platforms=%zu%s%s\n", t,
+        result, gw_field, 1 + snap->rules->nfiles, snap->rules->nrules,
+        catalog_platform_count(snap->rules->catalog), cause ? " cause=" : "", cause ? cause : "");
     if (n > 0 && (size_t)n < sizeof(line))
         accesslog_write(line, (size_t)n);
 }

@@ -78,8 +78,7 @@ unsigned usage_quota_shared(const char *identity, const char *rule, int32_t peri
 void usage_continue_merge(const char *identity, const char *platform, int64_t until);
 /* Called by usage_continue_set on the caller's thread (a Continue a user
  * made here, to be shared). Set once before the workers start. */
-void usage_set_continue_hook(void (*fn)(const char *identity, const char *platform,
-                                        int64_t until));
+void usage_set_continue_hook(void (*fn)(const char *identity, const char *platform, int64_t until));
 /* The generation of the shared store's view in which identity's counters
  * were last read (0: never). */
 void usage_sync_set(const char *identity, unsigned generation);
