@@ -812,6 +812,24 @@ cluster_worker_stop(void)
 }
 
 void
+cluster_shutdown(void)
+{
+    if (!cl.on)
+        return;
+    pthread_mutex_lock(&jmu);
+    for (; jlen; jlen--, jhead = (jhead + 1) % CLUSTER_JOURNAL_MAX)
+        free(journal[jhead]);
+    free(journal);
+    journal = NULL;
+    pthread_mutex_unlock(&jmu);
+    if (cl.password) {
+        explicit_bzero(cl.password, strlen(cl.password));
+        free(cl.password);
+        cl.password = NULL;
+    }
+}
+
+void
 cluster_figures(int *up, uint64_t *outages, uint64_t *outage_seconds, uint64_t *dropped)
 {
     *up = atomic_load(&st_up);

@@ -72,6 +72,10 @@ struct cluster_ask *cluster_ask(const char *identity, const char *platform,
 /* The caller goes away: `done` will not be called. Same thread. */
 void cluster_ask_cancel(struct cluster_ask *a);
 
+/* At exit, once every worker has stopped: frees what is left (the marks
+ * not merged yet are lost; their minutes are in the saved local state). */
+void cluster_shutdown(void);
+
 /* For /metrics: 1 while Redis serves every connection (0 before that or
  * during an outage), outages so far, their seconds, marks dropped. */
 void cluster_figures(int *up, uint64_t *outages, uint64_t *outage_seconds, uint64_t *dropped);

@@ -757,6 +757,7 @@ main(int argc, char **argv)
     for (int i = 0; i < nworkers; i++)
         worker_join_free(workers[i]);
     free(workers);
+    cluster_shutdown();
     admin_stop();
     save_state();
     write_usage(); /* the last, partial interval */
