@@ -139,6 +139,14 @@ log_state(const char *what, const char *reason, size_t merged)
     }
     if (n > 0 && (size_t)n < sizeof(line))
         accesslog_write(line, (size_t)n);
+    if (reason)
+        log_warnx("[cluster] Redis %s unreachable (%s): counting locally until it is back",
+                  cl.redis, reason);
+    else if (merged)
+        log_info("[cluster] Redis %s back: %zu minutes counted meanwhile sent again", cl.redis,
+                 merged);
+    else
+        log_info("[cluster] Redis %s connected", cl.redis);
 }
 
 /* Caller holds jmu. Takes m; drops the oldest when full. */
