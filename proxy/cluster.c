@@ -62,8 +62,9 @@ struct link {
 };
 
 struct wlinks {
-    struct link cmd, sub; /* sub: worker 0 only */
-    struct event *hb_ev;  /* worker 0: the heartbeat */
+    struct link cmd, sub;   /* sub: worker 0 only */
+    struct event *hb_ev;    /* worker 0: the heartbeat */
+    struct event *watch_ev; /* every worker: drops links to a Redis that hangs */
     int id, stopping;
 };
 
@@ -193,6 +194,7 @@ link_ready(struct link *l)
 {
     l->ready = 1;
     l->backoff_ms = 0;
+    atomic_store(&last_heard_ms, now_ms()); /* it answered */
     struct mark **back = NULL;
     size_t nback = 0;
     pthread_mutex_lock(&jmu);
@@ -414,6 +416,33 @@ heartbeat_cb(evutil_socket_t fd, short what, void *arg)
     if (w->cmd.ready && w->cmd.ac) {
         const char *argv[] = {"PUBLISH", cl.hb_channel, "h"};
         redisAsyncCommandArgv(w->cmd.ac, NULL, NULL, 3, argv, NULL);
+    }
+}
+
+/* A Redis that stopped answering without closing (a hung host, a
+ * partition that drops packets): every link of this thread is dropped and
+ * connected again, so the gateway counts locally instead of asking a
+ * silent Redis before each decision. */
+static void
+watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct wlinks *w = arg;
+    if (now_ms() - atomic_load(&last_heard_ms) <= CLUSTER_DEAD_MS)
+        return;
+    struct link *ls[2] = {&w->cmd, w->id == 0 ? &w->sub : NULL};
+    for (size_t i = 0; i < 2; i++) {
+        struct link *l = ls[i];
+        if (l == NULL || !l->ready || l->ac == NULL)
+            continue;
+        link_lost(l, "no answer from Redis for 5 seconds");
+        redisAsyncContext *ac = l->ac;
+        l->stopping = 1; /* on_disconnect: no reconnect from inside the free */
+        redisAsyncFree(ac);
+        l->ac = NULL;
+        l->stopping = 0;
+        retry_later(l);
     }
 }
 
@@ -782,6 +811,10 @@ cluster_worker_start(struct event_base *base, int id)
     }
     w->id = id;
     tl = w;
+    w->watch_ev = event_new(base, -1, EV_PERSIST, watch_cb, w);
+    struct timeval sec = {1, 0};
+    if (w->watch_ev)
+        event_add(w->watch_ev, &sec);
     link_connect(&w->cmd);
     if (id == 0) {
         link_connect(&w->sub);
@@ -812,6 +845,8 @@ cluster_worker_stop(void)
     w->stopping = 1;
     if (w->hb_ev)
         event_free(w->hb_ev);
+    if (w->watch_ev)
+        event_free(w->watch_ev);
     link_stop(&w->cmd);
     if (w->id == 0)
         link_stop(&w->sub);

@@ -32,6 +32,9 @@ struct policy;
 #define CLUSTER_ASK_MS 1000
 /* A heartbeat through Redis and back, this often. */
 #define CLUSTER_HEARTBEAT_MS 500
+/* Nothing heard for this long (a Redis that hangs without closing its
+ * connections): the gateway drops them and counts locally. */
+#define CLUSTER_DEAD_MS 5000
 /* Marks remembered during an outage; beyond, the oldest are dropped. */
 #define CLUSTER_JOURNAL_MAX 65536
 

@@ -295,6 +295,30 @@ def test_redis_killed_and_restarted(pool, redis):
         assert_not_died(d, "Redis went away and came back")
 
 
+def test_redis_that_hangs(pool, redis):
+    """A Redis that stops answering without closing its connections (SIGSTOP): within a few
+    seconds the gateway logs state=down and decides on its own counts again, instead of
+    waiting for an answer before each request; state=up when it answers again."""
+    gws = pool(QUOTA_RULES.format(quota="5m"), redis, n=1)
+    _wait_up(gws)
+    d = gws[0]
+    tok = token()
+    assert _get(d, tok, 0) == 200
+    redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        e = d.wait_log(lambda x: x.get("state") == "down", ev="cluster", timeout=10)
+        assert "answer" in e.raw, e.raw  # reason="no answer from Redis for 5 seconds"
+        t0 = time.monotonic()
+        assert _get(d, tok, 1) == 200
+        assert time.monotonic() - t0 < 0.9, "a request waited for a Redis known to hang"
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
+    deadline = time.monotonic() + 10
+    while sum(1 for x in _cluster_lines(d) if x.get("state") == "up") < 2:
+        assert time.monotonic() < deadline, [x.raw for x in _cluster_lines(d)]
+        time.sleep(0.1)
+
+
 def test_metrics_count_the_outage(pool, redis):
     adm = free_port()
     gws = pool(QUOTA_RULES.format(quota="5m"), redis, n=1, start=False)
