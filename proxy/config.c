@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -362,6 +363,9 @@ static const struct key keys[] = {
     {"tls", "pages", K_SPECIAL, 0, NULL, 0, 0},
     {"tls", "inspect", K_SPECIAL, 0, NULL, 0, 0},
     {"tls", "exempt", K_LIST, 0, add_exempt, 0, 0},
+    {"cluster", "redis", K_SPECIAL, 0, NULL, 0, 0},
+    {"cluster", "name", K_SPECIAL, 0, NULL, 0, 0},
+    {"cluster", "password_file", K_SPECIAL, 0, NULL, 0, 0},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(NKEYS <= 64, "struct load's seen has a bit per key");
@@ -373,6 +377,129 @@ key_seen(const struct load *l, const char *section, const char *name)
     for (size_t i = 0; i < NKEYS; i++)
         if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
             return (l->seen >> i) & 1;
+    return 0;
+}
+
+/* [cluster] redis, name and password_file. */
+static int
+set_cluster(struct load *l, const struct key *k, const char *value)
+{
+    struct config *c = l->c;
+    const char *err;
+    if (strcmp(k->name, "redis") == 0) {
+        if (config_parse_redis(value, c->cluster_host, sizeof(c->cluster_host), &c->cluster_port,
+                               &err) < 0)
+            return bad(l, k->name, value, err);
+        free(c->cluster_redis);
+        c->cluster_redis = xstrdup(value);
+        return 0;
+    }
+    if (strcmp(k->name, "name") == 0) {
+        size_t n = strlen(value);
+        if (n == 0 || n > CONFIG_MAX_GATEWAY_NAME)
+            return bad(l, k->name, value, "expected a name of 1 to 63 characters");
+        for (const char *q = value; *q; q++)
+            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+                  (*q >= '0' && *q <= '9') || *q == '-' || *q == '_' || *q == '.'))
+                return bad(l, k->name, value, "only letters, digits, '-', '_' and '.'");
+        free(c->cluster_name);
+        c->cluster_name = xstrdup(value);
+        return 0;
+    }
+    /* password_file: a secret, refused when others may read it. */
+    if (value[0] == '\0')
+        return bad(l, k->name, value, "empty path");
+    char *path = resolve_path(c->dir, value);
+    struct stat st;
+    FILE *f = NULL;
+    char buf[CONFIG_MAX_REDIS_PASSWORD + 2];
+    size_t n = 0;
+    int rc = -1;
+    if (stat(path, &st) != 0)
+        rc = bad(l, k->name, value, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = bad(l, k->name, value, "not a regular file");
+    else if (st.st_mode & 077)
+        rc = bad(l, k->name, value, "refused: readable by others; chmod 600");
+    else if ((f = fopen(path, "r")) == NULL)
+        rc = bad(l, k->name, value, strerror(errno));
+    else {
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        int ferr = ferror(f);
+        fclose(f);
+        buf[n] = '\0';
+        if (n > 0 && buf[n - 1] == '\n')
+            buf[--n] = '\0';
+        if (n > 0 && buf[n - 1] == '\r')
+            buf[--n] = '\0';
+        if (ferr)
+            rc = bad(l, k->name, value, "read error");
+        else if (n > CONFIG_MAX_REDIS_PASSWORD)
+            rc = bad(l, k->name, value, "password longer than 512 bytes");
+        else if (n == 0)
+            rc = bad(l, k->name, value, "empty password");
+        else if (memchr(buf, '\0', n) || strpbrk(buf, "\r\n"))
+            rc = bad(l, k->name, value, "one line expected (a NUL or newline inside)");
+        else {
+            free(c->cluster_password);
+            c->cluster_password = xstrdup(buf);
+            rc = 0;
+        }
+    }
+    explicit_bzero(buf, sizeof(buf));
+    free(path);
+    return rc;
+}
+
+int
+config_parse_redis(const char *s, char *host, size_t hostsize, int *port, const char **err)
+{
+    *port = 0;
+    if (s[0] == '/') { /* a unix socket */
+        if (strlen(s) >= 108 || strlen(s) >= hostsize) {
+            *err = "unix socket path too long (107 bytes at most)";
+            return -1;
+        }
+        snprintf(host, hostsize, "%s", s);
+        return 0;
+    }
+    const char *colon = strrchr(s, ':');
+    const char *h = s, *hend = colon;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':') {
+            *err = "expected host:port, [v6]:port or a unix socket path";
+            return -1;
+        }
+        h = s + 1;
+        hend = close;
+        colon = close + 1;
+    }
+    uint64_t p;
+    if (colon == NULL || hend == h ||
+        num_parse_u64(colon + 1, strlen(colon + 1), 65535, &p, err) < 0 || p == 0) {
+        *err = "expected host:port, [v6]:port or a unix socket path";
+        return -1;
+    }
+    size_t hl = (size_t)(hend - h);
+    if (hl >= hostsize || hl >= 64) {
+        *err = "address too long";
+        return -1;
+    }
+    char a[64];
+    memcpy(a, h, hl);
+    a[hl] = '\0';
+    struct in6_addr a6;
+    struct in_addr a4;
+    int v6 = inet_pton(AF_INET6, a, &a6) == 1, v4 = inet_pton(AF_INET, a, &a4) == 1;
+    if (s[0] == '[' ? !v6 : !v4) {
+        *err = s[0] == '[' ? "not an IPv6 address"
+                           : "expected an IP address (a name would be resolved on the event "
+                             "loop), [v6]:port or a unix socket path";
+        return -1;
+    }
+    memcpy(host, a, hl + 1);
+    *port = (int)p;
     return 0;
 }
 
@@ -419,6 +546,8 @@ set_special(struct load *l, const struct key *k, const char *value)
         c->admin_enabled = 1;
         return 0;
     }
+    if (strcmp(k->section, "cluster") == 0)
+        return set_cluster(l, k, value);
     if (strcmp(k->name, "user") == 0) {
         for (const char *q = value; *q; q++)
             if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '-' || *q == '_' ||
@@ -888,6 +1017,12 @@ config_free(struct config *c)
     for (size_t i = 0; i < c->npac_proxy; i++)
         free(c->pac_proxy[i]);
     free(c->pac_proxy);
+    free(c->cluster_redis);
+    free(c->cluster_name);
+    if (c->cluster_password) {
+        explicit_bzero(c->cluster_password, strlen(c->cluster_password));
+        free(c->cluster_password);
+    }
     for (size_t i = 0; i < c->npac_direct; i++)
         free(c->pac_direct[i]);
     free(c->pac_direct);

@@ -95,7 +95,22 @@ struct config {
     char **tls_exempt; /* categories or platform names never intercepted */
     size_t ntls_exempt;
     int tls_exempt_line;
+
+    /* [cluster]: read at start; a reload keeps the running connection */
+    char *cluster_redis;    /* as written; NULL: no [cluster], state stays local */
+    char cluster_host[108]; /* an IP address, or a unix socket path when cluster_port is 0 */
+    int cluster_port;
+    char *cluster_name;     /* NULL: none (no gw= nor gateway label) */
+    char *cluster_password; /* owned, wiped on free; NULL: no AUTH */
 };
+
+#define CONFIG_MAX_GATEWAY_NAME 63
+#define CONFIG_MAX_REDIS_PASSWORD 512
+
+/* [cluster] redis: "IPv4:port", "[IPv6]:port" or "/unix/socket/path" into
+ * host (the address without brackets, or the path) and *port (0 for a
+ * path). 0, or -1 with *err a static message. */
+int config_parse_redis(const char *s, char *host, size_t hostsize, int *port, const char **err);
 
 /* Loads and validates `path`. Returns an owned config, or NULL with every
  * problem in d (as FILE:LINE: message). Warnings may be in d on success. */

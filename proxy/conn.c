@@ -15,6 +15,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
+#include "cluster.h"
 #include "accesslog.h"
 #include "authpool.h"
 #include "catalog.h"
@@ -164,6 +165,8 @@ txn_reset(struct conn *c)
     sni_http_free(&t->http);
     if (t->auth_job)
         authpool_cancel(t->auth_job);
+    if (t->cluster_ask)
+        cluster_ask_cancel(t->cluster_ask);
     if (t->dnsreq)
         evdns_getaddrinfo_cancel(t->dnsreq); /* its callback frees nothing of ours */
     if (t->ai)

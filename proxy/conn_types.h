@@ -16,6 +16,7 @@
 #include "sni.h"
 
 struct auth_job;
+struct cluster_ask;
 struct bufferevent;
 struct config;
 struct conn;
@@ -123,6 +124,8 @@ struct txn {
 
     int decoy; /* an unknown user: checked against the decoy hash */
     struct auth_job *auth_job;
+    struct cluster_ask *cluster_ask; /* Redis asked before deciding (cluster.c) */
+    int cluster_asked;               /* once per transaction */
     conn_cont_fn resume; /* runs when a suspended decision allowed */
     int rule;   /* deciding rule, -1: none */
     int action; /* enum policy_action, -1: not decided */

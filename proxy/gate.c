@@ -11,6 +11,7 @@
 #include "accesslog.h"
 #include "authpool.h"
 #include "catalog.h"
+#include "cluster.h"
 #include "config.h"
 #include "conn.h"
 #include "decision.h"
@@ -90,6 +91,44 @@ wants_inspection(struct conn *c, enum verdict v, const struct decision_in *in)
  * t->rq.auth at once (cache, or no pool), or suspends. */
 static enum conn_rc check_password(struct conn *c);
 
+static enum conn_rc act(struct conn *c);
+
+static void
+cluster_done(void *arg)
+{
+    struct conn *c = arg;
+    struct txn *t = &c->t;
+    t->cluster_ask = NULL;
+    if (c->closed || c->closing)
+        return;
+    t->stage = STAGE_HEAD;
+    conn_cont_fn resume = t->resume;
+    if (act(c) == CONN_GO_ON)
+        (void)resume(c);
+}
+
+/* In a pool of gateways, before classified traffic is allowed (or warned
+ * about) on counts that may be older than CLUSTER_STALE_MS: asks Redis
+ * and decides again on its answer, or after CLUSTER_ASK_MS on the cache.
+ * Once per transaction. */
+static enum conn_rc
+ask_cluster(struct conn *c, enum verdict v, const struct tm *local)
+{
+    struct txn *t = &c->t;
+    if ((v != VERDICT_ALLOW && v != VERDICT_WARN_PAGE) || t->platform < 0 || t->cluster_asked ||
+        !cluster_on() || cluster_fresh(t->identity))
+        return CONN_GO_ON;
+    t->cluster_asked = 1;
+    const struct catalog_platform *p = catalog_platform(c->snap->rules->catalog, t->platform);
+    t->cluster_ask = cluster_ask(t->identity, p ? p->name : "unclassified", c->snap->rules->policy,
+                                 local, cluster_done, c);
+    if (t->cluster_ask == NULL)
+        return CONN_GO_ON; /* nothing to ask: the cache decides */
+    t->stage = STAGE_DECIDING;
+    conn_arm(c, c->cfg->connect_timeout_ms);
+    return CONN_SUSPENDED;
+}
+
 /* Acts on the verdict once the identity is settled. */
 static enum conn_rc
 act(struct conn *c)
@@ -105,6 +144,13 @@ act(struct conn *c)
         keep(t, &d);
         if (d.reason && t->reason == NULL)
             t->reason = d.reason;
+        if (cluster_on() && !t->cluster_asked) {
+            enum conn_rc rc = ask_cluster(c, v, &local);
+            if (rc != CONN_GO_ON)
+                return rc;
+            if (t->cluster_asked)
+                continue; /* asked nothing: decide again, as asked */
+        }
         if (wants_inspection(c, v, &in)) {
             /* The tunnel itself decides nothing: its requests do. */
             t->inspect = 1;
@@ -410,8 +456,8 @@ gate_mark_active(struct conn *c)
     const struct policy_rule *r =
         t->rule >= 0 && !reloaded ? policy_rule(c->snap->rules->policy, (size_t)t->rule) : NULL;
     int used_up =
-        r && r->quota_min && usage_quota_used(t->identity, r->name, decision_period(r, &local)) >=
-                                 r->quota_min;
+        r && r->quota_min &&
+        usage_quota_used(t->identity, r->name, decision_period(r, &local)) >= r->quota_min;
     if (reloaded || used_up) {
         int rule = t->rule, action = t->action, platform = t->platform;
         redecide(c, reloaded);
@@ -434,8 +480,13 @@ gate_mark_active(struct conn *c)
     char ip[64];
     struct usage_row row;
     conn_usage_who(c, &row, ip, sizeof(ip));
-    usage_activity(&row, timewin_day_number(&local), minute, 0, 0, 0);
-    if (r && r->quota_min) {
+    int fresh = usage_activity(&row, timewin_day_number(&local), minute, 0, 0, 0);
+    int shared =
+        cluster_on() &&
+        cluster_mark(t->identity, row.platform, r && r->quota_min ? r->name : NULL,
+                     r && r->quota_min ? decision_period(r, &local) : 0, r ? r->quota_weekly : 0,
+                     r ? r->quota_min : 0, minute, row.user, ip, fresh);
+    if (r && r->quota_min && !shared) {
         int crossed;
         unsigned used = usage_quota_mark(t->identity, r->name, decision_period(r, &local), minute,
                                          r->quota_min, &crossed);

@@ -25,6 +25,7 @@
 #include "timewin.h"
 #include "usage.h"
 #include "catalog.h"
+#include "cluster.h"
 #include "config.h"
 #include "explain.h"
 #include "report.h"
@@ -79,6 +80,10 @@ log_diag(const struct diag *d)
         log_warnx("%s", d->msgs[i]);
 }
 
+/* " gw=NAME" in ev=config lines: [cluster] name, read at start (a reload
+ * does not rename a running gateway). */
+static char gw_field[80];
+
 /* ev=config result=error file=... line=... msg=...: the first problem. */
 static void
 config_error_event(const struct diag *d, const char *cause)
@@ -108,8 +113,8 @@ config_error_event(const struct diag *d, const char *cause)
     char ef[1100], em[1100];
     escape_log_value(file, strlen(file), ef, sizeof(ef));
     escape_log_value(msg, strlen(msg), em, sizeof(em));
-    int n = snprintf(line, sizeof(line), "%s ev=config result=error file=%s line=%d msg=%s%s%s\n",
-                     t, ef, lineno, em, cause ? " cause=" : "", cause ? cause : "");
+    int n = snprintf(line, sizeof(line), "%s ev=config result=error%s file=%s line=%d msg=%s%s%s\n",
+                     t, gw_field, ef, lineno, em, cause ? " cause=" : "", cause ? cause : "");
     if (n > 0 && (size_t)n < sizeof(line))
         accesslog_write(line, (size_t)n);
 }
@@ -124,8 +129,8 @@ config_event(const char *result, const struct snapshot *snap, const char *cause)
     clock_gettime(CLOCK_REALTIME, &ts);
     logfmt_time(&ts, t, sizeof(t));
     int n = snprintf(
-        line, sizeof(line), "%s ev=config result=%s files=%zu rules=%zu platforms=%zu%s%s\n", t,
-        result, 1 + snap->rules->nfiles, snap->rules->nrules,
+        line, sizeof(line), "%s ev=config result=%s%s files=%zu rules=%zu platforms=%zu%s%s\n", t,
+        result, gw_field, 1 + snap->rules->nfiles, snap->rules->nrules,
         catalog_platform_count(snap->rules->catalog), cause ? " cause=" : "", cause ? cause : "");
     if (n > 0 && (size_t)n < sizeof(line))
         accesslog_write(line, (size_t)n);
@@ -666,6 +671,12 @@ main(int argc, char **argv)
             log_info("quota state: %d entries restored", n);
     }
     nworkers = worker_count(cfg);
+    /* Redis is connected to by the workers, without waiting for it. */
+    if (cluster_init(cfg, nworkers) < 0)
+        fatalx("[cluster]: out of memory");
+    stats_set_gateway(cfg->cluster_name);
+    if (cfg->cluster_name)
+        snprintf(gw_field, sizeof(gw_field), " gw=%s", cfg->cluster_name);
     size_t nl = cfg->nlisten;
     int *fds = calloc((size_t)nworkers * nl, sizeof(int));
     workers = calloc((size_t)nworkers, sizeof(*workers));
@@ -746,6 +757,7 @@ main(int argc, char **argv)
     for (int i = 0; i < nworkers; i++)
         worker_join_free(workers[i]);
     free(workers);
+    cluster_shutdown();
     admin_stop();
     save_state();
     write_usage(); /* the last, partial interval */

@@ -1,5 +1,6 @@
 #include "stats.h"
 
+#include "cluster.h"
 #include "tlsmint.h"
 #include "util/hash.h"
 
@@ -22,6 +23,9 @@ static struct plat plats[STATS_MAX_PLATFORMS];
 static pthread_mutex_t claim_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_ulong counters[STATS_NCOUNTERS];
 static atomic_llong config_time;
+/* [cluster] name: a gateway="..." label on every sample. Set before the
+ * workers start, read-only afterwards. */
+static char gateway[80];
 
 static unsigned
 hash(const char *s)
@@ -91,6 +95,12 @@ stats_set_config_time(int64_t t)
     atomic_store(&config_time, t);
 }
 
+void
+stats_set_gateway(const char *name)
+{
+    snprintf(gateway, sizeof(gateway), "%s", name ? name : "");
+}
+
 struct out {
     char *buf;
     size_t size, len;
@@ -107,7 +117,23 @@ emit(struct out *o, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(o->buf + o->len, o->size - o->len, fmt, ap);
+    int n;
+    if (gateway[0] && fmt[0] != '#') {
+        /* One sample: name{labels} value, or name value. */
+        char sample[1024];
+        int sn = vsnprintf(sample, sizeof(sample), fmt, ap);
+        size_t cut = sn > 0 ? strcspn(sample, "{ ") : 0;
+        if (sn <= 0 || (size_t)sn >= sizeof(sample))
+            n = -1;
+        else if (sample[cut] == '{')
+            n = snprintf(o->buf + o->len, o->size - o->len, "%.*sgateway=\"%s\",%s", (int)cut + 1,
+                         sample, gateway, sample + cut + 1);
+        else
+            n = snprintf(o->buf + o->len, o->size - o->len, "%.*s{gateway=\"%s\"}%s", (int)cut,
+                         sample, gateway, sample + cut);
+    } else {
+        n = vsnprintf(o->buf + o->len, o->size - o->len, fmt, ap);
+    }
     va_end(ap);
     if (n > 0)
         o->len += (size_t)n < o->size - o->len ? (size_t)n : o->size - o->len - 1;
@@ -190,5 +216,22 @@ stats_format(char *buf, size_t size, long open_conns, size_t active_users, int d
     header(&o, "socialgate_tls_certificate_cache_hits_total", "counter",
            "HTTPS pages served with a certificate minted before (cached per worker).");
     emit(&o, "socialgate_tls_certificate_cache_hits_total %llu\n", (unsigned long long)hits);
+    if (cluster_on()) {
+        int up;
+        uint64_t outages, secs, dropped;
+        cluster_figures(&up, &outages, &secs, &dropped);
+        header(&o, "socialgate_cluster_up", "gauge",
+               "1 while Redis ([cluster]) serves this gateway, 0 while it counts locally.");
+        emit(&o, "socialgate_cluster_up %d\n", up);
+        header(&o, "socialgate_cluster_outages_total", "counter",
+               "Times Redis became unreachable (or was not reachable at start).");
+        emit(&o, "socialgate_cluster_outages_total %llu\n", (unsigned long long)outages);
+        header(&o, "socialgate_cluster_outage_seconds_total", "counter",
+               "Seconds spent counting locally because Redis was unreachable.");
+        emit(&o, "socialgate_cluster_outage_seconds_total %llu\n", (unsigned long long)secs);
+        header(&o, "socialgate_cluster_marks_dropped_total", "counter",
+               "Active minutes counted during an outage that could not be kept for the merge.");
+        emit(&o, "socialgate_cluster_marks_dropped_total %llu\n", (unsigned long long)dropped);
+    }
     return o.len;
 }

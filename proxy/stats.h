@@ -26,6 +26,9 @@ void stats_transaction(enum stats_kind kind, const char *platform, const char *a
                        uint64_t up, uint64_t down);
 void stats_count(enum stats_counter c);
 void stats_set_config_time(int64_t unix_seconds);
+/* [cluster] name (NULL: none): every sample gets a gateway="name" label.
+ * Call before the workers start. */
+void stats_set_gateway(const char *name);
 
 /* Writes the Prometheus text exposition into buf; returns its length
  * (cut at size). `open_conns` and `active_users` are gauges read by the

@@ -13,14 +13,16 @@
 #define USAGE_BUCKETS 4096
 #define USAGE_MAX_KEY 600
 
-enum { E_QUOTA = 'q', E_CONTINUE = 'w', E_USAGE = 'u' };
+enum { E_QUOTA = 'q', E_CONTINUE = 'w', E_USAGE = 'u', E_SYNC = 's' };
 
 struct entry {
     struct entry *next;
     int32_t period;      /* quota: day or week number */
     int64_t last_minute; /* quota: last minute counted */
     unsigned minutes;    /* quota: minutes in period */
+    unsigned shared;     /* quota: the last count read from the shared store, same period */
     int64_t until;       /* continue: expiry, Unix seconds */
+    unsigned generation; /* sync: see usage_sync_set */
     struct usage_acc *acc; /* usage: owned */
     char key[];          /* kind, identity, 0x1f, name */
 };
@@ -35,6 +37,7 @@ struct usage_acc {
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static void (*continue_hook)(const char *identity, const char *platform, int64_t until);
 static struct entry *table[USAGE_BUCKETS];
 
 static size_t
@@ -85,20 +88,113 @@ usage_quota_mark(const char *identity, const char *rule, int32_t period, int64_t
         if (e->period != period) { /* a new day or week: start over */
             e->period = period;
             e->minutes = 0;
+            e->shared = 0;
             e->last_minute = -1;
         }
         if (minute > e->last_minute) {
             e->minutes++;
             e->last_minute = minute;
-            if (quota_min && e->minutes == quota_min)
-                *crossed = 100;
-            else if (quota_min && e->minutes == (quota_min * 4 + 4) / 5 && e->minutes < quota_min)
-                *crossed = 80; /* the first minute at or past 80% */
+            *crossed = usage_threshold(e->minutes, quota_min);
         }
         used = e->minutes;
     }
     pthread_mutex_unlock(&mu);
     return used;
+}
+
+int
+usage_threshold(unsigned minutes, unsigned quota_min)
+{
+    if (quota_min && minutes == quota_min)
+        return 100;
+    if (quota_min && minutes == (quota_min * 4 + 4) / 5 && minutes < quota_min)
+        return 80; /* the first minute at or past 80% */
+    return 0;
+}
+
+unsigned
+usage_quota_sync(const char *identity, const char *rule, int32_t period, unsigned minutes,
+                 int64_t minute)
+{
+    char key[USAGE_MAX_KEY];
+    make_key(key, E_QUOTA, identity, rule);
+    pthread_mutex_lock(&mu);
+    struct entry *e = lookup(key, 1);
+    unsigned used = 0;
+    if (e) {
+        if (e->minutes == 0 && e->last_minute < 0)
+            e->period = period; /* new */
+        if (e->period < period) {
+            e->period = period;
+            e->minutes = minutes;
+            e->shared = minutes;
+            e->last_minute = -1;
+        } else if (e->period == period) {
+            if (minutes > e->minutes)
+                e->minutes = minutes;
+            if (minutes > e->shared)
+                e->shared = minutes;
+        }
+        if (e->period == period && minute > e->last_minute)
+            e->last_minute = minute;
+        used = e->period == period ? e->minutes : 0;
+    }
+    pthread_mutex_unlock(&mu);
+    return used;
+}
+
+unsigned
+usage_quota_shared(const char *identity, const char *rule, int32_t period)
+{
+    char key[USAGE_MAX_KEY];
+    make_key(key, E_QUOTA, identity, rule);
+    pthread_mutex_lock(&mu);
+    struct entry *e = lookup(key, 0);
+    unsigned n = e && e->period == period ? e->shared : 0;
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
+void
+usage_continue_merge(const char *identity, const char *platform, int64_t until)
+{
+    char key[USAGE_MAX_KEY];
+    make_key(key, E_CONTINUE, identity, platform);
+    pthread_mutex_lock(&mu);
+    struct entry *e = lookup(key, 1);
+    if (e && until > e->until)
+        e->until = until;
+    pthread_mutex_unlock(&mu);
+}
+
+void
+usage_set_continue_hook(void (*fn)(const char *identity, const char *platform, int64_t until))
+{
+    continue_hook = fn;
+}
+
+void
+usage_sync_set(const char *identity, unsigned generation)
+{
+    char key[USAGE_MAX_KEY];
+    make_key(key, E_SYNC, identity, "");
+    pthread_mutex_lock(&mu);
+    struct entry *e = lookup(key, 1);
+    if (e)
+        e->generation = generation;
+    pthread_mutex_unlock(&mu);
+}
+
+unsigned
+usage_sync_get(const char *identity)
+{
+    char key[USAGE_MAX_KEY];
+    make_key(key, E_SYNC, identity, "");
+    pthread_mutex_lock(&mu);
+    struct entry *e = lookup(key, 0);
+    unsigned g = e ? e->generation : 0;
+    pthread_mutex_unlock(&mu);
+    return g;
 }
 
 unsigned
@@ -123,6 +219,8 @@ usage_continue_set(const char *identity, const char *platform, int64_t until)
     if (e)
         e->until = until;
     pthread_mutex_unlock(&mu);
+    if (continue_hook)
+        continue_hook(identity, platform, until);
 }
 
 int
@@ -168,10 +266,11 @@ set_str(char **dst, const char *src)
     *dst = n;
 }
 
-void
+int
 usage_activity(const struct usage_row *who, int32_t day, int64_t minute, uint64_t requests,
                uint64_t up, uint64_t down)
 {
+    int fresh = 0;
     char key[USAGE_MAX_KEY];
     make_key(key, E_USAGE, who->user ? who->user : who->client, who->platform);
     pthread_mutex_lock(&mu);
@@ -195,12 +294,14 @@ usage_activity(const struct usage_row *who, int32_t day, int64_t minute, uint64_
             a->last_minute = minute;
             a->today_min++;
             a->int_min++;
+            fresh = 1;
         }
         a->int_requests += requests;
         a->int_up += up;
         a->int_down += down;
     }
     pthread_mutex_unlock(&mu);
+    return fresh;
 }
 
 void
@@ -318,7 +419,7 @@ usage_save(const char *dir, int64_t now)
     pthread_mutex_lock(&mu);
     for (size_t i = 0; i < USAGE_BUCKETS; i++) {
         for (struct entry *e = table[i]; e; e = e->next) {
-            if (e->key[0] == E_USAGE)
+            if (e->key[0] == E_USAGE || e->key[0] == E_SYNC)
                 continue; /* usage figures restart with the process */
             if (e->key[0] == E_QUOTA)
                 fprintf(f, "q %" PRId32 " %" PRId64 " %u %s\n", e->period, e->last_minute,

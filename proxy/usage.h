@@ -32,9 +32,10 @@ struct usage_row {
 
 /* Activity of identity on a platform: once per connection and clock
  * minute with traffic (minute >= 0), and once per finished transaction
- * with its bytes (requests = 1). `day` is the local day number. */
-void usage_activity(const struct usage_row *who, int32_t day, int64_t minute, uint64_t requests,
-                    uint64_t up, uint64_t down);
+ * with its bytes (requests = 1). `day` is the local day number. Returns 1
+ * when `minute` is new for identity on platform (on this gateway). */
+int usage_activity(const struct usage_row *who, int32_t day, int64_t minute, uint64_t requests,
+                   uint64_t up, uint64_t down);
 /* Calls fn for every (identity, platform) active since the last call and
  * starts a new interval; forgets entries idle since an earlier day. */
 void usage_interval_flush(int32_t today, void (*fn)(void *arg, const struct usage_row *row),
@@ -56,6 +57,33 @@ int usage_load(const char *dir, int64_t now, struct diag *d);
 int usage_peek(const char *dir, int64_t now, struct diag *d);
 /* Distinct identities with platform traffic since `minute`. */
 size_t usage_active_identities(int64_t since_minute);
+/* --- a pool of gateways (cluster.c keeps these in step with Redis) --- */
+
+/* 80 or 100 when `minutes` is the first minute at or past that share of
+ * quota_min, else 0: what usage_quota_mark reports in *crossed. */
+int usage_threshold(unsigned minutes, unsigned quota_min);
+/* Merges a count read from the shared store: a later period replaces the
+ * local one, the same period keeps the larger count (the shared count
+ * holds every gateway's minutes, merged ones included; the local one may
+ * hold minutes counted during an outage and not merged yet), an earlier
+ * period is ignored. minute >= 0 also marks that minute as counted here,
+ * so that local counting after an outage begins does not count it again.
+ * Returns the minutes used in `period` after the merge. */
+unsigned usage_quota_sync(const char *identity, const char *rule, int32_t period, unsigned minutes,
+                          int64_t minute);
+/* The last count read from the shared store for period (0: none). */
+unsigned usage_quota_shared(const char *identity, const char *rule, int32_t period);
+/* A Continue read from the shared store: the later expiry wins, and the
+ * change hook (usage_set_continue_hook) is not called. */
+void usage_continue_merge(const char *identity, const char *platform, int64_t until);
+/* Called by usage_continue_set on the caller's thread (a Continue a user
+ * made here, to be shared). Set once before the workers start. */
+void usage_set_continue_hook(void (*fn)(const char *identity, const char *platform, int64_t until));
+/* The generation of the shared store's view in which identity's counters
+ * were last read (0: never). */
+void usage_sync_set(const char *identity, unsigned generation);
+unsigned usage_sync_get(const char *identity);
+
 /* Drops everything (tests). */
 void usage_reset(void);
 

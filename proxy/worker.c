@@ -15,6 +15,7 @@
 #include <event2/thread.h>
 
 #include "balancer.h"
+#include "cluster.h"
 #include "config.h"
 #include "conn.h"
 #include "dns.h"
@@ -386,6 +387,7 @@ static void *
 worker_main(void *arg)
 {
     struct worker *w = arg;
+    cluster_worker_start(w->base, w->id);
     event_base_dispatch(w->base);
     /* Whatever is left when the loop ends is closed and logged. */
     struct conn *c, *next;
@@ -394,6 +396,7 @@ worker_main(void *arg)
         conn_abort(c, "shutdown");
     }
     event_base_loop(w->base, EVLOOP_NONBLOCK);
+    cluster_worker_stop();
     tlsmint_thread_cleanup(); /* this thread's minted certificates */
     upstream_tls_thread_cleanup();
     atomic_store(&w->finished, 1);
