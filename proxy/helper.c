@@ -162,80 +162,13 @@ helper_answer_free(struct helper_answer *a)
 void
 helper_argv_free(char **argv)
 {
-    if (argv == NULL)
-        return;
-    for (char **a = argv; *a; a++)
-        free(*a);
-    free(argv);
+    helperproto_argv_free(argv);
 }
 
 char **
 helper_argv(const char *cmdline, int *concurrency, const char **err)
 {
-    size_t cap = 8, n = 0;
-    char **argv = calloc(cap, sizeof(*argv));
-    char *word = malloc(strlen(cmdline) + 1);
-    *concurrency = 0;
-    *err = "out of memory";
-    if (argv == NULL || word == NULL)
-        goto fail;
-    const char *p = cmdline;
-    for (;;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (*p == '\0')
-            break;
-        size_t w = 0;
-        while (*p && *p != ' ' && *p != '\t') {
-            if (*p == '"' || *p == '\'') {
-                char q = *p++;
-                while (*p && *p != q)
-                    word[w++] = *p++;
-                if (*p != q) {
-                    *err = "a quote is not closed";
-                    goto fail;
-                }
-                p++;
-            } else {
-                word[w++] = *p++;
-            }
-        }
-        word[w] = '\0';
-        if (n == 0 && strncmp(word, "concurrency=", 12) == 0 && *concurrency == 0) {
-            char *end;
-            long v = strtol(word + 12, &end, 10);
-            if (*end != '\0' || v < 0 || v > 1000 || end == word + 12) {
-                *err = "concurrency= needs a number from 0 to 1000";
-                goto fail;
-            }
-            *concurrency = (int)v;
-            if (v == 0)
-                *concurrency = 0;
-            continue;
-        }
-        if (n + 2 > cap) {
-            cap *= 2;
-            char **na = realloc(argv, cap * sizeof(*argv));
-            if (na == NULL)
-                goto fail;
-            argv = na;
-        }
-        argv[n] = strdup(word);
-        if (argv[n] == NULL)
-            goto fail;
-        argv[++n] = NULL;
-    }
-    if (n == 0) {
-        *err = "no program given";
-        goto fail;
-    }
-    free(word);
-    *err = NULL;
-    return argv;
-fail:
-    free(word);
-    helper_argv_free(argv);
-    return NULL;
+    return helperproto_argv(cmdline, concurrency, err);
 }
 
 static void

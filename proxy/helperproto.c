@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int
 unreserved(unsigned char c)
@@ -407,4 +409,140 @@ helperproto_reply_free(struct helper_reply *r)
 {
     free(r->buf);
     memset(r, 0, sizeof(*r));
+}
+
+void
+helperproto_argv_free(char **argv)
+{
+    if (argv == NULL)
+        return;
+    for (char **a = argv; *a; a++)
+        free(*a);
+    free(argv);
+}
+
+char **
+helperproto_argv(const char *cmdline, int *concurrency, const char **err)
+{
+    size_t cap = 8, n = 0;
+    char **argv = calloc(cap, sizeof(*argv));
+    char *word = malloc(strlen(cmdline) + 1);
+    *concurrency = 0;
+    *err = "out of memory";
+    if (argv == NULL || word == NULL)
+        goto fail;
+    const char *p = cmdline;
+    int first = 1;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\0')
+            break;
+        size_t w = 0;
+        while (*p && *p != ' ' && *p != '\t') {
+            if (*p == '"' || *p == '\'') {
+                char q = *p++;
+                while (*p && *p != q)
+                    word[w++] = *p++;
+                if (*p != q) {
+                    *err = "a quote is not closed";
+                    goto fail;
+                }
+                p++;
+            } else {
+                word[w++] = *p++;
+            }
+        }
+        word[w] = '\0';
+        if (first && strncmp(word, "concurrency=", 12) == 0) {
+            first = 0;
+            char *end;
+            long v = strtol(word + 12, &end, 10);
+            if (*end != '\0' || end == word + 12 || v < 0 || v > 1000) {
+                *err = "concurrency= needs a number from 0 to 1000";
+                goto fail;
+            }
+            *concurrency = (int)v;
+            continue;
+        }
+        first = 0;
+        if (n + 2 > cap) {
+            cap *= 2;
+            char **na = realloc(argv, cap * sizeof(*argv));
+            if (na == NULL)
+                goto fail;
+            argv = na;
+        }
+        argv[n] = strdup(word);
+        if (argv[n] == NULL)
+            goto fail;
+        argv[++n] = NULL;
+    }
+    if (n == 0) {
+        *err = "no program given";
+        goto fail;
+    }
+    free(word);
+    *err = NULL;
+    return argv;
+fail:
+    free(word);
+    helperproto_argv_free(argv);
+    return NULL;
+}
+
+static int
+executable(const char *path, char *why, size_t size)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        snprintf(why, size, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, size, "%s: not a file", path);
+        return -1;
+    }
+    if (access(path, X_OK) < 0) {
+        snprintf(why, size, "%s: not executable", path);
+        return -1;
+    }
+    return 0;
+}
+
+int
+helperproto_check_program(const char *cmdline, const char *dir, char *why, size_t size)
+{
+    int conc;
+    const char *err;
+    char **argv = helperproto_argv(cmdline, &conc, &err);
+    if (argv == NULL) {
+        snprintf(why, size, "%s", err);
+        return -1;
+    }
+    int rc = -1;
+    char path[4096];
+    if (argv[0][0] == '/') {
+        rc = executable(argv[0], why, size);
+    } else if (strchr(argv[0], '/') != NULL) {
+        snprintf(path, sizeof(path), "%s/%s", dir ? dir : ".", argv[0]);
+        rc = executable(path, why, size);
+    } else {
+        const char *pathenv = getenv("PATH");
+        if (pathenv == NULL)
+            pathenv = "/usr/local/bin:/usr/bin:/bin";
+        const char *p = pathenv;
+        while (rc < 0 && *p) {
+            const char *e = strchr(p, ':');
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            snprintf(path, sizeof(path), "%.*s/%s", (int)n, n ? p : ".", argv[0]);
+            char ignored[8];
+            rc = executable(path, ignored, sizeof(ignored));
+            p += n + (e ? 1 : 0);
+        }
+        if (rc < 0)
+            snprintf(why, size, "%s: not found in PATH", argv[0]);
+    }
+    helperproto_argv_free(argv);
+    return rc;
 }

@@ -82,4 +82,15 @@ const char *helperproto_note(const struct helper_reply *r, const char *key);
 
 const char *helperproto_code_name(enum helper_code c);
 
+/* Splits a helper command line into argv (malloc'd, NULL terminated; free
+ * with helperproto_argv_free): words split on blanks, "..." and '...'
+ * group, no shell. A first word "concurrency=N" (0-1000) is taken out
+ * into *concurrency (0 without it). NULL with a static message in *err. */
+char **helperproto_argv(const char *cmdline, int *concurrency, const char **err);
+void helperproto_argv_free(char **argv);
+/* Checks that the command line's program exists and is executable (a
+ * name without '/' is looked up in PATH; a relative path is resolved
+ * against dir). 0, or -1 with a message in why. */
+int helperproto_check_program(const char *cmdline, const char *dir, char *why, size_t size);
+
 #endif
