@@ -19,6 +19,7 @@
 #include "catalog.h"
 #include "config.h"
 #include "errpage.h"
+#include "gate.h"
 #include "http1.h"
 #include "local.h"
 #include "log.h"
@@ -163,6 +164,7 @@ txn_reset(struct conn *c)
     sni_http_free(&t->http);
     if (t->auth_job)
         authpool_cancel(t->auth_job);
+    gate_txn_free(c);
     if (t->dnsreq)
         evdns_getaddrinfo_cancel(t->dnsreq); /* its callback frees nothing of ours */
     if (t->ai)

@@ -16,6 +16,8 @@
 #include "sni.h"
 
 struct auth_job;
+struct helper_req;
+struct group_ask;
 struct bufferevent;
 struct config;
 struct conn;
@@ -123,6 +125,17 @@ struct txn {
 
     int decoy; /* an unknown user: checked against the decoy hash */
     struct auth_job *auth_job;
+    /* [auth] basic_helper and group_helper (gate.c): the check in flight,
+     * the message= of a helper's no (shown on the sign-in page), and the
+     * groups the user is in, asked before the decision. */
+    struct helper_req *helper_job;
+    char *auth_message;
+    int groups_state;          /* 0 not asked, 1 asking, 2 known */
+    char **groups_in;          /* owned: the roles' groups the user is in */
+    size_t ngroups_in;
+    struct group_ask *group_asks; /* owned array: one per group asked */
+    size_t ngroup_asks, groups_pending;
+    int groups_failed;
     conn_cont_fn resume; /* runs when a suspended decision allowed */
     int rule;   /* deciding rule, -1: none */
     int action; /* enum policy_action, -1: not decided */
