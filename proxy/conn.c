@@ -19,7 +19,7 @@
 #include "catalog.h"
 #include "config.h"
 #include "errpage.h"
-#include "gate.h"
+#include "helper.h"
 #include "http1.h"
 #include "local.h"
 #include "log.h"
@@ -164,7 +164,17 @@ txn_reset(struct conn *c)
     sni_http_free(&t->http);
     if (t->auth_job)
         authpool_cancel(t->auth_job);
-    gate_txn_free(c);
+    /* [auth] helper questions still open, and what gate.c kept of them */
+    if (t->helper_job)
+        helper_cancel(t->helper_job);
+    for (size_t i = 0; i < t->ngroup_asks; i++)
+        if (t->group_asks[i].req)
+            helper_cancel(t->group_asks[i].req);
+    free(t->group_asks);
+    for (size_t i = 0; i < t->ngroups_in; i++)
+        free(t->groups_in[i]);
+    free(t->groups_in);
+    free(t->auth_message);
     if (t->dnsreq)
         evdns_getaddrinfo_cancel(t->dnsreq); /* its callback frees nothing of ours */
     if (t->ai)

@@ -17,7 +17,6 @@
 
 struct auth_job;
 struct helper_req;
-struct group_ask;
 struct bufferevent;
 struct config;
 struct conn;
@@ -133,7 +132,11 @@ struct txn {
     int groups_state;          /* 0 not asked, 1 asking, 2 known */
     char **groups_in;          /* owned: the roles' groups the user is in */
     size_t ngroups_in;
-    struct group_ask *group_asks; /* owned array: one per group asked */
+    struct group_ask {
+        struct conn *c;
+        const char *group; /* a role's, in c->snap (kept while asking) */
+        struct helper_req *req;
+    } *group_asks; /* owned array: one per group asked (txn_reset cancels) */
     size_t ngroup_asks, groups_pending;
     int groups_failed;
     conn_cont_fn resume; /* runs when a suspended decision allowed */

@@ -277,13 +277,6 @@ check_with_helper(struct conn *c)
     return auth_unavailable(c);
 }
 
-/* One group asked of the group helper for a transaction. */
-struct group_ask {
-    struct conn *c;
-    const char *group; /* the snapshot's role's (lives as long as c->snap) */
-    struct helper_req *req;
-};
-
 /* The answer to one group: in, out, or the directory could not say. */
 static void
 group_settled(struct txn *t, const char *group, int v)
@@ -461,23 +454,6 @@ gate_txn_free_asks(struct conn *c)
     t->group_asks = NULL;
     t->ngroup_asks = 0;
     t->groups_pending = 0;
-}
-
-void
-gate_txn_free(struct conn *c)
-{
-    struct txn *t = &c->t;
-    if (t->helper_job)
-        helper_cancel(t->helper_job);
-    t->helper_job = NULL;
-    gate_txn_free_asks(c);
-    for (size_t i = 0; i < t->ngroups_in; i++)
-        free(t->groups_in[i]);
-    free(t->groups_in);
-    t->groups_in = NULL;
-    t->ngroups_in = 0;
-    free(t->auth_message);
-    t->auth_message = NULL;
 }
 
 enum conn_rc

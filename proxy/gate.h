@@ -33,8 +33,4 @@ enum conn_rc gate_decide_opaque(struct conn *c);
  * and closed when that denies: CONN_CLOSED then. */
 enum conn_rc gate_mark_active(struct conn *c);
 
-/* Cancels the transaction's helper questions and frees what gate.c
- * keeps in it (txn_reset). */
-void gate_txn_free(struct conn *c);
-
 #endif
