@@ -231,7 +231,8 @@ cache_put(enum helper_kind kind, const char *line, const char *reply, size_t len
     free(s->reply);
     s->reply = copy;
     memcpy(s->digest, d, 32);
-    s->until = time(NULL) + (ok ? ttl_of[kind] : HELPER_NEGATIVE_TTL);
+    int neg = ttl_of[kind] < HELPER_NEGATIVE_TTL ? ttl_of[kind] : HELPER_NEGATIVE_TTL;
+    s->until = time(NULL) + (ok ? ttl_of[kind] : neg);
     pthread_mutex_unlock(&mu);
 }
 

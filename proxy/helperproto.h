@@ -11,7 +11,10 @@
  * Values are bare (up to a space, URL-escaped) or quoted ("..." with
  * backslash escapes). After ERR and BH, text that is no key=value list
  * (older helpers: "ERR Invalid credentials") is the message; after OK it
- * makes the reply garbage (a yes is only ever a clean one). The old negotiate forms are read too:
+ * makes the reply garbage (a yes is only ever a clean one). "BH Success"
+ * from a basic or group helper is read as ERR: Squid 5's basic_ldap_auth
+ * says so for a wrong password or an unknown user (the LDAP error it
+ * reports is "no error"), and the directory did answer. The old negotiate forms are read too:
  *   "AF token user"  -> OK, token=..., user=...
  *   "TT token"       -> TT, token=...
  *   "NA ..."         -> ERR (message= the rest)

@@ -211,24 +211,38 @@ def test_ldap_passwords_and_groups(make_sg, env, slapd):
         assert 'socialgate_helper_requests_total{helper="basic"}' in m
 
 
+def modify(slapd, group, op, user):
+    slapd.ldif("ldapmodify", "dn: cn=%s,ou=groups,%s\nchangetype: modify\n%s: memberUid\n"
+               "memberUid: %s\n" % (group, SUFFIX, op, user))
+
+
+def poll_status(d, env, auth, want, timeout=10):
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        status = get(d, env, auth)[0]
+        if status == want:
+            break
+        time.sleep(0.3)
+    return status
+
+
 @need_ldap
 def test_group_change_seen_after_ttl(make_sg, env, slapd):
+    # A short helper_ttl: yes and no answers are both trusted for 1 s.
     d = ldap_daemon(make_sg, slapd, ttl="1s")
     assert get(d, env, basic("bob", "bob-pw"))[0] == 403
-    slapd.ldif("ldapmodify", "dn: cn=marketing,ou=groups,%s\nchangetype: modify\n"
-               "add: memberUid\nmemberUid: bob\n" % SUFFIX)
+    assert get(d, env, basic("alice", "alice-pw"))[0] == 200
+    modify(slapd, "marketing", "add", "bob")
+    modify(slapd, "marketing", "delete", "alice")
     try:
-        deadline = time.monotonic() + 10
-        status = None
-        while time.monotonic() < deadline:
-            status = get(d, env, basic("bob", "bob-pw"))[0]
-            if status == 200:
-                break
-            time.sleep(0.3)
-        assert status == 200, "bob's new group was not seen"
+        assert poll_status(d, env, basic("bob", "bob-pw"), 200) == 200, \
+            "bob's new group was not seen"
+        assert poll_status(d, env, basic("alice", "alice-pw"), 403) == 403, \
+            "alice's old group was still trusted"
     finally:
-        slapd.ldif("ldapmodify", "dn: cn=marketing,ou=groups,%s\nchangetype: modify\n"
-                   "delete: memberUid\nmemberUid: bob\n" % SUFFIX)
+        modify(slapd, "marketing", "delete", "bob")
+        modify(slapd, "marketing", "add", "alice")
 
 
 @need_ldap
