@@ -543,7 +543,7 @@ got_line(struct child *c, const char *line, size_t len)
     r->child = NULL;
     if (helperproto_parse_reply(rest, rest_len, p->kind == HELPER_NEGOTIATE, &r->ans.reply) < 0)
         r->ans.reply.code = HELPER_CODE_GARBAGE;
-    if ((r->flags & HELPER_F_CACHE) &&
+    if ((r->flags & HELPER_F_CACHE) && !r->ans.reply.uncertain &&
         (r->ans.reply.code == HELPER_CODE_OK || r->ans.reply.code == HELPER_CODE_ERR))
         cache_put(p->kind, r->line, rest, rest_len, r->ans.reply.code == HELPER_CODE_OK);
     if (r->pin && r->ans.reply.code != HELPER_CODE_TT)

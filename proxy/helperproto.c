@@ -344,13 +344,15 @@ helperproto_parse_reply(const char *line, size_t len, int negotiate, struct help
             free_text(copy, r);
         }
         free(save);
-        /* Squid 5's basic_ldap_auth answers "BH Success" when the
-         * directory answered but the name or password did not match (it
-         * reads the LDAP error after the bind's connection is gone): no
-         * LDAP error means the directory could say, and said no. */
+        /* Squid 5's basic_ldap_auth answers "BH Success" for a wrong
+         * password or an unknown name (it reads the LDAP error after the
+         * bind's connection is gone), and also when its search failed: a
+         * no, but not one to remember. */
         if (!negotiate && r->code == HELPER_CODE_BH && r->nnotes == 1 &&
-            strcmp(r->notes[0].key, "message") == 0 && strcmp(r->notes[0].value, "Success") == 0)
+            strcmp(r->notes[0].key, "message") == 0 && strcmp(r->notes[0].value, "Success") == 0) {
             r->code = HELPER_CODE_ERR;
+            r->uncertain = 1;
+        }
     } else if (negotiate && wl == 2 && memcmp(word, "TT", 2) == 0) {
         r->code = HELPER_CODE_TT;
         skip_blanks(&p);

@@ -118,6 +118,10 @@ test_ok_err_bh(void **state)
      * no) is a no; a real BH stays one, and a negotiate BH is never read so. */
     r = parse("BH Success", 0);
     assert_int_equal(r.code, HELPER_CODE_ERR);
+    assert_int_equal(r.uncertain, 1);
+    helperproto_reply_free(&r);
+    r = parse("ERR Invalid credentials", 0);
+    assert_int_equal(r.uncertain, 0);
     helperproto_reply_free(&r);
     r = parse("BH Success", 1);
     assert_int_equal(r.code, HELPER_CODE_BH);
