@@ -70,7 +70,7 @@ request_via_loops(const struct http1_head *h)
 int
 request_preauth_limited(const struct snapshot *snap)
 {
-    return config_has_users(snap->cfg) && snap->cfg->auth_required &&
+    return (snap->users != NULL || config_has_users(snap->cfg)) && snap->cfg->auth_required &&
            (size_t)snap->cfg->max_header_bytes > PREAUTH_HEAD_BYTES;
 }
 
@@ -114,7 +114,7 @@ request_preauth_refused(const struct snapshot *snap, enum http1_status st, size_
 static void
 read_credentials(struct request *req, const struct http1_head *h, const struct snapshot *snap)
 {
-    if (!config_has_basic(snap->cfg))
+    if (snap->users == NULL && !config_has_basic(snap->cfg))
         return; /* no [auth]: credentials mean nothing here */
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct http1_header *f = &h->headers[i];
