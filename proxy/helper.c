@@ -41,10 +41,10 @@ struct child;
 struct pool;
 
 struct helper_req {
-    TAILQ_ENTRY(helper_req) link;  /* inbox, finished (mu) / queue, inflight (helper thread) */
-    enum req_state state;          /* under mu */
-    int cancelled;                 /* under mu */
-    struct event *ev;              /* in the caller's base: done_cb */
+    TAILQ_ENTRY(helper_req) link; /* inbox, finished (mu) / queue, inflight (helper thread) */
+    enum req_state state;         /* under mu */
+    int cancelled;                /* under mu */
+    struct event *ev;             /* in the caller's base: done_cb */
     enum helper_kind kind;
     char *line;
     unsigned flags;
@@ -773,9 +773,8 @@ pump(struct pool *p)
             finish(r, HELPER_FAILED);
             continue;
         }
-        if (r->pin && (r->pin->lost ||
-                       (r->pin->bound && (r->pin->child->gen != r->pin->gen ||
-                                          r->pin->child->pool != p)))) {
+        if (r->pin && (r->pin->lost || (r->pin->bound && (r->pin->child->gen != r->pin->gen ||
+                                                          r->pin->child->pool != p)))) {
             TAILQ_REMOVE(&p->queue, r, link);
             r->queued = NULL;
             finish(r, HELPER_LOST);
@@ -1051,8 +1050,7 @@ helpers_configure(const struct helper_spec specs[HELPER_KINDS], char *err, size_
             const char *why;
             char **argv = helper_argv(specs[k].cmdline, &conc, &why);
             if (argv == NULL) {
-                snprintf(err, errsize, "%s helper: %s", helper_kind_name((enum helper_kind)k),
-                         why);
+                snprintf(err, errsize, "%s helper: %s", helper_kind_name((enum helper_kind)k), why);
                 return -1;
             }
             helper_argv_free(argv);
@@ -1203,7 +1201,8 @@ helper_ask_once(const char *cmdline, int negotiate, const char *line, uint64_t t
         return -1;
     }
     char msg[HELPER_MAX_LINE];
-    int n = conc ? snprintf(msg, sizeof(msg), "0 %s", line) : snprintf(msg, sizeof(msg), "%s", line);
+    int n =
+        conc ? snprintf(msg, sizeof(msg), "0 %s", line) : snprintf(msg, sizeof(msg), "%s", line);
     int rc = -1;
     if (n > 0 && (size_t)n < sizeof(msg) && write(to, msg, (size_t)n) == n) {
         size_t got = 0;
