@@ -90,6 +90,11 @@ $(BUILD)/tests/test_conn: tests/unit/test_conn.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(CORE_OBJ) $(LDLIBS) $(CMOCKA_LIBS) $(EXTRA_LDFLAGS)
 
+# The helper pool's harness (real child processes from sh scripts) too.
+$(BUILD)/tests/test_helper: tests/unit/test_helper.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(CORE_OBJ) $(LDLIBS) $(CMOCKA_LIBS) $(EXTRA_LDFLAGS)
+
 # Every test runs, even after one fails; the target fails if any did.
 unit: $(UNIT_TESTS)
 	@rc=0; for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t || rc=1; done; exit $$rc
