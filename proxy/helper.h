@@ -67,7 +67,8 @@ struct helper_pin;
 
 enum helper_kind { HELPER_BASIC, HELPER_NEGOTIATE, HELPER_GROUP, HELPER_KINDS };
 
-/* Requests waiting for a child, per pool; more are refused (BUSY). */
+/* Requests outstanding per kind (waiting for a child or at one); more
+ * are refused (helper_submit: EAGAIN, answer auth-busy). */
 #define HELPER_MAX_QUEUE 256
 /* How long an ERR (a no) is cached at most, in seconds. */
 #define HELPER_NEGATIVE_TTL 30
