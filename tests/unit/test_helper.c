@@ -310,6 +310,29 @@ test_timeout_and_cancel(void **state)
     assert_int_equal(n.a.result, HELPER_FAILED);
 }
 
+/* A child keeps none of the daemon's descriptors (a client socket it held
+ * would outlive its connection), close-on-exec or not. */
+static void
+test_no_inherited_fds(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0); /* not close-on-exec */
+    char body[300];
+    snprintf(body, sizeof(body),
+             "while read -r u x; do\n"
+             "  if [ -e /proc/$$/fd/%d ] || [ -e /proc/$$/fd/%d ]; then echo ERR; else echo OK; fi\n"
+             "done\n",
+             p[0], p[1]);
+    configure(HELPER_BASIC, script("fds.sh", body), 1, 5000);
+    struct got g = {0};
+    assert_non_null(helper_submit(base, HELPER_BASIC, "a b\n", 0, NULL, on_done, &g));
+    wait_all(&g, 1, 5000);
+    assert_int_equal(g.code, HELPER_CODE_OK);
+    close(p[0]);
+    close(p[1]);
+}
+
 int
 main(void)
 {
@@ -321,6 +344,7 @@ main(void)
         cmocka_unit_test(test_pins),
         cmocka_unit_test(test_child_dies),
         cmocka_unit_test(test_timeout_and_cancel),
+        cmocka_unit_test(test_no_inherited_fds),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
