@@ -138,8 +138,8 @@ test_basic_and_cache(void **state)
     struct got g[4] = {{0}};
     const char *lines[] = {"alice right\n", "bob wrong\n", "carol right\n", "dave wrong\n"};
     for (int i = 0; i < 4; i++)
-        assert_non_null(helper_submit(base, HELPER_BASIC, lines[i], HELPER_F_CACHE, NULL, on_done,
-                                      &g[i]));
+        assert_non_null(
+            helper_submit(base, HELPER_BASIC, lines[i], HELPER_F_CACHE, NULL, on_done, &g[i]));
     wait_all(g, 4, 5000);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(g[i].done, 1);
@@ -209,21 +209,20 @@ test_pins(void **state)
         struct helper_pin *pin = helper_pin_new(HELPER_NEGOTIATE);
         assert_non_null(pin);
         struct got g = {0};
-        assert_non_null(helper_submit(base, HELPER_NEGOTIATE, "YR abc\n", HELPER_F_CACHE, pin,
-                                      on_done, &g));
+        assert_non_null(
+            helper_submit(base, HELPER_NEGOTIATE, "YR abc\n", HELPER_F_CACHE, pin, on_done, &g));
         wait_all(&g, 1, 5000);
         assert_int_equal(g.code, HELPER_CODE_TT);
         char want[80];
         snprintf(want, sizeof(want), "u%s", g.token);
         /* Other exchanges in between go to other children. */
         struct got o[2] = {{0}};
-        assert_non_null(
-            helper_submit(base, HELPER_NEGOTIATE, "YR zzz\n", 0, NULL, on_done, &o[0]));
-        assert_non_null(
-            helper_submit(base, HELPER_NEGOTIATE, "YR yyy\n", 0, NULL, on_done, &o[1]));
+        assert_non_null(helper_submit(base, HELPER_NEGOTIATE, "YR zzz\n", 0, NULL, on_done, &o[0]));
+        assert_non_null(helper_submit(base, HELPER_NEGOTIATE, "YR yyy\n", 0, NULL, on_done, &o[1]));
         wait_all(o, 2, 5000);
         if (strcmp(o[0].token, g.token) == 0 || strcmp(o[1].token, g.token) == 0)
-            fail_msg("round %d: pinned child %s served others (%s, %s)", round, g.token, o[0].token, o[1].token);
+            fail_msg("round %d: pinned child %s served others (%s, %s)", round, g.token, o[0].token,
+                     o[1].token);
         struct got k = {0};
         assert_non_null(helper_submit(base, HELPER_NEGOTIATE, "KK def\n", 0, pin, on_done, &k));
         wait_all(&k, 1, 5000);
@@ -319,11 +318,12 @@ test_no_inherited_fds(void **state)
     int p[2];
     assert_int_equal(pipe(p), 0); /* not close-on-exec */
     char body[300];
-    snprintf(body, sizeof(body),
-             "while read -r u x; do\n"
-             "  if [ -e /proc/$$/fd/%d ] || [ -e /proc/$$/fd/%d ]; then echo ERR; else echo OK; fi\n"
-             "done\n",
-             p[0], p[1]);
+    snprintf(
+        body, sizeof(body),
+        "while read -r u x; do\n"
+        "  if [ -e /proc/$$/fd/%d ] || [ -e /proc/$$/fd/%d ]; then echo ERR; else echo OK; fi\n"
+        "done\n",
+        p[0], p[1]);
     configure(HELPER_BASIC, script("fds.sh", body), 1, 5000);
     struct got g = {0};
     assert_non_null(helper_submit(base, HELPER_BASIC, "a b\n", 0, NULL, on_done, &g));
