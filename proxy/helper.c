@@ -370,6 +370,7 @@ helper_cancel(struct helper_req *r)
     }
     r->cancelled = 1; /* done_cb frees it; a queued one is dropped unsent */
     pthread_mutex_unlock(&mu);
+    event_active(wake, EV_READ, 0); /* the helper thread drops it from its queue now */
 }
 
 static int
@@ -947,7 +948,6 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
         pthread_cond_broadcast(&cv);
         pthread_mutex_unlock(&mu);
     }
-    int touched[HELPER_KINDS] = {0};
     while ((r = TAILQ_FIRST(&got)) != NULL) {
         TAILQ_REMOVE(&got, r, link);
         struct pool *p = pools[r->kind];
@@ -972,7 +972,6 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
         evtimer_add(r->timer, &tv);
         TAILQ_INSERT_TAIL(&p->queue, r, link);
         r->queued = p;
-        touched[r->kind] = 1;
     }
     struct helper_pin *pin;
     while ((pin = TAILQ_FIRST(&freed)) != NULL) {
@@ -981,12 +980,10 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
         pin_unbind(pin);
         if (pin->nreqs == 0)
             pin_release(pin);
-        for (int k = 0; k < HELPER_KINDS; k++)
-            touched[k] = 1; /* an unbound child may take queued work */
     }
     for (int k = 0; k < HELPER_KINDS; k++)
-        if (touched[k] && pools[k])
-            pump(pools[k]);
+        if (pools[k])
+            pump(pools[k]); /* also drops what was cancelled while queued */
     if (stop)
         event_base_loopbreak(hbase);
 }

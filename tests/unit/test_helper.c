@@ -333,6 +333,37 @@ test_no_inherited_fds(void **state)
     close(p[1]);
 }
 
+/* At most HELPER_MAX_QUEUE questions outstanding per kind: the next is
+ * refused at once (EAGAIN: the caller answers auth-busy); cancelled ones
+ * make room again. */
+static void
+test_bounded_queue(void **state)
+{
+    (void)state;
+    configure(HELPER_GROUP, script("slow.sh", "while read -r u g; do sleep 30; done\n"), 1, 60000);
+    static struct helper_req *reqs[HELPER_MAX_QUEUE];
+    struct got g = {0};
+    for (int i = 0; i < HELPER_MAX_QUEUE; i++) {
+        reqs[i] = helper_submit(base, HELPER_GROUP, "u g\n", 0, NULL, on_done, &g);
+        assert_non_null(reqs[i]);
+    }
+    errno = 0;
+    assert_null(helper_submit(base, HELPER_GROUP, "u g\n", 0, NULL, on_done, &g));
+    assert_int_equal(errno, EAGAIN);
+    for (int i = 0; i < HELPER_MAX_QUEUE; i++)
+        helper_cancel(reqs[i]);
+    /* The cancelled ones leave as the helper thread drops them. */
+    struct helper_req *r = NULL;
+    for (int waited = 0; waited < 5000 && r == NULL; waited += 10) {
+        struct got none = {0};
+        wait_all(&none, 1, 10);
+        r = helper_submit(base, HELPER_GROUP, "u g\n", 0, NULL, on_done, &g);
+    }
+    assert_non_null(r);
+    helper_cancel(r);
+    assert_int_equal(g.done, 0);
+}
+
 int
 main(void)
 {
@@ -345,6 +376,7 @@ main(void)
         cmocka_unit_test(test_child_dies),
         cmocka_unit_test(test_timeout_and_cancel),
         cmocka_unit_test(test_no_inherited_fds),
+        cmocka_unit_test(test_bounded_queue),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
