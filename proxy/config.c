@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "helperproto.h"
 #include "inifile.h"
 #include "tlsmint.h"
 #include "util/num.h"
@@ -310,7 +311,7 @@ add_exempt(void *arg, const char *item)
 
 /* --- keys --- */
 
-enum ktype { K_LIST, K_DURATION, K_SIZE, K_COUNT, K_STRING, K_PATH, K_SPECIAL, K_TEXT };
+enum ktype { K_LIST, K_DURATION, K_SIZE, K_COUNT, K_STRING, K_PATH, K_SPECIAL, K_TEXT, K_COMMAND };
 
 struct key {
     const char *section, *name;
@@ -352,6 +353,11 @@ static const struct key keys[] = {
     {"auth", "htpasswd", K_PATH, OFF(auth_htpasswd), NULL, 0, 0},
     {"auth", "groups", K_PATH, OFF(auth_groups), NULL, 0, 0},
     {"auth", "required", K_SPECIAL, 0, NULL, 0, 0},
+    {"auth", "basic_helper", K_COMMAND, OFF(auth_basic_helper), NULL, 0, 0},
+    {"auth", "negotiate_helper", K_COMMAND, OFF(auth_negotiate_helper), NULL, 0, 0},
+    {"auth", "group_helper", K_COMMAND, OFF(auth_group_helper), NULL, 0, 0},
+    {"auth", "helper_children", K_COUNT, OFF(auth_helper_children), NULL, 1, 100},
+    {"auth", "helper_ttl", K_DURATION, OFF(auth_helper_ttl_ms), NULL, 1000, 86400000},
     {"auth", "realm", K_SPECIAL, 0, NULL, 0, 0},
     {"proxy", "user", K_SPECIAL, 0, NULL, 0, 0},
     {"proxy", "pidfile", K_PATH, OFF(pidfile), NULL, 0, 0},
@@ -735,7 +741,7 @@ set_key(struct load *l, const struct key *k, size_t idx, const char *name, const
     const char *section = k->section;
     const char *file = l->file;
     int line = l->line;
-    if (continued && k->type != K_LIST && k->type != K_TEXT) {
+    if (continued && k->type != K_LIST && k->type != K_TEXT && k->type != K_COMMAND) {
         diag_error(l->d, file, line, "%s: only lists continue on indented lines", name);
         return -1;
     }
@@ -772,6 +778,14 @@ set_key(struct load *l, const struct key *k, size_t idx, const char *name, const
         *dst = resolve_path(l->c->dir, value);
         return 0;
     }
+    case K_COMMAND: /* a helper's command line: checked once whole (check_helpers) */
+        if (!continued) {
+            int *at = strcmp(name, "basic_helper") == 0       ? &l->c->auth_basic_helper_line
+                      : strcmp(name, "negotiate_helper") == 0 ? &l->c->auth_negotiate_helper_line
+                                                              : &l->c->auth_group_helper_line;
+            *at = line;
+        }
+        /* fall through */
     case K_TEXT: { /* free text; indented lines continue it after a space */
         char **dst = (char **)(base + k->off);
         if (!continued) {
@@ -823,10 +837,41 @@ config_new(const char *path, const char *dir)
     c->syslog_facility = 20 << 3; /* local4 */
     c->tls_pages = -1;
     c->tls_inspect = 1;
+    c->auth_helper_children = 5;
+    c->auth_helper_ttl_ms = 300000;
     return c;
 }
 
 static void check_tls(struct config *c, struct load *l);
+
+/* Each [auth] helper's command line, whole (it may go on over indented
+ * lines): it splits, and its program exists and is executable. A bad one
+ * is an error at the key's line, and is left out of the checks between
+ * keys. */
+static void
+check_helpers(struct config *c, struct load *l)
+{
+    struct {
+        const char *name;
+        char **cmd;
+        int line;
+    } h[] = {
+        {"basic_helper", &c->auth_basic_helper, c->auth_basic_helper_line},
+        {"negotiate_helper", &c->auth_negotiate_helper, c->auth_negotiate_helper_line},
+        {"group_helper", &c->auth_group_helper, c->auth_group_helper_line},
+    };
+    for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++) {
+        char why[600];
+        if (*h[i].cmd == NULL || helperproto_check_program(*h[i].cmd, c->dir, why, sizeof(why)) == 0)
+            continue;
+        diag_error(l->d, c->path, h[i].line, "%s = %s: %s", h[i].name, *h[i].cmd, why);
+        for (size_t k = 0; k < NKEYS; k++)
+            if (strcmp(keys[k].section, "auth") == 0 && strcmp(keys[k].name, h[i].name) == 0)
+                l->failed |= (uint64_t)1 << k;
+        free(*h[i].cmd);
+        *h[i].cmd = NULL;
+    }
+}
 
 static int
 apply_defaults(struct config *c, struct load *l)
@@ -904,10 +949,24 @@ apply_defaults(struct config *c, struct load *l)
     }
     if (c->auth_realm == NULL)
         c->auth_realm = xstrdup("socialgate");
-    if (c->auth_required && c->auth_htpasswd == NULL && !key_failed(l, "auth", "htpasswd"))
-        diag_error(d, c->path, 0, "[auth] required = yes needs [auth] htpasswd");
-    if (c->auth_groups && c->auth_htpasswd == NULL && !key_failed(l, "auth", "htpasswd"))
-        diag_error(d, c->path, 0, "[auth] groups needs [auth] htpasswd");
+    check_helpers(c, l);
+    int users_failed = key_failed(l, "auth", "htpasswd") || key_failed(l, "auth", "basic_helper") ||
+                       key_failed(l, "auth", "negotiate_helper");
+    if (c->auth_required && !config_has_users(c) && !users_failed)
+        diag_error(d, c->path, 0,
+                   "[auth] required = yes needs [auth] htpasswd, basic_helper or negotiate_helper");
+    if (c->auth_groups && !config_has_users(c) && !users_failed)
+        diag_error(d, c->path, 0,
+                   "[auth] groups needs [auth] htpasswd, basic_helper or negotiate_helper");
+    if (c->auth_htpasswd && c->auth_basic_helper)
+        diag_error(d, c->path, c->auth_basic_helper_line,
+                   "[auth] htpasswd and basic_helper are alternatives: set only one");
+    if (c->auth_groups && c->auth_group_helper)
+        diag_error(d, c->path, c->auth_group_helper_line,
+                   "[auth] groups and group_helper are alternatives: set only one");
+    if (c->auth_group_helper && !config_has_users(c) && !users_failed)
+        diag_error(d, c->path, c->auth_group_helper_line,
+                   "[auth] group_helper needs [auth] htpasswd, basic_helper or negotiate_helper");
     check_tls(c, l);
     struct stat st;
     if (c->pages_folder && (stat(c->pages_folder, &st) < 0 || !S_ISDIR(st.st_mode)))
@@ -1028,6 +1087,9 @@ config_free(struct config *c)
     free(c->pac_direct);
     free(c->auth_htpasswd);
     free(c->auth_groups);
+    free(c->auth_basic_helper);
+    free(c->auth_negotiate_helper);
+    free(c->auth_group_helper);
     free(c->auth_realm);
     free(c->pages_folder);
     free(c->pages_contact);
@@ -1038,6 +1100,18 @@ config_free(struct config *c)
         free(c->tls_exempt[i]);
     free(c->tls_exempt);
     free(c);
+}
+
+int
+config_has_basic(const struct config *c)
+{
+    return c->auth_htpasswd != NULL || c->auth_basic_helper != NULL;
+}
+
+int
+config_has_users(const struct config *c)
+{
+    return config_has_basic(c) || c->auth_negotiate_helper != NULL;
 }
 
 int

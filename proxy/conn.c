@@ -21,6 +21,7 @@
 #include "catalog.h"
 #include "config.h"
 #include "errpage.h"
+#include "helper.h"
 #include "http1.h"
 #include "local.h"
 #include "log.h"
@@ -167,6 +168,17 @@ txn_reset(struct conn *c)
         authpool_cancel(t->auth_job);
     if (t->cluster_ask)
         cluster_ask_cancel(t->cluster_ask);
+    /* [auth] helper questions still open, and what gate.c kept of them */
+    if (t->helper_job)
+        helper_cancel(t->helper_job);
+    for (size_t i = 0; i < t->ngroup_asks; i++)
+        if (t->group_asks[i].req)
+            helper_cancel(t->group_asks[i].req);
+    free(t->group_asks);
+    for (size_t i = 0; i < t->ngroups_in; i++)
+        free(t->groups_in[i]);
+    free(t->groups_in);
+    free(t->auth_message);
     if (t->dnsreq)
         evdns_getaddrinfo_cancel(t->dnsreq); /* its callback frees nothing of ours */
     if (t->ai)

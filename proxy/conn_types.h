@@ -17,6 +17,7 @@
 
 struct auth_job;
 struct cluster_ask;
+struct helper_req;
 struct bufferevent;
 struct config;
 struct conn;
@@ -126,6 +127,21 @@ struct txn {
     struct auth_job *auth_job;
     struct cluster_ask *cluster_ask; /* Redis asked before deciding (cluster.c) */
     int cluster_asked;               /* once per transaction */
+    /* [auth] basic_helper and group_helper (gate.c): the check in flight,
+     * the message= of a helper's no (shown on the sign-in page), and the
+     * groups the user is in, asked before the decision. */
+    struct helper_req *helper_job;
+    char *auth_message;
+    int groups_state;          /* 0 not asked, 1 asking, 2 known */
+    char **groups_in;          /* owned: the roles' groups the user is in */
+    size_t ngroups_in;
+    struct group_ask {
+        struct conn *c;
+        const char *group; /* a role's, in c->snap (kept while asking) */
+        struct helper_req *req;
+    } *group_asks; /* owned array: one per group asked (txn_reset cancels) */
+    size_t ngroup_asks, groups_pending;
+    int groups_failed;
     conn_cont_fn resume; /* runs when a suspended decision allowed */
     int rule;   /* deciding rule, -1: none */
     int action; /* enum policy_action, -1: not decided */

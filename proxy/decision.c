@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "config.h"
 #include "snapshot.h"
 #include "timewin.h"
 #include "usage.h"
@@ -58,6 +59,14 @@ trace_quota(void *arg, const struct policy_rule *r, const char *failed)
     }
     if (q->trace)
         q->trace(q->trace_arg, r, failed);
+}
+
+/* Whether anyone can sign in: an htpasswd file, or a basic or negotiate
+ * helper. */
+static int
+auth_on(const struct snapshot *snap)
+{
+    return snap->users != NULL || config_has_users(snap->cfg);
 }
 
 static const char *
@@ -120,7 +129,7 @@ decision_make(const struct decision_in *in, struct decision *out)
         out->quota_used = 0;
         return;
     }
-    struct policy_who who = {user, in->client, in->snap->groups};
+    struct policy_who who = {user, in->client, in->snap->groups, in->groups, in->ngroups};
     policy_roles(pol, &who, held);
     policy_roles_text(pol, held, out->roles, sizeof(out->roles));
     struct quota_arg qa = {out->identity, tm, in->trace, in->trace_arg, pol, 0, -1};
@@ -157,7 +166,7 @@ decision_sign_in_helps(const struct decision_in *in)
     uint8_t *held = calloc(nroles ? nroles : 1, 1);
     if (held == NULL)
         return 1; /* a 407 denies too */
-    struct policy_who who = {NULL, in->client, in->snap->groups};
+    struct policy_who who = {NULL, in->client, in->snap->groups, NULL, 0};
     policy_roles(pol, &who, held);
     int helps = 0;
     /* First match: a client holding several roles gets the earliest rule
@@ -194,7 +203,7 @@ decision_inspect_rule(const struct decision_in *in)
     uint8_t *held = nroles <= sizeof(stack_held) ? stack_held : calloc(nroles, 1);
     if (held == NULL)
         return -1; /* the tunnel's own decision stands (it failed closed too) */
-    struct policy_who who = {user, in->client, in->snap->groups};
+    struct policy_who who = {user, in->client, in->snap->groups, in->groups, in->ngroups};
     policy_roles(pol, &who, held);
     const struct catalog_platform *p = catalog_platform(cat, in->platform);
     struct quota_arg qa = {identity, tm, NULL, NULL, pol, 0, -1};
@@ -232,7 +241,7 @@ who_only(const struct decision_in *in, struct decision *out, enum verdict v, con
     uint8_t *held = calloc(nroles ? nroles : 1, 1);
     if (held == NULL)
         return;
-    struct policy_who who = {user, in->client, in->snap->groups};
+    struct policy_who who = {user, in->client, in->snap->groups, in->groups, in->ngroups};
     policy_roles(pol, &who, held);
     policy_roles_text(pol, held, out->roles, sizeof(out->roles));
     free(held);
@@ -251,7 +260,7 @@ decision_eval(const struct decision_in *in, struct decision *out)
         return out->verdict;
     }
     const char *user = effective_user(in);
-    if (snap->users && snap->cfg->auth_required && user == NULL) {
+    if (auth_on(snap) && snap->cfg->auth_required && user == NULL) {
         who_only(in, out, VERDICT_ASK_AUTH, "auth-required");
         return out->verdict;
     }
@@ -260,7 +269,7 @@ decision_eval(const struct decision_in *in, struct decision *out)
         return out->verdict;
     }
     decision_make(in, out);
-    if (out->action == POLICY_DENY && user == NULL && snap->users && !in->opaque &&
+    if (out->action == POLICY_DENY && user == NULL && auth_on(snap) && !in->opaque &&
         decision_sign_in_helps(in)) {
         /* Signing in could get the client a role that allows it: not a
          * denial yet, the client is asked who it is. Where no sign-in can

@@ -323,12 +323,20 @@ local_tls_route(const char *name, int port, const char *host, size_t host_len, c
 }
 
 size_t
-local_auth_page(const struct snapshot *snap, const char *host, char **out)
+local_auth_page_message(const struct snapshot *snap, const char *host, const char *message,
+                        char **out)
 {
     char hdr[400];
     snprintf(hdr, sizeof(hdr), "Proxy-Authenticate: Basic realm=\"%s\"\r\n", snap->cfg->auth_realm);
-    struct page_vars v = {.host = host, .used_min = -1, .quota_min = -1, .extra_headers = hdr};
+    struct page_vars v = {
+        .host = host, .message = message, .used_min = -1, .quota_min = -1, .extra_headers = hdr};
     return pages_render(snap->pages, PAGE_SIGNIN, &v, out);
+}
+
+size_t
+local_auth_page(const struct snapshot *snap, const char *host, char **out)
+{
+    return local_auth_page_message(snap, host, NULL, out);
 }
 
 /* Value of parameter `name` in a query string, percent-decoded. */

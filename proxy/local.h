@@ -84,6 +84,10 @@ int local_tls_route(const char *name, int port, const char *host, size_t host_le
                     const char *target, size_t target_len, int warn, struct local_tls_route *out);
 /* 407 with Proxy-Authenticate for the configured realm. */
 size_t local_auth_page(const struct snapshot *snap, const char *host, char **out);
+/* The same with message (a basic_helper's message= of its no; NULL: the
+ * page's default sentence), HTML-escaped where the page shows it. */
+size_t local_auth_page_message(const struct snapshot *snap, const char *host, const char *message,
+                               char **out);
 /* 502 or 504: `message` says why host could not be reached
  * (errpage_upstream_text). snap may be NULL: the built-in page. */
 size_t local_error_page(const struct snapshot *snap, int status, const char *host,

@@ -28,6 +28,7 @@
 #include "cluster.h"
 #include "config.h"
 #include "explain.h"
+#include "helper.h"
 #include "report.h"
 #include "local.h"
 #include "log.h"
@@ -212,6 +213,25 @@ load_continue_key(struct snapshot *s, const struct snapshot *old)
     s->has_continue_key = old->has_continue_key;
 }
 
+/* [auth] helpers: started, or changed at a reload (a pool whose command
+ * line and children are the same keeps running). */
+static void
+configure_helpers(const struct config *c)
+{
+    struct helper_spec specs[HELPER_KINDS];
+    const char *cmd[HELPER_KINDS] = {c->auth_basic_helper, c->auth_negotiate_helper,
+                                     c->auth_group_helper};
+    for (int k = 0; k < HELPER_KINDS; k++) {
+        specs[k].cmdline = cmd[k];
+        specs[k].children = (int)c->auth_helper_children;
+        specs[k].ttl = (int)(c->auth_helper_ttl_ms / 1000);
+        specs[k].timeout_ms = c->connect_timeout_ms;
+    }
+    char err[256];
+    if (helpers_configure(specs, err, sizeof(err)) < 0)
+        log_warnx("helpers: %s", err);
+}
+
 static void
 reload(void)
 {
@@ -244,6 +264,7 @@ reload(void)
         log_warnx("reload: a change of [proxy] workers takes effect at the next restart");
     load_continue_key(s, cur);
     snapshot_release(cur);
+    configure_helpers(s->cfg);
     snapshot_install(s);
     for (int i = 0; i < nworkers; i++) /* each drops its old reference now */
         worker_command(workers[i], WORKER_CMD_RELOAD);
@@ -706,6 +727,9 @@ main(int argc, char **argv)
     drop_privileges(cfg);
     if (authpool_start(2) < 0)
         fatalx("cannot start the password check threads");
+    if (helpers_start() < 0)
+        fatalx("cannot start the helper thread");
+    configure_helpers(cfg);
     for (int i = 0; i < nworkers; i++) {
         workers[i] = worker_new(i, fds + (size_t)i * nl, nl);
         if (workers[i] == NULL)
@@ -754,6 +778,7 @@ main(int argc, char **argv)
      * there: the pool drops the checks not started, waits for those in
      * progress and frees every job and its event, before a base goes. */
     authpool_stop();
+    helpers_stop(); /* children stopped and reaped, requests dropped */
     for (int i = 0; i < nworkers; i++)
         worker_join_free(workers[i]);
     free(workers);

@@ -70,7 +70,7 @@ request_via_loops(const struct http1_head *h)
 int
 request_preauth_limited(const struct snapshot *snap)
 {
-    return snap->users != NULL && snap->cfg->auth_required &&
+    return (snap->users != NULL || config_has_users(snap->cfg)) && snap->cfg->auth_required &&
            (size_t)snap->cfg->max_header_bytes > PREAUTH_HEAD_BYTES;
 }
 
@@ -85,9 +85,11 @@ names_known_user(const struct snapshot *snap, const struct http1_head *h)
         if (!http1_name_is(&f->name, "proxy-authorization"))
             continue;
         char user[HTPASSWD_MAX_USER + 1], pass[HTPASSWD_MAX_PASSWORD + 1];
+        /* A basic_helper answers for names no file holds: any name may
+         * be a user's. */
         int ok = htpasswd_parse_basic(f->value.p, f->value.len, user, sizeof(user), pass,
                                       sizeof(pass)) == 0 &&
-                 htpasswd_hash(snap->users, user) != NULL;
+                 (snap->users == NULL || htpasswd_hash(snap->users, user) != NULL);
         OPENSSL_cleanse(pass, sizeof(pass));
         return ok;
     }
@@ -112,7 +114,7 @@ request_preauth_refused(const struct snapshot *snap, enum http1_status st, size_
 static void
 read_credentials(struct request *req, const struct http1_head *h, const struct snapshot *snap)
 {
-    if (snap->users == NULL)
+    if (snap->users == NULL && !config_has_basic(snap->cfg))
         return; /* no [auth]: credentials mean nothing here */
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct http1_header *f = &h->headers[i];
