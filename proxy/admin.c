@@ -81,7 +81,18 @@ admin_pac(const struct config *cfg, char *buf, size_t size)
             PUT("    if (host == \"%s\") return \"DIRECT\";\n", d);
         }
     }
-    PUT("    return \"PROXY %s\";\n}\n", cfg->pac_proxy ? cfg->pac_proxy : "127.0.0.1:3128");
+    const char *proxy = cfg->pac_proxy ? cfg->pac_proxy : "127.0.0.1:3128";
+    if (cfg->nlisten_tls > 0) {
+        /* The HTTPS proxy port first (Basic credentials do not cross the
+         * LAN in clear), on the host of pac_proxy; the plain port after it,
+         * for a browser that cannot speak to an HTTPS proxy. */
+        const char *colon = strrchr(proxy, ':');
+        int hostlen = colon ? (int)(colon - proxy) : (int)strlen(proxy);
+        PUT("    return \"HTTPS %.*s:%d; PROXY %s\";\n}\n", hostlen, proxy,
+            addr_port((const struct sockaddr *)&cfg->listen_tls[0].ss), proxy);
+    } else {
+        PUT("    return \"PROXY %s\";\n}\n", proxy);
+    }
 #undef PUT
     return o < size ? o : (size ? size - 1 : 0);
 }
@@ -104,9 +115,9 @@ handle(struct evhttp_request *req, void *arg)
         if (buf == NULL) {
             evhttp_send_error(req, 500, NULL);
         } else {
-            size_t n = stats_format(buf, size, worker_total_connections(),
-                                    usage_active_identities((int64_t)time(NULL) / 60 - 5),
-                                    draining);
+            size_t n =
+                stats_format(buf, size, worker_total_connections(),
+                             usage_active_identities((int64_t)time(NULL) / 60 - 5), draining);
             reply_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", buf, n);
             free(buf);
         }
@@ -145,8 +156,9 @@ admin_start(struct event_base *base, const struct config *cfg)
     evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
     char ip[64];
     addr_format_ip((const struct sockaddr *)&cfg->admin_listen.ss, ip, sizeof(ip));
-    if (evhttp_bind_socket(http, ip, (ev_uint16_t)addr_port(
-                                         (const struct sockaddr *)&cfg->admin_listen.ss)) != 0) {
+    if (evhttp_bind_socket(
+            http, ip, (ev_uint16_t)addr_port((const struct sockaddr *)&cfg->admin_listen.ss)) !=
+        0) {
         log_warn("admin: cannot listen on %s", cfg->admin_listen.text);
         return -1;
     }

@@ -63,24 +63,37 @@ is_dir(const char *p)
 /* --- list item callbacks --- */
 
 static int
-add_listen(void *arg, const char *item)
+add_listen_to(struct load *l, const char *key, struct listen_addr **list, size_t *n,
+              const char *item)
 {
-    struct load *l = arg;
-    struct config *c = l->c;
     const char *err;
     struct listen_addr a = {0};
     if (item == NULL)
-        return bad(l, "listen", "...", "item too long");
+        return bad(l, key, "...", "item too long");
     if (addr_parse_listen(item, &a.ss, &a.len, &err) < 0)
-        return bad(l, "listen", item, err);
+        return bad(l, key, item, err);
     snprintf(a.text, sizeof(a.text), "%s", item);
     a.line = l->line;
-    struct listen_addr *nv = realloc(c->listen, (c->nlisten + 1) * sizeof(*nv));
+    struct listen_addr *nv = realloc(*list, (*n + 1) * sizeof(*nv));
     if (nv == NULL)
         abort();
-    c->listen = nv;
-    c->listen[c->nlisten++] = a;
+    *list = nv;
+    (*list)[(*n)++] = a;
     return 0;
+}
+
+static int
+add_listen(void *arg, const char *item)
+{
+    struct load *l = arg;
+    return add_listen_to(l, "listen", &l->c->listen, &l->c->nlisten, item);
+}
+
+static int
+add_listen_tls(void *arg, const char *item)
+{
+    struct load *l = arg;
+    return add_listen_to(l, "listen_tls", &l->c->listen_tls, &l->c->nlisten_tls, item);
 }
 
 static int
@@ -137,8 +150,9 @@ add_block(void *arg, const char *item)
         return 0;
     }
     if (strchr(item, '.') == NULL && strchr(item, ':') == NULL)
-        return bad(l, "block_destinations", item,
-                   "expected loopback, link-local, private, multicast, unspecified, none or a CIDR");
+        return bad(
+            l, "block_destinations", item,
+            "expected loopback, link-local, private, multicast, unspecified, none or a CIDR");
     return add_cidr_to(l, &l->c->block_destinations, "block_destinations", item);
 }
 
@@ -247,8 +261,7 @@ add_pac_direct(void *arg, const char *item)
         for (const char *q = d; *q; q++)
             if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
                   (*q >= '0' && *q <= '9') || *q == '-' || *q == '.'))
-                return bad(l, "pac_direct", item,
-                           "expected *.domain, a host name or an IPv4 CIDR");
+                return bad(l, "pac_direct", item, "expected *.domain, a host name or an IPv4 CIDR");
     }
     char **nv = realloc(c->pac_direct, (c->npac_direct + 1) * sizeof(*nv));
     if (nv == NULL)
@@ -284,14 +297,17 @@ enum ktype { K_LIST, K_DURATION, K_SIZE, K_COUNT, K_STRING, K_PATH, K_SPECIAL, K
 struct key {
     const char *section, *name;
     enum ktype type;
-    size_t off;                            /* into struct config */
-    int (*item)(void *arg, const char *);  /* K_LIST */
-    uint64_t min, max;                     /* K_COUNT, K_DURATION, K_SIZE */
+    size_t off;                           /* into struct config */
+    int (*item)(void *arg, const char *); /* K_LIST */
+    uint64_t min, max;                    /* K_COUNT, K_DURATION, K_SIZE */
 };
 
 #define OFF(f) offsetof(struct config, f)
 static const struct key keys[] = {
     {"proxy", "listen", K_LIST, 0, add_listen, 0, 0},
+    {"proxy", "listen_tls", K_LIST, 0, add_listen_tls, 0, 0},
+    {"proxy", "tls_cert", K_SPECIAL, 0, NULL, 0, 0},
+    {"proxy", "tls_key", K_SPECIAL, 0, NULL, 0, 0},
     {"proxy", "clients", K_LIST, 0, add_client, 0, 0},
     {"proxy", "connect_ports", K_LIST, 0, add_connect_port, 0, 0},
     {"proxy", "http_ports", K_LIST, 0, add_http_port, 0, 0},
@@ -428,6 +444,16 @@ set_special(struct load *l, const struct key *k, const char *value)
         c->auth_realm = xstrdup(value);
         return 0;
     }
+    if (strcmp(k->name, "tls_cert") == 0 || strcmp(k->name, "tls_key") == 0) {
+        int cert = k->name[4] == 'c';
+        char **dst = cert ? &c->tls_cert : &c->tls_key;
+        if (value[0] == '\0')
+            return bad(l, k->name, value, "empty path");
+        free(*dst);
+        *dst = resolve_path(c->dir, value);
+        *(cert ? &c->tls_cert_line : &c->tls_key_line) = l->line;
+        return 0;
+    }
     if (strcmp(k->name, "ca_cert") == 0 || strcmp(k->name, "ca_key") == 0) {
         int cert = k->name[3] == 'c';
         char **dst = cert ? &c->tls_ca_cert : &c->tls_ca_key;
@@ -495,8 +521,8 @@ set_special(struct load *l, const struct key *k, const char *value)
             int e = errno;
             *slash = '/';
             if (!ok)
-                return bad(l, k->name, value, e == ENOENT ? "directory does not exist"
-                                                          : "directory is not writable");
+                return bad(l, k->name, value,
+                           e == ENOENT ? "directory does not exist" : "directory is not writable");
         }
         return 0;
     }
@@ -504,7 +530,7 @@ set_special(struct load *l, const struct key *k, const char *value)
         static const struct {
             const char *name;
             int value;
-        } fac[] = {{"daemon", 3 << 3}, {"user", 1 << 3},    {"local0", 16 << 3},
+        } fac[] = {{"daemon", 3 << 3},  {"user", 1 << 3},    {"local0", 16 << 3},
                    {"local1", 17 << 3}, {"local2", 18 << 3}, {"local3", 19 << 3},
                    {"local4", 20 << 3}, {"local5", 21 << 3}, {"local6", 22 << 3},
                    {"local7", 23 << 3}};
@@ -523,8 +549,8 @@ static int set_key(struct load *l, const struct key *k, size_t idx, const char *
                    const char *value, int continued);
 
 static int
-on_key(void *arg, const char *file, int line, int section_line, const char *section, const char *name,
-       const char *value, int continued)
+on_key(void *arg, const char *file, int line, int section_line, const char *section,
+       const char *name, const char *value, int continued)
 {
     struct load *l = arg;
     l->file = file;
@@ -678,6 +704,7 @@ config_new(const char *path, const char *dir)
 }
 
 static void check_tls(struct config *c, struct load *l);
+static void check_proxy_tls(struct config *c, struct load *l);
 
 static int
 apply_defaults(struct config *c, struct load *l)
@@ -740,16 +767,19 @@ apply_defaults(struct config *c, struct load *l)
         }
         /* Both would take the port (the proxy's listeners share theirs
          * with SO_REUSEPORT, and the admin endpoint's bind fails). */
-        for (size_t i = 0; i < c->nlisten && !key_failed(l, "proxy", "listen"); i++) {
-            if (!addr_listen_overlap((const struct sockaddr *)&c->listen[i].ss, sa))
+        for (size_t i = 0; i < c->nlisten + c->nlisten_tls; i++) {
+            int tls = i >= c->nlisten;
+            const struct listen_addr *la = tls ? &c->listen_tls[i - c->nlisten] : &c->listen[i];
+            if (key_failed(l, "proxy", tls ? "listen_tls" : "listen") ||
+                !addr_listen_overlap((const struct sockaddr *)&la->ss, sa))
                 continue;
             char at[48] = "the default";
-            if (c->listen[i].line > 0)
-                snprintf(at, sizeof(at), "line %d", c->listen[i].line);
+            if (la->line > 0)
+                snprintf(at, sizeof(at), "line %d", la->line);
             diag_error(d, c->path, c->admin_listen.line,
-                       "[admin] listen = %s takes the address of the proxy's listen = %s (%s): "
+                       "[admin] listen = %s takes the address of the proxy's %s = %s (%s): "
                        "give the admin endpoint a port of its own",
-                       c->admin_listen.text, c->listen[i].text, at);
+                       c->admin_listen.text, tls ? "listen_tls" : "listen", la->text, at);
             break;
         }
     }
@@ -760,6 +790,7 @@ apply_defaults(struct config *c, struct load *l)
     if (c->auth_groups && c->auth_htpasswd == NULL && !key_failed(l, "auth", "htpasswd"))
         diag_error(d, c->path, 0, "[auth] groups needs [auth] htpasswd");
     check_tls(c, l);
+    check_proxy_tls(c, l);
     struct stat st;
     if (c->pages_folder && (stat(c->pages_folder, &st) < 0 || !S_ISDIR(st.st_mode)))
         diag_error(d, c->path, 0, "[pages] folder = %s: not a directory", c->pages_folder);
@@ -795,9 +826,51 @@ check_tls(struct config *c, struct load *l)
     }
 }
 
+/* [proxy] listen_tls: needs tls_cert and tls_key, loaded and checked now
+ * (so -t reports a bad pair, and a reload a new certificate); a port of
+ * both listen and listen_tls is refused. */
+static void
+check_proxy_tls(struct config *c, struct load *l)
+{
+    struct diag *d = l->d;
+    int cert_failed = key_failed(l, "proxy", "tls_cert"),
+        key_bad = key_failed(l, "proxy", "tls_key");
+    int listen_failed = key_failed(l, "proxy", "listen_tls");
+    if (c->nlisten_tls == 0 && !listen_failed) {
+        if (c->tls_cert || c->tls_key)
+            diag_error(d, c->path, c->tls_cert ? c->tls_cert_line : c->tls_key_line,
+                       "[proxy] %s is set but listen_tls is not",
+                       c->tls_cert ? "tls_cert" : "tls_key");
+        return;
+    }
+    if (c->nlisten_tls > 0 && !c->tls_cert && !cert_failed)
+        diag_error(d, c->path, c->listen_tls[0].line, "[proxy] listen_tls needs tls_cert");
+    if (c->nlisten_tls > 0 && !c->tls_key && !key_bad)
+        diag_error(d, c->path, c->listen_tls[0].line, "[proxy] listen_tls needs tls_key");
+    for (size_t i = 0; i < c->nlisten_tls; i++)
+        for (size_t k = 0; k < c->nlisten && !key_failed(l, "proxy", "listen"); k++)
+            if (addr_listen_overlap((const struct sockaddr *)&c->listen_tls[i].ss,
+                                    (const struct sockaddr *)&c->listen[k].ss)) {
+                diag_error(d, c->path, c->listen_tls[i].line,
+                           "listen_tls = %s takes the address of listen = %s: the HTTPS proxy "
+                           "port needs a port of its own",
+                           c->listen_tls[i].text, c->listen[k].text);
+                break;
+            }
+    if (c->tls_cert && c->tls_key) {
+        char err[256];
+        enum tlsmint_err_key which;
+        c->proxy_tls = tlsmint_server_ctx_load(c->tls_cert, c->tls_key, err, sizeof(err), &which);
+        if (c->proxy_tls == NULL) {
+            int cert = which == TLSMINT_ERR_CERT;
+            diag_error(d, c->path, cert ? c->tls_cert_line : c->tls_key_line, "%s = %s: %s",
+                       cert ? "tls_cert" : "tls_key", cert ? c->tls_cert : c->tls_key, err);
+        }
+    }
+}
+
 static struct config *
-load_common(const char *path, const char *text, const char *name, const char *dir,
-            struct diag *d)
+load_common(const char *path, const char *text, const char *name, const char *dir, struct diag *d)
 {
     size_t before = d->errors;
     struct config *c = config_new(name, dir);
@@ -846,6 +919,10 @@ config_free(struct config *c)
     free(c->path);
     free(c->dir);
     free(c->listen);
+    free(c->listen_tls);
+    free(c->tls_cert);
+    free(c->tls_key);
+    tlsmint_server_ctx_free(c->proxy_tls);
     cidrset_free(&c->clients);
     free(c->connect_ports.ports);
     free(c->connect_ports.ranges);

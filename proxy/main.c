@@ -53,15 +53,16 @@ static int auth_failed_valid; /* auth_failed_sig holds a failed reload's files *
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: socialgate [-v] [-c FILE]       run in the foreground\n"
-               "       socialgate -t [-c FILE]          check the configuration and exit\n"
-               "       socialgate explain [-c FILE] URL-or-HOST\n"
-               "                                        which platform a host belongs to, and why\n"
-               "       socialgate report [--by user,platform] [--since D] [--until D] [--top N]\n"
-               "                         [--format table|csv|json|html] FILE... | -\n"
-               "                                        usage summary from usage logs\n"
-               "       socialgate -V                    print the version\n"
-               "default FILE: %s\n",
+    fprintf(f,
+            "usage: socialgate [-v] [-c FILE]       run in the foreground\n"
+            "       socialgate -t [-c FILE]          check the configuration and exit\n"
+            "       socialgate explain [-c FILE] URL-or-HOST\n"
+            "                                        which platform a host belongs to, and why\n"
+            "       socialgate report [--by user,platform] [--since D] [--until D] [--top N]\n"
+            "                         [--format table|csv|json|html] FILE... | -\n"
+            "                                        usage summary from usage logs\n"
+            "       socialgate -V                    print the version\n"
+            "default FILE: %s\n",
             DEFAULT_CONFIG);
 }
 
@@ -232,6 +233,12 @@ reload(void)
         same_listen = strcmp(old->listen[i].text, c->listen[i].text) == 0;
     if (!same_listen)
         log_warnx("reload: a change of [proxy] listen takes effect at the next restart");
+    int same_tls = old->nlisten_tls == c->nlisten_tls;
+    for (size_t i = 0; same_tls && i < c->nlisten_tls; i++)
+        same_tls = strcmp(old->listen_tls[i].text, c->listen_tls[i].text) == 0;
+    if (!same_tls)
+        log_warnx("reload: a change of [proxy] listen_tls takes effect at the next restart "
+                  "(a new tls_cert and tls_key serve new connections now)");
     if ((old->timezone == NULL) != (c->timezone == NULL) ||
         (old->timezone && strcmp(old->timezone, c->timezone) != 0))
         log_warnx("reload: a change of [proxy] timezone takes effect at the next restart");
@@ -625,7 +632,8 @@ main(int argc, char **argv)
     if (test_only) {
         printf("socialgate: %s: configuration ok (%zu listen address%s, %d worker%s, "
                "%zu rule file%s, %zu platforms, %zu domains)\n",
-               config_path, cfg->nlisten, cfg->nlisten == 1 ? "" : "es", worker_count(cfg),
+               config_path, cfg->nlisten + cfg->nlisten_tls,
+               cfg->nlisten + cfg->nlisten_tls == 1 ? "" : "es", worker_count(cfg),
                worker_count(cfg) == 1 ? "" : "s", snap->rules->nfiles,
                snap->rules->nfiles == 1 ? "" : "s", catalog_platform_count(snap->rules->catalog),
                catalog_domain_count(snap->rules->catalog));
@@ -666,18 +674,23 @@ main(int argc, char **argv)
             log_info("quota state: %d entries restored", n);
     }
     nworkers = worker_count(cfg);
-    size_t nl = cfg->nlisten;
+    /* Each worker's sockets: the plain ports, then the HTTPS proxy ports. */
+    size_t nl = cfg->nlisten + cfg->nlisten_tls;
     int *fds = calloc((size_t)nworkers * nl, sizeof(int));
     workers = calloc((size_t)nworkers, sizeof(*workers));
     if (fds == NULL || workers == NULL)
         fatalx("out of memory");
     for (int i = 0; i < nworkers; i++)
-        for (size_t k = 0; k < nl; k++)
-            if ((fds[(size_t)i * nl + k] = make_listener(&cfg->listen[k])) < 0)
-                fatal("cannot listen on %s", cfg->listen[k].text);
+        for (size_t k = 0; k < nl; k++) {
+            const struct listen_addr *la =
+                k < cfg->nlisten ? &cfg->listen[k] : &cfg->listen_tls[k - cfg->nlisten];
+            if ((fds[(size_t)i * nl + k] = make_listener(la)) < 0)
+                fatal("cannot listen on %s", la->text);
+        }
 
     if (catalog_jit_failed(snap->rules->catalog))
-        log_info("PCRE2 JIT unavailable (MemoryDenyWriteExecute?): host_regex uses the interpreter");
+        log_info(
+            "PCRE2 JIT unavailable (MemoryDenyWriteExecute?): host_regex uses the interpreter");
     snapshot_install(snap);
 
     if (detach)
@@ -696,7 +709,7 @@ main(int argc, char **argv)
     if (authpool_start(2) < 0)
         fatalx("cannot start the password check threads");
     for (int i = 0; i < nworkers; i++) {
-        workers[i] = worker_new(i, fds + (size_t)i * nl, nl);
+        workers[i] = worker_new(i, fds + (size_t)i * nl, nl, cfg->nlisten_tls);
         if (workers[i] == NULL)
             fatalx("cannot start worker %d", i);
     }
@@ -730,8 +743,10 @@ main(int argc, char **argv)
     for (int i = 0; i < nworkers; i++)
         if (worker_start(workers[i]) != 0)
             fatal("cannot start worker thread");
-    for (size_t k = 0; k < nl; k++)
+    for (size_t k = 0; k < cfg->nlisten; k++)
         log_info("listening on %s", cfg->listen[k].text);
+    for (size_t k = 0; k < cfg->nlisten_tls; k++)
+        log_info("listening on %s (HTTPS proxy port)", cfg->listen_tls[k].text);
     log_info("socialgate %s started: %d worker%s, config %s", SOCIALGATE_VERSION, nworkers,
              nworkers == 1 ? "" : "s", config_path);
     config_event("ok", snap, NULL);

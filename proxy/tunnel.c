@@ -246,7 +246,9 @@ splice_event(void *arg, enum splice_event ev, int dir, size_t bytes, int err)
 static void
 try_splice(struct conn *c)
 {
-    if (c->spl || c->t.peek || c->insp.on || !conn_buffers_empty(c)) /* TLS: no splice */
+    /* TLS on the client side (a decrypted tunnel, the HTTPS proxy port):
+     * the bytes are not the socket's, so no splice; the bufferevents copy. */
+    if (c->spl || c->t.peek || c->insp.on || c->tls_port || !conn_buffers_empty(c))
         return;
     if (c->cli_eof != c->up_shut || c->up_eof != c->cli_shut)
         return; /* a half-close is still on its way */
