@@ -115,9 +115,9 @@ handle(struct evhttp_request *req, void *arg)
         if (buf == NULL) {
             evhttp_send_error(req, 500, NULL);
         } else {
-            size_t n =
-                stats_format(buf, size, worker_total_connections(),
-                             usage_active_identities((int64_t)time(NULL) / 60 - 5), draining);
+            size_t n = stats_format(buf, size, worker_total_connections(),
+                                    usage_active_identities((int64_t)time(NULL) / 60 - 5),
+                                    draining);
             reply_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", buf, n);
             free(buf);
         }
@@ -156,9 +156,8 @@ admin_start(struct event_base *base, const struct config *cfg)
     evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
     char ip[64];
     addr_format_ip((const struct sockaddr *)&cfg->admin_listen.ss, ip, sizeof(ip));
-    if (evhttp_bind_socket(
-            http, ip, (ev_uint16_t)addr_port((const struct sockaddr *)&cfg->admin_listen.ss)) !=
-        0) {
+    if (evhttp_bind_socket(http, ip, (ev_uint16_t)addr_port(
+                                         (const struct sockaddr *)&cfg->admin_listen.ss)) != 0) {
         log_warn("admin: cannot listen on %s", cfg->admin_listen.text);
         return -1;
     }

@@ -150,9 +150,8 @@ add_block(void *arg, const char *item)
         return 0;
     }
     if (strchr(item, '.') == NULL && strchr(item, ':') == NULL)
-        return bad(
-            l, "block_destinations", item,
-            "expected loopback, link-local, private, multicast, unspecified, none or a CIDR");
+        return bad(l, "block_destinations", item,
+                   "expected loopback, link-local, private, multicast, unspecified, none or a CIDR");
     return add_cidr_to(l, &l->c->block_destinations, "block_destinations", item);
 }
 
@@ -261,7 +260,8 @@ add_pac_direct(void *arg, const char *item)
         for (const char *q = d; *q; q++)
             if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
                   (*q >= '0' && *q <= '9') || *q == '-' || *q == '.'))
-                return bad(l, "pac_direct", item, "expected *.domain, a host name or an IPv4 CIDR");
+                return bad(l, "pac_direct", item,
+                           "expected *.domain, a host name or an IPv4 CIDR");
     }
     char **nv = realloc(c->pac_direct, (c->npac_direct + 1) * sizeof(*nv));
     if (nv == NULL)
@@ -297,9 +297,9 @@ enum ktype { K_LIST, K_DURATION, K_SIZE, K_COUNT, K_STRING, K_PATH, K_SPECIAL, K
 struct key {
     const char *section, *name;
     enum ktype type;
-    size_t off;                           /* into struct config */
-    int (*item)(void *arg, const char *); /* K_LIST */
-    uint64_t min, max;                    /* K_COUNT, K_DURATION, K_SIZE */
+    size_t off;                            /* into struct config */
+    int (*item)(void *arg, const char *);  /* K_LIST */
+    uint64_t min, max;                     /* K_COUNT, K_DURATION, K_SIZE */
 };
 
 #define OFF(f) offsetof(struct config, f)
@@ -521,8 +521,8 @@ set_special(struct load *l, const struct key *k, const char *value)
             int e = errno;
             *slash = '/';
             if (!ok)
-                return bad(l, k->name, value,
-                           e == ENOENT ? "directory does not exist" : "directory is not writable");
+                return bad(l, k->name, value, e == ENOENT ? "directory does not exist"
+                                                          : "directory is not writable");
         }
         return 0;
     }
@@ -530,7 +530,7 @@ set_special(struct load *l, const struct key *k, const char *value)
         static const struct {
             const char *name;
             int value;
-        } fac[] = {{"daemon", 3 << 3},  {"user", 1 << 3},    {"local0", 16 << 3},
+        } fac[] = {{"daemon", 3 << 3}, {"user", 1 << 3},    {"local0", 16 << 3},
                    {"local1", 17 << 3}, {"local2", 18 << 3}, {"local3", 19 << 3},
                    {"local4", 20 << 3}, {"local5", 21 << 3}, {"local6", 22 << 3},
                    {"local7", 23 << 3}};
@@ -549,8 +549,8 @@ static int set_key(struct load *l, const struct key *k, size_t idx, const char *
                    const char *value, int continued);
 
 static int
-on_key(void *arg, const char *file, int line, int section_line, const char *section,
-       const char *name, const char *value, int continued)
+on_key(void *arg, const char *file, int line, int section_line, const char *section, const char *name,
+       const char *value, int continued)
 {
     struct load *l = arg;
     l->file = file;
@@ -870,7 +870,8 @@ check_proxy_tls(struct config *c, struct load *l)
 }
 
 static struct config *
-load_common(const char *path, const char *text, const char *name, const char *dir, struct diag *d)
+load_common(const char *path, const char *text, const char *name, const char *dir,
+            struct diag *d)
 {
     size_t before = d->errors;
     struct config *c = config_new(name, dir);

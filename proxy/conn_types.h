@@ -53,9 +53,9 @@ enum conn_rc {
  * core never names a phase. */
 struct conn_ops {
     const char *name;
-    enum conn_rc (*client_read)(struct conn *c);              /* client input grew */
-    enum conn_rc (*client_drained)(struct conn *c);           /* client output fell to its
-                                                               * write watermark */
+    enum conn_rc (*client_read)(struct conn *c);     /* client input grew */
+    enum conn_rc (*client_drained)(struct conn *c);  /* client output fell to its
+                                                      * write watermark */
     enum conn_rc (*client_event)(struct conn *c, short what); /* EOF or error */
     enum conn_rc (*upstream_read)(struct conn *c);
     enum conn_rc (*upstream_drained)(struct conn *c);
@@ -78,8 +78,8 @@ struct txn {
     int is_connect;
     int reused; /* upstream came from the pool */
     int retried;
-    int status;                    /* status the client saw (0: none yet) */
-    uint64_t up, down;             /* bytes from / to the client */
+    int status;        /* status the client saw (0: none yet) */
+    uint64_t up, down; /* bytes from / to the client */
     uint64_t usage_up, usage_down; /* of those, already in the ev=usage counters */
     struct timespec start;
     const char *reason;
@@ -105,18 +105,18 @@ struct txn {
                    * HelloRetryRequest); decided too */
     int mismatch; /* CONNECT host and SNI classify differently */
     int ech;
-    int opaque;  /* the tunnel's bytes cannot be classified (category opaque) */
-    int inspect; /* a CONNECT to be decrypted: a rule needs its requests' methods
-                  * or paths (inspect.c) */
+    int opaque;   /* the tunnel's bytes cannot be classified (category opaque) */
+    int inspect;  /* a CONNECT to be decrypted: a rule needs its requests' methods
+                   * or paths (inspect.c) */
 
     /* The watch over a tunnel's first bytes (tunnel.c): while peek is set,
      * the client's bytes past peek_ok are held until decided. */
     int peek;
-    int peek_http;           /* not TLS: reading a plain HTTP head instead */
-    int peek_verdicts;       /* ClientHellos (or the HTTP head) decided so far */
-    int srv_done;            /* the server answered with other than a HelloRetryRequest */
-    size_t peek_fed;         /* bytes of the client's input given to the parser */
-    size_t peek_ok;          /* bytes of the client's input decided and to relay */
+    int peek_http;       /* not TLS: reading a plain HTTP head instead */
+    int peek_verdicts;   /* ClientHellos (or the HTTP head) decided so far */
+    int srv_done;        /* the server answered with other than a HelloRetryRequest */
+    size_t peek_fed;     /* bytes of the client's input given to the parser */
+    size_t peek_ok;      /* bytes of the client's input decided and to relay */
     struct sni_parser hello; /* init by tunnel_start; freed with the txn */
     struct sni_http http;
     struct sni_server srv;
@@ -124,8 +124,8 @@ struct txn {
     int decoy; /* an unknown user: checked against the decoy hash */
     struct auth_job *auth_job;
     conn_cont_fn resume; /* runs when a suspended decision allowed */
-    int rule;            /* deciding rule, -1: none */
-    int action;          /* enum policy_action, -1: not decided */
+    int rule;   /* deciding rule, -1: none */
+    int action; /* enum policy_action, -1: not decided */
     char roles[512];
     char identity[300];
     int64_t last_minute; /* last clock minute counted for the quota */
@@ -138,7 +138,7 @@ struct txn {
      * phase's TLS state): owned, freed with the txn by phase_free. */
     void *phase_state;
     void (*phase_free)(void *state);
-    int forwarded; /* an upstream connection was used */
+    int forwarded;       /* an upstream connection was used */
 
     struct addrinfo *ai, *ai_next; /* owned list and the next to try */
     struct evdns_getaddrinfo_request *dnsreq;

@@ -53,16 +53,15 @@ static int auth_failed_valid; /* auth_failed_sig holds a failed reload's files *
 static void
 usage(FILE *f)
 {
-    fprintf(f,
-            "usage: socialgate [-v] [-c FILE]       run in the foreground\n"
-            "       socialgate -t [-c FILE]          check the configuration and exit\n"
-            "       socialgate explain [-c FILE] URL-or-HOST\n"
-            "                                        which platform a host belongs to, and why\n"
-            "       socialgate report [--by user,platform] [--since D] [--until D] [--top N]\n"
-            "                         [--format table|csv|json|html] FILE... | -\n"
-            "                                        usage summary from usage logs\n"
-            "       socialgate -V                    print the version\n"
-            "default FILE: %s\n",
+    fprintf(f, "usage: socialgate [-v] [-c FILE]       run in the foreground\n"
+               "       socialgate -t [-c FILE]          check the configuration and exit\n"
+               "       socialgate explain [-c FILE] URL-or-HOST\n"
+               "                                        which platform a host belongs to, and why\n"
+               "       socialgate report [--by user,platform] [--since D] [--until D] [--top N]\n"
+               "                         [--format table|csv|json|html] FILE... | -\n"
+               "                                        usage summary from usage logs\n"
+               "       socialgate -V                    print the version\n"
+               "default FILE: %s\n",
             DEFAULT_CONFIG);
 }
 
@@ -689,8 +688,7 @@ main(int argc, char **argv)
         }
 
     if (catalog_jit_failed(snap->rules->catalog))
-        log_info(
-            "PCRE2 JIT unavailable (MemoryDenyWriteExecute?): host_regex uses the interpreter");
+        log_info("PCRE2 JIT unavailable (MemoryDenyWriteExecute?): host_regex uses the interpreter");
     snapshot_install(snap);
 
     if (detach)
