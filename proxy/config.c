@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "helperproto.h"
 #include "inifile.h"
 #include "tlsmint.h"
 #include "util/num.h"
@@ -336,6 +337,11 @@ static const struct key keys[] = {
     {"auth", "htpasswd", K_PATH, OFF(auth_htpasswd), NULL, 0, 0},
     {"auth", "groups", K_PATH, OFF(auth_groups), NULL, 0, 0},
     {"auth", "required", K_SPECIAL, 0, NULL, 0, 0},
+    {"auth", "basic_helper", K_SPECIAL, 0, NULL, 0, 0},
+    {"auth", "negotiate_helper", K_SPECIAL, 0, NULL, 0, 0},
+    {"auth", "group_helper", K_SPECIAL, 0, NULL, 0, 0},
+    {"auth", "helper_children", K_COUNT, OFF(auth_helper_children), NULL, 1, 100},
+    {"auth", "helper_ttl", K_DURATION, OFF(auth_helper_ttl_ms), NULL, 1000, 86400000},
     {"auth", "realm", K_SPECIAL, 0, NULL, 0, 0},
     {"proxy", "user", K_SPECIAL, 0, NULL, 0, 0},
     {"proxy", "pidfile", K_PATH, OFF(pidfile), NULL, 0, 0},
@@ -422,6 +428,21 @@ set_special(struct load *l, const struct key *k, const char *value)
                 return bad(l, k->name, value, "not a user name");
         free(c->run_user);
         c->run_user = xstrdup(value);
+        return 0;
+    }
+    if (strcmp(k->section, "auth") == 0 && strstr(k->name, "_helper") != NULL) {
+        char **dst = strcmp(k->name, "basic_helper") == 0       ? &c->auth_basic_helper
+                     : strcmp(k->name, "negotiate_helper") == 0 ? &c->auth_negotiate_helper
+                                                                : &c->auth_group_helper;
+        int *line = strcmp(k->name, "basic_helper") == 0       ? &c->auth_basic_helper_line
+                    : strcmp(k->name, "negotiate_helper") == 0 ? &c->auth_negotiate_helper_line
+                                                               : &c->auth_group_helper_line;
+        char why[300];
+        if (helperproto_check_program(value, c->dir, why, sizeof(why)) < 0)
+            return bad(l, k->name, value, why);
+        free(*dst);
+        *dst = xstrdup(value);
+        *line = l->line;
         return 0;
     }
     if (strcmp(k->name, "required") == 0) {
@@ -700,6 +721,8 @@ config_new(const char *path, const char *dir)
     c->syslog_facility = 20 << 3; /* local4 */
     c->tls_pages = -1;
     c->tls_inspect = 1;
+    c->auth_helper_children = 5;
+    c->auth_helper_ttl_ms = 300000;
     return c;
 }
 
@@ -785,10 +808,23 @@ apply_defaults(struct config *c, struct load *l)
     }
     if (c->auth_realm == NULL)
         c->auth_realm = xstrdup("socialgate");
-    if (c->auth_required && c->auth_htpasswd == NULL && !key_failed(l, "auth", "htpasswd"))
-        diag_error(d, c->path, 0, "[auth] required = yes needs [auth] htpasswd");
-    if (c->auth_groups && c->auth_htpasswd == NULL && !key_failed(l, "auth", "htpasswd"))
-        diag_error(d, c->path, 0, "[auth] groups needs [auth] htpasswd");
+    int users_failed = key_failed(l, "auth", "htpasswd") || key_failed(l, "auth", "basic_helper") ||
+                       key_failed(l, "auth", "negotiate_helper");
+    if (c->auth_required && !config_has_users(c) && !users_failed)
+        diag_error(d, c->path, 0,
+                   "[auth] required = yes needs [auth] htpasswd, basic_helper or negotiate_helper");
+    if (c->auth_groups && !config_has_users(c) && !users_failed)
+        diag_error(d, c->path, 0,
+                   "[auth] groups needs [auth] htpasswd, basic_helper or negotiate_helper");
+    if (c->auth_htpasswd && c->auth_basic_helper)
+        diag_error(d, c->path, c->auth_basic_helper_line,
+                   "[auth] htpasswd and basic_helper are alternatives: set only one");
+    if (c->auth_groups && c->auth_group_helper)
+        diag_error(d, c->path, c->auth_group_helper_line,
+                   "[auth] groups and group_helper are alternatives: set only one");
+    if (c->auth_group_helper && !config_has_users(c) && !users_failed)
+        diag_error(d, c->path, c->auth_group_helper_line,
+                   "[auth] group_helper needs [auth] htpasswd, basic_helper or negotiate_helper");
     check_tls(c, l);
     check_proxy_tls(c, l);
     struct stat st;
@@ -948,6 +984,9 @@ config_free(struct config *c)
     free(c->pac_direct);
     free(c->auth_htpasswd);
     free(c->auth_groups);
+    free(c->auth_basic_helper);
+    free(c->auth_negotiate_helper);
+    free(c->auth_group_helper);
     free(c->auth_realm);
     free(c->pages_folder);
     free(c->pages_contact);
@@ -958,6 +997,18 @@ config_free(struct config *c)
         free(c->tls_exempt[i]);
     free(c->tls_exempt);
     free(c);
+}
+
+int
+config_has_basic(const struct config *c)
+{
+    return c->auth_htpasswd != NULL || c->auth_basic_helper != NULL;
+}
+
+int
+config_has_users(const struct config *c)
+{
+    return config_has_basic(c) || c->auth_negotiate_helper != NULL;
 }
 
 int

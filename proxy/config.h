@@ -87,6 +87,12 @@ struct config {
     char *auth_groups;   /* NULL: no groups */
     int auth_required;
     char *auth_realm;
+    /* Squid helpers (command lines as written; NULL: not set), and the
+     * lines they were set on (for messages). */
+    char *auth_basic_helper, *auth_negotiate_helper, *auth_group_helper;
+    int auth_basic_helper_line, auth_negotiate_helper_line, auth_group_helper_line;
+    uint64_t auth_helper_children; /* default HELPER_DEFAULT_CHILDREN (5) */
+    uint64_t auth_helper_ttl_ms;   /* default 5 minutes */
 
     /* [pages] */
     char *pages_folder;  /* NULL: built-in pages only */
@@ -126,6 +132,11 @@ int config_http_port_allowed(const struct config *c, uint16_t port);
 /* Whether the hosts file at path can be used: 1 yes; 0 it is the system's
  * own (system is set) and does not exist, so it is read as empty; -1 no,
  * with *err a static message (strerror, or "is a directory"). */
+/* 1 when any Basic credentials can be checked ([auth] htpasswd or
+ * basic_helper), and when users can be known at all (either, or
+ * negotiate_helper). */
+int config_has_basic(const struct config *c);
+int config_has_users(const struct config *c);
 int config_hosts_file_usable(const char *path, int system, const char **err);
 
 #endif
