@@ -22,7 +22,7 @@ LDLIBS = $(PKG_LIBS) -lcrypt -pthread
 
 BUILD ?= build
 # Pure modules: no libevent; unit tests and fuzz targets link them alone.
-PURE_SRC = proxy/logfmt.c proxy/errpage.c proxy/http1.c proxy/config.c proxy/inifile.c proxy/diag.c proxy/catalog.c proxy/rules.c proxy/sni.c proxy/timewin.c proxy/htpasswd.c proxy/policy.c proxy/usage.c proxy/decision.c proxy/local.c proxy/pages.c proxy/request.c proxy/report.c proxy/tlsmint.c proxy/helperproto.c \
+PURE_SRC = proxy/logfmt.c proxy/errpage.c proxy/http1.c proxy/config.c proxy/inifile.c proxy/diag.c proxy/catalog.c proxy/rules.c proxy/sni.c proxy/timewin.c proxy/htpasswd.c proxy/policy.c proxy/usage.c proxy/decision.c proxy/local.c proxy/pages.c proxy/request.c proxy/report.c proxy/tlsmint.c proxy/helperproto.c proxy/negotiate.c \
 	proxy/util/num.c proxy/util/addr.c proxy/util/escape.c
 DAEMON_SRC = proxy/helper.c proxy/main.c proxy/explain.c proxy/log.c proxy/snapshot.c proxy/accesslog.c \
 	proxy/worker.c proxy/conn.c proxy/txn.c proxy/upstream.c proxy/forward.c proxy/tunnel.c proxy/tlspage.c proxy/inspect.c proxy/gate.c proxy/dns.c proxy/authpool.c proxy/admin.c proxy/stats.c proxy/splice.c

@@ -23,6 +23,7 @@
 #include "catalog.h"
 #include "config.h"
 #include "errpage.h"
+#include "helper.h"
 #include "http1.h"
 #include "local.h"
 #include "log.h"
@@ -167,6 +168,8 @@ txn_reset(struct conn *c)
     sni_http_free(&t->http);
     if (t->auth_job)
         authpool_cancel(t->auth_job);
+    if (t->neg_req)
+        helper_cancel(t->neg_req);
     if (t->dnsreq)
         evdns_getaddrinfo_cancel(t->dnsreq); /* its callback frees nothing of ours */
     if (t->ai)
@@ -311,6 +314,10 @@ conn_close(struct conn *c, const char *reason)
     free(c->insp.host);
     free(c->insp.user);
     memset(&c->insp, 0, sizeof(c->insp));
+    free(c->neg_user);
+    c->neg_user = NULL;
+    helper_pin_free(c->neg_pin); /* after txn_reset: no leg in flight */
+    c->neg_pin = NULL;
     if (c->cbev) {
         bufferevent_free(c->cbev);
         c->cbev = NULL;

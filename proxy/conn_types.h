@@ -16,6 +16,8 @@
 #include "sni.h"
 
 struct auth_job;
+struct helper_pin;
+struct helper_req;
 struct bufferevent;
 struct config;
 struct conn;
@@ -123,6 +125,7 @@ struct txn {
 
     int decoy; /* an unknown user: checked against the decoy hash */
     struct auth_job *auth_job;
+    struct helper_req *neg_req; /* a Negotiate leg at the helper (gate.c) */
     conn_cont_fn resume; /* runs when a suspended decision allowed */
     int rule;   /* deciding rule, -1: none */
     int action; /* enum policy_action, -1: not decided */
@@ -190,6 +193,10 @@ struct conn {
     int watching;          /* gone_ev is armed for this request */
     size_t head_scanned;   /* bytes of a partial head parsed so far */
     struct conn_inspect insp;
+    /* Negotiate (gate.c): the identity sticks to the connection, as
+     * RFC 4559 has it; a multi-leg exchange stays on one helper child. */
+    char *neg_user;             /* owned: the user the exchange gave, NULL: none */
+    struct helper_pin *neg_pin; /* owned: an exchange in progress (after TT) */
     struct txn t;
 };
 

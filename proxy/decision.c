@@ -251,7 +251,7 @@ decision_eval(const struct decision_in *in, struct decision *out)
         return out->verdict;
     }
     const char *user = effective_user(in);
-    if (snap->users && snap->cfg->auth_required && user == NULL) {
+    if (config_has_users(snap->cfg) && snap->cfg->auth_required && user == NULL) {
         who_only(in, out, VERDICT_ASK_AUTH, "auth-required");
         return out->verdict;
     }
@@ -260,7 +260,7 @@ decision_eval(const struct decision_in *in, struct decision *out)
         return out->verdict;
     }
     decision_make(in, out);
-    if (out->action == POLICY_DENY && user == NULL && snap->users && !in->opaque &&
+    if (out->action == POLICY_DENY && user == NULL && config_has_users(snap->cfg) && !in->opaque &&
         decision_sign_in_helps(in)) {
         /* Signing in could get the client a role that allows it: not a
          * denial yet, the client is asked who it is. Where no sign-in can

@@ -84,6 +84,11 @@ int local_tls_route(const char *name, int port, const char *host, size_t host_le
                     const char *target, size_t target_len, int warn, struct local_tls_route *out);
 /* 407 with Proxy-Authenticate for the configured realm. */
 size_t local_auth_page(const struct snapshot *snap, const char *host, char **out);
+/* The same 407 continuing a Negotiate exchange: "Proxy-Authenticate:
+ * Negotiate TOKEN" alone (token NULL: the first offer, as
+ * local_auth_page). */
+size_t local_negotiate_page(const struct snapshot *snap, const char *host, const char *token,
+                            char **out);
 /* 502 or 504: `message` says why host could not be reached
  * (errpage_upstream_text). snap may be NULL: the built-in page. */
 size_t local_error_page(const struct snapshot *snap, int status, const char *host,

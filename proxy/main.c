@@ -27,6 +27,7 @@
 #include "catalog.h"
 #include "config.h"
 #include "explain.h"
+#include "helper.h"
 #include "report.h"
 #include "local.h"
 #include "log.h"
@@ -207,6 +208,26 @@ load_continue_key(struct snapshot *s, const struct snapshot *old)
     s->has_continue_key = old->has_continue_key;
 }
 
+/* The helper pools of [auth] (basic_helper, negotiate_helper,
+ * group_helper) as the configuration says: a pool whose command line and
+ * children are unchanged keeps running. */
+static void
+helpers_apply(const struct config *c)
+{
+    struct helper_spec specs[HELPER_KINDS] = {{0}};
+    const char *cmd[HELPER_KINDS] = {c->auth_basic_helper, c->auth_negotiate_helper,
+                                     c->auth_group_helper};
+    for (int k = 0; k < HELPER_KINDS; k++) {
+        specs[k].cmdline = cmd[k];
+        specs[k].children = (int)c->auth_helper_children;
+        specs[k].ttl = (int)(c->auth_helper_ttl_ms / 1000);
+        specs[k].timeout_ms = c->connect_timeout_ms;
+    }
+    char err[256];
+    if (helpers_configure(specs, err, sizeof(err)) < 0)
+        log_warnx("helpers: %s", err);
+}
+
 static void
 reload(void)
 {
@@ -245,6 +266,7 @@ reload(void)
         log_warnx("reload: a change of [proxy] workers takes effect at the next restart");
     load_continue_key(s, cur);
     snapshot_release(cur);
+    helpers_apply(c);
     snapshot_install(s);
     for (int i = 0; i < nworkers; i++) /* each drops its old reference now */
         worker_command(workers[i], WORKER_CMD_RELOAD);
@@ -706,6 +728,9 @@ main(int argc, char **argv)
     drop_privileges(cfg);
     if (authpool_start(2) < 0)
         fatalx("cannot start the password check threads");
+    if (helpers_start() < 0)
+        fatalx("cannot start the helper thread");
+    helpers_apply(cfg);
     for (int i = 0; i < nworkers; i++) {
         workers[i] = worker_new(i, fds + (size_t)i * nl, nl, cfg->nlisten_tls);
         if (workers[i] == NULL)
@@ -756,6 +781,7 @@ main(int argc, char **argv)
      * there: the pool drops the checks not started, waits for those in
      * progress and frees every job and its event, before a base goes. */
     authpool_stop();
+    helpers_stop();
     for (int i = 0; i < nworkers; i++)
         worker_join_free(workers[i]);
     free(workers);
