@@ -170,6 +170,17 @@ txn_reset(struct conn *c)
         authpool_cancel(t->auth_job);
     if (t->neg_req)
         helper_cancel(t->neg_req);
+    /* [auth] helper questions still open, and what gate.c kept of them */
+    if (t->helper_job)
+        helper_cancel(t->helper_job);
+    for (size_t i = 0; i < t->ngroup_asks; i++)
+        if (t->group_asks[i].req)
+            helper_cancel(t->group_asks[i].req);
+    free(t->group_asks);
+    for (size_t i = 0; i < t->ngroups_in; i++)
+        free(t->groups_in[i]);
+    free(t->groups_in);
+    free(t->auth_message);
     if (t->dnsreq)
         evdns_getaddrinfo_cancel(t->dnsreq); /* its callback frees nothing of ours */
     if (t->ai)

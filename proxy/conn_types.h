@@ -126,6 +126,21 @@ struct txn {
     int decoy; /* an unknown user: checked against the decoy hash */
     struct auth_job *auth_job;
     struct helper_req *neg_req; /* a Negotiate leg at the helper (gate.c) */
+    /* [auth] basic_helper and group_helper (gate.c): the check in flight,
+     * the message= of a helper's no (shown on the sign-in page), and the
+     * groups the user is in, asked before the decision. */
+    struct helper_req *helper_job;
+    char *auth_message;
+    int groups_state;          /* 0 not asked, 1 asking, 2 known */
+    char **groups_in;          /* owned: the roles' groups the user is in */
+    size_t ngroups_in;
+    struct group_ask {
+        struct conn *c;
+        const char *group; /* a role's, in c->snap (kept while asking) */
+        struct helper_req *req;
+    } *group_asks; /* owned array: one per group asked (txn_reset cancels) */
+    size_t ngroup_asks, groups_pending;
+    int groups_failed;
     conn_cont_fn resume; /* runs when a suspended decision allowed */
     int rule;   /* deciding rule, -1: none */
     int action; /* enum policy_action, -1: not decided */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "config.h"
 #include "snapshot.h"
 #include "timewin.h"
 #include "usage.h"
@@ -120,7 +121,7 @@ decision_make(const struct decision_in *in, struct decision *out)
         out->quota_used = 0;
         return;
     }
-    struct policy_who who = {user, in->client, in->snap->groups};
+    struct policy_who who = {user, in->client, in->snap->groups, in->groups, in->ngroups};
     policy_roles(pol, &who, held);
     policy_roles_text(pol, held, out->roles, sizeof(out->roles));
     struct quota_arg qa = {out->identity, tm, in->trace, in->trace_arg, pol, 0, -1};
@@ -157,7 +158,7 @@ decision_sign_in_helps(const struct decision_in *in)
     uint8_t *held = calloc(nroles ? nroles : 1, 1);
     if (held == NULL)
         return 1; /* a 407 denies too */
-    struct policy_who who = {NULL, in->client, in->snap->groups};
+    struct policy_who who = {NULL, in->client, in->snap->groups, NULL, 0};
     policy_roles(pol, &who, held);
     int helps = 0;
     /* First match: a client holding several roles gets the earliest rule
@@ -194,7 +195,7 @@ decision_inspect_rule(const struct decision_in *in)
     uint8_t *held = nroles <= sizeof(stack_held) ? stack_held : calloc(nroles, 1);
     if (held == NULL)
         return -1; /* the tunnel's own decision stands (it failed closed too) */
-    struct policy_who who = {user, in->client, in->snap->groups};
+    struct policy_who who = {user, in->client, in->snap->groups, in->groups, in->ngroups};
     policy_roles(pol, &who, held);
     const struct catalog_platform *p = catalog_platform(cat, in->platform);
     struct quota_arg qa = {identity, tm, NULL, NULL, pol, 0, -1};
@@ -232,7 +233,7 @@ who_only(const struct decision_in *in, struct decision *out, enum verdict v, con
     uint8_t *held = calloc(nroles ? nroles : 1, 1);
     if (held == NULL)
         return;
-    struct policy_who who = {user, in->client, in->snap->groups};
+    struct policy_who who = {user, in->client, in->snap->groups, in->groups, in->ngroups};
     policy_roles(pol, &who, held);
     policy_roles_text(pol, held, out->roles, sizeof(out->roles));
     free(held);

@@ -33,6 +33,10 @@ struct decision_in {
     int local;        /* a request for socialgate.local itself */
     time_t now;       /* wall clock, for warn Continues */
     const struct tm *local_tm; /* now in the configured zone; NULL: computed */
+    /* [auth] group_helper: the groups (of those the roles name) the user
+     * is in, asked before the decision (gate.c); NULL/0 otherwise. */
+    const char *const *groups;
+    size_t ngroups;
     policy_trace_fn trace;
     void *trace_arg;
 };

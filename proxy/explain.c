@@ -11,6 +11,8 @@
 
 #include "catalog.h"
 #include "decision.h"
+#include "helper.h"
+#include "helperproto.h"
 #include "htpasswd.h"
 #include "policy.h"
 #include "request.h"
@@ -212,7 +214,47 @@ explain_main(int argc, char **argv, const char *default_config)
     printf("time:      %s (%s)\n", tbuf, s->cfg->timezone ? s->cfg->timezone : "system time zone");
 
     const struct policy *pol = s->rules->policy;
-    struct policy_who who = {user, client, s->groups};
+    /* [auth] group_helper: the same helper the daemon asks, started once
+     * per group the roles name. */
+    const char *in_groups[256];
+    size_t nin_groups = 0;
+    int groups_unknown = 0;
+    if (user && s->cfg->auth_group_helper) {
+        printf("groups:   ");
+        size_t asked = 0;
+        const char *seen[256];
+        for (size_t i = 0; i < policy_role_count(pol); i++) {
+            const struct policy_role *role = policy_role(pol, i);
+            for (size_t k = 0; k < role->ngroups && asked < 256; k++) {
+                const char *g = role->groups[k];
+                int dup = 0;
+                for (size_t j = 0; j < asked && !dup; j++)
+                    dup = strcmp(seen[j], g) == 0;
+                if (dup)
+                    continue;
+                seen[asked++] = g;
+                char line[4096];
+                struct helper_answer a;
+                int v = -1;
+                if (helperproto_group_request(user, g, line, sizeof(line)) >= 0 &&
+                    helper_ask_once(s->cfg->auth_group_helper, 0, line,
+                                    s->cfg->connect_timeout_ms, &a) == 0) {
+                    v = helper_verdict(&a);
+                    helper_answer_free(&a);
+                }
+                printf(" %s (%s)", g, v == 1 ? "member" : v == 0 ? "not a member" : "no answer");
+                if (v == 1)
+                    in_groups[nin_groups++] = g;
+                else if (v < 0)
+                    groups_unknown = 1;
+            }
+        }
+        printf("%s\n", asked ? "" : " - (no role names a group)");
+        if (groups_unknown)
+            printf("note:      the group helper could not answer: the daemon would refuse with "
+                   "503 auth-unavailable\n");
+    }
+    struct policy_who who = {user, client, s->groups, in_groups, nin_groups};
     printf("roles:    ");
     int any = 0;
     for (size_t i = 0; i < policy_role_count(pol); i++) {
@@ -289,6 +331,8 @@ explain_main(int argc, char **argv, const char *default_config)
         .local_tm = &tm,
         .trace = trace,
         .trace_arg = NULL,
+        .groups = in_groups,
+        .ngroups = nin_groups,
     };
     decision_make(&in, &dec); /* prints every rule tried */
     /* The verdict the daemon would act on, from the same input. */
@@ -322,7 +366,7 @@ explain_main(int argc, char **argv, const char *default_config)
                s->cfg->auth_required ? "first (required = yes)"
                                      : "instead of this denial: a role it could get by signing "
                                        "in allows it");
-    else if (user == NULL && s->users && !opaque &&
+    else if (user == NULL && config_has_users(s->cfg) && !opaque &&
              (verdict.verdict == VERDICT_DENY_PAGE || verdict.verdict == VERDICT_QUOTA_PAGE))
         printf("note:      no sign-in would change this (no role a user or group holds allows "
                "it): an anonymous client gets the page, not a 407\n");

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <event2/event.h>
+#include <openssl/crypto.h>
 
 #include "accesslog.h"
 #include "authpool.h"
@@ -56,6 +57,8 @@ build_in(struct conn *c, int platform, struct decision_in *in, struct tm *local)
     in->local = t->rq.kind == REQUEST_LOCAL;
     in->now = now;
     in->local_tm = local;
+    in->groups = (const char *const *)t->groups_in;
+    in->ngroups = t->ngroups_in;
 }
 
 static int
@@ -95,6 +98,22 @@ wants_inspection(struct conn *c, enum verdict v, const struct decision_in *in)
  * t->rq.auth at once (cache, or no pool), or suspends. */
 static enum conn_rc check_password(struct conn *c);
 
+/* With [auth] group_helper and a signed-in user: asks the helper about
+ * every group the roles name, in parallel (cache first). CONN_GO_ON when
+ * known (t->groups_state 2), CONN_SUSPENDED while asking, or an answer. */
+static enum conn_rc resolve_groups(struct conn *c);
+static void gate_txn_free_asks(struct conn *c);
+
+/* The directory could not say (BH, garbage, timeout, a crashed helper):
+ * never an allow, never a guess. */
+static enum conn_rc
+auth_unavailable(struct conn *c)
+{
+    return conn_reply_error(c, 503, "auth-unavailable",
+                            "The directory that checks sign-ins cannot be reached; try again "
+                            "shortly.");
+}
+
 /* Acts on the verdict once the identity is settled. */
 static enum conn_rc
 act(struct conn *c)
@@ -102,6 +121,11 @@ act(struct conn *c)
     struct txn *t = &c->t;
     const struct snapshot *snap = c->snap;
     for (;;) {
+        if (t->groups_state != 2 && t->rq.auth == AUTH_OK && snap->cfg->auth_group_helper) {
+            enum conn_rc rc = resolve_groups(c);
+            if (rc != CONN_GO_ON)
+                return rc;
+        }
         struct decision_in in;
         struct tm local;
         build_in(c, t->platform, &in, &local);
@@ -150,7 +174,7 @@ act(struct conn *c)
             }
             if (t->rq.auth == AUTH_FAILED)
                 stats_count(STATS_AUTH_FAILURES);
-            n = local_auth_page(snap, t->rq.host, &page);
+            n = local_auth_page_message(snap, t->rq.host, t->auth_message, &page);
             status = 407;
             break;
         case VERDICT_LOCAL: {
@@ -197,10 +221,202 @@ auth_done(void *arg, int ok)
         (void)resume(c);
 }
 
+static void
+helper_auth_done(void *arg, const struct helper_answer *a)
+{
+    struct conn *c = arg;
+    struct txn *t = &c->t;
+    t->helper_job = NULL;
+    if (c->closed || c->closing)
+        return;
+    t->stage = STAGE_HEAD;
+    int v = helper_verdict(a);
+    if (v < 0) {
+        (void)auth_unavailable(c);
+        return;
+    }
+    t->rq.auth = v == 1 ? AUTH_OK : AUTH_FAILED;
+    if (v == 0 && a->reply.message && t->auth_message == NULL)
+        t->auth_message = strdup(a->reply.message);
+    conn_cont_fn resume = t->resume;
+    if (act(c) == CONN_GO_ON)
+        (void)resume(c);
+}
+
+/* [auth] basic_helper: the helper says yes or no (cache first). */
+static enum conn_rc
+check_with_helper(struct conn *c)
+{
+    struct txn *t = &c->t;
+    char line[HTPASSWD_MAX_USER * 3 + HTPASSWD_MAX_PASSWORD * 3 + 8];
+    if (helperproto_basic_request(t->rq.user, t->rq.pass, line, sizeof(line)) < 0) {
+        t->rq.auth = AUTH_FAILED;
+        return CONN_GO_ON;
+    }
+    struct helper_answer a;
+    if (helper_cached(HELPER_BASIC, line, &a)) {
+        int v = helper_verdict(&a);
+        if (v == 0 && a.reply.message && t->auth_message == NULL)
+            t->auth_message = strdup(a.reply.message);
+        helper_answer_free(&a);
+        OPENSSL_cleanse(line, sizeof(line));
+        if (v < 0)
+            return auth_unavailable(c);
+        t->rq.auth = v == 1 ? AUTH_OK : AUTH_FAILED;
+        return CONN_GO_ON;
+    }
+    errno = 0;
+    t->helper_job =
+        helper_submit(c->w->base, HELPER_BASIC, line, HELPER_F_CACHE, NULL, helper_auth_done, c);
+    OPENSSL_cleanse(line, sizeof(line));
+    if (t->helper_job) {
+        t->stage = STAGE_DECIDING;
+        conn_arm(c, c->cfg->connect_timeout_ms + 1000); /* the pool's own timeout answers first */
+        return CONN_SUSPENDED;
+    }
+    if (errno == EAGAIN)
+        return conn_reply_error(c, 503, "auth-busy",
+                                "Too many sign-ins are being checked; try again shortly.");
+    return auth_unavailable(c);
+}
+
+/* The answer to one group: in, out, or the directory could not say. */
+static void
+group_settled(struct txn *t, const char *group, int v)
+{
+    if (v < 0) {
+        t->groups_failed = 1;
+        return;
+    }
+    if (v == 0)
+        return;
+    for (size_t i = 0; i < t->ngroups_in; i++)
+        if (strcmp(t->groups_in[i], group) == 0)
+            return;
+    char **nv = realloc(t->groups_in, (t->ngroups_in + 1) * sizeof(*nv));
+    char *dup = strdup(group);
+    if (nv == NULL || dup == NULL) {
+        free(dup);
+        if (nv)
+            t->groups_in = nv;
+        t->groups_failed = 1;
+        return;
+    }
+    t->groups_in = nv;
+    t->groups_in[t->ngroups_in++] = dup;
+}
+
+static void
+groups_finished(struct conn *c)
+{
+    struct txn *t = &c->t;
+    t->stage = STAGE_HEAD;
+    free(t->group_asks);
+    t->group_asks = NULL;
+    t->ngroup_asks = 0;
+    if (t->groups_failed) {
+        (void)auth_unavailable(c);
+        return;
+    }
+    t->groups_state = 2;
+    conn_cont_fn resume = t->resume;
+    if (act(c) == CONN_GO_ON)
+        (void)resume(c);
+}
+
+static void
+group_done(void *arg, const struct helper_answer *a)
+{
+    struct group_ask *g = arg;
+    struct conn *c = g->c;
+    struct txn *t = &c->t;
+    g->req = NULL;
+    if (c->closed || c->closing)
+        return;
+    group_settled(t, g->group, helper_verdict(a));
+    if (--t->groups_pending == 0)
+        groups_finished(c);
+}
+
+static enum conn_rc
+resolve_groups(struct conn *c)
+{
+    struct txn *t = &c->t;
+    const struct policy *pol = c->snap->rules->policy;
+    size_t nroles = policy_role_count(pol), total = 0;
+    if (t->groups_state == 1)
+        return CONN_SUSPENDED;
+    for (size_t i = 0; i < nroles; i++)
+        total += policy_role(pol, i)->ngroups;
+    t->groups_failed = 0;
+    if (total == 0) {
+        t->groups_state = 2;
+        return CONN_GO_ON;
+    }
+    t->group_asks = calloc(total, sizeof(*t->group_asks));
+    if (t->group_asks == NULL)
+        return conn_close(c, "out-of-memory");
+    for (size_t i = 0; i < nroles; i++) {
+        const struct policy_role *r = policy_role(pol, i);
+        for (size_t k = 0; k < r->ngroups; k++) {
+            const char *group = r->groups[k];
+            int seen = 0;
+            for (size_t j = 0; j < t->ngroup_asks && !seen; j++)
+                seen = strcmp(t->group_asks[j].group, group) == 0;
+            if (seen)
+                continue;
+            struct group_ask *g = &t->group_asks[t->ngroup_asks++];
+            g->c = c;
+            g->group = group;
+            char line[HTPASSWD_MAX_USER * 3 + 3 * 256 + 8];
+            struct helper_answer a;
+            if (helperproto_group_request(t->rq.user, group, line, sizeof(line)) < 0) {
+                group_settled(t, group, 0); /* a name too long for any directory */
+                continue;
+            }
+            if (helper_cached(HELPER_GROUP, line, &a)) {
+                group_settled(t, group, helper_verdict(&a));
+                helper_answer_free(&a);
+                continue;
+            }
+            errno = 0;
+            g->req = helper_submit(c->w->base, HELPER_GROUP, line, HELPER_F_CACHE, NULL,
+                                   group_done, g);
+            if (g->req == NULL) {
+                t->groups_failed = 1;
+                break;
+            }
+            t->groups_pending++;
+        }
+        if (t->groups_failed)
+            break;
+    }
+    if (t->groups_failed) {
+        int busy = errno == EAGAIN;
+        gate_txn_free_asks(c);
+        return busy ? conn_reply_error(c, 503, "auth-busy",
+                                       "Too many sign-ins are being checked; try again shortly.")
+                    : auth_unavailable(c);
+    }
+    if (t->groups_pending == 0) {
+        free(t->group_asks);
+        t->group_asks = NULL;
+        t->ngroup_asks = 0;
+        t->groups_state = 2;
+        return CONN_GO_ON;
+    }
+    t->groups_state = 1;
+    t->stage = STAGE_DECIDING;
+    conn_arm(c, c->cfg->connect_timeout_ms + 1000);
+    return CONN_SUSPENDED;
+}
+
 static enum conn_rc
 check_password(struct conn *c)
 {
     struct txn *t = &c->t;
+    if (c->snap->cfg->auth_basic_helper)
+        return check_with_helper(c);
     const char *hash = c->snap->users ? htpasswd_hash(c->snap->users, t->rq.user) : NULL;
     if (hash == NULL) {
         /* An unknown name costs a check too, whose result is ignored. */
@@ -251,8 +467,9 @@ negotiate_continue(struct conn *c, const char *token)
 {
     struct txn *t = &c->t;
     char *page = NULL;
-    size_t n = local_negotiate_page(c->snap, t->rq.host, token, &page);
-    if (n == 0 || t->rq.body != HTTP1_BODY_NONE || t->rq.client_close || c->draining) {
+    int keep = t->rq.body == HTTP1_BODY_NONE && !t->rq.client_close && !c->draining;
+    size_t n = local_negotiate_page(c->snap, t->rq.host, token, keep, &page);
+    if (n == 0 || !keep) {
         /* The connection ends: so does the exchange (the client starts
          * again on a new one). */
         enum conn_rc rc = conn_reply_page(c, page, n, 407, NULL);
@@ -356,6 +573,19 @@ negotiate_leg(struct conn *c)
     /* The pool's own timeout (connect_timeout) answers first. */
     conn_arm(c, c->cfg->connect_timeout_ms + 2000);
     return CONN_SUSPENDED;
+}
+
+static void
+gate_txn_free_asks(struct conn *c)
+{
+    struct txn *t = &c->t;
+    for (size_t i = 0; i < t->ngroup_asks; i++)
+        if (t->group_asks[i].req)
+            helper_cancel(t->group_asks[i].req);
+    free(t->group_asks);
+    t->group_asks = NULL;
+    t->ngroup_asks = 0;
+    t->groups_pending = 0;
 }
 
 enum conn_rc

@@ -63,6 +63,8 @@ TAILQ_HEAD(req_list, helper_req);
 
 struct helper_pin {
     TAILQ_ENTRY(helper_pin) link; /* all_pins, helper thread (and stop) */
+    TAILQ_ENTRY(helper_pin) free_link; /* pin_frees: a pin still in all_pins
+                                        * may be handed back */
     enum helper_kind kind;
     /* helper thread only */
     struct child *child;
@@ -396,7 +398,7 @@ helper_pin_free(struct helper_pin *pin)
     if (pin == NULL)
         return;
     pthread_mutex_lock(&mu);
-    TAILQ_INSERT_TAIL(&pin_frees, pin, link);
+    TAILQ_INSERT_TAIL(&pin_frees, pin, free_link);
     pthread_mutex_unlock(&mu);
     event_active(wake, EV_READ, 0);
 }
@@ -929,7 +931,7 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
         r->state = REQ_HELPER;
         TAILQ_INSERT_TAIL(&got, r, link);
     }
-    TAILQ_CONCAT(&freed, &pin_frees, link);
+    TAILQ_CONCAT(&freed, &pin_frees, free_link);
     spec = pending;
     stop = stop_asked;
     pthread_mutex_unlock(&mu);
@@ -969,7 +971,7 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
     }
     struct helper_pin *pin;
     while ((pin = TAILQ_FIRST(&freed)) != NULL) {
-        TAILQ_REMOVE(&freed, pin, link);
+        TAILQ_REMOVE(&freed, pin, free_link);
         pin->freed = 1;
         pin_unbind(pin);
         if (pin->nreqs == 0)
@@ -1160,7 +1162,7 @@ helpers_stop(void)
     drop_all(&finished);
     struct helper_pin *pin;
     while ((pin = TAILQ_FIRST(&pin_frees)) != NULL) {
-        TAILQ_REMOVE(&pin_frees, pin, link);
+        TAILQ_REMOVE(&pin_frees, pin, free_link);
         if (pin->linked)
             TAILQ_REMOVE(&all_pins, pin, link);
         free(pin);

@@ -330,13 +330,10 @@ helperproto_parse_reply(const char *line, size_t len, int negotiate, struct help
         r->code = HELPER_CODE_OK;
         if (parse_notes(p, r) < 0)
             garbage(r);
-    } else if (wl == 3 && memcmp(word, "ERR", 3) == 0) {
-        r->code = HELPER_CODE_ERR;
-        if (parse_notes(p, r) < 0)
-            garbage(r);
-    } else if (wl == 2 && memcmp(word, "BH", 2) == 0) {
-        r->code = HELPER_CODE_BH;
-        /* "BH message=..." or the old "BH free text": either way a BH. */
+    } else if ((wl == 3 && memcmp(word, "ERR", 3) == 0) || (wl == 2 && memcmp(word, "BH", 2) == 0)) {
+        r->code = wl == 3 ? HELPER_CODE_ERR : HELPER_CODE_BH;
+        /* "ERR message=..." or the old "ERR free text" (basic_ldap_auth's
+         * "ERR Invalid credentials"): either way a no; the same for BH. */
         char *copy = p;
         char *save = strdup(p);
         if (save == NULL)

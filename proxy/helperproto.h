@@ -9,7 +9,9 @@
  * Replies, one line each, with the same channel ID in front when used:
  *   "OK key=value ...", "ERR key=value ...", "BH key=value ..."
  * Values are bare (up to a space, URL-escaped) or quoted ("..." with
- * backslash escapes). The old negotiate forms are read too:
+ * backslash escapes). After ERR and BH, text that is no key=value list
+ * (older helpers: "ERR Invalid credentials") is the message; after OK it
+ * makes the reply garbage (a yes is only ever a clean one). The old negotiate forms are read too:
  *   "AF token user"  -> OK, token=..., user=...
  *   "TT token"       -> TT, token=...
  *   "NA ..."         -> ERR (message= the rest)

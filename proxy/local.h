@@ -86,9 +86,13 @@ int local_tls_route(const char *name, int port, const char *host, size_t host_le
 size_t local_auth_page(const struct snapshot *snap, const char *host, char **out);
 /* The same 407 continuing a Negotiate exchange: "Proxy-Authenticate:
  * Negotiate TOKEN" alone (token NULL: the first offer, as
- * local_auth_page). */
+ * local_auth_page); keep_alive: without Connection: close. */
 size_t local_negotiate_page(const struct snapshot *snap, const char *host, const char *token,
-                            char **out);
+                            int keep_alive, char **out);
+/* The same with message (a basic_helper's message= of its no; NULL: the
+ * page's default sentence), HTML-escaped where the page shows it. */
+size_t local_auth_page_message(const struct snapshot *snap, const char *host, const char *message,
+                               char **out);
 /* 502 or 504: `message` says why host could not be reached
  * (errpage_upstream_text). snap may be NULL: the built-in page. */
 size_t local_error_page(const struct snapshot *snap, int status, const char *host,

@@ -208,13 +208,12 @@ load_continue_key(struct snapshot *s, const struct snapshot *old)
     s->has_continue_key = old->has_continue_key;
 }
 
-/* The helper pools of [auth] (basic_helper, negotiate_helper,
- * group_helper) as the configuration says: a pool whose command line and
- * children are unchanged keeps running. */
+/* [auth] helpers: started, or changed at a reload (a pool whose command
+ * line and children are the same keeps running). */
 static void
-helpers_apply(const struct config *c)
+configure_helpers(const struct config *c)
 {
-    struct helper_spec specs[HELPER_KINDS] = {{0}};
+    struct helper_spec specs[HELPER_KINDS];
     const char *cmd[HELPER_KINDS] = {c->auth_basic_helper, c->auth_negotiate_helper,
                                      c->auth_group_helper};
     for (int k = 0; k < HELPER_KINDS; k++) {
@@ -266,7 +265,7 @@ reload(void)
         log_warnx("reload: a change of [proxy] workers takes effect at the next restart");
     load_continue_key(s, cur);
     snapshot_release(cur);
-    helpers_apply(c);
+    configure_helpers(s->cfg);
     snapshot_install(s);
     for (int i = 0; i < nworkers; i++) /* each drops its old reference now */
         worker_command(workers[i], WORKER_CMD_RELOAD);
@@ -730,7 +729,7 @@ main(int argc, char **argv)
         fatalx("cannot start the password check threads");
     if (helpers_start() < 0)
         fatalx("cannot start the helper thread");
-    helpers_apply(cfg);
+    configure_helpers(cfg);
     for (int i = 0; i < nworkers; i++) {
         workers[i] = worker_new(i, fds + (size_t)i * nl, nl, cfg->nlisten_tls);
         if (workers[i] == NULL)
@@ -781,7 +780,7 @@ main(int argc, char **argv)
      * there: the pool drops the checks not started, waits for those in
      * progress and frees every job and its event, before a base goes. */
     authpool_stop();
-    helpers_stop();
+    helpers_stop(); /* children stopped and reaped, requests dropped */
     for (int i = 0; i < nworkers; i++)
         worker_join_free(workers[i]);
     free(workers);

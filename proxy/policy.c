@@ -761,9 +761,8 @@ policy_check_identities(const struct policy *p, const struct policy_idfiles *ids
     char list[512];
     for (size_t i = 0; i < p->nroles; i++) {
         const struct policy_role *r = &p->roles[i];
-        /* XXX a basic_helper or group_helper, once there is one, answers
-         * for names no file holds. */
-        if (r->nusers && ids->htpasswd_path == NULL) {
+        /* A basic_helper or group_helper answers for names no file holds. */
+        if (r->nusers && ids->htpasswd_path == NULL && !ids->user_helper) {
             join(r->users, r->nusers, list, sizeof(list));
             diag_warning(d, r->file, r->line_users,
                        "role '%s': users = %s, but %s sets no [auth] htpasswd: no one signs "
@@ -777,7 +776,7 @@ policy_check_identities(const struct policy *p, const struct policy_idfiles *ids
                                  "that name until it is added there",
                                  r->name, r->users[k], ids->htpasswd_path);
         }
-        if (r->ngroups && ids->groups_path == NULL) {
+        if (r->ngroups && ids->groups_path == NULL && !ids->group_helper) {
             join(r->groups, r->ngroups, list, sizeof(list));
             diag_warning(d, r->file, r->line_groups,
                        "role '%s': groups = %s, but %s sets no [auth] groups file: the role "
@@ -859,6 +858,13 @@ role_holds(const struct policy_role *r, const struct policy_who *who, char *why,
         if (who->groups)
             for (size_t i = 0; i < r->ngroups; i++)
                 if (htgroups_member(who->groups, r->groups[i], who->user)) {
+                    if (why)
+                        snprintf(why, size, "group %s", r->groups[i]);
+                    return 1;
+                }
+        for (size_t i = 0; i < r->ngroups; i++)
+            for (size_t k = 0; k < who->nmember_of; k++)
+                if (strcmp(r->groups[i], who->member_of[k]) == 0) {
                     if (why)
                         snprintf(why, size, "group %s", r->groups[i]);
                     return 1;

@@ -97,6 +97,8 @@ struct policy_idfiles {
     const struct htpasswd *htpasswd;
     const char *groups_path;
     const struct htgroups *groups;
+    int user_helper;  /* [auth] basic_helper or negotiate_helper: any name may sign in */
+    int group_helper; /* [auth] group_helper: groups are the directory's */
 };
 
 /* Checks every role's users and groups against ids, as FILE:LINE messages
@@ -118,6 +120,10 @@ struct policy_who {
     const char *user;                /* NULL: anonymous */
     const struct sockaddr *client;
     const struct htgroups *groups;   /* NULL: none */
+    /* With [auth] group_helper: the groups the directory said the user is
+     * in (of those the roles name); groups is NULL then. */
+    const char *const *member_of;
+    size_t nmember_of;
 };
 
 /* Marks in held[i] (policy_role_count entries) every role the client holds.

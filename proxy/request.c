@@ -73,7 +73,8 @@ request_preauth_limited(const struct snapshot *snap)
 {
     /* Not with Negotiate: a Kerberos token alone can be larger than the
      * limit, and who it names is known only once the helper has read it. */
-    return snap->users != NULL && snap->cfg->auth_required && !snap->cfg->auth_negotiate_helper &&
+    return config_has_users(snap->cfg) && snap->cfg->auth_required &&
+           !snap->cfg->auth_negotiate_helper &&
            (size_t)snap->cfg->max_header_bytes > PREAUTH_HEAD_BYTES;
 }
 
@@ -88,9 +89,11 @@ names_known_user(const struct snapshot *snap, const struct http1_head *h)
         if (!http1_name_is(&f->name, "proxy-authorization"))
             continue;
         char user[HTPASSWD_MAX_USER + 1], pass[HTPASSWD_MAX_PASSWORD + 1];
+        /* A basic_helper answers for names no file holds: any name may
+         * be a user's. */
         int ok = htpasswd_parse_basic(f->value.p, f->value.len, user, sizeof(user), pass,
                                       sizeof(pass)) == 0 &&
-                 htpasswd_hash(snap->users, user) != NULL;
+                 (snap->users == NULL || htpasswd_hash(snap->users, user) != NULL);
         OPENSSL_cleanse(pass, sizeof(pass));
         return ok;
     }
@@ -137,8 +140,8 @@ read_credentials(struct request *req, const struct http1_head *h, const struct s
             }
             free(tok);
         }
-        if (snap->users == NULL)
-            return; /* no [auth] htpasswd: Basic credentials mean nothing here */
+        if (!config_has_basic(snap->cfg))
+            return; /* no htpasswd nor basic_helper: Basic credentials mean nothing here */
         char user[HTPASSWD_MAX_USER + 1], pass[HTPASSWD_MAX_PASSWORD + 1];
         if (htpasswd_parse_basic(f->value.p, f->value.len, user, sizeof(user), pass, sizeof(pass)) <
             0) {

@@ -189,7 +189,14 @@ snapshot_load(const char *path, struct diag *d)
     struct htgroups *groups = NULL;
     struct file_sig hsig, gsig;
     int auth_ok = load_auth(cfg, &users, &groups, &hsig, &gsig, d) == 0;
-    struct policy_idfiles ids = {cfg->path, cfg->auth_htpasswd, users, cfg->auth_groups, groups};
+    struct policy_idfiles ids = {cfg->path,
+                                 cfg->auth_htpasswd,
+                                 users,
+                                 cfg->auth_groups,
+                                 groups,
+                                 cfg->auth_basic_helper != NULL ||
+                                     cfg->auth_negotiate_helper != NULL,
+                                 cfg->auth_group_helper != NULL};
     struct rules *rules = rules_load_ids(cfg->rules_dir, &ids, d);
     struct pages *pages = load_pages(cfg, d);
     if (rules == NULL || !auth_ok || pages == NULL)

@@ -1,9 +1,11 @@
 #include "stats.h"
 
+#include "helper.h"
 #include "tlsmint.h"
 #include "util/hash.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +184,40 @@ stats_format(char *buf, size_t size, long open_conns, size_t active_users, int d
     header(&o, "socialgate_auth_busy_total", "counter",
            "Proxy credentials refused unchecked (503): too many password checks were waiting.");
     emit(&o, "socialgate_auth_busy_total %lu\n", atomic_load(&counters[STATS_AUTH_BUSY]));
+    /* [auth] helpers, labelled helper="basic" / "negotiate" / "group":
+     * only those configured (or used since start). */
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } hm[] = {
+        {"socialgate_helper_requests_total", "Questions sent to an [auth] helper.",
+         offsetof(struct helper_stats, requests)},
+        {"socialgate_helper_cache_hits_total",
+         "Helper answers taken from the cache (helper_ttl, 30 s for a no).",
+         offsetof(struct helper_stats, cache_hits)},
+        {"socialgate_helper_timeouts_total",
+         "Helper questions not answered in time (503 auth-unavailable).",
+         offsetof(struct helper_stats, timeouts)},
+        {"socialgate_helper_restarts_total", "Helper processes restarted after they died or hung.",
+         offsetof(struct helper_stats, restarts)},
+        {"socialgate_helper_failures_total",
+         "Helper questions that failed: no program, or died twice with the question.",
+         offsetof(struct helper_stats, failures)},
+    };
+    struct helper_stats hs[HELPER_KINDS];
+    int shown[HELPER_KINDS];
+    for (int k = 0; k < HELPER_KINDS; k++) {
+        helper_stats((enum helper_kind)k, &hs[k]);
+        shown[k] = helper_configured((enum helper_kind)k) || hs[k].requests || hs[k].cache_hits;
+    }
+    for (size_t i = 0; i < sizeof(hm) / sizeof(hm[0]); i++) {
+        header(&o, hm[i].name, "counter", hm[i].help);
+        for (int k = 0; k < HELPER_KINDS; k++)
+            if (shown[k])
+                emit(&o, "%s{helper=\"%s\"} %llu\n", hm[i].name,
+                     helper_kind_name((enum helper_kind)k),
+                     (unsigned long long)*(const uint64_t *)((const char *)&hs[k] + hm[i].off));
+    }
     uint64_t minted, hits;
     tlsmint_counters(&minted, &hits);
     header(&o, "socialgate_tls_certificates_minted_total", "counter",

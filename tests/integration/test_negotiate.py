@@ -172,6 +172,7 @@ def test_two_legs_stay_on_one_child(make_sg, helper, tmp_path, env):
     for i in range(4):
         c, r = get(d, url_of(env), [("Proxy-Authorization", "Negotiate " + tok("legs:bob"))])
         assert r.status == 407 and r.header_all("Proxy-Authenticate") == ["Negotiate Y2hhbGxlbmdl"]
+        assert (r.header("Connection") or "").lower() != "close"
         c, r = get(d, url_of(env), [("Proxy-Authorization", "Negotiate " + tok("second"))], conn=c)
         assert r.status == 200, (i, r)
         c.close()

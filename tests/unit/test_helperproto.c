@@ -109,6 +109,11 @@ test_ok_err_bh(void **state)
     assert_int_equal(r.code, HELPER_CODE_BH);
     assert_string_equal(r.message, "LDAP down");
     helperproto_reply_free(&r);
+    /* basic_ldap_auth's old form: free text after ERR is the message. */
+    r = parse("ERR Invalid credentials", 0);
+    assert_int_equal(r.code, HELPER_CODE_ERR);
+    assert_string_equal(r.message, "Invalid credentials");
+    helperproto_reply_free(&r);
     r = parse("BH Could not connect to LDAP server", 0);
     assert_int_equal(r.code, HELPER_CODE_BH);
     assert_string_equal(r.message, "Could not connect to LDAP server");
