@@ -47,7 +47,7 @@ $(BUILD)/%.o: %.c
 
 # --- dependencies from Debian ------------------------------------------
 BUILD_DEPS = gcc make pkg-config libevent-dev libssl-dev libpcre2-dev libinih-dev libcrypt-dev libidn2-dev
-TEST_DEPS = libcmocka-dev python3-pytest curl wget nginx-light openssl apache2-utils tzdata groff-base man-db systemd nftables logrotate calamaris sarg prometheus util-linux nodejs faketime valgrind chromium libnss3-tools
+TEST_DEPS = libcmocka-dev python3-pytest curl wget nginx-light openssl apache2-utils tzdata groff-base man-db systemd nftables logrotate calamaris sarg prometheus util-linux nodejs faketime valgrind chromium libnss3-tools krb5-kdc krb5-admin-server krb5-user squid
 # clang and its sanitizer/libFuzzer runtimes: make fuzz, make tsan.
 FUZZ_DEPS = clang libclang-rt-14-dev
 define apt_need
