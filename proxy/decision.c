@@ -61,6 +61,14 @@ trace_quota(void *arg, const struct policy_rule *r, const char *failed)
         q->trace(q->trace_arg, r, failed);
 }
 
+/* Whether anyone can sign in: an htpasswd file, or a basic or negotiate
+ * helper. */
+static int
+auth_on(const struct snapshot *snap)
+{
+    return snap->users != NULL || config_has_users(snap->cfg);
+}
+
 static const char *
 effective_user(const struct decision_in *in)
 {
@@ -252,7 +260,7 @@ decision_eval(const struct decision_in *in, struct decision *out)
         return out->verdict;
     }
     const char *user = effective_user(in);
-    if (config_has_users(snap->cfg) && snap->cfg->auth_required && user == NULL) {
+    if (auth_on(snap) && snap->cfg->auth_required && user == NULL) {
         who_only(in, out, VERDICT_ASK_AUTH, "auth-required");
         return out->verdict;
     }
@@ -261,7 +269,7 @@ decision_eval(const struct decision_in *in, struct decision *out)
         return out->verdict;
     }
     decision_make(in, out);
-    if (out->action == POLICY_DENY && user == NULL && config_has_users(snap->cfg) && !in->opaque &&
+    if (out->action == POLICY_DENY && user == NULL && auth_on(snap) && !in->opaque &&
         decision_sign_in_helps(in)) {
         /* Signing in could get the client a role that allows it: not a
          * denial yet, the client is asked who it is. Where no sign-in can

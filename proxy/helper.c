@@ -41,10 +41,10 @@ struct child;
 struct pool;
 
 struct helper_req {
-    TAILQ_ENTRY(helper_req) link;  /* inbox, finished (mu) / queue, inflight (helper thread) */
-    enum req_state state;          /* under mu */
-    int cancelled;                 /* under mu */
-    struct event *ev;              /* in the caller's base: done_cb */
+    TAILQ_ENTRY(helper_req) link; /* inbox, finished (mu) / queue, inflight (helper thread) */
+    enum req_state state;         /* under mu */
+    int cancelled;                /* under mu */
+    struct event *ev;             /* in the caller's base: done_cb */
     enum helper_kind kind;
     char *line;
     unsigned flags;
@@ -233,7 +233,8 @@ cache_put(enum helper_kind kind, const char *line, const char *reply, size_t len
     free(s->reply);
     s->reply = copy;
     memcpy(s->digest, d, 32);
-    s->until = time(NULL) + (ok ? ttl_of[kind] : HELPER_NEGATIVE_TTL);
+    int neg = ttl_of[kind] < HELPER_NEGATIVE_TTL ? ttl_of[kind] : HELPER_NEGATIVE_TTL;
+    s->until = time(NULL) + (ok ? ttl_of[kind] : neg);
     pthread_mutex_unlock(&mu);
 }
 
@@ -544,7 +545,7 @@ got_line(struct child *c, const char *line, size_t len)
     r->child = NULL;
     if (helperproto_parse_reply(rest, rest_len, p->kind == HELPER_NEGOTIATE, &r->ans.reply) < 0)
         r->ans.reply.code = HELPER_CODE_GARBAGE;
-    if ((r->flags & HELPER_F_CACHE) &&
+    if ((r->flags & HELPER_F_CACHE) && !r->ans.reply.uncertain &&
         (r->ans.reply.code == HELPER_CODE_OK || r->ans.reply.code == HELPER_CODE_ERR))
         cache_put(p->kind, r->line, rest, rest_len, r->ans.reply.code == HELPER_CODE_OK);
     if (r->pin && r->ans.reply.code != HELPER_CODE_TT)
@@ -774,9 +775,8 @@ pump(struct pool *p)
             finish(r, HELPER_FAILED);
             continue;
         }
-        if (r->pin && (r->pin->lost ||
-                       (r->pin->bound && (r->pin->child->gen != r->pin->gen ||
-                                          r->pin->child->pool != p)))) {
+        if (r->pin && (r->pin->lost || (r->pin->bound && (r->pin->child->gen != r->pin->gen ||
+                                                          r->pin->child->pool != p)))) {
             TAILQ_REMOVE(&p->queue, r, link);
             r->queued = NULL;
             finish(r, HELPER_LOST);
@@ -1052,8 +1052,7 @@ helpers_configure(const struct helper_spec specs[HELPER_KINDS], char *err, size_
             const char *why;
             char **argv = helper_argv(specs[k].cmdline, &conc, &why);
             if (argv == NULL) {
-                snprintf(err, errsize, "%s helper: %s", helper_kind_name((enum helper_kind)k),
-                         why);
+                snprintf(err, errsize, "%s helper: %s", helper_kind_name((enum helper_kind)k), why);
                 return -1;
             }
             helper_argv_free(argv);
@@ -1204,7 +1203,8 @@ helper_ask_once(const char *cmdline, int negotiate, const char *line, uint64_t t
         return -1;
     }
     char msg[HELPER_MAX_LINE];
-    int n = conc ? snprintf(msg, sizeof(msg), "0 %s", line) : snprintf(msg, sizeof(msg), "%s", line);
+    int n =
+        conc ? snprintf(msg, sizeof(msg), "0 %s", line) : snprintf(msg, sizeof(msg), "%s", line);
     int rc = -1;
     if (n > 0 && (size_t)n < sizeof(msg) && write(to, msg, (size_t)n) == n) {
         size_t got = 0;

@@ -33,7 +33,8 @@
  * reason=auth-unavailable (BUSY: auth-busy), never an allow.
  *
  * Cache. Submitted with HELPER_F_CACHE, an OK answer is kept for the
- * pool's ttl and an ERR for HELPER_NEGATIVE_TTL seconds, keyed by a
+ * pool's ttl and an ERR for HELPER_NEGATIVE_TTL seconds (or the ttl when
+ * that is shorter), keyed by a
  * SHA-256 digest of the request line (so user + password for basic, user
  * + group for groups; the password itself is not kept). BH and failures
  * are never cached. The negotiate path must not use the cache.
@@ -68,7 +69,7 @@ enum helper_kind { HELPER_BASIC, HELPER_NEGOTIATE, HELPER_GROUP, HELPER_KINDS };
 
 /* Requests waiting for a child, per pool; more are refused (BUSY). */
 #define HELPER_MAX_QUEUE 256
-/* How long an ERR (a no) is cached, in seconds. */
+/* How long an ERR (a no) is cached at most, in seconds. */
 #define HELPER_NEGATIVE_TTL 30
 /* A bound pin unused this long is released (its child serves others). */
 #define HELPER_PIN_IDLE 60

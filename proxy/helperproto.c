@@ -11,8 +11,8 @@
 static int
 unreserved(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 int
@@ -330,7 +330,8 @@ helperproto_parse_reply(const char *line, size_t len, int negotiate, struct help
         r->code = HELPER_CODE_OK;
         if (parse_notes(p, r) < 0)
             garbage(r);
-    } else if ((wl == 3 && memcmp(word, "ERR", 3) == 0) || (wl == 2 && memcmp(word, "BH", 2) == 0)) {
+    } else if ((wl == 3 && memcmp(word, "ERR", 3) == 0) ||
+               (wl == 2 && memcmp(word, "BH", 2) == 0)) {
         r->code = wl == 3 ? HELPER_CODE_ERR : HELPER_CODE_BH;
         /* "ERR message=..." or the old "ERR free text" (basic_ldap_auth's
          * "ERR Invalid credentials"): either way a no; the same for BH. */
@@ -344,6 +345,15 @@ helperproto_parse_reply(const char *line, size_t len, int negotiate, struct help
             free_text(copy, r);
         }
         free(save);
+        /* Squid 5's basic_ldap_auth answers "BH Success" for a wrong
+         * password or an unknown name (it reads the LDAP error after the
+         * bind's connection is gone), and also when its search failed: a
+         * no, but not one to remember. */
+        if (!negotiate && r->code == HELPER_CODE_BH && r->nnotes == 1 &&
+            strcmp(r->notes[0].key, "message") == 0 && strcmp(r->notes[0].value, "Success") == 0) {
+            r->code = HELPER_CODE_ERR;
+            r->uncertain = 1;
+        }
     } else if (negotiate && wl == 2 && memcmp(word, "TT", 2) == 0) {
         r->code = HELPER_CODE_TT;
         skip_blanks(&p);

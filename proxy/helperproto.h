@@ -11,7 +11,12 @@
  * Values are bare (up to a space, URL-escaped) or quoted ("..." with
  * backslash escapes). After ERR and BH, text that is no key=value list
  * (older helpers: "ERR Invalid credentials") is the message; after OK it
- * makes the reply garbage (a yes is only ever a clean one). The old negotiate forms are read too:
+ * makes the reply garbage (a yes is only ever a clean one). "BH Success"
+ * from a basic or group helper is read as an uncertain ERR: Squid 5's
+ * basic_ldap_auth says so for a wrong password and an unknown user (the
+ * LDAP error it reports is "no error"), but also when the directory
+ * cannot be reached; so it is a no (407, sign in again) that is never
+ * cached. The old negotiate forms are read too:
  *   "AF token user"  -> OK, token=..., user=...
  *   "TT token"       -> TT, token=...
  *   "NA ..."         -> ERR (message= the rest)
@@ -50,6 +55,7 @@ struct helper_reply {
     const char *log;     /* log=, or NULL */
     struct helper_note notes[HELPER_MAX_NOTES];
     size_t nnotes;
+    int uncertain; /* an ERR read from "BH Success": never cached */
     char *buf;
 };
 

@@ -73,7 +73,7 @@ request_preauth_limited(const struct snapshot *snap)
 {
     /* Not with Negotiate: a Kerberos token alone can be larger than the
      * limit, and who it names is known only once the helper has read it. */
-    return config_has_users(snap->cfg) && snap->cfg->auth_required &&
+    return (snap->users != NULL || config_has_users(snap->cfg)) && snap->cfg->auth_required &&
            !snap->cfg->auth_negotiate_helper &&
            (size_t)snap->cfg->max_header_bytes > PREAUTH_HEAD_BYTES;
 }
@@ -140,7 +140,7 @@ read_credentials(struct request *req, const struct http1_head *h, const struct s
             }
             free(tok);
         }
-        if (!config_has_basic(snap->cfg))
+        if (snap->users == NULL && !config_has_basic(snap->cfg))
             return; /* no htpasswd nor basic_helper: Basic credentials mean nothing here */
         char user[HTPASSWD_MAX_USER + 1], pass[HTPASSWD_MAX_PASSWORD + 1];
         if (htpasswd_parse_basic(f->value.p, f->value.len, user, sizeof(user), pass, sizeof(pass)) <

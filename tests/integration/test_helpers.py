@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import re
 import textwrap
 import time
 
@@ -204,31 +205,40 @@ def test_ldap_passwords_and_groups(make_sg, env, slapd):
     assert get(d, env, basic("bob", "bob-pw"))[0] == 403
     e = d.wait_log(user="bob", action="deny")
     assert e.get("roles") == "sales"
-    # /metrics counts the helpers' questions.
-    m = sgtest.http_get("http://127.0.0.1:%d/metrics" % d.admin_port)[2].decode() \
-        if getattr(d, "admin_port", None) else ""
-    if m:
-        assert 'socialgate_helper_requests_total{helper="basic"}' in m
+
+
+def modify(slapd, group, op, user):
+    slapd.ldif("ldapmodify", "dn: cn=%s,ou=groups,%s\nchangetype: modify\n%s: memberUid\n"
+               "memberUid: %s\n" % (group, SUFFIX, op, user))
+
+
+def poll_status(d, env, auth, want, timeout=10):
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        status = get(d, env, auth)[0]
+        if status == want:
+            break
+        time.sleep(0.3)
+    return status
 
 
 @need_ldap
 def test_group_change_seen_after_ttl(make_sg, env, slapd):
+    # A short helper_ttl: yes and no answers are both trusted for 1 s.
     d = ldap_daemon(make_sg, slapd, ttl="1s")
     assert get(d, env, basic("bob", "bob-pw"))[0] == 403
-    slapd.ldif("ldapmodify", "dn: cn=marketing,ou=groups,%s\nchangetype: modify\n"
-               "add: memberUid\nmemberUid: bob\n" % SUFFIX)
+    assert get(d, env, basic("alice", "alice-pw"))[0] == 200
+    modify(slapd, "marketing", "add", "bob")
+    modify(slapd, "marketing", "delete", "alice")
     try:
-        deadline = time.monotonic() + 10
-        status = None
-        while time.monotonic() < deadline:
-            status = get(d, env, basic("bob", "bob-pw"))[0]
-            if status == 200:
-                break
-            time.sleep(0.3)
-        assert status == 200, "bob's new group was not seen"
+        assert poll_status(d, env, basic("bob", "bob-pw"), 200) == 200, \
+            "bob's new group was not seen"
+        assert poll_status(d, env, basic("alice", "alice-pw"), 403) == 403, \
+            "alice's old group was still trusted"
     finally:
-        slapd.ldif("ldapmodify", "dn: cn=marketing,ou=groups,%s\nchangetype: modify\n"
-                   "delete: memberUid\nmemberUid: bob\n" % SUFFIX)
+        modify(slapd, "marketing", "delete", "bob")
+        modify(slapd, "marketing", "add", "alice")
 
 
 @need_ldap
@@ -242,27 +252,42 @@ def test_explain_asks_the_group_helper(make_sg, env, slapd):
     assert "allow by rule marketing-only" in out
 
 
+PW_HELPER = """\
+#!/bin/sh
+# Any user whose password is "pw" (the LDAP groups decide the rest).
+while read -r user pw; do
+    if [ "$pw" = pw ]; then echo OK; else echo ERR; fi
+done
+"""
+
+
 @need_ldap
-def test_slapd_down_then_back(make_sg, env, slapd):
-    d = ldap_daemon(make_sg, slapd, ttl="1s")
+def test_slapd_down_then_back(make_sg, env, slapd, tmp_path):
+    # Groups from LDAP, passwords from a local helper: the group questions fail while
+    # slapd is down (503 auth-unavailable, never a role) and work again once it is back.
+    pw = tmp_path / "pw-helper.sh"
+    pw.write_text(PW_HELPER)
+    pw.chmod(0o755)
+    d = ldap_daemon(make_sg, slapd, ttl="1s", extra={"basic_helper": str(pw)})
+    ldap = ldap_daemon(make_sg, slapd, ttl="1s")
+    assert get(d, env, basic("alice", "pw"))[0] == 200
+    time.sleep(1.1)  # past helper_ttl: the next answers are asked again
     slapd.stop()
     try:
-        # Not cached (a new password): the helper cannot reach the directory.
-        status, body = get(d, env, basic("alice", "alice-pw-" + token()))
-        assert status in (407, 503)
-        # Group lookups that fail never grant a role.
-        status, _ = get(d, env, basic("bob", "bob-pw"))
-        assert status != 200
+        t0 = time.time()
+        assert get(d, env, basic("alice", "pw"))[0] == 503
+        e = d.wait_log(since=t0, user="alice")
+        assert e.get("reason") == "auth-unavailable"
+        assert get(d, env, basic("bob", "pw"))[0] == 503
+        # basic_ldap_auth says "BH Success" when it cannot search: a 407, never an allow.
+        assert get(ldap, env, basic("alice", "alice-pw"))[0] == 407
+        # The proxy serves what needs no directory.
+        assert get(d, env, host="127.0.0.1")[0] == 200
     finally:
         slapd.start()
-    deadline = time.monotonic() + 15
-    status = None
-    while time.monotonic() < deadline:
-        status = get(d, env, basic("alice", "alice-pw"))[0]
-        if status == 200:
-            break
-        time.sleep(0.5)
-    assert status == 200
+    assert poll_status(d, env, basic("alice", "pw"), 200, timeout=15) == 200
+    # Nothing from the outage was remembered.
+    assert get(ldap, env, basic("alice", "alice-pw"))[0] == 200
 
 
 # --- faults, with fake helpers ----------------------------------------------------------
@@ -272,6 +297,8 @@ FAKE = """\
 import os, sys, time
 mode = {mode!r}
 marker = {marker!r}
+with open({pids!r}, "a") as f:
+    f.write("%d\\n" % os.getpid())
 for line in sys.stdin:
     user, _, pw = line.strip().partition(" ")
     if user == "good":
@@ -295,18 +322,58 @@ for line in sys.stdin:
 
 def fake_helper(d, mode):
     p = d / ("helper-%s.py" % mode)
-    p.write_text(FAKE.format(mode=mode, marker=str(d / ("marker-" + mode))))
+    p.write_text(FAKE.format(mode=mode, marker=str(d / ("marker-" + mode)),
+                             pids=str(d / ("pids-" + mode))))
     p.chmod(0o755)
     return p
 
 
-def fake_daemon(make_sg, tmp_path, mode, children=2, limits=None):
+def fake_daemon(make_sg, tmp_path, mode, children=2, limits=None, admin=False):
     h = fake_helper(tmp_path, mode)
     cfg = {"auth": {"basic_helper": str(h), "helper_children": str(children), "helper_ttl": "1m",
                     "required": "yes"}}
     if limits:
         cfg["limits"] = limits
-    return make_sg(cfg)
+    if admin:
+        cfg["admin"] = {"listen": "127.0.0.1:%d" % free_port()}
+    d = make_sg(cfg)
+    if admin:
+        d.admin = "http://" + cfg["admin"]["listen"]
+        assert wait_port("127.0.0.1", int(cfg["admin"]["listen"].rsplit(":", 1)[1]), 10, d.proc)
+    return d
+
+
+def pids_of(tmp_path, mode, n, timeout=10):
+    """The pids the fake helper wrote, once there are at least n."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            pids = [int(x) for x in (tmp_path / ("pids-" + mode)).read_text().split()]
+        except FileNotFoundError:
+            pids = []
+        if len(pids) >= n or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.05)
+
+
+def gone(pid):
+    """Neither running nor a zombie left unreaped (either keeps /proc/PID)."""
+    return not os.path.exists("/proc/%d" % pid)
+
+
+def wait_gone(pids, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(gone(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def metric_value(text, name, helper):
+    m = re.search(r'^%s\{helper="%s"\} (\d+)$' % (re.escape(name), helper), text, re.M)
+    assert m, "%s{helper=%s} not in /metrics:\n%s" % (name, helper, text)
+    return int(m.group(1))
 
 
 def test_wrong_password_message_escaped(make_sg, env, tmp_path):
@@ -337,13 +404,52 @@ def test_helper_crash_is_retried_once(make_sg, env, tmp_path):
 
 
 def test_hanging_helper_times_out(make_sg, env, tmp_path):
-    d = fake_daemon(make_sg, tmp_path, "hang", limits={"connect_timeout": "1s"})
+    d = fake_daemon(make_sg, tmp_path, "hang", limits={"connect_timeout": "1s"}, admin=True)
     t0 = time.monotonic()
     status, _ = get(d, env, basic("someone", "x"))
     assert status == 503
     assert time.monotonic() - t0 < 8
-    # The hung child was restarted: others are served.
+    # The hung child was restarted: others are served, the second time from the cache.
     assert get(d, env, basic("good", "pw"))[0] == 200
+    assert get(d, env, basic("good", "pw"))[0] == 200
+    text = sgtest.http_get(d.admin + "/metrics")[2].decode()
+    assert metric_value(text, "socialgate_helper_timeouts_total", "basic") == 1
+    assert metric_value(text, "socialgate_helper_restarts_total", "basic") >= 1
+    assert metric_value(text, "socialgate_helper_requests_total", "basic") == 2
+    assert metric_value(text, "socialgate_helper_cache_hits_total", "basic") == 1
+    assert 'helper="group"' not in text  # not configured: not shown
+
+
+def test_reload_restarts_helpers_only_when_changed(make_sg, env, tmp_path):
+    d = fake_daemon(make_sg, tmp_path, "bh", children=2)
+    first = pids_of(tmp_path, "bh", 2)
+    assert len(first) == 2
+    d.send(signal.SIGHUP)
+    time.sleep(1.0)
+    assert get(d, env, basic("good", "pw"))[0] == 200
+    assert pids_of(tmp_path, "bh", 3, timeout=0.5) == first, "an unchanged helper was restarted"
+    # Three children now: a new pool, the old children stopped and reaped.
+    text = d.config.read_text().replace("helper_children = 2", "helper_children = 3")
+    d.config.write_text(text)
+    d.send(signal.SIGHUP)
+    assert len(pids_of(tmp_path, "bh", 5)) == 5
+    assert wait_gone(first), "the old children were not stopped"
+    assert get(d, env, basic("good", "pw"))[0] == 200
+    # A reload with htpasswd and basic_helper both set fails: the old config is kept.
+    hp = tmp_path / "users"
+    hp.write_text("x:{SHA}x\n")
+    d.config.write_text(text.replace("[auth]\n", "[auth]\nhtpasswd = %s\n" % hp))
+    d.send(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "alternatives" not in d.stderr_tail() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "htpasswd and basic_helper are alternatives" in d.stderr_tail()
+    assert get(d, env, basic("good", "pw"))[0] == 200
+    # Stopped: every child is gone and reaped.
+    every = pids_of(tmp_path, "bh", 5)
+    rc, _ = d.stop()
+    assert rc == 0
+    assert wait_gone(every), "helper processes outlived the daemon"
 
 
 def test_config_errors(make_sg, tmp_path):

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "helperproto.h"
 #include "inifile.h"
 
 static char tmp[256];
@@ -372,6 +373,55 @@ test_pages_keys(void **state)
     diag_free(&d);
 }
 
+/* [auth] helpers: command lines kept as written, the program found (by
+ * path, relative to proxy.ini, or in PATH), the defaults. */
+static void
+test_helper_keys(void **state)
+{
+    (void)state;
+    struct diag d;
+    struct config *c = load("[auth]\n", &d);
+    assert_non_null(c);
+    assert_null(c->auth_basic_helper);
+    assert_null(c->auth_group_helper);
+    assert_int_equal(c->auth_helper_children, 5);
+    assert_int_equal(c->auth_helper_ttl_ms, 300000);
+    assert_false(config_has_users(c));
+    config_free(c);
+    diag_free(&d);
+    write_in("ldap_auth.sh", "#!/bin/sh\n", 10);
+    char p[1200];
+    path_in(p, sizeof(p), "ldap_auth.sh");
+    chmod(p, 0755);
+    c = load("[auth]\nbasic_helper = concurrency=4 ./ldap_auth.sh -b \"dc=example, dc=com\"\n"
+             "group_helper = sh -c true\nhelper_children = 12\nhelper_ttl = 90s\n",
+             &d);
+    dump(&d);
+    assert_non_null(c);
+    assert_string_equal(c->auth_basic_helper,
+                        "concurrency=4 ./ldap_auth.sh -b \"dc=example, dc=com\"");
+    assert_int_equal(c->auth_basic_helper_line, 2);
+    assert_string_equal(c->auth_group_helper, "sh -c true");
+    assert_int_equal(c->auth_helper_children, 12);
+    assert_int_equal(c->auth_helper_ttl_ms, 90000);
+    assert_true(config_has_basic(c));
+    config_free(c);
+    diag_free(&d);
+    int conc;
+    const char *err;
+    char **argv = helperproto_argv("concurrency=4 ./ldap_auth.sh -b \"dc=example, dc=com\" -f '(uid=%s)'",
+                                   &conc, &err);
+    assert_non_null(argv);
+    assert_int_equal(conc, 4);
+    assert_string_equal(argv[0], "./ldap_auth.sh");
+    assert_string_equal(argv[2], "dc=example, dc=com");
+    assert_string_equal(argv[4], "(uid=%s)");
+    assert_null(argv[5]);
+    helperproto_argv_free(argv);
+    assert_null(helperproto_argv("  ", &conc, &err));
+    assert_string_equal(err, "no program given");
+}
+
 /* Lists continue on indented lines; an indented first key is just a key. */
 static void
 test_continuation(void **state)
@@ -437,7 +487,23 @@ static const struct bad bad[] = {
     {"[pages]\nshow_rule = yes\n  no\n", "t.ini:3: show_rule: only lists continue on indented lines"},
     {"[pages]\ncolour = red\n", "t.ini:2: unknown key 'colour' in [pages]"},
     {"[auth]\nusers = x\n", "t.ini:2: unknown key 'users' in [auth]"},
-    {"[auth]\nrequired = yes\n", "t.ini: [auth] required = yes needs [auth] htpasswd"},
+    {"[auth]\nrequired = yes\n", "t.ini: [auth] required = yes needs [auth] htpasswd, basic_helper or negotiate_helper"},
+    {"[auth]\nbasic_helper = /nonexistent/ldap_auth -b x\n",
+     "t.ini:2: basic_helper = /nonexistent/ldap_auth -b x: /nonexistent/ldap_auth: No such file or "
+     "directory"},
+    {"[auth]\ngroup_helper = no-such-helper-anywhere\nbasic_helper = /bin/true\n",
+     "t.ini:2: group_helper = no-such-helper-anywhere: no-such-helper-anywhere: not found in PATH"},
+    {"[auth]\nbasic_helper = concurrency=x /bin/true\n",
+     "t.ini:2: basic_helper = concurrency=x /bin/true: concurrency= needs a number from 0 to 1000"},
+    {"[auth]\nbasic_helper = \"/bin/true\n",
+     "t.ini:2: basic_helper = \"/bin/true: a quote is not closed"},
+    {"[auth]\nhtpasswd = users\nbasic_helper = /bin/true\n",
+     "t.ini:3: [auth] htpasswd and basic_helper are alternatives: set only one"},
+    {"[auth]\nbasic_helper = /bin/true\ngroups = g\ngroup_helper = /bin/true\n",
+     "t.ini:4: [auth] groups and group_helper are alternatives: set only one"},
+    {"[auth]\ngroup_helper = /bin/true\n",
+     "t.ini:2: [auth] group_helper needs [auth] htpasswd, basic_helper or negotiate_helper"},
+    {"[auth]\nhelper_children = 0\n", "t.ini:2: helper_children = 0: out of range (1 to 100)"},
     {"[auth]\nrealm = a\"b\n", "t.ini:2: realm = a\"b: quotes, backslashes and control characters are not allowed"},
     {"[admin]\nlisten = x\n", "t.ini:2: listen = x: bad or missing port"},
     {"[admin]\nlisten = 0.0.0.0:3129\n", "t.ini: [admin] listen = 0.0.0.0:3129 is not loopback: set [admin] allow first"},
@@ -983,6 +1049,7 @@ main(void)
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_continuation),
         cmocka_unit_test(test_pages_keys),
+        cmocka_unit_test(test_helper_keys),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_all_errors_reported),
         cmocka_unit_test(test_every_problem_once),

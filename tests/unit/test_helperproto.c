@@ -114,6 +114,21 @@ test_ok_err_bh(void **state)
     assert_int_equal(r.code, HELPER_CODE_ERR);
     assert_string_equal(r.message, "Invalid credentials");
     helperproto_reply_free(&r);
+    /* basic_ldap_auth's "BH Success" (no LDAP error: the directory said
+     * no) is a no; a real BH stays one, and a negotiate BH is never read so. */
+    r = parse("BH Success", 0);
+    assert_int_equal(r.code, HELPER_CODE_ERR);
+    assert_int_equal(r.uncertain, 1);
+    helperproto_reply_free(&r);
+    r = parse("ERR Invalid credentials", 0);
+    assert_int_equal(r.uncertain, 0);
+    helperproto_reply_free(&r);
+    r = parse("BH Success", 1);
+    assert_int_equal(r.code, HELPER_CODE_BH);
+    helperproto_reply_free(&r);
+    r = parse("BH Can't contact LDAP server", 0);
+    assert_int_equal(r.code, HELPER_CODE_BH);
+    helperproto_reply_free(&r);
     r = parse("BH Could not connect to LDAP server", 0);
     assert_int_equal(r.code, HELPER_CODE_BH);
     assert_string_equal(r.message, "Could not connect to LDAP server");

@@ -393,11 +393,19 @@ test_first_match_and_roles(void **state)
     /* Why each role is held. */
     struct sockaddr_storage ss;
     make_addr("10.20.3.4", &ss);
-    struct policy_who who = {"bob", (struct sockaddr *)&ss, f.groups};
+    struct policy_who who = {"bob", (struct sockaddr *)&ss, f.groups, NULL, 0};
     char why[128];
     const struct policy *pol = f.rules->policy;
     policy_role_reason(pol, 0, &who, why, sizeof(why));
     assert_string_equal(why, "group mkt");
+    /* [auth] group_helper: the groups the directory named, no groups file. */
+    const char *const in_mkt[] = {"other", "mkt"};
+    struct policy_who by_helper = {"bob", NULL, NULL, in_mkt, 2};
+    policy_role_reason(pol, 0, &by_helper, why, sizeof(why));
+    assert_string_equal(why, "group mkt");
+    struct policy_who in_none = {"bob", NULL, NULL, in_mkt, 1};
+    policy_role_reason(pol, 0, &in_none, why, sizeof(why));
+    assert_string_equal(why, "");
     policy_role_reason(pol, 1, &who, why, sizeof(why));
     assert_string_equal(why, "network 10.20.0.0/16");
     policy_role_reason(pol, 2, &who, why, sizeof(why));
@@ -1297,7 +1305,7 @@ test_role_identities(void **state)
 
     /* both files: names they lack are warnings, naming the file read */
     struct policy_idfiles ids = {"proxy.ini", "/etc/sg/u.htpasswd", users, "/etc/sg/g.groups",
-                                 groups};
+                                 groups, 0, 0};
     policy_check_identities(r->policy, &ids, &d);
     print_diag(&d);
     assert_int_equal(d.errors, 0);
@@ -1316,7 +1324,7 @@ test_role_identities(void **state)
 
     /* no files at all: the role can never match by them (it may still by
      * network), a warning */
-    struct policy_idfiles none = {"proxy.ini", NULL, NULL, NULL, NULL};
+    struct policy_idfiles none = {"proxy.ini", NULL, NULL, NULL, NULL, 0, 0};
     policy_check_identities(r->policy, &none, &d);
     print_diag(&d);
     assert_int_equal(d.errors, 0);
@@ -1335,8 +1343,14 @@ test_role_identities(void **state)
 
     /* a file that is configured but failed to load was reported itself */
     struct policy_idfiles failed = {"proxy.ini", "/etc/sg/u.htpasswd", NULL, "/etc/sg/g.groups",
-                                    NULL};
+                                    NULL, 0, 0};
     policy_check_identities(r->policy, &failed, &d);
+    assert_int_equal(d.n, 0);
+
+    /* basic_helper and group_helper answer for any name: nothing to warn */
+    struct policy_idfiles helpers = {"proxy.ini", NULL, NULL, NULL, NULL, 1, 1};
+    policy_check_identities(r->policy, &helpers, &d);
+    print_diag(&d);
     assert_int_equal(d.n, 0);
 
     rules_free(r);
