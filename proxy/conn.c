@@ -358,6 +358,17 @@ conn_free(struct conn *c)
     free(c);
 }
 
+/* The client's socket, under any TLS filter (a decrypted tunnel on the
+ * HTTPS proxy port). */
+static evutil_socket_t
+client_fd(struct conn *c)
+{
+    struct bufferevent *b = c->cbev, *u;
+    while ((u = bufferevent_get_underlying(b)) != NULL)
+        b = u;
+    return bufferevent_getfd(b);
+}
+
 /* Closing: once the output is out, half-close and linger. */
 static void
 closing_flushed(struct conn *c)
@@ -387,7 +398,7 @@ closing_flushed(struct conn *c)
             (void)SSL_shutdown(ssl);
             ERR_clear_error();
         }
-        shutdown(bufferevent_getfd(c->cbev), SHUT_WR);
+        shutdown(client_fd(c), SHUT_WR);
         c->linger_until = conn_now_ms(c) + CONN_LINGER_MS;
         conn_arm(c, CONN_LINGER_MS);
     }
@@ -696,8 +707,8 @@ conn_watch_client(struct conn *c, int on)
     if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
         return; /* the next request is already here: nothing to learn */
     if (c->gone_ev == NULL)
-        c->gone_ev = event_new(c->w->base, bufferevent_getfd(c->cbev),
-                               EV_READ | EV_CLOSED | EV_PERSIST, client_gone_cb, c);
+        c->gone_ev = event_new(c->w->base, client_fd(c), EV_READ | EV_CLOSED | EV_PERSIST,
+                               client_gone_cb, c);
     if (c->gone_ev)
         event_add(c->gone_ev, NULL);
 }
