@@ -369,6 +369,22 @@ client_fd(struct conn *c)
     return bufferevent_getfd(b);
 }
 
+void
+conn_client_shutdown(struct conn *c)
+{
+    SSL *ssl = c->tls_port && !c->tls_handshaking && bufferevent_get_underlying(c->cbev) == NULL
+                   ? bufferevent_openssl_get_ssl(c->cbev)
+                   : NULL;
+    if (ssl) {
+        /* close_notify first: a TLS client reads the end of the answer as
+         * an end, not as a truncation. Best effort (the socket is
+         * non-blocking; the alert is small). */
+        (void)SSL_shutdown(ssl);
+        ERR_clear_error();
+    }
+    shutdown(client_fd(c), SHUT_WR);
+}
+
 /* Closing: once the output is out, half-close and linger. */
 static void
 closing_flushed(struct conn *c)
@@ -388,17 +404,7 @@ closing_flushed(struct conn *c)
             conn_close(c, NULL);
             return;
         }
-        SSL *ssl = c->tls_port && !c->tls_handshaking && under == NULL
-                       ? bufferevent_openssl_get_ssl(c->cbev)
-                       : NULL;
-        if (ssl) {
-            /* close_notify first: a TLS client reads the end of the answer
-             * as an end, not as a truncation. Best effort (the socket is
-             * non-blocking; the alert is small). */
-            (void)SSL_shutdown(ssl);
-            ERR_clear_error();
-        }
-        shutdown(client_fd(c), SHUT_WR);
+        conn_client_shutdown(c);
         c->linger_until = conn_now_ms(c) + CONN_LINGER_MS;
         conn_arm(c, CONN_LINGER_MS);
     }

@@ -83,6 +83,9 @@ void conn_replace_client(struct conn *c, struct bufferevent *bev);
  * current c->cbev (a decrypted tunnel on the HTTPS proxy port): bev owns
  * the old one and gets the core's callbacks. */
 void conn_wrap_client(struct conn *c, struct bufferevent *bev);
+/* Half-closes the client side once its output is out: on the HTTPS
+ * proxy port a TLS close_notify first, so the end reads as an end. */
+void conn_client_shutdown(struct conn *c);
 /* Gives c->ubev the core's callbacks (events go to the phase). */
 void conn_attach_upstream(struct conn *c);
 /* Where a head is parsed, one per thread (no allocation per request). It

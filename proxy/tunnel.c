@@ -274,7 +274,10 @@ side_eof(struct conn *c, struct bufferevent *from)
     if (pass(c, from) == CONN_CLOSED)
         return CONN_CLOSED;
     if (evbuffer_get_length(bufferevent_get_output(to)) == 0) {
-        shutdown(bufferevent_getfd(to), SHUT_WR);
+        if (to == c->cbev)
+            conn_client_shutdown(c);
+        else
+            shutdown(bufferevent_getfd(to), SHUT_WR);
         if (to == c->ubev)
             c->up_shut = 1;
         else
@@ -294,7 +297,10 @@ side_writable(struct conn *c, struct bufferevent *to)
     int *shut = to == c->cbev ? &c->cli_shut : &c->up_shut;
     if (from_eof) {
         if (!*shut && evbuffer_get_length(bufferevent_get_output(to)) == 0) {
-            shutdown(bufferevent_getfd(to), SHUT_WR);
+            if (to == c->cbev)
+                conn_client_shutdown(c);
+            else
+                shutdown(bufferevent_getfd(to), SHUT_WR);
             *shut = 1;
         }
         return maybe_done(c);

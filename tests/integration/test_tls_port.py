@@ -258,3 +258,65 @@ def test_https_page_and_inspection_inside_tls_port(make_sg, env, tmp_path, pki, 
     assert (body.rstrip("\n"), code) == ("origin: GET /feed", "200"), r.stderr
     e = d.wait_log(ev="request", path="/feed")
     assert e["tls"] == "inspect" and e["status"] == "200"
+
+
+def tls_client(d, env):
+    ctx = ssl.create_default_context(cafile=str(env.ca))
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)  # a bare FIN is an error
+    s = socket.create_connection(("127.0.0.1", d.tls_port), timeout=5)
+    return ctx.wrap_socket(s, server_hostname="localhost", suppress_ragged_eofs=False)
+
+
+def read_to_close_notify(t):
+    """Everything until the end; an end without TLS close_notify raises SSLEOFError."""
+    got = b""
+    while True:
+        chunk = t.recv(65536)
+        if not chunk:
+            return got
+        got += chunk
+
+
+def test_ends_are_tls_ends(make_sg, env, tmp_path):
+    """A tunnel's end and an answer that closes the connection end with a TLS
+    close_notify, not a bare TCP FIN the client must take for a truncation."""
+    import threading
+    d = tls_gate(make_sg, env, tmp_path, extra={"proxy": {"connect_ports": "1024-65535"}})
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+    port = lsock.getsockname()[1]
+
+    def serve():
+        c, _ = lsock.accept()
+        c.settimeout(5)
+        c.recv(1000)
+        c.sendall(b"hello from the origin")
+        c.close()
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    t = tls_client(d, env)
+    t.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (port, port))
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += t.recv(1)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    t.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # plain HTTP: classified by its Host
+    got = head + read_to_close_notify(t)
+    t.close()
+    th.join(5)
+    lsock.close()
+    assert got.startswith(b"HTTP/1.1 200") and got.endswith(b"hello from the origin"), got
+
+    t = tls_client(d, env)
+    t.sendall(b"GET http://127.0.0.1:%d/small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+              % env.nginx_http)
+    got = read_to_close_notify(t)
+    t.close()
+    assert got.startswith(b"HTTP/1.1 200") and got.endswith(env.small_body)
+
+    t = tls_client(d, env)  # an answer of socialgate's own, then closed
+    t.sendall(b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = read_to_close_notify(t)
+    t.close()
+    assert got.startswith(b"HTTP/1.1 403"), got
