@@ -208,3 +208,27 @@ def test_wrong_service_key_is_not_an_allow(make_sg, realm, tmp_path, env):
                url)
     assert r.stdout == b"503", r
     assert not [e for e in d.entries() if e.get("status") == "200"]
+
+
+def test_negotiate_over_the_https_proxy_port(make_sg, realm, tmp_path, env):
+    """Single sign-on inside TLS: curl --proxy https://localhost:PORT --proxy-negotiate."""
+    cert, key = tmp_path / "gw.pem", tmp_path / "gw.key"
+    shutil.copy(env.cert, cert)
+    shutil.copy(env.key, key)
+    os.chmod(key, 0o600)
+    tport = free_port()
+    d = make_sg(overrides={
+        "proxy": {"listen_tls": "127.0.0.1:%d" % tport, "tls_cert": str(cert), "tls_key": str(key)},
+        "auth": {"negotiate_helper": "/usr/lib/squid/negotiate_kerberos_auth -k %s -s HTTP/localhost@%s"
+                 % (realm.keytab, REALM), "required": "yes", "helper_children": "1"},
+    }, start=False, extra_env={k: realm.env[k] for k in ("KRB5_CONFIG", "KRB5RCACHETYPE")})
+    write_rules(d, RULES)
+    d.start()
+    url = "http://127.0.0.1:%d/small.txt?%s" % (env.nginx_http, token())
+    r = subprocess.run(["curl", "-sS", "--max-time", "10", "--proxy", "https://localhost:%d" % tport,
+                        "--proxy-cacert", str(env.ca), "--proxy-negotiate", "-U", ":", "-o",
+                        "/dev/null", "-w", "%{http_code}", url],
+                       capture_output=True, env=realm.env, timeout=20)
+    assert r.stdout == b"200", r.stderr
+    e = d.wait_log(ev="request", status="200")
+    assert e["user"] == "alice"
