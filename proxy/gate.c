@@ -596,7 +596,7 @@ gate_decide(struct conn *c, conn_cont_fn resume)
     t->resume = resume;
     if (!c->insp.on && t->rq.neg_token && c->cfg->auth_negotiate_helper)
         return negotiate_leg(c);
-    if (!c->insp.on && c->neg_user && t->rq.auth == AUTH_NONE) {
+    if (!c->insp.on && c->neg_user && c->cfg->auth_negotiate_helper && t->rq.auth == AUTH_NONE) {
         /* Signed in with Negotiate earlier on this connection. */
         if ((t->rq.user = strdup(c->neg_user)) == NULL)
             return conn_close(c, "out-of-memory");

@@ -222,3 +222,23 @@ def test_hanging_helper_times_out(make_sg, helper, tmp_path, env):
     c, r = get(d, url_of(env), [("Proxy-Authorization", "Negotiate " + tok("user:alice@EXAMPLE.COM"))])
     assert r.status == 200
     c.close()
+
+
+def test_reload_without_negotiate_ends_the_sign_in(make_sg, helper, tmp_path, env):
+    """A connection signed in with Negotiate keeps its user across requests only
+    while negotiate_helper is set: after a reload that removes it, the next
+    request on the same connection is asked to sign in again."""
+    pw = make_htpasswd(tmp_path / "u.htpasswd", {"alice": "pw"})
+    d = gate(make_sg, helper, tmp_path, {"htpasswd": str(pw)})
+    c, r = get(d, url_of(env), [("Proxy-Authorization", "Negotiate " + tok("user:alice@EXAMPLE.COM"))])
+    assert r.status == 200
+    text = d.config.read_text()
+    d.config.write_text("\n".join(l for l in text.splitlines()
+                                  if not l.startswith(("negotiate_helper", "helper_children"))))
+    before = time.time()
+    import signal
+    d.send(signal.SIGHUP)
+    d.wait_log(ev="config", result="ok", since=before)
+    c, r = get(d, url_of(env), conn=c)
+    assert r.status == 407 and r.header_all("Proxy-Authenticate") == ['Basic realm="socialgate"']
+    c.close()
