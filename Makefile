@@ -47,7 +47,7 @@ $(BUILD)/%.o: %.c
 
 # --- dependencies from Debian ------------------------------------------
 BUILD_DEPS = gcc make pkg-config libevent-dev libssl-dev libpcre2-dev libinih-dev libcrypt-dev libidn2-dev
-TEST_DEPS = libcmocka-dev python3-pytest curl wget nginx-light openssl apache2-utils tzdata groff-base man-db systemd nftables logrotate calamaris sarg prometheus util-linux nodejs faketime valgrind chromium libnss3-tools krb5-kdc krb5-admin-server krb5-user squid
+TEST_DEPS = libcmocka-dev python3-pytest curl wget nginx-light openssl apache2-utils tzdata groff-base man-db systemd nftables logrotate calamaris sarg prometheus util-linux nodejs faketime valgrind chromium libnss3-tools slapd ldap-utils squid krb5-kdc krb5-admin-server krb5-user
 # clang and its sanitizer/libFuzzer runtimes: make fuzz, make tsan.
 FUZZ_DEPS = clang libclang-rt-14-dev
 define apt_need
@@ -87,6 +87,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(PURE_OBJ)
 # The connection core's harness (socketpairs, no network) links the daemon
 # objects, not only the pure ones; this rule wins over the pattern above.
 $(BUILD)/tests/test_conn: tests/unit/test_conn.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(CORE_OBJ) $(LDLIBS) $(CMOCKA_LIBS) $(EXTRA_LDFLAGS)
+
+# The helper pool's harness (real child processes from sh scripts) too.
+$(BUILD)/tests/test_helper: tests/unit/test_helper.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(CORE_OBJ) $(LDLIBS) $(CMOCKA_LIBS) $(EXTRA_LDFLAGS)
 

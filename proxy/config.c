@@ -293,7 +293,7 @@ add_exempt(void *arg, const char *item)
 
 /* --- keys --- */
 
-enum ktype { K_LIST, K_DURATION, K_SIZE, K_COUNT, K_STRING, K_PATH, K_SPECIAL, K_TEXT };
+enum ktype { K_LIST, K_DURATION, K_SIZE, K_COUNT, K_STRING, K_PATH, K_SPECIAL, K_TEXT, K_COMMAND };
 
 struct key {
     const char *section, *name;
@@ -337,9 +337,9 @@ static const struct key keys[] = {
     {"auth", "htpasswd", K_PATH, OFF(auth_htpasswd), NULL, 0, 0},
     {"auth", "groups", K_PATH, OFF(auth_groups), NULL, 0, 0},
     {"auth", "required", K_SPECIAL, 0, NULL, 0, 0},
-    {"auth", "basic_helper", K_SPECIAL, 0, NULL, 0, 0},
-    {"auth", "negotiate_helper", K_SPECIAL, 0, NULL, 0, 0},
-    {"auth", "group_helper", K_SPECIAL, 0, NULL, 0, 0},
+    {"auth", "basic_helper", K_COMMAND, OFF(auth_basic_helper), NULL, 0, 0},
+    {"auth", "negotiate_helper", K_COMMAND, OFF(auth_negotiate_helper), NULL, 0, 0},
+    {"auth", "group_helper", K_COMMAND, OFF(auth_group_helper), NULL, 0, 0},
     {"auth", "helper_children", K_COUNT, OFF(auth_helper_children), NULL, 1, 100},
     {"auth", "helper_ttl", K_DURATION, OFF(auth_helper_ttl_ms), NULL, 1000, 86400000},
     {"auth", "realm", K_SPECIAL, 0, NULL, 0, 0},
@@ -428,21 +428,6 @@ set_special(struct load *l, const struct key *k, const char *value)
                 return bad(l, k->name, value, "not a user name");
         free(c->run_user);
         c->run_user = xstrdup(value);
-        return 0;
-    }
-    if (strcmp(k->section, "auth") == 0 && strstr(k->name, "_helper") != NULL) {
-        char **dst = strcmp(k->name, "basic_helper") == 0       ? &c->auth_basic_helper
-                     : strcmp(k->name, "negotiate_helper") == 0 ? &c->auth_negotiate_helper
-                                                                : &c->auth_group_helper;
-        int *line = strcmp(k->name, "basic_helper") == 0       ? &c->auth_basic_helper_line
-                    : strcmp(k->name, "negotiate_helper") == 0 ? &c->auth_negotiate_helper_line
-                                                               : &c->auth_group_helper_line;
-        char why[300];
-        if (helperproto_check_program(value, c->dir, why, sizeof(why)) < 0)
-            return bad(l, k->name, value, why);
-        free(*dst);
-        *dst = xstrdup(value);
-        *line = l->line;
         return 0;
     }
     if (strcmp(k->name, "required") == 0) {
@@ -633,7 +618,7 @@ set_key(struct load *l, const struct key *k, size_t idx, const char *name, const
     const char *section = k->section;
     const char *file = l->file;
     int line = l->line;
-    if (continued && k->type != K_LIST && k->type != K_TEXT) {
+    if (continued && k->type != K_LIST && k->type != K_TEXT && k->type != K_COMMAND) {
         diag_error(l->d, file, line, "%s: only lists continue on indented lines", name);
         return -1;
     }
@@ -670,6 +655,14 @@ set_key(struct load *l, const struct key *k, size_t idx, const char *name, const
         *dst = resolve_path(l->c->dir, value);
         return 0;
     }
+    case K_COMMAND: /* a helper's command line: checked once whole (check_helpers) */
+        if (!continued) {
+            int *at = strcmp(name, "basic_helper") == 0       ? &l->c->auth_basic_helper_line
+                      : strcmp(name, "negotiate_helper") == 0 ? &l->c->auth_negotiate_helper_line
+                                                              : &l->c->auth_group_helper_line;
+            *at = line;
+        }
+        /* fall through */
     case K_TEXT: { /* free text; indented lines continue it after a space */
         char **dst = (char **)(base + k->off);
         if (!continued) {
@@ -728,6 +721,35 @@ config_new(const char *path, const char *dir)
 
 static void check_tls(struct config *c, struct load *l);
 static void check_proxy_tls(struct config *c, struct load *l);
+
+/* Each [auth] helper's command line, whole (it may go on over indented
+ * lines): it splits, and its program exists and is executable. A bad one
+ * is an error at the key's line, and is left out of the checks between
+ * keys. */
+static void
+check_helpers(struct config *c, struct load *l)
+{
+    struct {
+        const char *name;
+        char **cmd;
+        int line;
+    } h[] = {
+        {"basic_helper", &c->auth_basic_helper, c->auth_basic_helper_line},
+        {"negotiate_helper", &c->auth_negotiate_helper, c->auth_negotiate_helper_line},
+        {"group_helper", &c->auth_group_helper, c->auth_group_helper_line},
+    };
+    for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++) {
+        char why[600];
+        if (*h[i].cmd == NULL || helperproto_check_program(*h[i].cmd, c->dir, why, sizeof(why)) == 0)
+            continue;
+        diag_error(l->d, c->path, h[i].line, "%s = %s: %s", h[i].name, *h[i].cmd, why);
+        for (size_t k = 0; k < NKEYS; k++)
+            if (strcmp(keys[k].section, "auth") == 0 && strcmp(keys[k].name, h[i].name) == 0)
+                l->failed |= (uint64_t)1 << k;
+        free(*h[i].cmd);
+        *h[i].cmd = NULL;
+    }
+}
 
 static int
 apply_defaults(struct config *c, struct load *l)
@@ -808,6 +830,7 @@ apply_defaults(struct config *c, struct load *l)
     }
     if (c->auth_realm == NULL)
         c->auth_realm = xstrdup("socialgate");
+    check_helpers(c, l);
     int users_failed = key_failed(l, "auth", "htpasswd") || key_failed(l, "auth", "basic_helper") ||
                        key_failed(l, "auth", "negotiate_helper");
     if (c->auth_required && !config_has_users(c) && !users_failed)

@@ -1,3 +1,5 @@
+/* posix_spawn_file_actions_addclosefrom_np (glibc 2.34) */
+#define _GNU_SOURCE
 #include "helper.h"
 
 #include <errno.h>
@@ -62,9 +64,8 @@ struct helper_req {
 TAILQ_HEAD(req_list, helper_req);
 
 struct helper_pin {
-    TAILQ_ENTRY(helper_pin) link; /* all_pins, helper thread (and stop) */
-    TAILQ_ENTRY(helper_pin) free_link; /* pin_frees: a pin still in all_pins
-                                        * may be handed back */
+    TAILQ_ENTRY(helper_pin) link;      /* all_pins: helper thread (and stop) */
+    TAILQ_ENTRY(helper_pin) free_link; /* pin_frees, under mu */
     enum helper_kind kind;
     /* helper thread only */
     struct child *child;
@@ -611,6 +612,10 @@ spawn(char **argv, int *to, int *from)
     posix_spawnattr_init(&at);
     posix_spawn_file_actions_adddup2(&fa, in[0], 0);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    /* Nothing else of the daemon's (a client socket the helper kept open
+     * would outlive its connection), whether it is close-on-exec or not;
+     * stderr stays: helpers log there, as under Squid. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     sigset_t none, def;
     sigemptyset(&none);
     sigemptyset(&def);

@@ -22,8 +22,10 @@
  * shutdown, after the worker loops have ended: children get EOF on stdin,
  * then SIGTERM, then SIGKILL, and are all reaped (no zombies).
  *
- * Failures. A request not answered within the pool's timeout (the spec's
- * timeout_ms) ends HELPER_TIMEOUT and its child is restarted (a helper
+ * Failures. A request not answered within the pool's timeout
+ * (helper_spec.timeout_ms, [limits] connect_timeout; counted from the
+ * submission, so time spent waiting for a free child counts) ends
+ * HELPER_TIMEOUT and its child is restarted (a helper
  * that hangs on one request may hang on the next). A child that dies is
  * restarted with backoff (0.1 s doubling up to 10 s while it keeps dying
  * young) and the requests it held are retried once on another child;
@@ -34,10 +36,11 @@
  *
  * Cache. Submitted with HELPER_F_CACHE, an OK answer is kept for the
  * pool's ttl and an ERR for HELPER_NEGATIVE_TTL seconds (or the ttl when
- * that is shorter), keyed by a
- * SHA-256 digest of the request line (so user + password for basic, user
- * + group for groups; the password itself is not kept). BH and failures
- * are never cached. The negotiate path must not use the cache.
+ * that is shorter), keyed by a SHA-256 digest of the kind and request
+ * line (so user + password for basic, user + group for groups; the
+ * password itself is not kept). BH, failures and an uncertain ERR
+ * (helperproto.h: "BH Success") are never cached. HELPER_F_CACHE is
+ * ignored for HELPER_NEGOTIATE: a token is never cached.
  *
  * Pins (negotiate, stateful helpers). A multi-leg exchange (TT answers)
  * must stay on one child. helper_pin_new gives a pin; the first request
@@ -48,7 +51,10 @@
  * connection goes away). If the bound child dies, or the pin is left
  * unused for HELPER_PIN_IDLE seconds, the next request with it ends
  * HELPER_LOST: start the exchange again (a new pin, YR). Pinned requests
- * are never retried on another child.
+ * are never retried on another child. An answer other than TT to a
+ * pinned request releases the child at once (the exchange is over); the
+ * pin stays valid, and its next request binds it anew. helpers_stop frees
+ * the pins still held: none may be used after it.
  *
  * Thread safety: every function may be called from any thread, except
  * helpers_start/configure/stop (main thread). A request handle and a pin
@@ -67,7 +73,8 @@ struct helper_pin;
 
 enum helper_kind { HELPER_BASIC, HELPER_NEGOTIATE, HELPER_GROUP, HELPER_KINDS };
 
-/* Requests waiting for a child, per pool; more are refused (BUSY). */
+/* Requests outstanding per kind (waiting for a child or at one); more
+ * are refused (helper_submit: EAGAIN, answer auth-busy). */
 #define HELPER_MAX_QUEUE 256
 /* How long an ERR (a no) is cached at most, in seconds. */
 #define HELPER_NEGATIVE_TTL 30

@@ -73,9 +73,9 @@ use(const struct rules *r)
     v6.sin6_family = AF_INET6;
     inet_pton(AF_INET6, "::1", &v6.sin6_addr);
     const struct policy_who who[] = {
-        {"alice", (const struct sockaddr *)&v4, groups},
-        {"carol", (const struct sockaddr *)&v6, groups},
-        {NULL, (const struct sockaddr *)&v4, NULL},
+        {"alice", (const struct sockaddr *)&v4, groups, NULL, 0},
+        {"carol", (const struct sockaddr *)&v6, groups, NULL, 0},
+        {NULL, (const struct sockaddr *)&v4, NULL, NULL, 0},
     };
     struct tm tms[3];
     memset(tms, 0, sizeof(tms));

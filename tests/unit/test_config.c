@@ -407,6 +407,27 @@ test_helper_keys(void **state)
     assert_true(config_has_basic(c));
     config_free(c);
     diag_free(&d);
+    /* A long command line goes on over indented lines; a bad one is
+     * reported at its key's line, whole. */
+    c = load("[auth]\nhtpasswd = x\ngroup_helper = ./ldap_auth.sh -b dc=example,dc=com\n"
+             "    -f (&(cn=%g)(memberUid=%u))\n    -H ldap://ldap.example.com\n",
+             &d);
+    dump(&d);
+    assert_non_null(c);
+    assert_string_equal(c->auth_group_helper, "./ldap_auth.sh -b dc=example,dc=com -f "
+                                               "(&(cn=%g)(memberUid=%u)) -H ldap://ldap.example.com");
+    assert_int_equal(c->auth_group_helper_line, 3);
+    config_free(c);
+    diag_free(&d);
+    c = load("[auth]\nhtpasswd = x\ngroup_helper = ./nowhere.sh\n  -b x\n", &d);
+    assert_null(c);
+    char want[1400];
+    path_in(p, sizeof(p), "./nowhere.sh");
+    snprintf(want, sizeof(want),
+             "t.ini:3: group_helper = ./nowhere.sh -b x: %s: No such file or directory", p);
+    dump(&d);
+    assert_true(has_msg(&d, want));
+    diag_free(&d);
     int conc;
     const char *err;
     char **argv = helperproto_argv("concurrency=4 ./ldap_auth.sh -b \"dc=example, dc=com\" -f '(uid=%s)'",
