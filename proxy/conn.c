@@ -765,6 +765,17 @@ handshake_failed(struct conn *c, const char *reason)
         if (last == 0 || ERR_reason_error_string(last) == NULL)
             last = e; /* the first that OpenSSL can name */
     ERR_clear_error();
+    int eof = last == 0 || ERR_reason_error_string(last) == NULL;
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+    eof |= ERR_GET_REASON(last) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+#endif
+    if (eof && strcmp(reason, "tls-handshake-timeout") != 0) {
+        /* Closed before or amid a ClientHello (a TCP probe of a load
+         * balancer): quietly, as an idle plain connection. */
+        c->tls_handshaking = 0;
+        conn_close(c, NULL);
+        return;
+    }
     char ip[INET6_ADDRSTRLEN + 8] = "?";
     addr_format((const struct sockaddr *)&c->peer, ip, sizeof(ip));
     char what[256];
@@ -776,8 +787,7 @@ handshake_failed(struct conn *c, const char *reason)
             ERR_error_string_n(last, what, sizeof(what));
     } else {
         snprintf(what, sizeof(what), "%s",
-                 strcmp(reason, "tls-handshake-timeout") == 0 ? "timed out"
-                                                              : "closed by the client");
+                 strcmp(reason, "tls-handshake-timeout") == 0 ? "timed out" : "failed");
     }
     log_info("client %s: TLS handshake on the HTTPS proxy port: %s", ip, what);
     c->tls_handshaking = 0;
@@ -796,7 +806,7 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
             conn_touch(c);
             return; /* the request head follows, within the same header_timeout */
         }
-        handshake_failed(c, (what & BEV_EVENT_ERROR) ? "tls-handshake-failed" : "client-closed");
+        handshake_failed(c, "tls-handshake-failed");
         return;
     }
     if (c->closing) {

@@ -130,6 +130,8 @@ def test_plain_text_on_tls_port_is_closed(make_sg, env, tmp_path):
     """Plain proxy HTTP sent to the TLS port gets no HTTP answer: closed, with a log line."""
     d = tls_gate(make_sg, env, tmp_path)
     before = time.time()
+    # a TCP probe (connect, close) is no failure: not logged, as on the plain port
+    socket.create_connection(("127.0.0.1", d.tls_port), timeout=5).close()
     s = socket.create_connection(("127.0.0.1", d.tls_port), timeout=5)
     s.sendall(b"GET http://127.0.0.1:%d/small.txt HTTP/1.1\r\nHost: x\r\n\r\n" % env.nginx_http)
     got = b""
@@ -146,6 +148,7 @@ def test_plain_text_on_tls_port_is_closed(make_sg, env, tmp_path):
     e = d.wait_log(since=before, reason="tls-handshake-failed")
     assert e["status"] == "-"
     assert "http request" in d.stderr_tail().lower()
+    assert [x for x in d.entries() if x["ev"] == "request"] == [e]
 
 
 def test_handshake_timeout(make_sg, env, tmp_path):
