@@ -15,7 +15,9 @@ import time
 import pytest
 
 from poolkit import DAY, Clock, Redis, start_haproxy, wait_stat
-from sgtest import BIN, SocialGate, curl, free_port, http_get, kill_group, token, wait_port, write_rules
+from sgtest import (
+    BIN, SocialGate, curl, free_port, http_get, kill_group, run, token, wait_port, write_rules,
+)
 
 # Quotas follow the identity: the signed-in user, or else the client's address, which behind
 # HAProxy is the one of the PROXY header. 127.0.0.8/29 is the office; 127.0.0.2 is not.
@@ -209,3 +211,17 @@ def test_quota_runs_out_after_its_minutes_and_a_killed_gateway_loses_none(whole,
         assert d.wait_log(ev="config", result="ok")["gw"] == name
         st, _, body = http_get("http://127.0.0.1:%d/metrics" % d.admin_port)
         assert st == 200 and ('socialgate_cluster_up{gateway="%s"} 1' % name) in body.decode()
+
+
+def test_report_counts_a_minute_once_across_the_pool(whole):
+    """Last (it stops the gateways, which write their ev=usage lines as they go): C's
+    requests of minute 2 went one to each gateway left; `socialgate report` over the three
+    logs counts that one active minute once, as the quota did, not once per gateway."""
+    for d in whole["gws"]:
+        if d.proc is not None and d.proc.poll() is None:
+            assert d.stop()[0] == 0, d.stderr_tail()
+    r = run([str(BIN), "report", "--format", "csv"] + [str(d.log) for d in whole["gws"]])
+    assert r.returncode == 0, r.stderr
+    rows = {tuple(ln.split(",")[:2]): ln.split(",") for ln in r.stdout.decode().splitlines()}
+    assert rows[(C, "testbook")][2] == "1", r.stdout.decode()
+    assert rows[(A, "testbook")][2] in ("1", "2"), r.stdout.decode()  # minute 1 may be the dead one's
