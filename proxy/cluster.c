@@ -484,6 +484,10 @@ on_mark(redisAsyncContext *ac, void *r, void *privdata)
         pthread_mutex_unlock(&jmu);
         return;
     }
+    /* The minute was active on another gateway first: its ev=usage counts it. */
+    if (reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer == 0 &&
+        !m->replay)
+        usage_activity_seen(m->user, m->client, m->platform, m->minute);
     long long n = reply->element[1]->integer;
     if (m->rule && n >= 0) {
         unsigned used = usage_quota_sync(m->identity, m->rule, m->period, (unsigned)n, m->minute);

@@ -305,6 +305,19 @@ usage_activity(const struct usage_row *who, int32_t day, int64_t minute, uint64_
 }
 
 void
+usage_activity_seen(const char *user, const char *client, const char *platform, int64_t minute)
+{
+    char key[USAGE_MAX_KEY];
+    make_key(key, E_USAGE, user ? user : client, platform);
+    pthread_mutex_lock(&mu);
+    struct entry *e = lookup(key, 0);
+    struct usage_acc *a = e ? e->acc : NULL;
+    if (a && a->last_minute == minute && a->int_min > 0)
+        a->int_min--;
+    pthread_mutex_unlock(&mu);
+}
+
+void
 usage_interval_flush(int32_t today, void (*fn)(void *arg, const struct usage_row *row), void *arg)
 {
     pthread_mutex_lock(&mu);

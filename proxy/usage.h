@@ -40,6 +40,14 @@ int usage_activity(const struct usage_row *who, int32_t day, int64_t minute, uin
  * starts a new interval; forgets entries idle since an earlier day. */
 void usage_interval_flush(int32_t today, void (*fn)(void *arg, const struct usage_row *row),
                           void *arg);
+/* In a pool of gateways: `minute`, just counted active here for the user
+ * (or, anonymous, the client address) on platform, had already been active
+ * on another gateway. It leaves the interval's active minutes, so that the
+ * pool's ev=usage lines together count each minute once (today_min stays
+ * this gateway's own count). Nothing changes once the interval was
+ * written or a later minute counted. */
+void usage_activity_seen(const char *user, const char *client, const char *platform,
+                         int64_t minute);
 /* Minutes used so far in period (0 when another period is stored). */
 unsigned usage_quota_used(const char *identity, const char *rule, int32_t period);
 

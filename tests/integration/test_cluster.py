@@ -9,25 +9,15 @@ again every 5 seconds (libevent's cached time), so each move is followed by a wa
 length.
 """
 
-import glob
 import html
-import os
 import re
 import signal
-import subprocess
 import time
 
 import pytest
 
-from sgtest import (
-    SocialGate, assert_not_died, curl, free_port, kill_group, token, wait_port, write_rules,
-)
-
-REDIS = "/usr/bin/redis-server"
-REDIS_CLI = "/usr/bin/redis-cli"
-DAY = 20787  # 2026-11-30, a Monday
-BASE = "2026-11-30 10:%02d:00"
-LOOP_CLOCK_RESYNC = 5.3  # libevent's CLOCK_SYNC_INTERVAL, and a little
+from poolkit import Clock, Redis
+from sgtest import SocialGate, assert_not_died, curl, free_port, token, write_rules
 
 PLATFORM = """\
 [platform testbook]
@@ -53,86 +43,6 @@ platforms = testbook
 action = warn
 message = Think twice.
 """
-
-
-def _need(*paths):
-    missing = [p for p in paths if not os.path.exists(p)]
-    if missing:
-        pytest.fail("missing %s: install the Debian package redis-server (make test-deps)"
-                    % ", ".join(missing))
-
-
-def _faketime_lib():
-    libs = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))
-    if not libs:
-        pytest.fail("libfaketime is missing: install the Debian package faketime (make test-deps)")
-    return libs[0]
-
-
-class Redis:
-    """redis-server on 127.0.0.1, no config from /etc, nothing saved."""
-
-    def __init__(self, tmp, password=None):
-        _need(REDIS, REDIS_CLI)
-        self.port = free_port()
-        self.dir = tmp / ("redis-%d" % self.port)
-        self.dir.mkdir()
-        self.password = password
-        self.proc = None
-
-    def start(self):
-        cmd = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-               "--save", "", "--appendonly", "no", "--logfile", str(self.dir / "redis.log")]
-        if self.password:
-            cmd += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
-        assert wait_port("127.0.0.1", self.port, 10, self.proc), "redis-server did not start"
-        return self
-
-    def kill(self):
-        if self.proc is not None:
-            kill_group(self.proc, signal.SIGKILL)
-            self.proc = None
-
-    def cli(self, *args):
-        env = dict(os.environ, REDISCLI_AUTH=self.password) if self.password else None
-        r = subprocess.run([REDIS_CLI, "-p", str(self.port), "--raw", *args], capture_output=True,
-                           timeout=10, env=env)
-        return r.stdout.decode().strip()
-
-    def count(self, rule="testbook-quota", identity="127.0.0.1"):
-        v = self.cli("GET", "sg:{%s}:q:%s:%d" % (identity, rule, DAY))
-        return int(v) if v else 0
-
-    def wait_count(self, n, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while self.count() != n:
-            assert time.monotonic() < deadline, "Redis counts %d minutes, not %d" % (self.count(), n)
-            time.sleep(0.05)
-
-
-class Clock:
-    def __init__(self, tmp):
-        self.path = tmp / ("clock-%s" % token())
-        self.set(1, settle=False)
-
-    def set(self, minute, settle=True):
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(BASE % minute + "\n")
-        os.replace(tmp, self.path)
-        if settle:
-            time.sleep(LOOP_CLOCK_RESYNC)
-
-    def env(self):
-        return {
-            "LD_PRELOAD": _faketime_lib(),
-            "FAKETIME_TIMESTAMP_FILE": str(self.path),
-            "FAKETIME_NO_CACHE": "1",
-            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-            "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") +
-                             ":verify_asan_link_order=0").lstrip(":"),
-        }
 
 
 @pytest.fixture

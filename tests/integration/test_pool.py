@@ -11,18 +11,15 @@ import re
 import signal
 import socket
 import struct
-import subprocess
 import time
 
 import pytest
 
+from poolkit import start_haproxy, wait_stat
 from sgtest import (
-    BIN, REPO_ROOT, SocialGate, curl, free_port, http_get, kill_group, run, token,
-    wait_port, write_rules,
+    BIN, SocialGate, curl, free_port, http_get, kill_group, run, token, wait_port, write_rules,
 )
 
-HAPROXY = "/usr/sbin/haproxy"
-CONTRIB = REPO_ROOT / "contrib" / "haproxy" / "haproxy.cfg"
 V2SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
 RULES = """\
@@ -44,64 +41,6 @@ action = deny
 """
 
 
-def haproxy_config(port, servers, sock):
-    """contrib/haproxy/haproxy.cfg with this test's addresses: its bind and server lines
-    replaced, the syslog target dropped, a smaller maxconn, a stats socket and fast checks."""
-    out = []
-    for ln in CONTRIB.read_text().splitlines():
-        s = ln.strip()
-        if s.startswith("log /dev/log") or s == "log global" or s == "option tcplog":
-            continue
-        if s.startswith("bind "):
-            ln = "    bind 127.0.0.1:%d" % port
-        elif s.startswith("server "):
-            continue
-        elif s.startswith("default-server "):
-            assert "send-proxy-v2" in s and "check" in s, s
-            ln = re.sub(r"port \d+ inter \S+ fall \d+ rise \d+", "inter 200ms fall 1 rise 1", ln)
-        elif s.startswith("maxconn "):
-            ln = "    maxconn 256"  # within an unprivileged process's file limit
-        elif s == "global":
-            ln += "\n    stats socket %s level user" % sock
-        out.append(ln)
-    body = "\n".join(out) + "\n"
-    for name, gw_port, admin_port in servers:
-        body += "    server %s 127.0.0.1:%d check port %d\n" % (name, gw_port, admin_port)
-    return body
-
-
-def haproxy_stat(sock):
-    """{server: status} from HAProxy's stats socket."""
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(3)
-    s.connect(str(sock))
-    s.sendall(b"show stat\n")
-    data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-    s.close()
-    out = {}
-    for ln in data.decode().splitlines():
-        f = ln.split(",")
-        if len(f) > 17 and f[0] == "gateways" and f[1] not in ("BACKEND", "FRONTEND"):
-            out[f[1]] = f[17]
-    return out
-
-
-def wait_stat(sock, want, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        st = haproxy_stat(sock)
-        if all(st.get(k, "").startswith(v) for k, v in want.items()):
-            return st
-        if time.monotonic() > deadline:
-            raise AssertionError("HAProxy servers %s, expected %s" % (st, want))
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def pool(env, tmp_path_factory):
     if not BIN.exists():
@@ -121,19 +60,8 @@ def pool(env, tmp_path_factory):
             gws.append(d)
             d.start()
             assert wait_port("127.0.0.1", aport, 10, d.proc)
-        port = free_port()
-        sock = tmp / "haproxy.sock"
-        cfg = tmp / "haproxy.cfg"
-        cfg.write_text(haproxy_config(port, [("gw%d" % (i + 1), d.port, d.admin_port)
-                                             for i, d in enumerate(gws)], sock))
-        r = run([HAPROXY, "-c", "-f", str(cfg)], timeout=20)
-        assert r.returncode == 0, (r.stdout + r.stderr).decode()
-
-        out = open(tmp / "haproxy.out", "wb")
-        hp = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=out, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, start_new_session=True)
-        assert wait_port("127.0.0.1", port, 10, hp), (tmp / "haproxy.out").read_text()
-        wait_stat(sock, {"gw1": "UP", "gw2": "UP", "gw3": "UP"})
+        hp, port, sock = start_haproxy(tmp, [("gw%d" % (i + 1), d.port, d.admin_port)
+                                             for i, d in enumerate(gws)])
         yield {"gws": gws, "port": port, "sock": sock, "proc": hp}
     finally:
         kill_group(hp)

@@ -215,13 +215,61 @@ test_redis_address(void **state)
     assert_int_equal(config_parse_redis(longpath, host, sizeof(host), &port, &err), -1);
 }
 
+struct flushed {
+    unsigned n, active_min, today_min;
+};
+
+static void
+collect(void *arg, const struct usage_row *r)
+{
+    struct flushed *f = arg;
+    f->n++;
+    f->active_min = r->active_min;
+    f->today_min = r->today_min;
+}
+
+/* A minute another gateway of the pool saw first leaves this gateway's
+ * interval (active_min), not its today_min; only the minute just counted,
+ * and not once the interval was written. */
+static void
+test_activity_seen_elsewhere(void **state)
+{
+    (void)state;
+    usage_reset();
+    struct usage_row who = {.client = "10.1.2.3", .platform = "linkedin"};
+    assert_int_equal(usage_activity(&who, 20787, MINUTE, 0, 0, 0), 1);
+    assert_int_equal(usage_activity(&who, 20787, MINUTE + 1, 0, 0, 0), 1);
+    usage_activity_seen(NULL, "10.1.2.3", "linkedin", MINUTE); /* not the last: kept */
+    usage_activity_seen(NULL, "10.1.2.3", "linkedin", MINUTE + 1);
+    usage_activity_seen(NULL, "10.1.2.9", "linkedin", MINUTE + 1); /* someone else */
+    struct flushed f = {0};
+    usage_interval_flush(20787, collect, &f);
+    assert_int_equal(f.n, 1);
+    assert_int_equal(f.active_min, 1);
+    assert_int_equal(f.today_min, 2);
+    /* written already: a late answer changes nothing */
+    assert_int_equal(usage_activity(&who, 20787, MINUTE + 2, 1, 10, 10), 1);
+    f = (struct flushed){0};
+    usage_interval_flush(20787, collect, &f);
+    assert_int_equal(f.active_min, 1);
+    usage_activity_seen(NULL, "10.1.2.3", "linkedin", MINUTE + 2);
+    f = (struct flushed){0};
+    usage_interval_flush(20787, collect, &f);
+    assert_int_equal(f.n, 0);
+    usage_reset();
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_names),  cmocka_unit_test(test_key_refusals),
-        cmocka_unit_test(test_messages),   cmocka_unit_test(test_merge),
-        cmocka_unit_test(test_thresholds), cmocka_unit_test(test_redis_address),
+        cmocka_unit_test(test_key_names),
+        cmocka_unit_test(test_key_refusals),
+        cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_thresholds),
+        cmocka_unit_test(test_redis_address),
+        cmocka_unit_test(test_activity_seen_elsewhere),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
