@@ -634,9 +634,9 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len, int
          * it (balancer.c, conn_start_tls). No read may take a byte past the
          * header: the watermark says how many may come now. */
         c->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-        if (c->cbev == NULL)
+        if (c->cbev == NULL) {
             SSL_free(ssl);
-        else {
+        } else {
             c->tls_after_header = ssl;
             bufferevent_setwatermark(c->cbev, EV_READ, 0, PROXYPROTO_MIN);
         }

@@ -35,8 +35,8 @@ struct ssl_st;
  * the connection starts in `first`, which calls conn_admit once it knows
  * who the client is (a PROXY protocol header, balancer.c); with ssl too,
  * the header is read from the plain socket and TLS starts after it
- * (conn_start_tls). Returns NULL
- * when it could not even allocate (fd and ssl are freed then). */
+ * (conn_start_tls). Returns NULL when it could not even allocate (fd and
+ * ssl are freed then). */
 struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len,
                       int over_client_limit, const struct conn_ops *home,
                       const struct conn_ops *first, struct ssl_st *ssl);

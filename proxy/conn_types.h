@@ -56,9 +56,9 @@ enum conn_rc {
  * core never names a phase. */
 struct conn_ops {
     const char *name;
-    enum conn_rc (*client_read)(struct conn *c);              /* client input grew */
-    enum conn_rc (*client_drained)(struct conn *c);           /* client output fell to its
-                                                               * write watermark */
+    enum conn_rc (*client_read)(struct conn *c);     /* client input grew */
+    enum conn_rc (*client_drained)(struct conn *c);  /* client output fell to its
+                                                      * write watermark */
     enum conn_rc (*client_event)(struct conn *c, short what); /* EOF or error */
     enum conn_rc (*upstream_read)(struct conn *c);
     enum conn_rc (*upstream_drained)(struct conn *c);
@@ -81,8 +81,8 @@ struct txn {
     int is_connect;
     int reused; /* upstream came from the pool */
     int retried;
-    int status;                    /* status the client saw (0: none yet) */
-    uint64_t up, down;             /* bytes from / to the client */
+    int status;        /* status the client saw (0: none yet) */
+    uint64_t up, down; /* bytes from / to the client */
     uint64_t usage_up, usage_down; /* of those, already in the ev=usage counters */
     struct timespec start;
     const char *reason;
@@ -108,18 +108,18 @@ struct txn {
                    * HelloRetryRequest); decided too */
     int mismatch; /* CONNECT host and SNI classify differently */
     int ech;
-    int opaque;  /* the tunnel's bytes cannot be classified (category opaque) */
-    int inspect; /* a CONNECT to be decrypted: a rule needs its requests' methods
-                  * or paths (inspect.c) */
+    int opaque;   /* the tunnel's bytes cannot be classified (category opaque) */
+    int inspect;  /* a CONNECT to be decrypted: a rule needs its requests' methods
+                   * or paths (inspect.c) */
 
     /* The watch over a tunnel's first bytes (tunnel.c): while peek is set,
      * the client's bytes past peek_ok are held until decided. */
     int peek;
-    int peek_http;           /* not TLS: reading a plain HTTP head instead */
-    int peek_verdicts;       /* ClientHellos (or the HTTP head) decided so far */
-    int srv_done;            /* the server answered with other than a HelloRetryRequest */
-    size_t peek_fed;         /* bytes of the client's input given to the parser */
-    size_t peek_ok;          /* bytes of the client's input decided and to relay */
+    int peek_http;       /* not TLS: reading a plain HTTP head instead */
+    int peek_verdicts;   /* ClientHellos (or the HTTP head) decided so far */
+    int srv_done;        /* the server answered with other than a HelloRetryRequest */
+    size_t peek_fed;     /* bytes of the client's input given to the parser */
+    size_t peek_ok;      /* bytes of the client's input decided and to relay */
     struct sni_parser hello; /* init by tunnel_start; freed with the txn */
     struct sni_http http;
     struct sni_server srv;
@@ -128,25 +128,25 @@ struct txn {
     struct auth_job *auth_job;
     struct cluster_ask *cluster_ask; /* Redis asked before deciding (cluster.c) */
     int cluster_asked;               /* once per transaction */
-    struct helper_req *neg_req;      /* a Negotiate leg at the helper (gate.c) */
+    struct helper_req *neg_req; /* a Negotiate leg at the helper (gate.c) */
     /* [auth] basic_helper and group_helper (gate.c): the check in flight,
      * the message= of a helper's no (shown on the sign-in page), and the
      * groups the user is in, asked before the decision. */
     struct helper_req *helper_job;
     char *auth_message;
-    int groups_state; /* 0 not asked, 1 asking, 2 known */
-    char **groups_in; /* owned: the roles' groups the user is in */
+    int groups_state;          /* 0 not asked, 1 asking, 2 known */
+    char **groups_in;          /* owned: the roles' groups the user is in */
     size_t ngroups_in;
     struct group_ask {
         struct conn *c;
         const char *group; /* a role's, in c->snap (kept while asking) */
         struct helper_req *req;
-    } * group_asks; /* owned array: one per group asked (txn_reset cancels) */
+    } *group_asks; /* owned array: one per group asked (txn_reset cancels) */
     size_t ngroup_asks, groups_pending;
     int groups_failed;
     conn_cont_fn resume; /* runs when a suspended decision allowed */
-    int rule;            /* deciding rule, -1: none */
-    int action;          /* enum policy_action, -1: not decided */
+    int rule;   /* deciding rule, -1: none */
+    int action; /* enum policy_action, -1: not decided */
     char roles[512];
     char identity[300];
     int64_t last_minute; /* last clock minute counted for the quota */
@@ -159,7 +159,7 @@ struct txn {
      * phase's TLS state): owned, freed with the txn by phase_free. */
     void *phase_state;
     void (*phase_free)(void *state);
-    int forwarded; /* an upstream connection was used */
+    int forwarded;       /* an upstream connection was used */
 
     struct addrinfo *ai, *ai_next; /* owned list and the next to try */
     struct evdns_getaddrinfo_request *dnsreq;
@@ -203,19 +203,19 @@ struct conn {
     int cli_eof, up_eof; /* EOF seen: half-closes in a tunnel; while closing, the
                           * client is done and the conn closes once flushed */
     int cli_shut, up_shut;
-    int tls_port;                    /* came in on the HTTPS proxy port: c->cbev is TLS (never
-                                      * spliced; a decrypted tunnel's TLS is a second layer) */
-    int tls_handshaking;             /* the HTTPS proxy port's handshake is not done yet */
-    struct ssl_st *tls_after_header; /* the HTTPS proxy port, from a balancer: TLS
-                                      * starts once its PROXY protocol header is
-                                      * read (c->cbev is the plain socket until
-                                      * then; conn_start_tls) */
-    struct splicer *spl;             /* the kernel relays (splice) */
-    struct event *gone_ev;           /* EV_CLOSED on the client while its reading is off */
-    int watching;                    /* gone_ev is armed for this request */
-    size_t head_scanned;             /* bytes of a partial head parsed so far */
-    int first_head_checked;          /* the first bytes were checked for a PROXY protocol
-                                      * header that was not ours to take (txn.c) */
+    int tls_port;          /* came in on the HTTPS proxy port: c->cbev is TLS (never
+                            * spliced; a decrypted tunnel's TLS is a second layer) */
+    int tls_handshaking;   /* the HTTPS proxy port's handshake is not done yet */
+    /* The HTTPS proxy port, from a balancer: TLS starts once its PROXY
+     * protocol header is read (c->cbev is the plain socket until then;
+     * conn_start_tls). */
+    struct ssl_st *tls_after_header;
+    struct splicer *spl;   /* the kernel relays (splice) */
+    struct event *gone_ev; /* EV_CLOSED on the client while its reading is off */
+    int watching;          /* gone_ev is armed for this request */
+    size_t head_scanned;   /* bytes of a partial head parsed so far */
+    int first_head_checked; /* the first bytes were checked for a PROXY protocol
+                             * header that was not ours to take (txn.c) */
     struct conn_inspect insp;
     /* Negotiate (gate.c): the identity sticks to the connection, as
      * RFC 4559 has it; a multi-leg exchange stays on one helper child. */
