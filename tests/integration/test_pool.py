@@ -53,11 +53,22 @@ action = deny
 """
 
 
-def haproxy_config(port, servers, sock):
+def contrib_lines(tls=False):
+    """contrib/haproxy/haproxy.cfg; tls: its global and defaults sections, then its
+    commented frontend and backend for the HTTPS proxy port, uncommented."""
+    lines = CONTRIB.read_text().splitlines()
+    if not tls:
+        return lines
+    start = lines.index("#frontend proxy_tls")
+    head = lines[:lines.index("frontend proxy")]
+    return head + [ln[1:] for ln in lines[start:] if ln.startswith("#")]
+
+
+def haproxy_config(port, servers, sock, tls=False):
     """contrib/haproxy/haproxy.cfg with this test's addresses: its bind and server lines
     replaced, the syslog target dropped, a smaller maxconn, a stats socket and fast checks."""
     out = []
-    for ln in CONTRIB.read_text().splitlines():
+    for ln in contrib_lines(tls):
         s = ln.strip()
         if s.startswith("log /dev/log") or s == "log global" or s == "option tcplog":
             continue
@@ -79,7 +90,7 @@ def haproxy_config(port, servers, sock):
     return body
 
 
-def haproxy_stat(sock):
+def haproxy_stat(sock, backend="gateways"):
     """{server: status} from HAProxy's stats socket."""
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(3)
@@ -95,15 +106,15 @@ def haproxy_stat(sock):
     out = {}
     for ln in data.decode().splitlines():
         f = ln.split(",")
-        if len(f) > 17 and f[0] == "gateways" and f[1] not in ("BACKEND", "FRONTEND"):
+        if len(f) > 17 and f[0] == backend and f[1] not in ("BACKEND", "FRONTEND"):
             out[f[1]] = f[17]
     return out
 
 
-def wait_stat(sock, want, timeout=10.0):
+def wait_stat(sock, want, timeout=10.0, backend="gateways"):
     deadline = time.monotonic() + timeout
     while True:
-        st = haproxy_stat(sock)
+        st = haproxy_stat(sock, backend)
         if all(st.get(k, "").startswith(v) for k, v in want.items()):
             return st
         if time.monotonic() > deadline:
@@ -373,8 +384,8 @@ def test_max_per_client_counts_the_real_client(env, make_sg):
 
 @pytest.fixture(scope="module")
 def tls_pool(env, tmp_path_factory):
-    """One gateway with an HTTPS proxy port, HAProxy (the same configuration, TCP mode,
-    send-proxy-v2) in front of that port."""
+    """One gateway with an HTTPS proxy port, HAProxy in front of that port (the commented
+    HTTPS section of contrib/haproxy/haproxy.cfg: TCP mode, send-proxy-v2)."""
     if not BIN.exists():
         pytest.fail("socialgate binary not found at %s" % BIN)
     tmp = tmp_path_factory.mktemp("tlspool")
@@ -396,12 +407,15 @@ def tls_pool(env, tmp_path_factory):
         port = free_port()
         sock = tmp / "haproxy.sock"
         cfg = tmp / "haproxy.cfg"
-        cfg.write_text(haproxy_config(port, [("gw1", tport, aport)], sock))
+        cfg.write_text(haproxy_config(port, [("gw1", tport, aport)], sock, tls=True))
+        assert "backend gateways_tls" in cfg.read_text()
+        r = run([HAPROXY, "-c", "-f", str(cfg)], timeout=20)
+        assert r.returncode == 0, (r.stdout + r.stderr).decode()
         out = open(tmp / "haproxy.out", "wb")
         hp = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=out, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, start_new_session=True)
         assert wait_port("127.0.0.1", port, 10, hp), (tmp / "haproxy.out").read_text()
-        wait_stat(sock, {"gw1": "UP"})
+        wait_stat(sock, {"gw1": "UP"}, backend="gateways_tls")
         yield {"gw": d, "port": port}
     finally:
         kill_group(hp)
