@@ -4,6 +4,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include "config.h"
 #include "conn.h"
@@ -17,7 +18,11 @@
  * its own health checks); bytes after the header stay for the next phase.
  * A connection from a balancer without a header, or with a broken one, is
  * answered 400 and logged: a balancer that sends the PROXY protocol sends
- * it on every connection, health checks included. */
+ * it on every connection, health checks included. On the HTTPS proxy
+ * port the header comes before TLS: it is read from the plain socket, no
+ * further than its end (proxyproto_room), the errors above are answered in
+ * plain text (TLS has not started), and then TLS starts over the same
+ * socket with the ClientHello still unread. */
 static enum conn_rc
 header_read(struct conn *c)
 {
@@ -36,7 +41,11 @@ header_read(struct conn *c)
     char ip[64];
     switch (st) {
     case PROXYPROTO_PARTIAL:
-        return CONN_GO_ON; /* a header is never longer than PROXYPROTO_MAX */
+        /* a header is never longer than PROXYPROTO_MAX; on the HTTPS proxy
+         * port, the next read stops where the header may end */
+        if (c->tls_after_header)
+            bufferevent_setwatermark(c->cbev, EV_READ, 0, n + proxyproto_room(p, n));
+        return CONN_GO_ON;
     case PROXYPROTO_NONE:
         log_warnx("PROXY protocol: %s sent no header",
                   addr_format((const struct sockaddr *)&c->peer, ip, sizeof(ip)));
@@ -53,6 +62,13 @@ header_read(struct conn *c)
     }
     evbuffer_drain(in, r.consumed);
     c->head_bytes_seen = 0;
+    if (c->tls_after_header) {
+        /* The ClientHello is still in the socket: OpenSSL reads it. */
+        if (evbuffer_get_length(in) > 0)
+            return conn_close(c, "proxy-protocol-invalid"); /* cannot happen: read by room */
+        if (conn_start_tls(c) == CONN_CLOSED)
+            return CONN_CLOSED;
+    }
     unsigned count = 0;
     if (!r.local) {
         count = worker_conn_readdress(c->w, (const struct sockaddr *)&c->peer,

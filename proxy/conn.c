@@ -30,6 +30,7 @@
 #include "local.h"
 #include "log.h"
 #include "policy.h"
+#include "proxyproto.h"
 #include "rules.h"
 #include "snapshot.h"
 #include "splice.h"
@@ -357,6 +358,7 @@ conn_free(struct conn *c)
     if (c->gone_ev)
         event_free(c->gone_ev);
     worker_conn_closed(c->w, (struct sockaddr *)&c->peer);
+    SSL_free(c->tls_after_header); /* closed before its header was read */
     event_free(c->timer);
     snapshot_release(c->snap);
     free(c);
@@ -627,7 +629,18 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len, int
     memcpy(&c->peer, sa, len);
     c->peerlen = len;
     c->timer = evtimer_new(w->base, timer_cb, c);
-    if (ssl) {
+    if (ssl && first) {
+        /* A balancer's header comes first, in plain bytes: TLS starts after
+         * it (balancer.c, conn_start_tls). No read may take a byte past the
+         * header: the watermark says how many may come now. */
+        c->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        if (c->cbev == NULL) {
+            SSL_free(ssl);
+        } else {
+            c->tls_after_header = ssl;
+            bufferevent_setwatermark(c->cbev, EV_READ, 0, PROXYPROTO_MIN);
+        }
+    } else if (ssl) {
         c->cbev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                  BEV_OPT_CLOSE_ON_FREE);
         c->tls_port = c->tls_handshaking = 1;
@@ -679,6 +692,24 @@ conn_admit(struct conn *c, int over_client_limit)
     conn_arm(c, c->cfg->header_timeout_ms);
     if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
         conn_kick_read(c); /* what followed a PROXY protocol header */
+    return CONN_GO_ON;
+}
+
+enum conn_rc
+conn_start_tls(struct conn *c)
+{
+    SSL *ssl = c->tls_after_header;
+    c->tls_after_header = NULL;
+    struct bufferevent *bev =
+        bufferevent_openssl_socket_new(c->w->base, bufferevent_getfd(c->cbev), ssl,
+                                       BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        SSL_free(ssl);
+        return conn_close(c, "out-of-memory");
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    c->tls_port = c->tls_handshaking = 1;
+    conn_replace_client(c, bev);
     return CONN_GO_ON;
 }
 

@@ -33,8 +33,10 @@ struct ssl_st;
  * head reader). With `first` NULL, answers at once when the client is
  * refused (not in `clients`, over max_per_client: conn_admit). Otherwise
  * the connection starts in `first`, which calls conn_admit once it knows
- * who the client is (a PROXY protocol header, balancer.c). Returns NULL
- * when it could not even allocate (fd and ssl are freed then). */
+ * who the client is (a PROXY protocol header, balancer.c); with ssl too,
+ * the header is read from the plain socket and TLS starts after it
+ * (conn_start_tls). Returns NULL when it could not even allocate (fd and
+ * ssl are freed then). */
 struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len,
                       int over_client_limit, const struct conn_ops *home,
                       const struct conn_ops *first, struct ssl_st *ssl);
@@ -42,6 +44,12 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *sa, sockl
  * the caller counted), then on to the home phase with the header timeout;
  * bytes already read are read there. Refused: an error page, CONN_CLOSED. */
 enum conn_rc conn_admit(struct conn *c, int over_client_limit);
+/* The HTTPS proxy port behind a balancer: its PROXY protocol header has
+ * been read from the plain socket, and nothing after it (the ClientHello
+ * is still in the socket). c->cbev becomes the TLS bufferevent over the
+ * same socket, handshaking (c->tls_handshaking), as conn_new makes it for
+ * everyone else on that port. Out of memory: CONN_CLOSED. */
+enum conn_rc conn_start_tls(struct conn *c);
 /* TERM: idle connections close now, busy ones after their transaction. */
 void conn_drain(struct conn *c);
 /* The next connection of the same worker, for walking its list. */

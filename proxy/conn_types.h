@@ -206,6 +206,10 @@ struct conn {
     int tls_port;          /* came in on the HTTPS proxy port: c->cbev is TLS (never
                             * spliced; a decrypted tunnel's TLS is a second layer) */
     int tls_handshaking;   /* the HTTPS proxy port's handshake is not done yet */
+    /* The HTTPS proxy port, from a balancer: TLS starts once its PROXY
+     * protocol header is read (c->cbev is the plain socket until then;
+     * conn_start_tls). */
+    struct ssl_st *tls_after_header;
     struct splicer *spl;   /* the kernel relays (splice) */
     struct event *gone_ev; /* EV_CLOSED on the client while its reading is off */
     int watching;          /* gone_ev is armed for this request */

@@ -207,3 +207,19 @@ proxyproto_strstatus(enum proxyproto_status st)
     }
     return "?";
 }
+
+size_t
+proxyproto_room(const uint8_t *p, size_t len)
+{
+    if (len < PROXYPROTO_MIN)
+        return PROXYPROTO_MIN - len;
+    if (p[0] == v2sig[0]) {
+        /* v2: 16 bytes, then the length they give */
+        if (len < 16)
+            return 16 - len;
+        size_t end = 16 + ((size_t)p[14] << 8 | p[15]);
+        return end > len ? end - len : 1;
+    }
+    /* v1: up to its CRLF */
+    return p[len - 1] == '\r' ? 1 : 2;
+}

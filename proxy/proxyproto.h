@@ -42,4 +42,14 @@ enum proxyproto_status proxyproto_parse(const uint8_t *p, size_t len, struct pro
                                         const char **why);
 const char *proxyproto_strstatus(enum proxyproto_status st);
 
+/* The shortest header: v1's "PROXY UNKNOWN\r\n". */
+#define PROXYPROTO_MIN 15
+
+/* How many more bytes a reader may take after p[0..len), a prefix of a
+ * header (PARTIAL), without taking any byte beyond the header's end
+ * whatever the header turns out to be: at least 1. For a reader that must
+ * leave the connection's own bytes in the socket (the HTTPS proxy port,
+ * where OpenSSL reads them). */
+size_t proxyproto_room(const uint8_t *p, size_t len);
+
 #endif

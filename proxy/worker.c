@@ -203,9 +203,9 @@ accept_conn(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int len, 
     }
     /* A balancer's connections are checked once its PROXY protocol header
      * has said whose they are (balancer.c). On the HTTPS proxy port the
-     * client's bytes are TLS from the first one: no header is read there. */
+     * header comes before the TLS handshake, which starts after it. */
     const struct conn_ops *first =
-        !tls && cidrset_match(&s->cfg->proxy_protocol, sa) ? &balancer_ops : NULL;
+        cidrset_match(&s->cfg->proxy_protocol, sa) ? &balancer_ops : NULL;
     w->nconns++; /* before conn_new: it may close (and count) at once */
     if (conn_new(w, fd, sa, (socklen_t)len, first == NULL && n > max_client, &txn_head_ops, first,
                  ssl) == NULL) {

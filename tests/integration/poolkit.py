@@ -110,12 +110,22 @@ class Clock:
         }
 
 
-def haproxy_config(port, servers, sock):
+def contrib_lines(tls=False):
+    """contrib/haproxy/haproxy.cfg; tls: its global and defaults sections, then its
+    commented frontend and backend for the HTTPS proxy port, uncommented."""
+    lines = CONTRIB.read_text().splitlines()
+    if not tls:
+        return lines
+    start = lines.index("#frontend proxy_tls")
+    head = lines[:lines.index("frontend proxy")]
+    return head + [ln[1:] for ln in lines[start:] if ln.startswith("#")]
+
+
+def haproxy_config(port, servers, sock, tls=False):
     """contrib/haproxy/haproxy.cfg with a test's addresses: its bind and server lines
-    replaced, the syslog target dropped, a smaller maxconn, a stats socket and fast checks.
-    servers: [(name, gateway port, admin port)]."""
+    replaced, the syslog target dropped, a smaller maxconn, a stats socket and fast checks."""
     out = []
-    for ln in CONTRIB.read_text().splitlines():
+    for ln in contrib_lines(tls):
         s = ln.strip()
         if s.startswith("log /dev/log") or s == "log global" or s == "option tcplog":
             continue
@@ -137,13 +147,13 @@ def haproxy_config(port, servers, sock):
     return body
 
 
-def start_haproxy(tmp, servers):
+def start_haproxy(tmp, servers, tls=False):
     """HAProxy in front of servers (as for haproxy_config), checked with -c, all servers UP:
     (process, frontend port, stats socket). The caller kills the process (kill_group)."""
     port = free_port()
     sock = tmp / "haproxy.sock"
     cfg = tmp / "haproxy.cfg"
-    cfg.write_text(haproxy_config(port, servers, sock))
+    cfg.write_text(haproxy_config(port, servers, sock, tls))
     r = subprocess.run([HAPROXY, "-c", "-f", str(cfg)], capture_output=True, timeout=20)
     assert r.returncode == 0, (r.stdout + r.stderr).decode()
     with open(tmp / "haproxy.out", "wb") as out:
@@ -152,14 +162,15 @@ def start_haproxy(tmp, servers):
                               start_new_session=True)
     try:
         assert wait_port("127.0.0.1", port, 10, hp), (tmp / "haproxy.out").read_text()
-        wait_stat(sock, {name: "UP" for name, _, _ in servers})
+        wait_stat(sock, {name: "UP" for name, _, _ in servers},
+                  backend="gateways_tls" if tls else "gateways")
     except BaseException:
         kill_group(hp)
         raise
     return hp, port, sock
 
 
-def haproxy_stat(sock):
+def haproxy_stat(sock, backend="gateways"):
     """{server: status} from HAProxy's stats socket."""
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(3)
@@ -175,15 +186,15 @@ def haproxy_stat(sock):
     out = {}
     for ln in data.decode().splitlines():
         f = ln.split(",")
-        if len(f) > 17 and f[0] == "gateways" and f[1] not in ("BACKEND", "FRONTEND"):
+        if len(f) > 17 and f[0] == backend and f[1] not in ("BACKEND", "FRONTEND"):
             out[f[1]] = f[17]
     return out
 
 
-def wait_stat(sock, want, timeout=10.0):
+def wait_stat(sock, want, timeout=10.0, backend="gateways"):
     deadline = time.monotonic() + timeout
     while True:
-        st = haproxy_stat(sock)
+        st = haproxy_stat(sock, backend)
         if all(st.get(k, "").startswith(v) for k, v in want.items()):
             return st
         if time.monotonic() > deadline:

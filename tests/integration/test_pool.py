@@ -5,11 +5,19 @@ endpoint. Requests through HAProxy are logged with the real client address
 (127.0.0.2, 127.0.0.3: curl --interface) and roles by network see it; a gateway
 killed mid-test is taken out and requests keep succeeding. PROXY protocol v1 and v2
 from raw sockets: happy paths, a header from an address not in proxy_protocol, a
-balancer without a header, malformed headers. /wpad.dat and PAC failover."""
+balancer without a header, malformed headers. /wpad.dat and PAC failover.
+
+The HTTPS proxy port behind the same HAProxy configuration: the header comes
+first in plain bytes, then the client's TLS handshake with the gateway (curl
+--proxy https://, and raw sockets with the header and the ClientHello in one
+write); a malformed header there is answered 400 in plain text; a header from
+an address not in proxy_protocol is fed to TLS, which fails with a log line.
+The PAC of a gateway with an HTTPS port lists every HTTPS entry first."""
 
 import re
 import signal
 import socket
+import ssl
 import struct
 import time
 
@@ -17,8 +25,10 @@ import pytest
 
 from poolkit import start_haproxy, wait_stat
 from sgtest import (
-    BIN, SocialGate, curl, free_port, http_get, kill_group, run, token, wait_port, write_rules,
+    BIN, SocialGate, curl, free_port, http_get, kill_group, make_htpasswd, run,
+    token, wait_port, write_rules,
 )
+from test_tls_port import port_files
 
 V2SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -285,3 +295,199 @@ def test_max_per_client_counts_the_real_client(env, make_sg):
     finally:
         for s in held:
             s.close()
+
+
+# --- the HTTPS proxy port behind HAProxy ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_pool(env, tmp_path_factory):
+    """One gateway with an HTTPS proxy port, HAProxy in front of that port (the commented
+    HTTPS section of contrib/haproxy/haproxy.cfg: TCP mode, send-proxy-v2)."""
+    if not BIN.exists():
+        pytest.fail("socialgate binary not found at %s" % BIN)
+    tmp = tmp_path_factory.mktemp("tlspool")
+    cert, key = port_files(env, tmp)
+    users = make_htpasswd(tmp / "users.htpasswd", {"alice": "wonderland"})
+    hp = d = None
+    try:
+        aport, tport = free_port(), free_port()
+        d = SocialGate(env, "pooltls", overrides={
+            "proxy": {"proxy_protocol": "127.0.0.1/32", "listen_tls": "127.0.0.1:%d" % tport,
+                      "tls_cert": str(cert), "tls_key": str(key)},
+            "auth": {"htpasswd": str(users)},
+            "limits": {"header_timeout": "2s"},
+            "admin": {"listen": "127.0.0.1:%d" % aport,
+                      "pac_proxy": "gw1.test:3128, gw2.test:3128"}})
+        d.admin_port, d.tls_port = aport, tport
+        d.start()
+        assert wait_port("127.0.0.1", aport, 10, d.proc)
+        hp, port, _ = start_haproxy(tmp, [("gw1", tport, aport)], tls=True)
+        assert "backend gateways_tls" in (tmp / "haproxy.cfg").read_text()
+        yield {"gw": d, "port": port}
+    finally:
+        kill_group(hp)
+        if d:
+            d.kill()
+
+
+def tls_exchange(env, port, first, request, source="127.0.0.1", timeout=5.0):
+    """Connects to port from source, sends `first` and the TLS ClientHello in one write
+    (the gateway must leave the hello for OpenSSL), completes the handshake, sends
+    request inside TLS and returns the answer read to its end."""
+    ctx = ssl.create_default_context(cafile=str(env.ca))
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    t = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    s = socket.socket()
+    s.settimeout(timeout)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    try:
+        try:
+            t.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        s.sendall(first + out.read())
+        while True:
+            try:
+                t.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if out.pending:
+                    s.sendall(out.read())
+                b = s.recv(65536)
+                if not b:
+                    raise ConnectionError("closed during the handshake")
+                inc.write(b)
+        t.write(request)
+        s.sendall(out.read())
+        got = b""
+        while True:
+            try:
+                got += t.read(65536)
+            except ssl.SSLWantReadError:
+                b = s.recv(65536)
+                if not b:
+                    return got
+                inc.write(b)
+                continue
+            except ssl.SSLZeroReturnError:
+                return got
+            head, sep, body = got.partition(b"\r\n\r\n")
+            m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            if sep and m and len(body) >= int(m.group(1)):
+                return got
+    finally:
+        s.close()
+
+
+def plain_req(env, path):
+    return ("GET http://127.0.0.1:%d%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+            "Proxy-Authorization: Basic YWxpY2U6d29uZGVybGFuZA==\r\n\r\n"
+            % (env.nginx_http, path, env.nginx_http)).encode()
+
+
+def test_https_port_behind_haproxy(tls_pool, env):
+    """curl --proxy https:// through HAProxy (send-proxy-v2) to the gateway's HTTPS
+    port: the handshake is the gateway's, the client address the header's."""
+    d = tls_pool["gw"]
+    tok = "/u/tls-%s" % token()
+    r = curl("-sS", "--max-time", "10", "--interface", "127.0.0.2",
+             "--proxy", "https://127.0.0.1:%d" % tls_pool["port"], "--proxy-cacert", str(env.ca),
+             "--proxy-user", "alice:wonderland", "-w", "\n%{http_code}",
+             "http://127.0.0.1:%d%s" % (env.nginx_http, tok), timeout=20)
+    body, _, code = r.stdout.rpartition(b"\n")
+    assert code == b"200", r.stderr
+    e = d.wait_log(ev="request", path=tok)
+    assert ip(e) == "127.0.0.2" and e["user"] == "alice" and e["status"] == "200", e.raw
+
+
+def test_https_port_headers_from_raw_sockets(tls_pool, env):
+    """v2 and v1 headers then TLS, the ClientHello in the same write as the header;
+    LOCAL keeps the balancer's address."""
+    d = tls_pool["gw"]
+    p1, p2, p3 = ("/u/%s-%s" % (k, token()) for k in ("v2", "v1", "local"))
+    got = tls_exchange(env, d.tls_port, v2_inet("127.0.0.3", "127.0.0.1", 40005, 443),
+                       plain_req(env, p1))
+    assert got.startswith(b"HTTP/1.1 200"), got[:200]
+    got = tls_exchange(env, d.tls_port, b"PROXY TCP4 127.0.0.4 127.0.0.1 40006 443\r\n",
+                       plain_req(env, p2))
+    assert got.startswith(b"HTTP/1.1 200"), got[:200]
+    got = tls_exchange(env, d.tls_port, V2SIG + b"\x20\x00\x00\x00", plain_req(env, p3))
+    assert got.startswith(b"HTTP/1.1 200"), got[:200]
+    for path, addr in ((p1, "127.0.0.3"), (p2, "127.0.0.4"), (p3, "127.0.0.1")):
+        e = d.wait_log(ev="request", path=path)
+        assert ip(e) == addr and e["user"] == "alice", e.raw
+    # the header's address is what `clients` checks; the refusal comes inside TLS
+    t0 = time.time()
+    got = tls_exchange(env, d.tls_port, v2_inet("192.0.2.44", "127.0.0.1", 40007, 443),
+                       plain_req(env, "/u/x"))
+    assert got.startswith(b"HTTP/1.1 403"), got[:200]
+    d.wait_log(lambda e: ip(e) == "192.0.2.44", since=t0, reason="client-not-allowed")
+
+
+def read_all(s):
+    got = b""
+    while True:
+        try:
+            b = s.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            return got
+        if not b:
+            return got
+        got += b
+
+
+def test_https_port_bad_headers(tls_pool, env):
+    """A malformed header (or none) from the balancer on the HTTPS port: TLS has not
+    started, so the 400 is plain text, and logged. A header from an address not in
+    proxy_protocol goes to OpenSSL as the client's first bytes: the handshake fails
+    cleanly, logged."""
+    d = tls_pool["gw"]
+    t0 = time.time()
+    err0 = d.stderr_size()
+    for bad, reason in ((V2SIG + b"\x31\x11\x00\x0c" + b"\0" * 12, "proxy-protocol-invalid"),
+                        (b"PROXY TCP4 127.0.0.2 127.0.0.1 99999 2\r\n", "proxy-protocol-invalid"),
+                        (b"\x16\x03\x01\x00\x05hello", "proxy-protocol-missing")):
+        s = socket.create_connection(("127.0.0.1", d.tls_port), timeout=5)
+        s.sendall(bad)
+        got = read_all(s)
+        s.close()
+        assert got.startswith(b"HTTP/1.1 400"), (bad, got[:200])
+        d.wait_log(lambda e: ip(e) == "127.0.0.1", since=t0, reason=reason, status="400")
+    text = new_stderr(d, err0)
+    assert text.count("PROXY protocol: bad header from 127.0.0.1") == 2, text
+    assert re.search(r"PROXY protocol: 127\.0\.0\.1:\d+ sent no header", text), text
+
+    # not a balancer: the header is the handshake's first bytes
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        tls_exchange(env, d.tls_port, v2_inet("10.9.9.9", "127.0.0.1", 1, 2),
+                     plain_req(env, "/small.txt"), source="127.0.0.5")
+    e = d.wait_log(lambda e: ip(e) == "127.0.0.5", since=t0, reason="tls-handshake-failed")
+    assert e["status"] == "-", e.raw
+    assert "client 127.0.0.5:" in new_stderr(d, err0) and \
+        "TLS handshake on the HTTPS proxy port" in new_stderr(d, err0)
+
+
+def test_https_port_header_timeout(tls_pool, env):
+    """A balancer's connection that stops amid its header: 408 in plain text after
+    header_timeout; one that sends nothing is closed quietly."""
+    d = tls_pool["gw"]
+    t0 = time.time()
+    s = socket.create_connection(("127.0.0.1", d.tls_port), timeout=8)
+    s.sendall(V2SIG[:8])
+    start = time.monotonic()
+    got = read_all(s)
+    s.close()
+    assert got.startswith(b"HTTP/1.1 408"), got[:200]
+    assert time.monotonic() - start < 6
+    d.wait_log(lambda e: ip(e) == "127.0.0.1", since=t0, reason="header-timeout")
+
+
+def test_pac_lists_every_https_entry_first(tls_pool):
+    d = tls_pool["gw"]
+    st, _, pac = http_get("http://127.0.0.1:%d/proxy.pac" % d.admin_port)
+    assert st == 200
+    returns = re.findall(r'return "([^"]*)";', pac.decode())
+    assert returns == ["HTTPS gw1.test:%d; HTTPS gw2.test:%d; PROXY gw1.test:3128; PROXY gw2.test:3128"
+                       % (d.tls_port, d.tls_port)], pac

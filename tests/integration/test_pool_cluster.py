@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from poolkit import DAY, Clock, Redis, start_haproxy, wait_stat
+from poolkit import Clock, Redis, start_haproxy, wait_stat
 from sgtest import (
     BIN, SocialGate, curl, free_port, http_get, kill_group, run, token, wait_port, write_rules,
 )

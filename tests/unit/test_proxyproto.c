@@ -198,7 +198,7 @@ test_v2_inet6_local_unspec(void **state)
     assert_int_equal(parse(buf, n, &r, NULL), PROXYPROTO_OK);
     assert_src(&r, "2001:db8::5", 443);
     /* LOCAL (a health check): the balancer's own address, addresses or not */
-    n = v2(buf, 0x20, 0x00, NULL, 0);
+    n = v2(buf, 0x20, 0x00, body, 0);
     assert_int_equal(parse(buf, n, &r, NULL), PROXYPROTO_OK);
     assert_true(r.local);
     n = v2(buf, 0x20, 0x11, body, 12);
@@ -252,6 +252,57 @@ test_v2_invalid(void **state)
     assert_int_equal(parse(buf, 16, &r, NULL), PROXYPROTO_NONE);
 }
 
+/* A reader that takes proxyproto_room() bytes at a time (as on the HTTPS
+ * proxy port, where the bytes after the header are OpenSSL's) stops at the
+ * header's end exactly, for the shortest and longest headers of each
+ * version, with a TLS ClientHello's first bytes behind it. */
+static size_t
+read_by_room(const uint8_t *stream, size_t header_len)
+{
+    struct proxyproto_result r;
+    size_t n = 0;
+    enum proxyproto_status st;
+    while ((st = parse(stream, n, &r, NULL)) == PROXYPROTO_PARTIAL) {
+        size_t room = proxyproto_room(stream, n);
+        assert_true(room >= 1);
+        n += room;
+        if (n > header_len)
+            fail_msg("read %zu bytes of a %zu-byte header", n, header_len);
+    }
+    assert_int_equal(st, PROXYPROTO_OK);
+    assert_int_equal(r.consumed, n);
+    return n;
+}
+
+static void
+test_room(void **state)
+{
+    (void)state;
+    static const uint8_t hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC};
+    const char *v1s[] = {
+        "PROXY UNKNOWN\r\n",
+        "PROXY TCP4 192.0.2.9 10.0.0.1 51000 3128\r\n",
+        "PROXY TCP6 2001:db8::5 2001:db8::1 443 3128\r\n",
+        "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n",
+    };
+    uint8_t buf[256];
+    for (size_t i = 0; i < sizeof(v1s) / sizeof(v1s[0]); i++) {
+        size_t n = strlen(v1s[i]);
+        memcpy(buf, v1s[i], n);
+        memcpy(buf + n, hello, sizeof(hello));
+        assert_int_equal(read_by_room(buf, n), n);
+    }
+    uint8_t body[12 + 4 + 5] = {192,  0,    2,    9,    10,  0,    0,    1,    0xC7, 0x38, 0x0C,
+                                0x38, 0x02, 0x00, 0x01, 'x', 0x04, 0x00, 0x02, 0,    0};
+    size_t n = v2(buf, 0x21, 0x11, body, sizeof(body));
+    memcpy(buf + n, hello, sizeof(hello));
+    assert_int_equal(read_by_room(buf, n), n);
+    n = v2(buf, 0x20, 0x00, body, 0); /* LOCAL, no addresses: 16 bytes */
+    memcpy(buf + n, hello, sizeof(hello));
+    assert_int_equal(read_by_room(buf, n), 16);
+}
+
 int
 main(void)
 {
@@ -259,7 +310,7 @@ main(void)
         cmocka_unit_test(test_v1_tcp4),      cmocka_unit_test(test_v1_tcp6_unknown),
         cmocka_unit_test(test_v1_invalid),   cmocka_unit_test(test_none),
         cmocka_unit_test(test_v2_inet_tlvs), cmocka_unit_test(test_v2_inet6_local_unspec),
-        cmocka_unit_test(test_v2_invalid),
+        cmocka_unit_test(test_v2_invalid),   cmocka_unit_test(test_room),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
