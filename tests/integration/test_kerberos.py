@@ -11,7 +11,6 @@ keytab; alice has a ticket from kinit, a second ticket cache stays empty.
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 

@@ -9,7 +9,6 @@ helper is exercised in test_kerberos.py.
 """
 
 import base64
-import os
 import stat
 import sys
 import time
