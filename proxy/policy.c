@@ -765,8 +765,8 @@ policy_check_identities(const struct policy *p, const struct policy_idfiles *ids
         if (r->nusers && ids->htpasswd_path == NULL && !ids->user_helper) {
             join(r->users, r->nusers, list, sizeof(list));
             diag_warning(d, r->file, r->line_users,
-                       "role '%s': users = %s, but %s sets no [auth] htpasswd: no one signs "
-                       "in, so the role can never match by user",
+                       "role '%s': users = %s, but %s sets no [auth] htpasswd, basic_helper or "
+                       "negotiate_helper: no one signs in, so the role can never match by user",
                        r->name, list, ids->config);
         } else if (ids->htpasswd != NULL) {
             for (size_t k = 0; k < r->nusers; k++)
@@ -779,8 +779,8 @@ policy_check_identities(const struct policy *p, const struct policy_idfiles *ids
         if (r->ngroups && ids->groups_path == NULL && !ids->group_helper) {
             join(r->groups, r->ngroups, list, sizeof(list));
             diag_warning(d, r->file, r->line_groups,
-                       "role '%s': groups = %s, but %s sets no [auth] groups file: the role "
-                       "can never match by group",
+                       "role '%s': groups = %s, but %s sets no [auth] groups file or "
+                       "group_helper: the role can never match by group",
                        r->name, list, ids->config);
         } else if (ids->groups != NULL) {
             for (size_t k = 0; k < r->ngroups; k++)

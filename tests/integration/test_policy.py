@@ -904,12 +904,12 @@ def test_check_roles_without_auth_files_warned(make_sg, hosts):
     rc, err = check(d)
     f = d.dir / "rules" / "10-policy.ini"
     assert rc == 0, err
-    want = ("%s:%d: warning: role 'mkt': users = alice, dave, but %s sets no [auth] htpasswd: "
-            "no one signs in, so the role can never match by user" %
+    want = ("%s:%d: warning: role 'mkt': users = alice, dave, but %s sets no [auth] htpasswd, "
+            "basic_helper or negotiate_helper: no one signs in, so the role can never match by user" %
             (f, line_of(AUTH_ROLE_POLICY, "users ="), d.config))
     assert want in err, err
     want = ("%s:%d: warning: role 'mkt': groups = marketing, sales, but %s sets no [auth] groups "
-            "file: the role can never match by group" %
+            "file or group_helper: the role can never match by group" %
             (f, line_of(AUTH_ROLE_POLICY, "groups ="), d.config))
     assert want in err, err
     d.start()

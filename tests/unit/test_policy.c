@@ -1330,13 +1330,13 @@ test_role_identities(void **state)
     assert_int_equal(d.errors, 0);
     assert_int_equal(d.warnings, 2);
     snprintf(want, sizeof(want),
-             "p.ini:%d: warning: role 'mkt': users = alice, zed, but proxy.ini sets no [auth] htpasswd: "
-             "no one signs in, so the role can never match by user",
+             "p.ini:%d: warning: role 'mkt': users = alice, zed, but proxy.ini sets no [auth] htpasswd, "
+             "basic_helper or negotiate_helper: no one signs in, so the role can never match by user",
              lu);
     assert_string_equal(d.msgs[0], want);
     snprintf(want, sizeof(want),
              "p.ini:%d: warning: role 'mkt': groups = marketing, sales, empty, but proxy.ini sets no "
-             "[auth] groups file: the role can never match by group",
+             "[auth] groups file or group_helper: the role can never match by group",
              lg);
     assert_string_equal(d.msgs[1], want);
     diag_free(&d);
