@@ -27,16 +27,6 @@
 
 static enum conn_rc pump_response(struct conn *c);
 
-/* Copies a field line as received (name and value unchanged). */
-static void
-add_field(struct evbuffer *b, const struct http1_header *f)
-{
-    evbuffer_add(b, f->name.p, f->name.len);
-    evbuffer_add(b, ": ", 2);
-    evbuffer_add(b, f->value.p, f->value.len);
-    evbuffer_add(b, "\r\n", 2);
-}
-
 /* Moves up to the end of the current message from src to dst following
  * `body` framing. Returns bytes moved, or -1 on a framing error. Sets *done
  * at the end of the message. When dechunk is set only payload is copied. */
@@ -132,36 +122,135 @@ forward_start(struct conn *c)
     return pump_request_body(c);
 }
 
-/* Builds the client's response head from the upstream's. */
+/* The response head being built: in a buffer on the stack, added to the
+ * client's output at once (one evbuffer_add, not one per piece). */
+struct head_out {
+    char *buf;
+    size_t len, size;
+    int over; /* did not fit: built again straight into the evbuffer */
+};
+
 static void
-write_response_head(struct conn *c, const struct http1_head *h, int interim)
+head_put(struct head_out *o, const void *p, size_t n)
+{
+    if (o->over || n > o->size - o->len) {
+        o->over = 1;
+        return;
+    }
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+}
+
+static void
+head_put_u64(struct head_out *o, uint64_t v)
+{
+    char rev[20];
+    size_t n = 0;
+    do {
+        rev[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    char d[20];
+    for (size_t i = 0; i < n; i++)
+        d[i] = rev[n - 1 - i];
+    head_put(o, d, n);
+}
+
+/* Is f named by a Connection field of h? conn[] holds the indexes of
+ * those fields (usually none or one). */
+static int
+named_by_connection(const struct http1_head *h, const size_t *conn, size_t nconn,
+                    const struct http1_header *f)
+{
+    for (size_t i = 0; i < nconn; i++) {
+        struct http1_head one;
+        one.headers[0] = h->headers[conn[i]];
+        one.nheaders = 1;
+        if (http1_connection_names(&one, &f->name))
+            return 1;
+    }
+    return 0;
+}
+
+/* Writes the client's response head (built from the upstream's h) into o. */
+static void
+build_response_head(struct conn *c, const struct http1_head *h, int interim, struct head_out *o)
 {
     struct txn *t = &c->t;
-    struct evbuffer *out = bufferevent_get_output(c->cbev);
-    size_t before = evbuffer_get_length(out);
-    evbuffer_add_printf(out, "HTTP/1.1 %d %.*s\r\n", h->status, (int)h->reason.len, h->reason.p);
+    static const char version[] = "HTTP/1.1 ";
+    head_put(o, version, sizeof(version) - 1);
+    if (h->status >= 100 && h->status <= 999) {
+        char code[4] = {(char)('0' + h->status / 100), (char)('0' + h->status / 10 % 10),
+                        (char)('0' + h->status % 10), ' '};
+        head_put(o, code, 4);
+    } else {
+        char code[16];
+        int n = snprintf(code, sizeof(code), "%d ", h->status);
+        head_put(o, code, (size_t)n);
+    }
+    head_put(o, h->reason.p, h->reason.len);
+    head_put(o, "\r\n", 2);
+    size_t conn[HTTP1_MAX_HEADERS], nconn = 0;
+    for (size_t i = 0; i < h->nheaders; i++)
+        if (http1_name_is(&h->headers[i].name, "connection"))
+            conn[nconn++] = i;
     int upgrading = h->status == 101;
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct http1_header *f = &h->headers[i];
         if (http1_name_is(&f->name, "content-length"))
             continue; /* written once below, as in the request head */
-        if (http1_is_hop_by_hop(&f->name) || http1_connection_names(h, &f->name)) {
+        if (http1_is_hop_by_hop(&f->name) || named_by_connection(h, conn, nconn, f)) {
             int keep = (upgrading && http1_name_is(&f->name, "upgrade")) ||
                        (!t->dechunk && !interim && http1_name_is(&f->name, "transfer-encoding"));
             if (!keep)
                 continue;
         }
-        add_field(out, f);
+        head_put(o, f->name.p, f->name.len);
+        head_put(o, ": ", 2);
+        head_put(o, f->value.p, f->value.len);
+        head_put(o, "\r\n", 2);
     }
-    if (h->flags & HTTP1_F_HAS_CL)
-        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
+    if (h->flags & HTTP1_F_HAS_CL) {
+        head_put(o, "Content-Length: ", 16);
+        head_put_u64(o, h->content_length);
+        head_put(o, "\r\n", 2);
+    }
     if (upgrading)
-        evbuffer_add(out, "Connection: Upgrade\r\n", 21);
+        head_put(o, "Connection: Upgrade\r\n", 21);
     else if (!interim && t->rq.client_close)
-        evbuffer_add(out, "Connection: close\r\n", 19);
-    evbuffer_add(out, request_via_header(), request_via_header_len());
-    evbuffer_add(out, "\r\n", 2);
-    t->down += evbuffer_get_length(out) - before;
+        head_put(o, "Connection: close\r\n", 19);
+    head_put(o, request_via_header(), request_via_header_len());
+    head_put(o, "\r\n", 2);
+}
+
+/* Builds the client's response head from the upstream's. -1: out of
+ * memory. */
+static int
+write_response_head(struct conn *c, const struct http1_head *h, int interim)
+{
+    struct txn *t = &c->t;
+    char stack[8192];
+    struct head_out o = {stack, 0, sizeof(stack), 0};
+    build_response_head(c, h, interim, &o);
+    char *heap = NULL;
+    if (o.over) {
+        /* Over 8 KiB: at most a byte more a field than the upstream's head
+         * (": " for ":"), and the lines added here. */
+        size_t need = h->head_len + h->nheaders + 256 + request_via_header_len();
+        heap = malloc(need);
+        if (heap == NULL)
+            return -1;
+        o = (struct head_out){heap, 0, need, 0};
+        build_response_head(c, h, interim, &o);
+        if (o.over) {
+            free(heap);
+            return -1;
+        }
+    }
+    evbuffer_add(bufferevent_get_output(c->cbev), o.buf, o.len);
+    t->down += o.len;
+    free(heap);
+    return 0;
 }
 
 /* The response is complete: log, pool the upstream, next request or close. */
@@ -212,14 +301,16 @@ on_response_head(struct conn *c)
             t->status = 101;
             t->rq.upgrade = UPGRADE_SWITCHED;
             t->req_done = 1;
-            write_response_head(c, h, 1);
+            if (write_response_head(c, h, 1) < 0)
+                return conn_close(c, "out-of-memory");
             evbuffer_drain(in, h->head_len);
             conn_set_phase(c, &tunnel_ops);
             return tunnel_start_upgraded(c);
         }
         if (h->status < 200) {
-            if (t->rq.client_minor == 1) /* HTTP/1.0 clients get no 1xx */
-                write_response_head(c, h, 1);
+            if (t->rq.client_minor == 1 && /* HTTP/1.0 clients get no 1xx */
+                write_response_head(c, h, 1) < 0)
+                return conn_close(c, "out-of-memory");
             evbuffer_drain(in, h->head_len);
             continue;
         }
@@ -233,7 +324,8 @@ on_response_head(struct conn *c)
         t->dechunk = h->body == HTTP1_BODY_CHUNKED && t->rq.client_minor == 0;
         if (h->body == HTTP1_BODY_CLOSE || t->dechunk || !t->req_done)
             t->rq.client_close = 1;
-        write_response_head(c, h, 0);
+        if (write_response_head(c, h, 0) < 0)
+            return conn_close(c, "out-of-memory");
         evbuffer_drain(in, h->head_len);
         conn_watch_client(c, 0); /* from here a gone client shows as a failed write */
         return pump_response(c);
