@@ -172,6 +172,16 @@ named_by_connection(const struct http1_head *h, const size_t *conn, size_t nconn
     return 0;
 }
 
+/* Could a field name of this length be hop-by-hop (http1_is_hop_by_hop:
+ * te, trailer, upgrade, connection, keep-alive, proxy-connection,
+ * transfer-encoding, proxy-authenticate, proxy-authorization)? Most
+ * fields are not looked up further. */
+static int
+hop_len(size_t n)
+{
+    return n == 2 || n == 7 || n == 10 || n == 16 || n == 17 || n == 18 || n == 19;
+}
+
 /* Writes the client's response head (built from the upstream's h) into o. */
 static void
 build_response_head(struct conn *c, const struct http1_head *h, int interim, struct head_out *o)
@@ -197,9 +207,10 @@ build_response_head(struct conn *c, const struct http1_head *h, int interim, str
     int upgrading = h->status == 101;
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct http1_header *f = &h->headers[i];
-        if (http1_name_is(&f->name, "content-length"))
+        if (f->name.len == 14 && http1_name_is(&f->name, "content-length"))
             continue; /* written once below, as in the request head */
-        if (http1_is_hop_by_hop(&f->name) || named_by_connection(h, conn, nconn, f)) {
+        if ((hop_len(f->name.len) && http1_is_hop_by_hop(&f->name)) ||
+            named_by_connection(h, conn, nconn, f)) {
             int keep = (upgrading && http1_name_is(&f->name, "upgrade")) ||
                        (!t->dechunk && !interim && http1_name_is(&f->name, "transfer-encoding"));
             if (!keep)
