@@ -3,9 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "config.h"
@@ -111,14 +113,36 @@ pump_request_body(struct conn *c)
     return CONN_GO_ON;
 }
 
+/* A bufferevent straight on its socket: no filter (TLS) under or in it. */
+static int
+plain_socket(struct bufferevent *bev)
+{
+    return bufferevent_get_underlying(bev) == NULL && bufferevent_openssl_get_ssl(bev) == NULL;
+}
+
 enum conn_rc
 forward_start(struct conn *c)
 {
     struct txn *t = &c->t;
     /* The head is kept until the answer starts, to be sent again if a
      * pooled connection turns out to have been closed by the origin. */
-    bufferevent_write(c->ubev, t->rq.uhead, t->rq.uhead_len);
-    bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+    size_t sent = 0;
+    if (plain_socket(c->ubev) && (bufferevent_get_enabled(c->ubev) & EV_WRITE) &&
+        evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0) {
+        /* Sent at once when the socket takes it (it nearly always does):
+         * no write interest to add to epoll and remove again. What it does
+         * not take, or an error, goes through the bufferevent as before. */
+        ssize_t n = send(bufferevent_getfd(c->ubev), t->rq.uhead, t->rq.uhead_len,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0)
+            sent = (size_t)n;
+    }
+    if (sent < t->rq.uhead_len) {
+        bufferevent_write(c->ubev, t->rq.uhead + sent, t->rq.uhead_len - sent);
+        bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+    } else {
+        bufferevent_enable(c->ubev, EV_READ); /* EV_WRITE is on already */
+    }
     return pump_request_body(c);
 }
 
