@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -26,6 +27,13 @@
 /* Fast answers need no watching for a departing client (it costs two
  * epoll_ctl calls a request): the timer arms the watch after this long. */
 #define WATCH_AFTER_MS 500
+
+/* A bufferevent straight on its socket: no filter (TLS) under or in it. */
+static int
+plain_socket(struct bufferevent *bev)
+{
+    return bufferevent_get_underlying(bev) == NULL && bufferevent_openssl_get_ssl(bev) == NULL;
+}
 
 static enum conn_rc pump_response(struct conn *c);
 
@@ -111,13 +119,6 @@ pump_request_body(struct conn *c)
         bufferevent_enable(c->cbev, EV_READ);
     }
     return CONN_GO_ON;
-}
-
-/* A bufferevent straight on its socket: no filter (TLS) under or in it. */
-static int
-plain_socket(struct bufferevent *bev)
-{
-    return bufferevent_get_underlying(bev) == NULL && bufferevent_openssl_get_ssl(bev) == NULL;
 }
 
 enum conn_rc
@@ -258,10 +259,73 @@ build_response_head(struct conn *c, const struct http1_head *h, int interim, str
     head_put(o, "\r\n", 2);
 }
 
-/* Builds the client's response head from the upstream's. -1: out of
- * memory. */
+/* Sends the head in o, and the whole body after it in the upstream's
+ * input when it is there already (a short response of known length),
+ * straight to the client's socket in one sendmsg: no write interest to
+ * add to epoll and remove again. Only for a plain socket with nothing
+ * queued before it; never under a filter (TLS). What the socket does not
+ * take goes through the bufferevent. Returns the body bytes sent; the
+ * head is sent or queued whole. */
+static size_t
+send_response_direct(struct conn *c, const struct http1_head *h, const struct head_out *o)
+{
+    struct txn *t = &c->t;
+    struct evbuffer *out = bufferevent_get_output(c->cbev);
+    if (!plain_socket(c->cbev) || evbuffer_get_length(out) > 0 || c->spl != NULL || !t->req_done)
+        return (size_t)-1;
+    struct evbuffer *in = bufferevent_get_input(c->ubev);
+    size_t avail = evbuffer_get_length(in) - h->head_len, body;
+    if (h->body == HTTP1_BODY_NONE)
+        body = 0;
+    else if (h->body == HTTP1_BODY_LENGTH && h->content_length <= avail &&
+             h->content_length < SPLICE_MIN_BODY)
+        body = (size_t)h->content_length;
+    else
+        return (size_t)-1;
+    struct iovec iov[9];
+    iov[0].iov_base = o->buf;
+    iov[0].iov_len = o->len;
+    int niov = 1;
+    if (body > 0) {
+        struct evbuffer_ptr at;
+        if (evbuffer_ptr_set(in, &at, h->head_len, EVBUFFER_PTR_SET) != 0)
+            return (size_t)-1;
+        struct evbuffer_iovec v[8];
+        int n = evbuffer_peek(in, (ev_ssize_t)body, &at, v, 8);
+        if (n < 1 || n > 8)
+            return (size_t)-1;
+        for (int i = 0; i < n; i++) {
+            iov[niov].iov_base = v[i].iov_base;
+            iov[niov].iov_len = v[i].iov_len;
+            niov++;
+        }
+        /* the last chain may hold more than the body: cut it there */
+        size_t total = 0;
+        for (int i = 1; i < niov; i++) {
+            if (total + iov[i].iov_len > body)
+                iov[i].iov_len = body - total;
+            total += iov[i].iov_len;
+        }
+    }
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)niov;
+    ssize_t n = sendmsg(bufferevent_getfd(c->cbev), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    size_t sent = n > 0 ? (size_t)n : 0; /* an error shows through the bufferevent */
+    if (sent < o->len) {
+        evbuffer_add(out, o->buf + sent, o->len - sent);
+        return 0;
+    }
+    return sent - o->len;
+}
+
+/* Builds the client's response head from the upstream's and queues it, or,
+ * when *direct is set (a final response), tries to send it with the body
+ * (send_response_direct): *direct becomes the body bytes sent that way,
+ * (size_t)-1 when not tried. -1: out of memory. */
 static int
-write_response_head(struct conn *c, const struct http1_head *h, int interim)
+write_response_head(struct conn *c, const struct http1_head *h, int interim, size_t *direct)
 {
     struct txn *t = &c->t;
     char stack[8192];
@@ -282,7 +346,11 @@ write_response_head(struct conn *c, const struct http1_head *h, int interim)
             return -1;
         }
     }
-    evbuffer_add(bufferevent_get_output(c->cbev), o.buf, o.len);
+    size_t sent = direct ? send_response_direct(c, h, &o) : (size_t)-1;
+    if (sent == (size_t)-1)
+        evbuffer_add(bufferevent_get_output(c->cbev), o.buf, o.len);
+    if (direct)
+        *direct = sent;
     t->down += o.len;
     free(heap);
     return 0;
@@ -336,7 +404,7 @@ on_response_head(struct conn *c)
             t->status = 101;
             t->rq.upgrade = UPGRADE_SWITCHED;
             t->req_done = 1;
-            if (write_response_head(c, h, 1) < 0)
+            if (write_response_head(c, h, 1, NULL) < 0)
                 return conn_close(c, "out-of-memory");
             evbuffer_drain(in, h->head_len);
             conn_set_phase(c, &tunnel_ops);
@@ -344,7 +412,7 @@ on_response_head(struct conn *c)
         }
         if (h->status < 200) {
             if (t->rq.client_minor == 1 && /* HTTP/1.0 clients get no 1xx */
-                write_response_head(c, h, 1) < 0)
+                write_response_head(c, h, 1, NULL) < 0)
                 return conn_close(c, "out-of-memory");
             evbuffer_drain(in, h->head_len);
             continue;
@@ -359,9 +427,19 @@ on_response_head(struct conn *c)
         t->dechunk = h->body == HTTP1_BODY_CHUNKED && t->rq.client_minor == 0;
         if (h->body == HTTP1_BODY_CLOSE || t->dechunk || !t->req_done)
             t->rq.client_close = 1;
-        if (write_response_head(c, h, 0) < 0)
+        /* before anything is sent: an open transfer may be re-decided */
+        if (gate_mark_active(c) == CONN_CLOSED)
+            return CONN_CLOSED;
+        size_t direct = 0;
+        if (write_response_head(c, h, 0, &direct) < 0)
             return conn_close(c, "out-of-memory");
         evbuffer_drain(in, h->head_len);
+        if (direct != (size_t)-1 && direct > 0) {
+            evbuffer_drain(in, direct); /* body bytes sent with the head */
+            t->down += direct;
+            t->resp_remain -= direct;
+            t->resp_done = t->resp_remain == 0;
+        }
         conn_watch_client(c, 0); /* from here a gone client shows as a failed write */
         return pump_response(c);
     }
