@@ -432,7 +432,12 @@ conn_close_after_write(struct conn *c)
     conn_txn_log(c);
     c->linger_until = 0;
     bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->cbev, c->cli_eof ? EV_WRITE : EV_READ | EV_WRITE);
+    short ev = c->cli_eof ? 0 : EV_READ;
+    if (!(bufferevent_get_enabled(c->cbev) & EV_WRITE) ||
+        evbuffer_get_length(bufferevent_get_output(c->cbev)) > 0)
+        ev |= EV_WRITE; /* nothing to write: closing_flushed below goes on */
+    if (ev)
+        bufferevent_enable(c->cbev, ev);
     conn_arm(c, c->cfg->idle_timeout_ms);
     closing_flushed(c);
     return CONN_CLOSED;
@@ -520,7 +525,14 @@ conn_keepalive(struct conn *c)
     c->head_bytes_seen = 0;
     c->head_scanned = 0;
     bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+    /* Enabling writing adds the write event even with nothing to write
+     * (the answer went out at once): leave it off epoll then, the next
+     * bytes queued add it. */
+    short ev = EV_READ;
+    if (!(bufferevent_get_enabled(c->cbev) & EV_WRITE) ||
+        evbuffer_get_length(bufferevent_get_output(c->cbev)) > 0)
+        ev |= EV_WRITE;
+    bufferevent_enable(c->cbev, ev);
     conn_touch(c);
     conn_arm(c, c->cfg->idle_timeout_ms);
     if (evbuffer_get_length(bufferevent_get_input(c->cbev)))

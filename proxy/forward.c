@@ -3,9 +3,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "config.h"
@@ -25,17 +28,14 @@
  * epoll_ctl calls a request): the timer arms the watch after this long. */
 #define WATCH_AFTER_MS 500
 
-static enum conn_rc pump_response(struct conn *c);
-
-/* Copies a field line as received (name and value unchanged). */
-static void
-add_field(struct evbuffer *b, const struct http1_header *f)
+/* A bufferevent straight on its socket: no filter (TLS) under or in it. */
+static int
+plain_socket(struct bufferevent *bev)
 {
-    evbuffer_add(b, f->name.p, f->name.len);
-    evbuffer_add(b, ": ", 2);
-    evbuffer_add(b, f->value.p, f->value.len);
-    evbuffer_add(b, "\r\n", 2);
+    return bufferevent_get_underlying(bev) == NULL && bufferevent_openssl_get_ssl(bev) == NULL;
 }
+
+static enum conn_rc pump_response(struct conn *c);
 
 /* Moves up to the end of the current message from src to dst following
  * `body` framing. Returns bytes moved, or -1 on a framing error. Sets *done
@@ -127,41 +127,233 @@ forward_start(struct conn *c)
     struct txn *t = &c->t;
     /* The head is kept until the answer starts, to be sent again if a
      * pooled connection turns out to have been closed by the origin. */
-    bufferevent_write(c->ubev, t->rq.uhead, t->rq.uhead_len);
-    bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+    size_t sent = 0;
+    if (plain_socket(c->ubev) && (bufferevent_get_enabled(c->ubev) & EV_WRITE) &&
+        evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0) {
+        /* Sent at once when the socket takes it (it nearly always does):
+         * no write interest to add to epoll and remove again. What it does
+         * not take, or an error, goes through the bufferevent as before. */
+        ssize_t n = send(bufferevent_getfd(c->ubev), t->rq.uhead, t->rq.uhead_len,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0)
+            sent = (size_t)n;
+    }
+    if (sent < t->rq.uhead_len) {
+        bufferevent_write(c->ubev, t->rq.uhead + sent, t->rq.uhead_len - sent);
+        bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+    } else {
+        bufferevent_enable(c->ubev, EV_READ); /* EV_WRITE is on already */
+    }
     return pump_request_body(c);
 }
 
-/* Builds the client's response head from the upstream's. */
+/* The response head being built: in a buffer on the stack, added to the
+ * client's output at once (one evbuffer_add, not one per piece). */
+struct head_out {
+    char *buf;
+    size_t len, size;
+    int over; /* did not fit: built again straight into the evbuffer */
+};
+
 static void
-write_response_head(struct conn *c, const struct http1_head *h, int interim)
+head_put(struct head_out *o, const void *p, size_t n)
+{
+    if (o->over || n > o->size - o->len) {
+        o->over = 1;
+        return;
+    }
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+}
+
+static void
+head_put_u64(struct head_out *o, uint64_t v)
+{
+    char rev[20];
+    size_t n = 0;
+    do {
+        rev[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    char d[20];
+    for (size_t i = 0; i < n; i++)
+        d[i] = rev[n - 1 - i];
+    head_put(o, d, n);
+}
+
+/* Is f named by a Connection field of h? conn[] holds the indexes of
+ * those fields (usually none or one). */
+static int
+named_by_connection(const struct http1_head *h, const size_t *conn, size_t nconn,
+                    const struct http1_header *f)
+{
+    for (size_t i = 0; i < nconn; i++) {
+        struct http1_head one;
+        one.headers[0] = h->headers[conn[i]];
+        one.nheaders = 1;
+        if (http1_connection_names(&one, &f->name))
+            return 1;
+    }
+    return 0;
+}
+
+/* Could a field name of this length be hop-by-hop (http1_is_hop_by_hop:
+ * te, trailer, upgrade, connection, keep-alive, proxy-connection,
+ * transfer-encoding, proxy-authenticate, proxy-authorization)? Most
+ * fields are not looked up further. */
+static int
+hop_len(size_t n)
+{
+    return n == 2 || n == 7 || n == 10 || n == 16 || n == 17 || n == 18 || n == 19;
+}
+
+/* Writes the client's response head (built from the upstream's h) into o. */
+static void
+build_response_head(struct conn *c, const struct http1_head *h, int interim, struct head_out *o)
 {
     struct txn *t = &c->t;
-    struct evbuffer *out = bufferevent_get_output(c->cbev);
-    size_t before = evbuffer_get_length(out);
-    evbuffer_add_printf(out, "HTTP/1.1 %d %.*s\r\n", h->status, (int)h->reason.len, h->reason.p);
+    static const char version[] = "HTTP/1.1 ";
+    head_put(o, version, sizeof(version) - 1);
+    if (h->status >= 100 && h->status <= 999) {
+        char code[4] = {(char)('0' + h->status / 100), (char)('0' + h->status / 10 % 10),
+                        (char)('0' + h->status % 10), ' '};
+        head_put(o, code, 4);
+    } else {
+        char code[16];
+        int n = snprintf(code, sizeof(code), "%d ", h->status);
+        head_put(o, code, (size_t)n);
+    }
+    head_put(o, h->reason.p, h->reason.len);
+    head_put(o, "\r\n", 2);
+    size_t conn[HTTP1_MAX_HEADERS], nconn = 0;
+    for (size_t i = 0; i < h->nheaders; i++)
+        if (http1_name_is(&h->headers[i].name, "connection"))
+            conn[nconn++] = i;
     int upgrading = h->status == 101;
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct http1_header *f = &h->headers[i];
-        if (http1_name_is(&f->name, "content-length"))
+        if (f->name.len == 14 && http1_name_is(&f->name, "content-length"))
             continue; /* written once below, as in the request head */
-        if (http1_is_hop_by_hop(&f->name) || http1_connection_names(h, &f->name)) {
+        if ((hop_len(f->name.len) && http1_is_hop_by_hop(&f->name)) ||
+            named_by_connection(h, conn, nconn, f)) {
             int keep = (upgrading && http1_name_is(&f->name, "upgrade")) ||
                        (!t->dechunk && !interim && http1_name_is(&f->name, "transfer-encoding"));
             if (!keep)
                 continue;
         }
-        add_field(out, f);
+        head_put(o, f->name.p, f->name.len);
+        head_put(o, ": ", 2);
+        head_put(o, f->value.p, f->value.len);
+        head_put(o, "\r\n", 2);
     }
-    if (h->flags & HTTP1_F_HAS_CL)
-        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
+    if (h->flags & HTTP1_F_HAS_CL) {
+        head_put(o, "Content-Length: ", 16);
+        head_put_u64(o, h->content_length);
+        head_put(o, "\r\n", 2);
+    }
     if (upgrading)
-        evbuffer_add(out, "Connection: Upgrade\r\n", 21);
+        head_put(o, "Connection: Upgrade\r\n", 21);
     else if (!interim && t->rq.client_close)
-        evbuffer_add(out, "Connection: close\r\n", 19);
-    evbuffer_add(out, request_via_header(), request_via_header_len());
-    evbuffer_add(out, "\r\n", 2);
-    t->down += evbuffer_get_length(out) - before;
+        head_put(o, "Connection: close\r\n", 19);
+    head_put(o, request_via_header(), request_via_header_len());
+    head_put(o, "\r\n", 2);
+}
+
+/* Sends the head in o, and the whole body after it in the upstream's
+ * input when it is there already (a short response of known length),
+ * straight to the client's socket in one sendmsg: no write interest to
+ * add to epoll and remove again. Only for a plain socket with nothing
+ * queued before it; never under a filter (TLS). What the socket does not
+ * take goes through the bufferevent. Returns the body bytes sent; the
+ * head is sent or queued whole. */
+static size_t
+send_response_direct(struct conn *c, const struct http1_head *h, const struct head_out *o)
+{
+    struct txn *t = &c->t;
+    struct evbuffer *out = bufferevent_get_output(c->cbev);
+    if (!plain_socket(c->cbev) || evbuffer_get_length(out) > 0 || c->spl != NULL || !t->req_done)
+        return (size_t)-1;
+    struct evbuffer *in = bufferevent_get_input(c->ubev);
+    size_t avail = evbuffer_get_length(in) - h->head_len, body;
+    if (h->body == HTTP1_BODY_NONE)
+        body = 0;
+    else if (h->body == HTTP1_BODY_LENGTH && h->content_length <= avail &&
+             h->content_length < SPLICE_MIN_BODY)
+        body = (size_t)h->content_length;
+    else
+        return (size_t)-1;
+    struct iovec iov[9];
+    iov[0].iov_base = o->buf;
+    iov[0].iov_len = o->len;
+    int niov = 1;
+    if (body > 0) {
+        struct evbuffer_ptr at;
+        if (evbuffer_ptr_set(in, &at, h->head_len, EVBUFFER_PTR_SET) != 0)
+            return (size_t)-1;
+        struct evbuffer_iovec v[8];
+        int n = evbuffer_peek(in, (ev_ssize_t)body, &at, v, 8);
+        if (n < 1 || n > 8)
+            return (size_t)-1;
+        for (int i = 0; i < n; i++) {
+            iov[niov].iov_base = v[i].iov_base;
+            iov[niov].iov_len = v[i].iov_len;
+            niov++;
+        }
+        /* the last chain may hold more than the body: cut it there */
+        size_t total = 0;
+        for (int i = 1; i < niov; i++) {
+            if (total + iov[i].iov_len > body)
+                iov[i].iov_len = body - total;
+            total += iov[i].iov_len;
+        }
+    }
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)niov;
+    ssize_t n = sendmsg(bufferevent_getfd(c->cbev), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    size_t sent = n > 0 ? (size_t)n : 0; /* an error shows through the bufferevent */
+    if (sent < o->len) {
+        evbuffer_add(out, o->buf + sent, o->len - sent);
+        return 0;
+    }
+    return sent - o->len;
+}
+
+/* Builds the client's response head from the upstream's and queues it, or,
+ * when *direct is set (a final response), tries to send it with the body
+ * (send_response_direct): *direct becomes the body bytes sent that way,
+ * (size_t)-1 when not tried. -1: out of memory. */
+static int
+write_response_head(struct conn *c, const struct http1_head *h, int interim, size_t *direct)
+{
+    struct txn *t = &c->t;
+    char stack[8192];
+    struct head_out o = {stack, 0, sizeof(stack), 0};
+    build_response_head(c, h, interim, &o);
+    char *heap = NULL;
+    if (o.over) {
+        /* Over 8 KiB: at most a byte more a field than the upstream's head
+         * (": " for ":"), and the lines added here. */
+        size_t need = h->head_len + h->nheaders + 256 + request_via_header_len();
+        heap = malloc(need);
+        if (heap == NULL)
+            return -1;
+        o = (struct head_out){heap, 0, need, 0};
+        build_response_head(c, h, interim, &o);
+        if (o.over) {
+            free(heap);
+            return -1;
+        }
+    }
+    size_t sent = direct ? send_response_direct(c, h, &o) : (size_t)-1;
+    if (sent == (size_t)-1)
+        evbuffer_add(bufferevent_get_output(c->cbev), o.buf, o.len);
+    if (direct)
+        *direct = sent;
+    t->down += o.len;
+    free(heap);
+    return 0;
 }
 
 /* The response is complete: log, pool the upstream, next request or close. */
@@ -212,14 +404,16 @@ on_response_head(struct conn *c)
             t->status = 101;
             t->rq.upgrade = UPGRADE_SWITCHED;
             t->req_done = 1;
-            write_response_head(c, h, 1);
+            if (write_response_head(c, h, 1, NULL) < 0)
+                return conn_close(c, "out-of-memory");
             evbuffer_drain(in, h->head_len);
             conn_set_phase(c, &tunnel_ops);
             return tunnel_start_upgraded(c);
         }
         if (h->status < 200) {
-            if (t->rq.client_minor == 1) /* HTTP/1.0 clients get no 1xx */
-                write_response_head(c, h, 1);
+            if (t->rq.client_minor == 1 && /* HTTP/1.0 clients get no 1xx */
+                write_response_head(c, h, 1, NULL) < 0)
+                return conn_close(c, "out-of-memory");
             evbuffer_drain(in, h->head_len);
             continue;
         }
@@ -233,8 +427,19 @@ on_response_head(struct conn *c)
         t->dechunk = h->body == HTTP1_BODY_CHUNKED && t->rq.client_minor == 0;
         if (h->body == HTTP1_BODY_CLOSE || t->dechunk || !t->req_done)
             t->rq.client_close = 1;
-        write_response_head(c, h, 0);
+        /* before anything is sent: an open transfer may be re-decided */
+        if (gate_mark_active(c) == CONN_CLOSED)
+            return CONN_CLOSED;
+        size_t direct = 0;
+        if (write_response_head(c, h, 0, &direct) < 0)
+            return conn_close(c, "out-of-memory");
         evbuffer_drain(in, h->head_len);
+        if (direct != (size_t)-1 && direct > 0) {
+            evbuffer_drain(in, direct); /* body bytes sent with the head */
+            t->down += direct;
+            t->resp_remain -= direct;
+            t->resp_done = t->resp_remain == 0;
+        }
         conn_watch_client(c, 0); /* from here a gone client shows as a failed write */
         return pump_response(c);
     }

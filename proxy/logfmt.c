@@ -1,5 +1,6 @@
 #include "logfmt.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,6 +8,19 @@
 #include "util/addr.h"
 #include "util/escape.h"
 
+/* Writes v as exactly `width` decimal digits (v < 10^width). */
+static char *
+put_digits(char *p, unsigned long v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + width;
+}
+
+/* The fields are written by hand (this runs for every log line); values
+ * outside what the fixed widths hold take snprintf, which pads the same. */
 size_t
 logfmt_time(const struct timespec *ts, char *buf, size_t size)
 {
@@ -16,12 +30,46 @@ logfmt_time(const struct timespec *ts, char *buf, size_t size)
     char sign = off < 0 ? '-' : '+';
     if (off < 0)
         off = -off;
-    int n = snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03ld%c%02ld:%02ld",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts->tv_nsec / 1000000, sign, off / 60, off % 60);
-    if (n < 0)
+    long year = (long)tm.tm_year + 1900, ms = ts->tv_nsec / 1000000;
+    char tmp[64];
+    size_t n;
+    if (year >= 0 && year <= 9999 && ms >= 0 && ms <= 999 && off / 60 <= 99 && tm.tm_mon >= 0 &&
+        tm.tm_mon <= 98 && tm.tm_mday >= 0 && tm.tm_mday <= 99 && tm.tm_hour >= 0 &&
+        tm.tm_hour <= 99 && tm.tm_min >= 0 && tm.tm_min <= 99 && tm.tm_sec >= 0 &&
+        tm.tm_sec <= 99) {
+        char *p = put_digits(tmp, (unsigned long)year, 4);
+        *p++ = '-';
+        p = put_digits(p, (unsigned long)tm.tm_mon + 1, 2);
+        *p++ = '-';
+        p = put_digits(p, (unsigned long)tm.tm_mday, 2);
+        *p++ = 'T';
+        p = put_digits(p, (unsigned long)tm.tm_hour, 2);
+        *p++ = ':';
+        p = put_digits(p, (unsigned long)tm.tm_min, 2);
+        *p++ = ':';
+        p = put_digits(p, (unsigned long)tm.tm_sec, 2);
+        *p++ = '.';
+        p = put_digits(p, (unsigned long)ms, 3);
+        *p++ = sign;
+        p = put_digits(p, (unsigned long)(off / 60), 2);
+        *p++ = ':';
+        p = put_digits(p, (unsigned long)(off % 60), 2);
+        n = (size_t)(p - tmp);
+    } else {
+        int r = snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03ld%c%02ld:%02ld",
+                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                         tm.tm_sec, ms, sign, off / 60, off % 60);
+        if (r < 0)
+            return 0;
+        n = (size_t)r < sizeof(tmp) ? (size_t)r : sizeof(tmp) - 1;
+    }
+    if (size == 0)
         return 0;
-    return (size_t)n < size ? (size_t)n : size - 1;
+    if (n >= size)
+        n = size - 1;
+    memcpy(buf, tmp, n);
+    buf[n] = '\0';
+    return n;
 }
 
 struct out {
@@ -38,29 +86,84 @@ put(struct out *o, const char *s, size_t n)
     o->len += n;
 }
 
+#define FIELD_MAX 2048 /* an escaped value's room, "..." and quote included */
+
 static void
-field(struct out *o, const char *key, const char *v)
+put_key(struct out *o, const char *key)
 {
-    char esc[2048];
-    size_t n = escape_log_value(v, v ? strlen(v) : 0, esc, sizeof(esc));
     put(o, " ", 1);
     put(o, key, strlen(key));
     put(o, "=", 1);
+}
+
+static void
+field(struct out *o, const char *key, const char *v)
+{
+    put_key(o, key);
+    size_t len = v ? strlen(v) : 0;
+    if (o->size - o->len >= FIELD_MAX + 2) {
+        /* Room for the longest escaped value: escape in place. */
+        o->len += escape_log_value(v, len, o->buf + o->len, FIELD_MAX);
+        return;
+    }
+    char esc[FIELD_MAX];
+    size_t n = escape_log_value(v, len, esc, sizeof(esc));
     put(o, esc, n);
+}
+
+/* Decimal digits of v into tmp (at least 20 bytes); returns their count. */
+static size_t
+u64_digits(uint64_t v, char *tmp)
+{
+    char rev[20];
+    size_t n = 0;
+    do {
+        rev[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = rev[n - 1 - i];
+    return n;
 }
 
 static void
 field_u64(struct out *o, const char *key, uint64_t v, int dash_if_zero)
 {
     char tmp[32];
-    if (dash_if_zero && v == 0)
-        snprintf(tmp, sizeof(tmp), "-");
-    else
-        snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
-    put(o, " ", 1);
-    put(o, key, strlen(key));
-    put(o, "=", 1);
-    put(o, tmp, strlen(tmp));
+    size_t n;
+    if (dash_if_zero && v == 0) {
+        tmp[0] = '-';
+        n = 1;
+    } else {
+        n = u64_digits(v, tmp);
+    }
+    put_key(o, key);
+    put(o, tmp, n);
+}
+
+/* addr_format's text: an IPv4 (or IPv4-mapped) address by hand, others
+ * through it. */
+static const char *
+client_text(const struct sockaddr *sa, char *buf, size_t size)
+{
+    const uint8_t *a = NULL;
+    if (sa->sa_family == AF_INET) {
+        a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *in6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(in6))
+            a = in6->s6_addr + 12;
+    }
+    if (a == NULL || size < 32)
+        return addr_format(sa, buf, size);
+    char *p = buf;
+    for (int i = 0; i < 4; i++) {
+        p += u64_digits(a[i], p);
+        *p++ = i < 3 ? '.' : ':';
+    }
+    p += u64_digits((uint64_t)addr_port(sa), p);
+    *p = '\0';
+    return buf;
 }
 
 size_t
@@ -73,7 +176,7 @@ logfmt_access(const struct access_record *r, const struct timespec *ts, char *bu
         return 0;
     put(&o, t, logfmt_time(ts, t, sizeof(t)));
     field(&o, "ev", r->ev);
-    field(&o, "client", r->client ? addr_format(r->client, client, sizeof(client)) : NULL);
+    field(&o, "client", r->client ? client_text(r->client, client, sizeof(client)) : NULL);
     field(&o, "user", r->user);
     field(&o, "roles", r->roles);
     field(&o, "method", r->method);

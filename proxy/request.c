@@ -184,7 +184,8 @@ struct out {
 static void
 put(struct out *o, const char *p, size_t n)
 {
-    if (o->buf != NULL && n > 0 && n <= o->cap - o->len) /* an empty span may have no pointer */
+    if (o->buf != NULL && n > 0 && o->len <= o->cap &&
+        n <= o->cap - o->len) /* an empty span may have no pointer */
         memcpy(o->buf + o->len, p, n);
     o->len += n;
 }
@@ -201,15 +202,18 @@ put_span(struct out *o, const struct http1_span *s)
     put(o, s->p, s->len);
 }
 
-/* A decimal number; 0 when it does not fit (it always does). */
+/* A decimal number (written by hand: every request head has some); 0
+ * when it does not fit (it always does). */
 static int
 put_u64(struct out *o, uint64_t v)
 {
     char num[24];
-    int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
-    if (n < 0 || (size_t)n >= sizeof(num))
-        return 0;
-    put(o, num, (size_t)n);
+    size_t i = sizeof(num);
+    do {
+        num[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(o, num + i, sizeof(num) - i);
     return 1;
 }
 
@@ -726,11 +730,22 @@ finish_forward(const struct http1_head *h, const struct http1_target *tgp, struc
     if (req->url == NULL)
         return out_of_memory(ref);
     int slash = tg.path.len == 0 || tg.path.p[0] != '/';
-    int n = snprintf(req->url, ul, "%s://%s%s%s:%u%s%.*s", req->tls ? "https" : "http",
-                     tg.host_is_ipv6 ? "[" : "", req->host, tg.host_is_ipv6 ? "]" : "", req->port,
-                     slash ? "/" : "", (int)tg.path.len, tg.path.p);
-    if (n < 0 || (size_t)n >= ul)
+    /* scheme://host:port/path, as "%s://%s%s%s:%u%s%.*s" would write it */
+    struct out u = {req->url, ul, 0};
+    put_str(&u, req->tls ? "https://" : "http://");
+    if (tg.host_is_ipv6)
+        put(&u, "[", 1);
+    put_str(&u, req->host);
+    if (tg.host_is_ipv6)
+        put(&u, "]", 1);
+    put(&u, ":", 1);
+    put_u64(&u, req->port);
+    if (slash)
+        put(&u, "/", 1);
+    put(&u, tg.path.p, tg.path.len ? strnlen(tg.path.p, tg.path.len) : 0);
+    if (u.len >= ul)
         return out_of_memory(ref); /* cannot happen: ul has room for the rest */
+    req->url[u.len] = '\0';
     int upgrade = (h->flags & HTTP1_F_UPGRADE) && (h->flags & HTTP1_F_CONN_UPGRADE) &&
                   h->minor == 1 && upgrades_to_websocket(h);
     req->upgrade = upgrade ? UPGRADE_ASKED : UPGRADE_NONE;
@@ -739,10 +754,15 @@ finish_forward(const struct http1_head *h, const struct http1_target *tgp, struc
     if (build_head(req, h, &tg, mf) < 0)
         return out_of_memory(ref);
     /* a TLS connection is never handed to a plain request, nor the reverse */
-    n = snprintf(req->poolkey, sizeof(req->poolkey), "%s%s:%u", req->tls ? "tls:" : "", req->host,
-                 req->port);
-    if (n < 0 || (size_t)n >= sizeof(req->poolkey))
+    struct out k = {req->poolkey, sizeof(req->poolkey), 0};
+    if (req->tls)
+        put(&k, "tls:", 4);
+    put_str(&k, req->host);
+    put(&k, ":", 1);
+    put_u64(&k, req->port);
+    if (k.len >= sizeof(req->poolkey))
         return out_of_memory(ref); /* cannot happen: a host has at most 255 bytes */
+    req->poolkey[k.len] = '\0';
     return 0;
 }
 
@@ -775,7 +795,8 @@ request_from_inner_head(const struct http1_head *h, const struct snapshot *snap,
     if (req->path == NULL)
         return out_of_memory(ref);
     if (tg.form == HTTP1_FORM_ASTERISK && !method_is(h, "OPTIONS")) /* RFC 9112 3.2.4 */
-        return refuse(ref, 400, "bad-target", "Only OPTIONS may ask about the server as a whole (*).");
+        return refuse(ref, 400, "bad-target",
+                      "Only OPTIONS may ask about the server as a whole (*).");
     if (h->minor == 1 && h->host.p == NULL)
         return refuse(ref, 400, "missing-host", "An HTTP/1.1 request needs a Host header field.");
     if (request_via_loops(h))

@@ -75,7 +75,10 @@ pool_get(struct worker *w, const char *key)
             TAILQ_REMOVE(&w->pool, p, link);
             w->npool--;
             free(p);
-            bufferevent_disable(bev, EV_READ);
+            /* Reading stays on: the taker sets its own callbacks before
+             * returning to the loop (upstream_open), and the forward phase
+             * reads it at once (turning it off and on again cost two
+             * epoll_ctl a request). */
             return bev;
         }
     }

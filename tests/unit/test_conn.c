@@ -843,7 +843,8 @@ test_head_local_quota_page(void **state)
     read_until(fd, &in, NULL);
     assert_one_response_then_eof(&in, "HTTP/1.1 200 ");
     assert_contains(in.buf, "Quota for 127.0.0.1");
-    assert_contains(in.buf, "example: 0 of 30 minutes a day used, 30 left; they come back at 00:00");
+    assert_contains(in.buf,
+                    "example: 0 of 30 minutes a day used, 30 left; they come back at 00:00");
     assert_int_equal(w->npool, 0); /* no upstream */
     untrack_close(fd);
     run_until_no_conns();
@@ -1035,6 +1036,50 @@ send_all_turning(int fd, const char *data, size_t len)
     assert_int_equal(off, len);
 }
 
+/* A response that arrives whole goes to the client with its head in one
+ * write when the socket takes it; what the socket does not take (a small
+ * send buffer here) follows through the bufferevent, in order, and the
+ * connection goes on. */
+static void
+test_forward_response_partly_sent_at_once(void **state)
+{
+    (void)state;
+    int origin = pooled_origin("origin.test:80");
+    int fd = connect_client(&txn_head_ops);
+    struct conn *c = TAILQ_FIRST(&w->conns);
+    assert_non_null(c);
+    int small = 1; /* the least the kernel allows */
+    assert_int_equal(
+        setsockopt(bufferevent_getfd(c->cbev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+    /* bodies that arrive in one read, larger than what the socket takes */
+    static const size_t bodies[] = {1500, 2500, 3500};
+    for (size_t k = 0; k < sizeof(bodies) / sizeof(bodies[0]); k++) {
+        send_text(fd, "GET http://origin.test/a HTTP/1.1\r\nHost: origin.test\r\n\r\n");
+        struct input up = {0};
+        read_until(origin, &up, until_head);
+        char resp[4096];
+        const size_t body = bodies[k];
+        int h =
+            snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", body);
+        for (size_t i = 0; i < body; i++)
+            resp[(size_t)h + i] = (char)('a' + i % 26);
+        send_all_turning(origin, resp, (size_t)h + body);
+        struct input in = {0};
+        read_until(fd, &in, until_response);
+        assert_int_equal(response_len(&in), in.len);
+        assert_false(in.eof);
+        const char *b = strstr(in.buf, "\r\n\r\n");
+        assert_non_null(b);
+        b += 4;
+        assert_int_equal((size_t)(in.buf + in.len - b), body);
+        for (size_t i = 0; i < body; i++)
+            if (b[i] != (char)('a' + i % 26))
+                fail_msg("body %zu, byte %zu: '%c'", body, i, b[i]);
+    }
+    forward_once(fd, origin, "GET http://origin.test/b HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+                 "/b");
+}
+
 /* A keep-alive request whose client shuts down its writing after it and
  * reads only afterwards: the whole response reaches it before EOF.
  * XXX fails: conn_keepalive turns reading back on with the response still
@@ -1151,6 +1196,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_head_header_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_silent_closes_quietly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_keepalive_idle_closes_quietly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forward_response_partly_sent_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_keepalive_response_to_half_closed_client, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reload_reaches_keepalive_connection, setup, teardown),
