@@ -22,7 +22,7 @@ LDLIBS = $(PKG_LIBS) -lcrypt -pthread
 
 BUILD ?= build
 # Pure modules: no libevent; unit tests and fuzz targets link them alone.
-PURE_SRC = proxy/logfmt.c proxy/errpage.c proxy/http1.c proxy/config.c proxy/inifile.c proxy/diag.c proxy/catalog.c proxy/rules.c proxy/sni.c proxy/timewin.c proxy/htpasswd.c proxy/policy.c proxy/usage.c proxy/decision.c proxy/local.c proxy/pages.c proxy/request.c proxy/report.c proxy/tlsmint.c proxy/proxyproto.c proxy/clusterkey.c proxy/helperproto.c \
+PURE_SRC = proxy/logfmt.c proxy/errpage.c proxy/http1.c proxy/config.c proxy/inifile.c proxy/diag.c proxy/catalog.c proxy/rules.c proxy/sni.c proxy/timewin.c proxy/htpasswd.c proxy/policy.c proxy/usage.c proxy/decision.c proxy/local.c proxy/pages.c proxy/request.c proxy/report.c proxy/tlsmint.c proxy/proxyproto.c proxy/clusterkey.c proxy/helperproto.c proxy/negotiate.c \
 	proxy/util/num.c proxy/util/addr.c proxy/util/escape.c
 DAEMON_SRC = proxy/helper.c proxy/main.c proxy/explain.c proxy/log.c proxy/snapshot.c proxy/accesslog.c \
 	proxy/worker.c proxy/conn.c proxy/txn.c proxy/upstream.c proxy/forward.c proxy/tunnel.c proxy/tlspage.c proxy/inspect.c proxy/gate.c proxy/dns.c proxy/authpool.c proxy/admin.c proxy/stats.c proxy/splice.c proxy/balancer.c proxy/cluster.c
@@ -47,7 +47,7 @@ $(BUILD)/%.o: %.c
 
 # --- dependencies from Debian ------------------------------------------
 BUILD_DEPS = gcc make pkg-config libevent-dev libssl-dev libpcre2-dev libinih-dev libcrypt-dev libidn2-dev libhiredis-dev
-TEST_DEPS = libcmocka-dev python3-pytest curl wget nginx-light openssl apache2-utils tzdata groff-base man-db systemd nftables logrotate calamaris sarg prometheus util-linux nodejs faketime valgrind chromium libnss3-tools haproxy redis-server slapd ldap-utils squid
+TEST_DEPS = libcmocka-dev python3-pytest curl wget nginx-light openssl apache2-utils tzdata groff-base man-db systemd nftables logrotate calamaris sarg prometheus util-linux nodejs faketime valgrind chromium libnss3-tools haproxy redis-server slapd ldap-utils squid krb5-kdc krb5-admin-server krb5-user
 # clang and its sanitizer/libFuzzer runtimes: make fuzz, make tsan.
 FUZZ_DEPS = clang libclang-rt-14-dev
 define apt_need

@@ -81,12 +81,25 @@ admin_pac(const struct config *cfg, char *buf, size_t size)
             PUT("    if (host == \"%s\") return \"DIRECT\";\n", d);
         }
     }
-    /* Several gateways: the browser tries them in order (failover). */
+    /* Several gateways: the browser tries them in order (failover). With
+     * the HTTPS proxy port, every gateway's HTTPS port first (Basic
+     * credentials do not cross the LAN in clear; its port is this
+     * gateway's first listen_tls), then every plain port, for a browser
+     * that cannot speak to an HTTPS proxy. */
+    static const char *const dflt[] = {"127.0.0.1:3128"};
+    char *const *gws = cfg->npac_proxy ? cfg->pac_proxy : (char *const *)dflt;
+    size_t ngw = cfg->npac_proxy ? cfg->npac_proxy : 1;
     PUT("    return \"");
-    if (cfg->npac_proxy == 0)
-        PUT("PROXY 127.0.0.1:3128");
-    for (size_t i = 0; i < cfg->npac_proxy; i++)
-        PUT("%sPROXY %s", i ? "; " : "", cfg->pac_proxy[i]);
+    if (cfg->nlisten_tls > 0) {
+        int tls_port = addr_port((const struct sockaddr *)&cfg->listen_tls[0].ss);
+        for (size_t i = 0; i < ngw; i++) {
+            const char *colon = strrchr(gws[i], ':');
+            int hostlen = colon ? (int)(colon - gws[i]) : (int)strlen(gws[i]);
+            PUT("HTTPS %.*s:%d; ", hostlen, gws[i], tls_port);
+        }
+    }
+    for (size_t i = 0; i < ngw; i++)
+        PUT("%sPROXY %s", i ? "; " : "", gws[i]);
     PUT("\";\n}\n");
 #undef PUT
     return o < size ? o : (size ? size - 1 : 0);

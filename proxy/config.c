@@ -65,24 +65,37 @@ is_dir(const char *p)
 /* --- list item callbacks --- */
 
 static int
-add_listen(void *arg, const char *item)
+add_listen_to(struct load *l, const char *key, struct listen_addr **list, size_t *n,
+              const char *item)
 {
-    struct load *l = arg;
-    struct config *c = l->c;
     const char *err;
     struct listen_addr a = {0};
     if (item == NULL)
-        return bad(l, "listen", "...", "item too long");
+        return bad(l, key, "...", "item too long");
     if (addr_parse_listen(item, &a.ss, &a.len, &err) < 0)
-        return bad(l, "listen", item, err);
+        return bad(l, key, item, err);
     snprintf(a.text, sizeof(a.text), "%s", item);
     a.line = l->line;
-    struct listen_addr *nv = realloc(c->listen, (c->nlisten + 1) * sizeof(*nv));
+    struct listen_addr *nv = realloc(*list, (*n + 1) * sizeof(*nv));
     if (nv == NULL)
         abort();
-    c->listen = nv;
-    c->listen[c->nlisten++] = a;
+    *list = nv;
+    (*list)[(*n)++] = a;
     return 0;
+}
+
+static int
+add_listen(void *arg, const char *item)
+{
+    struct load *l = arg;
+    return add_listen_to(l, "listen", &l->c->listen, &l->c->nlisten, item);
+}
+
+static int
+add_listen_tls(void *arg, const char *item)
+{
+    struct load *l = arg;
+    return add_listen_to(l, "listen_tls", &l->c->listen_tls, &l->c->nlisten_tls, item);
 }
 
 static int
@@ -324,6 +337,9 @@ struct key {
 #define OFF(f) offsetof(struct config, f)
 static const struct key keys[] = {
     {"proxy", "listen", K_LIST, 0, add_listen, 0, 0},
+    {"proxy", "listen_tls", K_LIST, 0, add_listen_tls, 0, 0},
+    {"proxy", "tls_cert", K_SPECIAL, 0, NULL, 0, 0},
+    {"proxy", "tls_key", K_SPECIAL, 0, NULL, 0, 0},
     {"proxy", "clients", K_LIST, 0, add_client, 0, 0},
     {"proxy", "proxy_protocol", K_LIST, 0, add_proxy_protocol, 0, 0},
     {"proxy", "connect_ports", K_LIST, 0, add_connect_port, 0, 0},
@@ -581,6 +597,16 @@ set_special(struct load *l, const struct key *k, const char *value)
                            "are not allowed");
         free(c->auth_realm);
         c->auth_realm = xstrdup(value);
+        return 0;
+    }
+    if (strcmp(k->name, "tls_cert") == 0 || strcmp(k->name, "tls_key") == 0) {
+        int cert = k->name[4] == 'c';
+        char **dst = cert ? &c->tls_cert : &c->tls_key;
+        if (value[0] == '\0')
+            return bad(l, k->name, value, "empty path");
+        free(*dst);
+        *dst = resolve_path(c->dir, value);
+        *(cert ? &c->tls_cert_line : &c->tls_key_line) = l->line;
         return 0;
     }
     if (strcmp(k->name, "ca_cert") == 0 || strcmp(k->name, "ca_key") == 0) {
@@ -843,6 +869,7 @@ config_new(const char *path, const char *dir)
 }
 
 static void check_tls(struct config *c, struct load *l);
+static void check_proxy_tls(struct config *c, struct load *l);
 
 /* Each [auth] helper's command line, whole (it may go on over indented
  * lines): it splits, and its program exists and is executable. A bad one
@@ -934,16 +961,19 @@ apply_defaults(struct config *c, struct load *l)
         }
         /* Both would take the port (the proxy's listeners share theirs
          * with SO_REUSEPORT, and the admin endpoint's bind fails). */
-        for (size_t i = 0; i < c->nlisten && !key_failed(l, "proxy", "listen"); i++) {
-            if (!addr_listen_overlap((const struct sockaddr *)&c->listen[i].ss, sa))
+        for (size_t i = 0; i < c->nlisten + c->nlisten_tls; i++) {
+            int tls = i >= c->nlisten;
+            const struct listen_addr *la = tls ? &c->listen_tls[i - c->nlisten] : &c->listen[i];
+            if (key_failed(l, "proxy", tls ? "listen_tls" : "listen") ||
+                !addr_listen_overlap((const struct sockaddr *)&la->ss, sa))
                 continue;
             char at[48] = "the default";
-            if (c->listen[i].line > 0)
-                snprintf(at, sizeof(at), "line %d", c->listen[i].line);
+            if (la->line > 0)
+                snprintf(at, sizeof(at), "line %d", la->line);
             diag_error(d, c->path, c->admin_listen.line,
-                       "[admin] listen = %s takes the address of the proxy's listen = %s (%s): "
+                       "[admin] listen = %s takes the address of the proxy's %s = %s (%s): "
                        "give the admin endpoint a port of its own",
-                       c->admin_listen.text, c->listen[i].text, at);
+                       c->admin_listen.text, tls ? "listen_tls" : "listen", la->text, at);
             break;
         }
     }
@@ -968,6 +998,7 @@ apply_defaults(struct config *c, struct load *l)
         diag_error(d, c->path, c->auth_group_helper_line,
                    "[auth] group_helper needs [auth] htpasswd, basic_helper or negotiate_helper");
     check_tls(c, l);
+    check_proxy_tls(c, l);
     struct stat st;
     if (c->pages_folder && (stat(c->pages_folder, &st) < 0 || !S_ISDIR(st.st_mode)))
         diag_error(d, c->path, 0, "[pages] folder = %s: not a directory", c->pages_folder);
@@ -999,6 +1030,49 @@ check_tls(struct config *c, struct load *l)
             int cert = which == TLSMINT_ERR_CERT;
             diag_error(d, c->path, cert ? c->tls_ca_cert_line : c->tls_ca_key_line, "%s = %s: %s",
                        cert ? "ca_cert" : "ca_key", cert ? c->tls_ca_cert : c->tls_ca_key, err);
+        }
+    }
+}
+
+/* [proxy] listen_tls: needs tls_cert and tls_key, loaded and checked now
+ * (so -t reports a bad pair, and a reload a new certificate); a port of
+ * both listen and listen_tls is refused. */
+static void
+check_proxy_tls(struct config *c, struct load *l)
+{
+    struct diag *d = l->d;
+    int cert_failed = key_failed(l, "proxy", "tls_cert"),
+        key_bad = key_failed(l, "proxy", "tls_key");
+    int listen_failed = key_failed(l, "proxy", "listen_tls");
+    if (c->nlisten_tls == 0 && !listen_failed) {
+        if (c->tls_cert || c->tls_key)
+            diag_error(d, c->path, c->tls_cert ? c->tls_cert_line : c->tls_key_line,
+                       "[proxy] %s is set but listen_tls is not",
+                       c->tls_cert ? "tls_cert" : "tls_key");
+        return;
+    }
+    if (c->nlisten_tls > 0 && !c->tls_cert && !cert_failed)
+        diag_error(d, c->path, c->listen_tls[0].line, "[proxy] listen_tls needs tls_cert");
+    if (c->nlisten_tls > 0 && !c->tls_key && !key_bad)
+        diag_error(d, c->path, c->listen_tls[0].line, "[proxy] listen_tls needs tls_key");
+    for (size_t i = 0; i < c->nlisten_tls; i++)
+        for (size_t k = 0; k < c->nlisten && !key_failed(l, "proxy", "listen"); k++)
+            if (addr_listen_overlap((const struct sockaddr *)&c->listen_tls[i].ss,
+                                    (const struct sockaddr *)&c->listen[k].ss)) {
+                diag_error(d, c->path, c->listen_tls[i].line,
+                           "listen_tls = %s takes the address of listen = %s: the HTTPS proxy "
+                           "port needs a port of its own",
+                           c->listen_tls[i].text, c->listen[k].text);
+                break;
+            }
+    if (c->tls_cert && c->tls_key) {
+        char err[256];
+        enum tlsmint_err_key which;
+        c->proxy_tls = tlsmint_server_ctx_load(c->tls_cert, c->tls_key, err, sizeof(err), &which);
+        if (c->proxy_tls == NULL) {
+            int cert = which == TLSMINT_ERR_CERT;
+            diag_error(d, c->path, cert ? c->tls_cert_line : c->tls_key_line, "%s = %s: %s",
+                       cert ? "tls_cert" : "tls_key", cert ? c->tls_cert : c->tls_key, err);
         }
     }
 }
@@ -1054,6 +1128,10 @@ config_free(struct config *c)
     free(c->path);
     free(c->dir);
     free(c->listen);
+    free(c->listen_tls);
+    free(c->tls_cert);
+    free(c->tls_key);
+    tlsmint_server_ctx_free(c->proxy_tls);
     cidrset_free(&c->clients);
     free(c->connect_ports.ports);
     free(c->connect_ports.ranges);

@@ -26,6 +26,7 @@ struct listen_addr {
 };
 
 struct tlsmint_ca;
+struct ssl_ctx_st;
 
 struct config {
     char *path; /* as given */
@@ -34,6 +35,13 @@ struct config {
     /* [proxy] */
     struct listen_addr *listen;
     size_t nlisten;
+    struct listen_addr *listen_tls; /* the HTTPS proxy port(s): the same proxy behind TLS */
+    size_t nlisten_tls;
+    char *tls_cert, *tls_key; /* the HTTPS proxy port's certificate (chain) and key */
+    int tls_cert_line, tls_key_line;
+    struct ssl_ctx_st *proxy_tls; /* SSL_CTX of the HTTPS proxy port, loaded and checked with
+                                   * the file (a reload picks up a new certificate); NULL
+                                   * without listen_tls */
     struct cidrset clients;
     struct cidrset proxy_protocol; /* balancers that must send a PROXY protocol header */
     struct portset connect_ports; /* CONNECT is refused to other ports */

@@ -12,8 +12,12 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "cluster.h"
 #include "accesslog.h"
@@ -168,6 +172,8 @@ txn_reset(struct conn *c)
         authpool_cancel(t->auth_job);
     if (t->cluster_ask)
         cluster_ask_cancel(t->cluster_ask);
+    if (t->neg_req)
+        helper_cancel(t->neg_req);
     /* [auth] helper questions still open, and what gate.c kept of them */
     if (t->helper_job)
         helper_cancel(t->helper_job);
@@ -323,6 +329,10 @@ conn_close(struct conn *c, const char *reason)
     free(c->insp.host);
     free(c->insp.user);
     memset(&c->insp, 0, sizeof(c->insp));
+    free(c->neg_user);
+    c->neg_user = NULL;
+    helper_pin_free(c->neg_pin); /* after txn_reset: no leg in flight */
+    c->neg_pin = NULL;
     if (c->cbev) {
         bufferevent_free(c->cbev);
         c->cbev = NULL;
@@ -352,16 +362,53 @@ conn_free(struct conn *c)
     free(c);
 }
 
+/* The client's socket, under any TLS filter (a decrypted tunnel on the
+ * HTTPS proxy port). */
+static evutil_socket_t
+client_fd(struct conn *c)
+{
+    struct bufferevent *b = c->cbev, *u;
+    while ((u = bufferevent_get_underlying(b)) != NULL)
+        b = u;
+    return bufferevent_getfd(b);
+}
+
+void
+conn_client_shutdown(struct conn *c)
+{
+    SSL *ssl = c->tls_port && !c->tls_handshaking && bufferevent_get_underlying(c->cbev) == NULL
+                   ? bufferevent_openssl_get_ssl(c->cbev)
+                   : NULL;
+    if (ssl) {
+        /* close_notify first: a TLS client reads the end of the answer as
+         * an end, not as a truncation. Best effort (the socket is
+         * non-blocking; the alert is small). */
+        (void)SSL_shutdown(ssl);
+        ERR_clear_error();
+    }
+    shutdown(client_fd(c), SHUT_WR);
+}
+
 /* Closing: once the output is out, half-close and linger. */
 static void
 closing_flushed(struct conn *c)
 {
     if (c->linger_until == 0 && evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
+        struct bufferevent *under = bufferevent_get_underlying(c->cbev);
+        if (under && evbuffer_get_length(bufferevent_get_output(under)) > 0) {
+            /* A decrypted tunnel on the HTTPS proxy port: the outer TLS
+             * layer still holds bytes, and tells nobody when they are out.
+             * Look again shortly (the idle timeout bounds the wait). */
+            if (c->flush_deadline == 0)
+                c->flush_deadline = conn_now_ms(c) + c->cfg->idle_timeout_ms;
+            conn_arm(c, 10);
+            return;
+        }
         if (c->cli_eof) { /* the client has finished sending: nothing to linger for */
             conn_close(c, NULL);
             return;
         }
-        shutdown(bufferevent_getfd(c->cbev), SHUT_WR);
+        conn_client_shutdown(c);
         c->linger_until = conn_now_ms(c) + CONN_LINGER_MS;
         conn_arm(c, CONN_LINGER_MS);
     }
@@ -541,6 +588,18 @@ conn_replace_client(struct conn *c, struct bufferevent *bev)
 }
 
 void
+conn_wrap_client(struct conn *c, struct bufferevent *bev)
+{
+    if (c->gone_ev) {
+        event_del(c->gone_ev);
+        c->watching = 0;
+    }
+    c->cbev = bev;
+    bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
+    tune_bev(c->cbev);
+}
+
+void
 conn_attach_upstream(struct conn *c)
 {
     bufferevent_setcb(c->ubev, upstream_read_cb, upstream_write_cb, upstream_event_cb, c);
@@ -549,10 +608,11 @@ conn_attach_upstream(struct conn *c)
 
 struct conn *
 conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len, int over_client_limit,
-         const struct conn_ops *home, const struct conn_ops *first)
+         const struct conn_ops *home, const struct conn_ops *first, SSL *ssl)
 {
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
+        SSL_free(ssl);
         close(fd);
         return NULL;
     }
@@ -567,7 +627,18 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len, int
     memcpy(&c->peer, sa, len);
     c->peerlen = len;
     c->timer = evtimer_new(w->base, timer_cb, c);
-    c->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (ssl) {
+        c->cbev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                 BEV_OPT_CLOSE_ON_FREE);
+        c->tls_port = c->tls_handshaking = 1;
+        if (c->cbev == NULL)
+            SSL_free(ssl);
+        else /* clients that close without close_notify are common; their
+              * requests are complete all the same */
+            bufferevent_openssl_set_allow_dirty_shutdown(c->cbev, 1);
+    } else {
+        c->cbev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (c->timer == NULL || c->cbev == NULL) {
         if (c->cbev)
             bufferevent_free(c->cbev);
@@ -665,8 +736,8 @@ conn_watch_client(struct conn *c, int on)
     if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
         return; /* the next request is already here: nothing to learn */
     if (c->gone_ev == NULL)
-        c->gone_ev = event_new(c->w->base, bufferevent_getfd(c->cbev),
-                               EV_READ | EV_CLOSED | EV_PERSIST, client_gone_cb, c);
+        c->gone_ev = event_new(c->w->base, client_fd(c), EV_READ | EV_CLOSED | EV_PERSIST,
+                               client_gone_cb, c);
     if (c->gone_ev)
         event_add(c->gone_ev, NULL);
 }
@@ -706,11 +777,61 @@ client_write_cb(struct bufferevent *bev, void *arg)
         (void)c->ops->client_drained(c);
 }
 
+/* The HTTPS proxy port's handshake failed or took too long: a line in the
+ * daemon's log (what OpenSSL saw: a plain HTTP request, an unknown CA...),
+ * and one in the usage log, then the connection closes. */
+static void
+handshake_failed(struct conn *c, const char *reason)
+{
+    unsigned long e, last = 0;
+    while ((e = bufferevent_get_openssl_error(c->cbev)) != 0)
+        if (last == 0 || ERR_reason_error_string(last) == NULL)
+            last = e; /* the first that OpenSSL can name */
+    ERR_clear_error();
+    int eof = last == 0 || ERR_reason_error_string(last) == NULL;
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+    eof |= ERR_GET_REASON(last) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+#endif
+    if (eof && strcmp(reason, "tls-handshake-timeout") != 0) {
+        /* Closed before or amid a ClientHello (a TCP probe of a load
+         * balancer): quietly, as an idle plain connection. */
+        c->tls_handshaking = 0;
+        conn_close(c, NULL);
+        return;
+    }
+    char ip[INET6_ADDRSTRLEN + 8] = "?";
+    addr_format((const struct sockaddr *)&c->peer, ip, sizeof(ip));
+    char what[256];
+    if (last) {
+        const char *r = ERR_reason_error_string(last);
+        if (r)
+            snprintf(what, sizeof(what), "%s", r);
+        else
+            ERR_error_string_n(last, what, sizeof(what));
+    } else {
+        snprintf(what, sizeof(what), "%s",
+                 strcmp(reason, "tls-handshake-timeout") == 0 ? "timed out" : "failed");
+    }
+    log_info("client %s: TLS handshake on the HTTPS proxy port: %s", ip, what);
+    c->tls_handshaking = 0;
+    conn_txn_begin(c);
+    conn_close(c, reason);
+}
+
 static void
 client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
     (void)bev;
+    if (c->tls_handshaking && !c->closed) {
+        if (what & BEV_EVENT_CONNECTED) {
+            c->tls_handshaking = 0;
+            conn_touch(c);
+            return; /* the request head follows, within the same header_timeout */
+        }
+        handshake_failed(c, "tls-handshake-failed");
+        return;
+    }
     if (c->closing) {
         if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
             evbuffer_get_length(bufferevent_get_output(c->cbev)) > 0) {
@@ -774,7 +895,15 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
         return;
     }
+    if (c->tls_handshaking) {
+        handshake_failed(c, "tls-handshake-timeout");
+        return;
+    }
     if (c->closing) {
+        if (c->linger_until == 0 && c->flush_deadline != 0 && conn_now_ms(c) < c->flush_deadline) {
+            closing_flushed(c); /* the outer TLS layer may be out now */
+            return;
+        }
         conn_close(c, NULL);
         return;
     }

@@ -23,18 +23,21 @@ struct http1_head;
 struct tm;
 struct usage_row;
 struct bufferevent;
+struct ssl_st;
 
 /* --- for the worker ------------------------------------------------------ */
 
-/* Takes fd. `home` is the phase between transactions (the head reader).
- * With `first` NULL, answers at once when the client is refused (not in
- * `clients`, over max_per_client: conn_admit). Otherwise the connection
- * starts in `first`, which calls conn_admit once it knows who the client
- * is (a PROXY protocol header, balancer.c). Returns NULL when it could not
- * even allocate (fd is closed then). */
+/* Takes fd, and ssl when not NULL (the HTTPS proxy port: the client's
+ * bytes are TLS, handshaken here within header_timeout before the home
+ * phase reads anything). `home` is the phase between transactions (the
+ * head reader). With `first` NULL, answers at once when the client is
+ * refused (not in `clients`, over max_per_client: conn_admit). Otherwise
+ * the connection starts in `first`, which calls conn_admit once it knows
+ * who the client is (a PROXY protocol header, balancer.c). Returns NULL
+ * when it could not even allocate (fd and ssl are freed then). */
 struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len,
                       int over_client_limit, const struct conn_ops *home,
-                      const struct conn_ops *first);
+                      const struct conn_ops *first, struct ssl_st *ssl);
 /* The accept-time checks on c->peer (`clients`, then the per-client limit
  * the caller counted), then on to the home phase with the header timeout;
  * bytes already read are read there. Refused: an error page, CONN_CLOSED. */
@@ -83,6 +86,13 @@ void conn_free_upstream(struct conn *c);
  * socket): the old bufferevent is freed without closing the socket, bev
  * gets the core's callbacks and is freed with the connection. */
 void conn_replace_client(struct conn *c, struct bufferevent *bev);
+/* The client's bytes go through bev from now on, a TLS filter over the
+ * current c->cbev (a decrypted tunnel on the HTTPS proxy port): bev owns
+ * the old one and gets the core's callbacks. */
+void conn_wrap_client(struct conn *c, struct bufferevent *bev);
+/* Half-closes the client side once its output is out: on the HTTPS
+ * proxy port a TLS close_notify first, so the end reads as an end. */
+void conn_client_shutdown(struct conn *c);
 /* Gives c->ubev the core's callbacks (events go to the phase). */
 void conn_attach_upstream(struct conn *c);
 /* Where a head is parsed, one per thread (no allocation per request). It

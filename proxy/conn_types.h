@@ -17,6 +17,7 @@
 
 struct auth_job;
 struct cluster_ask;
+struct helper_pin;
 struct helper_req;
 struct bufferevent;
 struct config;
@@ -127,6 +128,7 @@ struct txn {
     struct auth_job *auth_job;
     struct cluster_ask *cluster_ask; /* Redis asked before deciding (cluster.c) */
     int cluster_asked;               /* once per transaction */
+    struct helper_req *neg_req; /* a Negotiate leg at the helper (gate.c) */
     /* [auth] basic_helper and group_helper (gate.c): the check in flight,
      * the message= of a helper's no (shown on the sign-in page), and the
      * groups the user is in, asked before the decision. */
@@ -196,10 +198,14 @@ struct conn {
     int head_bytes_seen;  /* for the header timeout */
     uint64_t last_active; /* ms, monotonic */
     uint64_t linger_until;
+    uint64_t flush_deadline; /* ms: closing, waiting for an outer TLS layer to flush */
     size_t lingered;
     int cli_eof, up_eof; /* EOF seen: half-closes in a tunnel; while closing, the
                           * client is done and the conn closes once flushed */
     int cli_shut, up_shut;
+    int tls_port;          /* came in on the HTTPS proxy port: c->cbev is TLS (never
+                            * spliced; a decrypted tunnel's TLS is a second layer) */
+    int tls_handshaking;   /* the HTTPS proxy port's handshake is not done yet */
     struct splicer *spl;   /* the kernel relays (splice) */
     struct event *gone_ev; /* EV_CLOSED on the client while its reading is off */
     int watching;          /* gone_ev is armed for this request */
@@ -207,6 +213,10 @@ struct conn {
     int first_head_checked; /* the first bytes were checked for a PROXY protocol
                              * header that was not ours to take (txn.c) */
     struct conn_inspect insp;
+    /* Negotiate (gate.c): the identity sticks to the connection, as
+     * RFC 4559 has it; a multi-leg exchange stays on one helper child. */
+    char *neg_user;             /* owned: the user the exchange gave, NULL: none */
+    struct helper_pin *neg_pin; /* owned: an exchange in progress (after TT) */
     struct txn t;
 };
 

@@ -303,7 +303,7 @@ static void
 try_splice(struct conn *c)
 {
     struct txn *t = &c->t;
-    if (c->spl || c->insp.on || !t->resp_head_done || t->resp_done ||
+    if (c->spl || c->insp.on || c->tls_port || !t->resp_head_done || t->resp_done ||
         t->resp_body != HTTP1_BODY_LENGTH || t->dechunk || !t->req_done ||
         t->resp_remain < SPLICE_MIN_BODY || !conn_buffers_empty(c))
         return;

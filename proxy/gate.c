@@ -21,6 +21,7 @@
 #include "htpasswd.h"
 #include "local.h"
 #include "logfmt.h"
+#include "negotiate.h"
 #include "policy.h"
 #include "rules.h"
 #include "snapshot.h"
@@ -30,6 +31,8 @@
 #include "tlspage.h"
 #include "usage.h"
 #include "worker.h"
+
+#include <event2/bufferevent.h>
 
 /* The one place a decision's input is built from a transaction: the
  * first decision, the SNI's, and every re-decision of an open transfer
@@ -489,6 +492,135 @@ check_password(struct conn *c)
     return CONN_GO_ON;
 }
 
+/* --- Negotiate ---------------------------------------------------------------
+ * The client's token goes to the negotiate helper ("YR" for a first leg,
+ * "KK" after a TT); the exchange's legs stay on one child (a pin). The
+ * user it gives sticks to the connection: later requests on it need no
+ * token (RFC 4559), and a CONNECT carries it into its tunnel. */
+
+/* The exchange is over (or abandoned): its child serves others again. */
+static void
+negotiate_end(struct conn *c)
+{
+    helper_pin_free(c->neg_pin);
+    c->neg_pin = NULL;
+}
+
+/* A TT: the client's next leg is expected on this same connection, so the
+ * 407 keeps it open when nothing of the request is left to read. */
+static enum conn_rc
+negotiate_continue(struct conn *c, const char *token)
+{
+    struct txn *t = &c->t;
+    char *page = NULL;
+    int keep = t->rq.body == HTTP1_BODY_NONE && !t->rq.client_close && !c->draining;
+    size_t n = local_negotiate_page(c->snap, t->rq.host, token, keep, &page);
+    if (n == 0 || !keep) {
+        /* The connection ends: so does the exchange (the client starts
+         * again on a new one). */
+        enum conn_rc rc = conn_reply_page(c, page, n, 407, NULL);
+        free(page);
+        return rc;
+    }
+    t->status = 407;
+    t->answered_here = 1;
+    t->down += n;
+    int bad = bufferevent_write(c->cbev, page, n) != 0;
+    free(page);
+    if (bad)
+        return conn_close(c, "out-of-memory");
+    (void)conn_keepalive(c);
+    return CONN_CLOSED; /* this transaction is over; the connection reads the next */
+}
+
+static void
+negotiate_done(void *arg, const struct helper_answer *a)
+{
+    struct conn *c = arg;
+    struct txn *t = &c->t;
+    t->neg_req = NULL;
+    if (c->closed || c->closing)
+        return;
+    t->stage = STAGE_HEAD;
+    conn_cont_fn resume = t->resume;
+    enum helper_code code = a->result == HELPER_ANSWER ? a->reply.code : HELPER_CODE_BH;
+    if (a->result == HELPER_LOST)
+        code = HELPER_CODE_ERR; /* the exchange is gone: the client starts again */
+    if (code == HELPER_CODE_TT && a->reply.token) {
+        (void)negotiate_continue(c, a->reply.token);
+        return;
+    }
+    negotiate_end(c);
+    if (code == HELPER_CODE_OK && a->reply.user) {
+        char realm[256], name[HTPASSWD_MAX_USER + 1];
+        int nrealms = negotiate_realms(c->cfg->auth_negotiate_helper, realm, sizeof(realm));
+        if (negotiate_user_name(a->reply.user, nrealms, realm, name, sizeof(name)) == 0) {
+            free(c->neg_user);
+            free(t->rq.user);
+            c->neg_user = strdup(name);
+            t->rq.user = strdup(name);
+            if (c->neg_user == NULL || t->rq.user == NULL) {
+                (void)conn_close(c, "out-of-memory");
+                return;
+            }
+            t->rq.auth = AUTH_OK;
+            if (act(c) == CONN_GO_ON)
+                (void)resume(c);
+            return;
+        }
+        code = HELPER_CODE_ERR; /* a name that cannot be used is no sign-in */
+    }
+    if (code == HELPER_CODE_ERR) {
+        /* NA: a 407 again (Negotiate, and Basic when it can be checked). */
+        free(c->neg_user);
+        c->neg_user = NULL;
+        t->rq.auth = AUTH_FAILED;
+        if (act(c) == CONN_GO_ON)
+            (void)resume(c);
+        return;
+    }
+    /* BH, garbage, a timeout, a helper that cannot run: never an allow. */
+    (void)conn_reply_error(c, 503, "auth-unavailable",
+                           "The sign-in service is not available; try again shortly.");
+}
+
+/* Sends the request's Negotiate token to the helper: suspends, or answers. */
+static enum conn_rc
+negotiate_leg(struct conn *c)
+{
+    struct txn *t = &c->t;
+    int first = c->neg_pin == NULL;
+    if (first && (c->neg_pin = helper_pin_new(HELPER_NEGOTIATE)) == NULL)
+        return conn_reply_error(c, 503, "auth-unavailable",
+                                "The sign-in service is not available; try again shortly.");
+    size_t size = strlen(t->rq.neg_token) + 8;
+    char *line = malloc(size);
+    if (line == NULL)
+        return conn_close(c, "out-of-memory");
+    if (helperproto_negotiate_request(first, t->rq.neg_token, line, size) < 0) {
+        free(line);
+        negotiate_end(c);
+        t->rq.auth = AUTH_FAILED;
+        return act(c);
+    }
+    errno = 0;
+    t->neg_req = helper_submit(c->w->base, HELPER_NEGOTIATE, line, 0, c->neg_pin, negotiate_done, c);
+    free(line);
+    if (t->neg_req == NULL) {
+        int e = errno;
+        negotiate_end(c);
+        if (e == EAGAIN)
+            return conn_reply_error(c, 503, "auth-busy",
+                                    "Too many sign-ins are being checked; try again shortly.");
+        return conn_reply_error(c, 503, "auth-unavailable",
+                                "The sign-in service is not available; try again shortly.");
+    }
+    t->stage = STAGE_DECIDING;
+    /* The pool's own timeout (connect_timeout) answers first. */
+    conn_arm(c, c->cfg->connect_timeout_ms + 2000);
+    return CONN_SUSPENDED;
+}
+
 static void
 gate_txn_free_asks(struct conn *c)
 {
@@ -508,6 +640,14 @@ gate_decide(struct conn *c, conn_cont_fn resume)
     struct txn *t = &c->t;
     t->platform = classify(c, t->rq.host);
     t->resume = resume;
+    if (!c->insp.on && t->rq.neg_token && c->cfg->auth_negotiate_helper)
+        return negotiate_leg(c);
+    if (!c->insp.on && c->neg_user && c->cfg->auth_negotiate_helper && t->rq.auth == AUTH_NONE) {
+        /* Signed in with Negotiate earlier on this connection. */
+        if ((t->rq.user = strdup(c->neg_user)) == NULL)
+            return conn_close(c, "out-of-memory");
+        t->rq.auth = AUTH_OK;
+    }
     return act(c);
 }
 

@@ -61,24 +61,49 @@ accept_tls(struct conn *c)
     if (ssl == NULL)
         return conn_close(c, "tls-mint-failed");
     SSL_set_cert_cb(ssl, pick_certificate, c);
-    evutil_socket_t fd = bufferevent_getfd(c->cbev);
-    struct bufferevent *bev = bufferevent_openssl_socket_new(
-        c->w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL) {
-        SSL_free(ssl);
-        return conn_close(c, "out-of-memory");
+    struct bufferevent *bev;
+    if (c->tls_port) {
+        /* The HTTPS proxy port: the tunnel's TLS runs inside the port's
+         * own, a filter over the client's TLS bufferevent. */
+        bev = bufferevent_openssl_filter_new(c->w->base, c->cbev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE);
+        if (bev == NULL) {
+            SSL_free(ssl);
+            return conn_close(c, "out-of-memory");
+        }
+        conn_wrap_client(c, bev);
+        bufferevent_enable(bufferevent_get_underlying(bev), EV_READ | EV_WRITE);
+    } else {
+        evutil_socket_t fd = bufferevent_getfd(c->cbev);
+        bev = bufferevent_openssl_socket_new(c->w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE);
+        if (bev == NULL) {
+            SSL_free(ssl);
+            return conn_close(c, "out-of-memory");
+        }
+        conn_replace_client(c, bev);
     }
-    conn_replace_client(c, bev);
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
     conn_arm(c, c->cfg->header_timeout_ms);
     return CONN_GO_ON;
 }
 
+/* Whether the tunnel's own TLS with the client is set up (c->cbev is it):
+ * on the HTTPS proxy port c->cbev is TLS from the start, and the tunnel's
+ * is a filter over it. */
+static int
+tunnel_tls(struct conn *c)
+{
+    if (c->tls_port)
+        return bufferevent_get_underlying(c->cbev) != NULL;
+    return bufferevent_openssl_get_ssl(c->cbev) != NULL;
+}
+
 static enum conn_rc
 inspect_client_drained(struct conn *c)
 {
-    if (bufferevent_openssl_get_ssl(c->cbev) != NULL)
+    if (tunnel_tls(c))
         return CONN_GO_ON; /* the handshake's own writes */
     return accept_tls(c);
 }
@@ -122,7 +147,7 @@ inspect_client_event(struct conn *c, short what)
 {
     if (what & BEV_EVENT_CONNECTED)
         return tls_ready(c);
-    if (bufferevent_openssl_get_ssl(c->cbev) == NULL)
+    if (!tunnel_tls(c))
         return conn_close(c, (what & BEV_EVENT_EOF) ? "client-closed" : "client-error");
     unsigned long e, last = 0;
     int untrusted = 0;

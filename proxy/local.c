@@ -18,6 +18,7 @@
 #include "catalog.h"
 #include "decision.h"
 #include "errpage.h"
+#include "negotiate.h"
 #include "pages.h"
 #include "policy.h"
 #include "snapshot.h"
@@ -322,15 +323,48 @@ local_tls_route(const char *name, int port, const char *host, size_t host_len, c
     return 0;
 }
 
+/* The sign-in page: 407 with Negotiate first (single sign-on), then
+ * Basic when there is anything to check Basic credentials against
+ * (htpasswd or basic_helper; without any [auth] the Basic offer stays as
+ * it always was). A token continues a Negotiate exchange: offered alone. */
+static size_t
+auth_page(const struct snapshot *snap, const char *host, const char *message, const char *token,
+          int keep_alive, char **out)
+{
+    const struct config *cfg = snap->cfg;
+    size_t hsize = 400 + (token ? strlen(token) : 0);
+    char *hdr = malloc(hsize);
+    if (hdr == NULL)
+        return 0;
+    if (negotiate_challenge(token, cfg->auth_negotiate_helper != NULL,
+                            cfg->auth_negotiate_helper == NULL || config_has_basic(cfg),
+                            cfg->auth_realm, hdr, hsize) == 0) {
+        free(hdr);
+        return 0;
+    }
+    struct page_vars v = {.host = host,
+                          .message = message,
+                          .used_min = -1,
+                          .quota_min = -1,
+                          .extra_headers = hdr,
+                          .keep_alive = keep_alive};
+    size_t n = pages_render(snap->pages, PAGE_SIGNIN, &v, out);
+    free(hdr);
+    return n;
+}
+
 size_t
 local_auth_page_message(const struct snapshot *snap, const char *host, const char *message,
                         char **out)
 {
-    char hdr[400];
-    snprintf(hdr, sizeof(hdr), "Proxy-Authenticate: Basic realm=\"%s\"\r\n", snap->cfg->auth_realm);
-    struct page_vars v = {
-        .host = host, .message = message, .used_min = -1, .quota_min = -1, .extra_headers = hdr};
-    return pages_render(snap->pages, PAGE_SIGNIN, &v, out);
+    return auth_page(snap, host, message, NULL, 0, out);
+}
+
+size_t
+local_negotiate_page(const struct snapshot *snap, const char *host, const char *token,
+                     int keep_alive, char **out)
+{
+    return auth_page(snap, host, NULL, token, keep_alive, out);
 }
 
 size_t

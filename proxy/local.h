@@ -84,6 +84,11 @@ int local_tls_route(const char *name, int port, const char *host, size_t host_le
                     const char *target, size_t target_len, int warn, struct local_tls_route *out);
 /* 407 with Proxy-Authenticate for the configured realm. */
 size_t local_auth_page(const struct snapshot *snap, const char *host, char **out);
+/* The same 407 continuing a Negotiate exchange: "Proxy-Authenticate:
+ * Negotiate TOKEN" alone (token NULL: the first offer, as
+ * local_auth_page); keep_alive: without Connection: close. */
+size_t local_negotiate_page(const struct snapshot *snap, const char *host, const char *token,
+                            int keep_alive, char **out);
 /* The same with message (a basic_helper's message= of its no; NULL: the
  * page's default sentence), HTML-escaped where the page shows it. */
 size_t local_auth_page_message(const struct snapshot *snap, const char *host, const char *message,

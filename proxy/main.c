@@ -257,6 +257,12 @@ reload(void)
         same_listen = strcmp(old->listen[i].text, c->listen[i].text) == 0;
     if (!same_listen)
         log_warnx("reload: a change of [proxy] listen takes effect at the next restart");
+    int same_tls = old->nlisten_tls == c->nlisten_tls;
+    for (size_t i = 0; same_tls && i < c->nlisten_tls; i++)
+        same_tls = strcmp(old->listen_tls[i].text, c->listen_tls[i].text) == 0;
+    if (!same_tls)
+        log_warnx("reload: a change of [proxy] listen_tls takes effect at the next restart "
+                  "(a new tls_cert and tls_key serve new connections now)");
     if ((old->timezone == NULL) != (c->timezone == NULL) ||
         (old->timezone && strcmp(old->timezone, c->timezone) != 0))
         log_warnx("reload: a change of [proxy] timezone takes effect at the next restart");
@@ -651,7 +657,8 @@ main(int argc, char **argv)
     if (test_only) {
         printf("socialgate: %s: configuration ok (%zu listen address%s, %d worker%s, "
                "%zu rule file%s, %zu platforms, %zu domains)\n",
-               config_path, cfg->nlisten, cfg->nlisten == 1 ? "" : "es", worker_count(cfg),
+               config_path, cfg->nlisten + cfg->nlisten_tls,
+               cfg->nlisten + cfg->nlisten_tls == 1 ? "" : "es", worker_count(cfg),
                worker_count(cfg) == 1 ? "" : "s", snap->rules->nfiles,
                snap->rules->nfiles == 1 ? "" : "s", catalog_platform_count(snap->rules->catalog),
                catalog_domain_count(snap->rules->catalog));
@@ -698,15 +705,19 @@ main(int argc, char **argv)
     stats_set_gateway(cfg->cluster_name);
     if (cfg->cluster_name)
         snprintf(gw_field, sizeof(gw_field), " gw=%s", cfg->cluster_name);
-    size_t nl = cfg->nlisten;
+    /* Each worker's sockets: the plain ports, then the HTTPS proxy ports. */
+    size_t nl = cfg->nlisten + cfg->nlisten_tls;
     int *fds = calloc((size_t)nworkers * nl, sizeof(int));
     workers = calloc((size_t)nworkers, sizeof(*workers));
     if (fds == NULL || workers == NULL)
         fatalx("out of memory");
     for (int i = 0; i < nworkers; i++)
-        for (size_t k = 0; k < nl; k++)
-            if ((fds[(size_t)i * nl + k] = make_listener(&cfg->listen[k])) < 0)
-                fatal("cannot listen on %s", cfg->listen[k].text);
+        for (size_t k = 0; k < nl; k++) {
+            const struct listen_addr *la =
+                k < cfg->nlisten ? &cfg->listen[k] : &cfg->listen_tls[k - cfg->nlisten];
+            if ((fds[(size_t)i * nl + k] = make_listener(la)) < 0)
+                fatal("cannot listen on %s", la->text);
+        }
 
     if (catalog_jit_failed(snap->rules->catalog))
         log_info("PCRE2 JIT unavailable (MemoryDenyWriteExecute?): host_regex uses the interpreter");
@@ -731,7 +742,7 @@ main(int argc, char **argv)
         fatalx("cannot start the helper thread");
     configure_helpers(cfg);
     for (int i = 0; i < nworkers; i++) {
-        workers[i] = worker_new(i, fds + (size_t)i * nl, nl);
+        workers[i] = worker_new(i, fds + (size_t)i * nl, nl, cfg->nlisten_tls);
         if (workers[i] == NULL)
             fatalx("cannot start worker %d", i);
     }
@@ -765,8 +776,10 @@ main(int argc, char **argv)
     for (int i = 0; i < nworkers; i++)
         if (worker_start(workers[i]) != 0)
             fatal("cannot start worker thread");
-    for (size_t k = 0; k < nl; k++)
+    for (size_t k = 0; k < cfg->nlisten; k++)
         log_info("listening on %s", cfg->listen[k].text);
+    for (size_t k = 0; k < cfg->nlisten_tls; k++)
+        log_info("listening on %s (HTTPS proxy port)", cfg->listen_tls[k].text);
     log_info("socialgate %s started: %d worker%s, config %s", SOCIALGATE_VERSION, nworkers,
              nworkers == 1 ? "" : "s", config_path);
     config_event("ok", snap, NULL);

@@ -291,8 +291,9 @@ pages_render(const struct pages *p, enum page_kind kind, const struct page_vars 
                       "Content-Length: %zu\r\nCache-Control: no-store\r\n",
                       status, errpage_reason_phrase(status), blen);
     size_t elen = strlen(extra);
-    static const char tail[] = "Connection: close\r\n\r\n";
-    size_t total = (size_t)hn + elen + sizeof(tail) - 1 + blen;
+    const char *tail = v->keep_alive ? "\r\n" : "Connection: close\r\n\r\n";
+    size_t tlen = strlen(tail);
+    size_t total = (size_t)hn + elen + tlen + blen;
     char *r = hn > 0 && (size_t)hn < sizeof(head) ? malloc(total + 1) : NULL;
     if (r == NULL) {
         free(body);
@@ -303,8 +304,8 @@ pages_render(const struct pages *p, enum page_kind kind, const struct page_vars 
     o += (size_t)hn;
     memcpy(r + o, extra, elen);
     o += elen;
-    memcpy(r + o, tail, sizeof(tail) - 1);
-    o += sizeof(tail) - 1;
+    memcpy(r + o, tail, tlen);
+    o += tlen;
     memcpy(r + o, body, blen);
     o += blen;
     r[o] = '\0';

@@ -54,6 +54,7 @@ struct page_vars {
     const char *resets;        /* PAGE_QUOTA: when minutes come back: "00:00",
                                 * "Monday 00:00" */
     const char *extra_headers; /* "" / NULL, or CRLF-terminated header lines */
+    int keep_alive;            /* no Connection: close (the connection stays open) */
 };
 
 /* Renders the page of `kind` with the values v into a complete HTTP/1.1

@@ -11,6 +11,7 @@
 #include "htpasswd.h"
 #include "http1.h"
 #include "local.h"
+#include "negotiate.h"
 #include "snapshot.h"
 
 /* --- Via ------------------------------------------------------------------ */
@@ -70,7 +71,10 @@ request_via_loops(const struct http1_head *h)
 int
 request_preauth_limited(const struct snapshot *snap)
 {
+    /* Not with Negotiate: a Kerberos token alone can be larger than the
+     * limit, and who it names is known only once the helper has read it. */
     return (snap->users != NULL || config_has_users(snap->cfg)) && snap->cfg->auth_required &&
+           !snap->cfg->auth_negotiate_helper &&
            (size_t)snap->cfg->max_header_bytes > PREAUTH_HEAD_BYTES;
 }
 
@@ -114,12 +118,30 @@ request_preauth_refused(const struct snapshot *snap, enum http1_status st, size_
 static void
 read_credentials(struct request *req, const struct http1_head *h, const struct snapshot *snap)
 {
-    if (snap->users == NULL && !config_has_basic(snap->cfg))
-        return; /* no [auth]: credentials mean nothing here */
     for (size_t i = 0; i < h->nheaders; i++) {
         const struct http1_header *f = &h->headers[i];
         if (!http1_name_is(&f->name, "proxy-authorization"))
             continue;
+        if (snap->cfg->auth_negotiate_helper) {
+            char *tok = malloc(NEGOTIATE_MAX_TOKEN + 1);
+            if (tok == NULL) {
+                req->auth = AUTH_FAILED;
+                return;
+            }
+            int r = negotiate_parse_authorization((const char *)f->value.p, f->value.len, tok,
+                                                  NEGOTIATE_MAX_TOKEN + 1);
+            if (r != 0) {
+                if (r > 0)
+                    req->neg_token = tok;
+                else
+                    free(tok);
+                req->auth = r > 0 ? AUTH_NONE : AUTH_FAILED;
+                return;
+            }
+            free(tok);
+        }
+        if (snap->users == NULL && !config_has_basic(snap->cfg))
+            return; /* no htpasswd nor basic_helper: Basic credentials mean nothing here */
         char user[HTPASSWD_MAX_USER + 1], pass[HTPASSWD_MAX_PASSWORD + 1];
         if (htpasswd_parse_basic(f->value.p, f->value.len, user, sizeof(user), pass, sizeof(pass)) <
             0) {
@@ -773,6 +795,7 @@ request_free(struct request *req)
     free(req->target);
     free(req->url);
     free(req->user);
+    free(req->neg_token);
     if (req->pass) {
         OPENSSL_cleanse(req->pass, strlen(req->pass));
         free(req->pass);

@@ -68,6 +68,9 @@ struct request {
     char *user;        /* owned: the name in Proxy-Authorization */
     char *pass;        /* owned, wiped by request_free */
     enum request_auth auth;
+    char *neg_token;   /* owned: the Negotiate token of Proxy-Authorization (with
+                        * [auth] negotiate_helper), for the helper; auth stays
+                        * AUTH_NONE until the exchange settles it */
 
     int tls;           /* read inside a decrypted tunnel: https to the origin */
     char *uhead;       /* owned: the head to send upstream (REQUEST_FORWARD) */

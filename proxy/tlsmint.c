@@ -98,6 +98,75 @@ bad:
     return NULL;
 }
 
+/* The key file's permissions, as for ca_key: 0 when only its owner may
+ * read it, -1 with a message otherwise. */
+static int
+check_key_file(const char *key_path, char *err, size_t errsz, enum tlsmint_err_key *which)
+{
+    struct stat st;
+    if (stat(key_path, &st) != 0)
+        return fail(err, errsz, which, TLSMINT_ERR_KEY, "%s", strerror(errno));
+    if (st.st_mode & 077)
+        return fail(err, errsz, which, TLSMINT_ERR_KEY, "%s",
+                    "refused: readable by others; chmod 600");
+    return 0;
+}
+
+SSL_CTX *
+tlsmint_server_ctx_load(const char *cert_path, const char *key_path, char *err, size_t errsz,
+                        enum tlsmint_err_key *which)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        fail(err, errsz, which, TLSMINT_ERR_CERT, "%s", "out of memory");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    FILE *f = fopen(cert_path, "r");
+    if (f == NULL) {
+        fail(err, errsz, which, TLSMINT_ERR_CERT, "%s", strerror(errno));
+        goto bad;
+    }
+    fclose(f);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1) {
+        fail(err, errsz, which, TLSMINT_ERR_CERT, "%s", "not a PEM certificate");
+        goto bad;
+    }
+    if (check_key_file(key_path, err, errsz, which) < 0)
+        goto bad;
+    f = fopen(key_path, "r");
+    if (f == NULL) {
+        fail(err, errsz, which, TLSMINT_ERR_KEY, "%s", strerror(errno));
+        goto bad;
+    }
+    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    if (key == NULL) {
+        fail(err, errsz, which, TLSMINT_ERR_KEY, "%s",
+             "not a PEM private key (an encrypted key needs its passphrase removed)");
+        goto bad;
+    }
+    int used = SSL_CTX_use_PrivateKey(ctx, key);
+    EVP_PKEY_free(key);
+    if (used != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        fail(err, errsz, which, TLSMINT_ERR_KEY, "%s", "does not match tls_cert");
+        goto bad;
+    }
+    ERR_clear_error();
+    return ctx;
+bad:
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+void
+tlsmint_server_ctx_free(SSL_CTX *ctx)
+{
+    SSL_CTX_free(ctx);
+}
+
 void
 tlsmint_ca_free(struct tlsmint_ca *ca)
 {

@@ -45,6 +45,16 @@ enum tlsmint_err_key {
 struct tlsmint_ca *tlsmint_ca_load(const char *cert_path, const char *key_path, char *err,
                                    size_t errsz, enum tlsmint_err_key *which);
 void tlsmint_ca_free(struct tlsmint_ca *ca);
+/* The HTTPS proxy port's server context ([proxy] tls_cert, tls_key):
+ * cert_path a PEM certificate, optionally followed by its intermediates,
+ * key_path its PEM private key, readable by its owner alone (like ca_key).
+ * TLS 1.2 and 1.3. Returns an owned SSL_CTX (free with
+ * tlsmint_server_ctx_free; each SSL made from it holds a reference), or
+ * NULL with a message in err and which key it is about. */
+SSL_CTX *tlsmint_server_ctx_load(const char *cert_path, const char *key_path, char *err,
+                                 size_t errsz, enum tlsmint_err_key *which);
+void tlsmint_server_ctx_free(SSL_CTX *ctx);
+
 /* Borrowed views of the CA's certificate and key. */
 X509 *tlsmint_ca_cert(const struct tlsmint_ca *ca);
 

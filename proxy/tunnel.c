@@ -246,7 +246,9 @@ splice_event(void *arg, enum splice_event ev, int dir, size_t bytes, int err)
 static void
 try_splice(struct conn *c)
 {
-    if (c->spl || c->t.peek || c->insp.on || !conn_buffers_empty(c)) /* TLS: no splice */
+    /* TLS on the client side (a decrypted tunnel, the HTTPS proxy port):
+     * the bytes are not the socket's, so no splice; the bufferevents copy. */
+    if (c->spl || c->t.peek || c->insp.on || c->tls_port || !conn_buffers_empty(c))
         return;
     if (c->cli_eof != c->up_shut || c->up_eof != c->cli_shut)
         return; /* a half-close is still on its way */
@@ -272,7 +274,10 @@ side_eof(struct conn *c, struct bufferevent *from)
     if (pass(c, from) == CONN_CLOSED)
         return CONN_CLOSED;
     if (evbuffer_get_length(bufferevent_get_output(to)) == 0) {
-        shutdown(bufferevent_getfd(to), SHUT_WR);
+        if (to == c->cbev)
+            conn_client_shutdown(c);
+        else
+            shutdown(bufferevent_getfd(to), SHUT_WR);
         if (to == c->ubev)
             c->up_shut = 1;
         else
@@ -292,7 +297,10 @@ side_writable(struct conn *c, struct bufferevent *to)
     int *shut = to == c->cbev ? &c->cli_shut : &c->up_shut;
     if (from_eof) {
         if (!*shut && evbuffer_get_length(bufferevent_get_output(to)) == 0) {
-            shutdown(bufferevent_getfd(to), SHUT_WR);
+            if (to == c->cbev)
+                conn_client_shutdown(c);
+            else
+                shutdown(bufferevent_getfd(to), SHUT_WR);
             *shut = 1;
         }
         return maybe_done(c);

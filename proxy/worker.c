@@ -14,6 +14,9 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "balancer.h"
 #include "cluster.h"
 #include "config.h"
@@ -162,10 +165,8 @@ resume_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+accept_conn(struct worker *w, evutil_socket_t fd, struct sockaddr *sa, int len, int tls)
 {
-    struct worker *w = arg;
-    (void)l;
     const struct snapshot *s = worker_snapshot(w);
     long max_conn = (long)s->cfg->max_connections;
     unsigned max_client = (unsigned)s->cfg->max_per_client;
@@ -186,18 +187,47 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
         close(fd);
         return;
     }
+    SSL *ssl = NULL;
+    if (tls) {
+        /* The certificate of the snapshot current now: a reload's new one
+         * serves the connections accepted after it. */
+        ssl = s->cfg->proxy_tls ? SSL_new(s->cfg->proxy_tls) : NULL;
+        if (ssl == NULL) {
+            atomic_fetch_sub(&total_conns, 1);
+            cc_dec(sa);
+            close(fd);
+            log_warnx("HTTPS proxy port: cannot start TLS for a new connection");
+            ERR_clear_error();
+            return;
+        }
+    }
     /* A balancer's connections are checked once its PROXY protocol header
-     * has said whose they are (balancer.c). */
+     * has said whose they are (balancer.c). On the HTTPS proxy port the
+     * client's bytes are TLS from the first one: no header is read there. */
     const struct conn_ops *first =
-        cidrset_match(&s->cfg->proxy_protocol, sa) ? &balancer_ops : NULL;
+        !tls && cidrset_match(&s->cfg->proxy_protocol, sa) ? &balancer_ops : NULL;
     w->nconns++; /* before conn_new: it may close (and count) at once */
-    if (conn_new(w, fd, sa, (socklen_t)len, first == NULL && n > max_client, &txn_head_ops,
-                 first) == NULL) {
+    if (conn_new(w, fd, sa, (socklen_t)len, first == NULL && n > max_client, &txn_head_ops, first,
+                 ssl) == NULL) {
         w->nconns--;
         atomic_fetch_sub(&total_conns, 1);
         cc_dec(sa);
         log_warnx("out of memory for a new connection");
     }
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+    (void)l;
+    accept_conn(arg, fd, sa, len, 0);
+}
+
+static void
+accept_tls_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+    (void)l;
+    accept_conn(arg, fd, sa, len, 1);
 }
 
 static void
@@ -343,7 +373,7 @@ worker_free(struct worker *w)
 }
 
 struct worker *
-worker_new(int id, const int *fds, size_t nfds)
+worker_new(int id, const int *fds, size_t nfds, size_t ntls)
 {
     struct worker *w = calloc(1, sizeof(*w));
     if (w == NULL)
@@ -368,7 +398,8 @@ worker_new(int id, const int *fds, size_t nfds)
     if (w->cmd_ev == NULL || w->resume_ev == NULL || w->ls == NULL)
         goto fail;
     for (size_t i = 0; i < nfds; i++) {
-        w->ls[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fds[i]);
+        w->ls[i] = evconnlistener_new(w->base, i + ntls >= nfds ? accept_tls_cb : accept_cb, w,
+                                      LEV_OPT_CLOSE_ON_FREE, -1, fds[i]);
         if (w->ls[i] == NULL)
             goto fail;
         evconnlistener_set_error_cb(w->ls[i], accept_error_cb);

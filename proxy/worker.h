@@ -52,8 +52,9 @@ struct worker {
 
 enum { WORKER_CMD_DRAIN = 1, WORKER_CMD_STOP = 2, WORKER_CMD_RELOAD = 4, WORKER_CMD_USAGE = 8 };
 
-/* Creates a worker listening on the given sockets (taken). NULL on error. */
-struct worker *worker_new(int id, const int *fds, size_t nfds);
+/* Creates a worker listening on the given sockets (taken), the last ntls
+ * of them the HTTPS proxy port's. NULL on error. */
+struct worker *worker_new(int id, const int *fds, size_t nfds, size_t ntls);
 int worker_start(struct worker *w);
 /* Thread-safe: ask a worker to drain, stop at once, or pick up a reload. */
 void worker_command(struct worker *w, int cmd);

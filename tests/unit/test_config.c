@@ -654,6 +654,18 @@ static const struct bad bad[] = {
      "t.ini:2: access = nodir/access.log: directory does not exist"},
     {"[log]\naccess =\n", "t.ini:2: access = : empty path"},
     {"[log]\naccess = rules\n", "t.ini:2: access = rules: is a directory"},
+    /* the HTTPS proxy port */
+    {"[proxy]\nlisten_tls = 127.0.0.1:3130\n", "t.ini:2: [proxy] listen_tls needs tls_cert"},
+    {"[proxy]\nlisten_tls = 127.0.0.1:3130\n", "t.ini:2: [proxy] listen_tls needs tls_key"},
+    {"[proxy]\nlisten_tls = 127.0.0.1:99999\n",
+     "t.ini:2: listen_tls = 127.0.0.1:99999: bad or missing port"},
+    {"[proxy]\ntls_key = gw.key\n", "t.ini:2: [proxy] tls_key is set but listen_tls is not"},
+    {"[proxy]\nlisten = 127.0.0.1:3128\nlisten_tls = *:3128\n",
+     "t.ini:3: listen_tls = *:3128 takes the address of listen = 127.0.0.1:3128: the HTTPS proxy "
+     "port needs a port of its own"},
+    {"[proxy]\nlisten_tls = 127.0.0.1:3130\ntls_cert = nothere.pem\ntls_key = nothere.key\n",
+     "t.ini:3: tls_cert = %s/nothere.pem: No such file or directory"},
+    {"[proxy]\ntls_cert =\n", "t.ini:2: tls_cert = : empty path"},
 };
 
 static void

@@ -297,7 +297,7 @@ connect_from(const struct conn_ops *home, const char *ip, int over_limit)
     assert_int_equal(inet_pton(AF_INET, ip, &sin.sin_addr), 1);
     w->nconns++;
     struct conn *c =
-        conn_new(w, sv[0], (const struct sockaddr *)&sin, sizeof(sin), over_limit, home, NULL);
+        conn_new(w, sv[0], (const struct sockaddr *)&sin, sizeof(sin), over_limit, home, NULL, NULL);
     assert_non_null(c);
     return sv[1];
 }
