@@ -278,13 +278,15 @@ CONTRIB_FILES = $(shell find contrib -type f ! -path 'contrib/man/*' ! -name '*.
 # Every performance goal from one command (tests/bench/bench_all.py): the
 # forward-proxy harness (../shared/bench) with socialgate, socialgate with
 # [cluster], squid and direct; HTTPS deny pages against nginx; [cluster] on a
-# classified host with a quota; cached Basic through basic_ldap_auth against
-# squid with the same helper; workers = 2 over workers = 1 unpinned. It ends
+# classified host with a quota; cached Basic through basic_ldap_auth and
+# Negotiate through negotiate_kerberos_auth against squid with the same
+# helpers; workers = 2 over workers = 1 unpinned. It ends
 # with one table of ratios and goals. BENCH_ARGS=--quick: a shorter run;
 # other BENCH_ARGS go to the harness.
 BENCH_HARNESS ?= ../shared/bench/run.sh
 BENCH_ARGS ?=
-BENCH_DEPS = wrk curl openssl nginx-light squid redis-server slapd ldap-utils python3-pytest
+BENCH_DEPS = wrk curl openssl nginx-light squid redis-server slapd ldap-utils python3-pytest \
+	krb5-kdc krb5-admin-server krb5-user
 bench: deps $(BIN) $(BUILD)/bench/tls_pages
 	$(call apt_need,$(BENCH_DEPS))
 	/usr/bin/python3 tests/bench/bench_all.py --bin ./$(BIN) --tls-pages ./$(BUILD)/bench/tls_pages \

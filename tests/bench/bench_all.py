@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-HARNESS_PORTS = {"socialgate": 18040, "sg-cluster": 18041, "sg-w1": 18042, "sg-w2": 18043}
+HARNESS_PORTS = {"socialgate": 18060, "sg-cluster": 18061, "sg-w1": 18062, "sg-w2": 18063}
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 SQUID = shutil.which("squid") or "/usr/sbin/squid"
@@ -127,11 +127,71 @@ def tail(path, n=15):
 
 
 def sh(argv, timeout, cpu=None, env=None, stdin=None):
+    """Runs argv to its end in a process group of its own: whatever it started
+    and left behind, or all of it if we are stopped meanwhile, gets SIGTERM
+    (a script's traps clean up), then SIGKILL."""
     def pre():
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                          preexec_fn=pre, env=env or clean_env(), input=stdin)
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=pre, env=env or clean_env(), start_new_session=True)
+    try:
+        o, e = p.communicate(input=stdin, timeout=timeout)
+    finally:
+        stop_group(p)
+    return subprocess.CompletedProcess(argv, p.returncode, o, e)
+
+
+def stop_group(p, grace=10):
+    """SIGTERM to p's process group, SIGKILL to what is left after grace s."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2)):
+        try:
+            os.killpg(p.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            p.poll()  # reap the leader
+            try:
+                os.killpg(p.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                break
+            time.sleep(0.1)
+    try:
+        p.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+HARNESS_FIXED = (18080, 18443, 18031)
+
+
+def wait_ports_free(ports, timeout=900):
+    """The harness listens on fixed ports; another run of it on this machine
+    holds them for a few minutes: wait for them rather than fail."""
+    def busy():
+        b = []
+        for port in ports:
+            x = socket.socket()
+            x.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                x.bind(("127.0.0.1", port))
+            except OSError:
+                b.append(port)
+            finally:
+                x.close()
+        return b
+    deadline = time.monotonic() + timeout
+    said = False
+    while busy():
+        if time.monotonic() > deadline:
+            return False
+        if not said:
+            log("ports %s are in use (another benchmark?): waiting up to %d s" % (busy(), timeout))
+            said = True
+        time.sleep(2)
+    return True
 
 
 # ------------------------------------------------------------- configs ---
@@ -292,6 +352,10 @@ def run_harness(harness, args, targets, out_path):
             argv += ["--cmd", cmd, "--port", str(HARNESS_PORTS[name]), "--name", name]
         else:
             argv.append(name)
+    if not wait_ports_free(HARNESS_FIXED + tuple(HARNESS_PORTS[n] for n, _ in targets
+                                                  if n in HARNESS_PORTS)):
+        log("error: the harness's ports stayed in use")
+        return {}
     log("harness: %s" % " ".join(argv))
     samples = {}
     with open(out_path, "w") as out:
@@ -307,9 +371,7 @@ def run_harness(harness, args, targets, out_path):
                         int(m.group(3)), []).append(float(m.group(4)))
             p.wait()
         finally:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-                p.wait(timeout=30)
+            stop_group(p, grace=30)
     if p.returncode != 0:
         log("warning: the harness exited with status %d" % p.returncode)
     return {k: {r: statistics.median(v) for r, v in rs.items()} for k, rs in samples.items()}
