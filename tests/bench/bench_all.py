@@ -11,11 +11,13 @@ the next:
      with and without [cluster], alternated, to a name the catalog knows;
   4. cached Basic through basic_ldap_auth (a slapd started here) against Squid
      with the same helper, and the cost of a first sign-in;
-  5. Negotiate through a helper against Squid (when the build has it);
+  5. Negotiate through negotiate_kerberos_auth (an MIT KDC started here)
+     against Squid with the same helper;
   6. `workers = 2` unpinned over `workers = 1` (the harness with --no-pin).
 
 Loopback only; everything lives in one temporary folder, removed at the end.
 usage: bench_all.py --bin SOCIALGATE --tls-pages CLIENT --harness RUN_SH [--quick]
+                    [--steps 1,2,...] [--keep-tmp] [harness options]
 """
 
 import argparse
@@ -352,26 +354,32 @@ def run_harness(harness, args, targets, out_path):
             argv += ["--cmd", cmd, "--port", str(HARNESS_PORTS[name]), "--name", name]
         else:
             argv.append(name)
-    if not wait_ports_free(HARNESS_FIXED + tuple(HARNESS_PORTS[n] for n, _ in targets
-                                                  if n in HARNESS_PORTS)):
-        log("error: the harness's ports stayed in use")
-        return {}
-    log("harness: %s" % " ".join(argv))
-    samples = {}
-    with open(out_path, "w") as out:
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=clean_env(),
-                             start_new_session=True)
-        try:
-            for line in p.stdout:
-                out.write(line)
-                sys.stdout.write(line)
-                m = re.match(r"sample target=(\S+) metric=(\S+) round=(\d+) value=(\S+)", line)
-                if m and m.group(4) != "NA":
-                    samples.setdefault((m.group(1), m.group(2)), {}).setdefault(
-                        int(m.group(3)), []).append(float(m.group(4)))
-            p.wait()
-        finally:
-            stop_group(p, grace=30)
+    ports = HARNESS_FIXED + tuple(HARNESS_PORTS[n] for n, _ in targets if n in HARNESS_PORTS)
+    for attempt in range(3):
+        if not wait_ports_free(ports):
+            log("error: the harness's ports stayed in use")
+            return {}
+        log("harness: %s" % " ".join(argv))
+        t0 = time.monotonic()
+        samples = {}
+        with open(out_path, "w") as out:
+            p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=clean_env(),
+                                 start_new_session=True)
+            try:
+                for line in p.stdout:
+                    out.write(line)
+                    sys.stdout.write(line)
+                    m = re.match(r"sample target=(\S+) metric=(\S+) round=(\d+) value=(\S+)", line)
+                    if m and m.group(4) != "NA":
+                        samples.setdefault((m.group(1), m.group(2)), {}).setdefault(
+                            int(m.group(3)), []).append(float(m.group(4)))
+                p.wait()
+            finally:
+                stop_group(p, grace=30)
+        if p.returncode == 0 or samples or time.monotonic() - t0 > 60:
+            break
+        # another run took the ports between our look and the harness's
+        log("the harness stopped at once (status %d): trying again" % p.returncode)
     if p.returncode != 0:
         log("warning: the harness exited with status %d" % p.returncode)
     return {k: {r: statistics.median(v) for r, v in rs.items()} for k, rs in samples.items()}
@@ -663,8 +671,7 @@ def main():
     def row(metric, v, goal, op=None, limit=None, fmt="%.2f×", why=None):
         if v is None:
             rows.append((metric, "not measured", goal, "-"))
-            if why:
-                notes.append("%s: %s" % (metric, why))
+            notes.append("%s: %s" % (metric, why or "no result (see the messages above)"))
             return
         met = "-" if op is None else ("yes" if (v >= limit if op == ">=" else v <= limit) else "no")
         rows.append((metric, fmt % v, goal, met))
@@ -707,7 +714,7 @@ def main():
             log("step 2/6: HTTPS deny pages against nginx (tests/bench/bench_tls_pages.sh)")
             env = clean_env()
             env["TLS_PAGES_WORKERS"] = "1"
-            r = sh(["sh", str(HERE / "bench_tls_pages.sh"), bin_, a.tls_pages, str(secs)],
+            r = sh(["sh", str(HERE / "bench_tls_pages.sh"), bin_, a.tls_pages, str(min(secs, 5))],
                    30 * secs + 120, env=env)
             sys.stdout.write(r.stdout)
             m = re.search(r"^https_deny_pages_vs_nginx=([0-9.]+)", r.stdout, re.M)
@@ -845,17 +852,16 @@ def main():
             w2 = sg_config(bin_, tmp / "w2", HARNESS_PORTS["sg-w2"], workers=2)
             hw = run_harness(a.harness, (["--quick"] if quick else []) + ["--no-pin", "--only", "ka"],
                              [("sg-w2", "exec %s -c %s" % (bin_, w2)),
-                              ("sg-w1", "exec %s -c %s" % (bin_, w1)), ("direct", None)],
+                              ("sg-w1", "exec %s -c %s" % (bin_, w1))],
                              tmp / "harness-workers.txt")
             wf = h_ratio(hw, "sg-w2", "sg-w1", "ka_rps")
             row("workers = 2 unpinned over workers = 1, keep-alive requests/s", wf,
                 "report the factor", fmt="%.2f×")
             c_1, c_2 = h_value(hw, "sg-w1", "ka_proxy_cores"), h_value(hw, "sg-w2", "ka_proxy_cores")
-            dr = h_ratio(hw, "sg-w2", "direct", "ka_rps")
             if c_1 is not None and c_2 is not None:
-                notes.append("workers: proxy cores used %.2f (workers = 1) and %.2f (workers = 2), "
-                             "workers = 2 at %s of direct; the rest of the 2 cores goes to wrk and "
-                             "the origin on the same machine" % (c_1, c_2, "-" if dr is None else "%.2f×" % dr))
+                notes.append("workers: socialgate used %.2f cores with workers = 1 and %.2f with "
+                             "workers = 2 (unpinned); the rest of the machine's 2 cores went to wrk "
+                             "and the origin" % (c_1, c_2))
     finally:
         procs.stop_all()
         if a.keep_tmp:
