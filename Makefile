@@ -275,15 +275,22 @@ DIST_SED = -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/usr/local/etc/socialgate
 CONTRIB_FILES = $(shell find contrib -type f ! -path 'contrib/man/*' ! -name '*.pyc' \
 	! -path '*/__pycache__/*' ! -name '*~' 2>/dev/null | LC_ALL=C sort)
 
-# The forward-proxy benchmark (../shared/bench): socialgate with a realistic
-# policy and the usage log on, beside squid, tinyproxy and a direct
-# connection; it prints ratios.
+# Every performance goal from one command (tests/bench/bench_all.py): the
+# forward-proxy harness (../shared/bench) with socialgate, socialgate with
+# [cluster], squid and direct; HTTPS deny pages against nginx; [cluster] on a
+# classified host with a quota; cached Basic through basic_ldap_auth and
+# Negotiate through negotiate_kerberos_auth against squid with the same
+# helpers; workers = 2 over workers = 1 unpinned. It ends
+# with one table of ratios and goals. BENCH_ARGS=--quick: a shorter run;
+# other BENCH_ARGS go to the harness.
 BENCH_HARNESS ?= ../shared/bench/run.sh
 BENCH_ARGS ?=
-bench: deps $(BIN)
-	rm -rf $(BUILD)/bench-run && tests/bench/make-bench-config.sh $(BUILD)/bench-run
-	$(BENCH_HARNESS) $(BENCH_ARGS) --cmd '$(CURDIR)/$(BIN) -c $(CURDIR)/$(BUILD)/bench-run/bench.ini' \
-	  --port 18040 --name socialgate squid tinyproxy direct
+BENCH_DEPS = wrk curl openssl nginx-light squid redis-server slapd ldap-utils python3-pytest \
+	krb5-kdc krb5-admin-server krb5-user
+bench: deps $(BIN) $(BUILD)/bench/tls_pages
+	$(call apt_need,$(BENCH_DEPS))
+	/usr/bin/python3 tests/bench/bench_all.py --bin ./$(BIN) --tls-pages ./$(BUILD)/bench/tls_pages \
+	  --harness $(BENCH_HARNESS) $(BENCH_ARGS)
 
 # Many idle tunnels through one worker: RSS per tunnel, every tunnel still
 # passes data. Needs 4 descriptors per tunnel on this machine (client, echo

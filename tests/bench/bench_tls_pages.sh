@@ -25,6 +25,7 @@
 # round is printed): compare the ratios, not the rates.
 #
 # usage: bench_tls_pages.sh SOCIALGATE TLS_PAGES [SECONDS [THREADS]]
+# TLS_PAGES_WORKERS (default "1 2"): the worker counts to run, in order.
 set -eu
 bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 client=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
@@ -220,7 +221,7 @@ sg_load() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }'; }
 
 page_bytes=
-for workers in 1 2; do
+for workers in ${TLS_PAGES_WORKERS:-1 2}; do
     start_socialgate "$workers"
     if [ -z "$page_bytes" ]; then
         # nginx's page: the bytes of socialgate's deny page
