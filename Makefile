@@ -296,11 +296,12 @@ bench: deps $(BIN) $(BUILD)/bench/tls_pages
 # passes data. Needs 4 descriptors per tunnel on this machine (client, echo
 # server and the proxy's two); TUNNELS=20000 needs a hard limit above 80000.
 TUNNELS ?= 9000
+TUNNELS_PORT ?= 18040
 bench-tunnels: $(BIN)
 	rm -rf $(BUILD)/bench-run && tests/bench/make-bench-config.sh $(BUILD)/bench-run >/dev/null
-	sed -i 's/^connect_ports = .*/connect_ports = 1024-65535/; s/^\[limits\]/[limits]\nmax_per_client = 100000\nmax_connections = 100000/' $(BUILD)/bench-run/bench.ini
+	sed -i 's/^connect_ports = .*/connect_ports = 1024-65535/; s/^listen = .*/listen = 127.0.0.1:$(TUNNELS_PORT)/' $(BUILD)/bench-run/bench.ini
 	./$(BIN) -c $(BUILD)/bench-run/bench.ini 2>$(BUILD)/bench-run/stderr & pid=$$!; sleep 1; \
-	  /usr/bin/python3 tests/bench/tunnels.py --proxy-pid $$pid --proxy-port 18040 --tunnels $(TUNNELS); \
+	  /usr/bin/python3 tests/bench/tunnels.py --proxy-pid $$pid --proxy-port $(TUNNELS_PORT) --tunnels $(TUNNELS); \
 	  rc=$$?; kill $$pid; wait $$pid; exit $$rc
 
 install: $(BIN)

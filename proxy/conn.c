@@ -192,7 +192,9 @@ txn_reset(struct conn *c)
         evutil_freeaddrinfo(t->ai);
     if (t->phase_free)
         t->phase_free(t->phase_state);
+    free(t->who);
     memset(t, 0, sizeof(*t));
+    t->roles = t->identity = "";
     t->platform = -1;
     t->rule = -1;
     t->action = -1;
@@ -631,6 +633,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len, int
         return NULL;
     }
     c->w = w;
+    c->t.roles = c->t.identity = "";
     c->t.platform = -1;
     c->t.rule = -1;
     c->t.action = -1;

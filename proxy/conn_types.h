@@ -147,8 +147,12 @@ struct txn {
     conn_cont_fn resume; /* runs when a suspended decision allowed */
     int rule;   /* deciding rule, -1: none */
     int action; /* enum policy_action, -1: not decided */
-    char roles[512];
-    char identity[300];
+    /* The decision's roles and identity, in `who` (owned, one allocation
+     * sized to them: a tunnel keeps them for its whole life); "" before
+     * the first decision. */
+    const char *roles;
+    const char *identity;
+    char *who;
     int64_t last_minute; /* last clock minute counted for the quota */
     int answered_here;   /* the response came from socialgate itself */
     const char *tls;     /* the log's tls= (NULL: none): "page", a tunnel answered

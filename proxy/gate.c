@@ -75,8 +75,18 @@ keep(struct txn *t, const struct decision *d)
 {
     t->rule = d->evaluated ? d->rule : -1;
     t->action = d->evaluated ? (int)d->action : -1;
-    snprintf(t->roles, sizeof(t->roles), "%s", d->roles);
-    snprintf(t->identity, sizeof(t->identity), "%s", d->identity);
+    size_t rl = strlen(d->roles), il = strlen(d->identity);
+    char *who = malloc(rl + il + 2);
+    free(t->who);
+    t->who = who;
+    if (who == NULL) { /* out of memory: no roles, the anonymous identity */
+        t->roles = t->identity = "";
+        return;
+    }
+    memcpy(who, d->roles, rl + 1);
+    memcpy(who + rl + 1, d->identity, il + 1);
+    t->roles = who;
+    t->identity = who + rl + 1;
 }
 
 /* A CONNECT whose requests a rule needs to read ([tls] inspect = auto):

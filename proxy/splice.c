@@ -37,6 +37,7 @@ struct dir {
     unsigned long long left; /* bytes still to move in body mode */
     int shut;        /* `to` was shut down for writing */
     struct event *rev, *wev;
+    int ron, won;    /* rev / wev are added (interest changes only when needed) */
 };
 
 struct splicer {
@@ -83,25 +84,40 @@ flush_pipe(struct dir *d)
     return 0;
 }
 
+/* Adds or deletes ev only when its interest changes: both events persist,
+ * so a relay that keeps reading (or keeps waiting to write) makes no
+ * epoll_ctl call per pass. */
+static void
+want(struct event *ev, int *on, int yes)
+{
+    if (yes == *on)
+        return;
+    if (yes)
+        event_add(ev, NULL);
+    else
+        event_del(ev);
+    *on = yes;
+}
+
 /* After progress: wait for `to` when the pipe holds bytes, else read on;
  * pass the half-close on once everything is out. */
 static void
 rearm(struct dir *d)
 {
     if (d->inpipe > 0) {
-        event_del(d->rev);
-        event_add(d->wev, NULL);
+        want(d->rev, &d->ron, 0);
+        want(d->wev, &d->won, 1);
         return;
     }
-    event_del(d->wev);
+    want(d->wev, &d->won, 0);
     if (d->eof) {
-        event_del(d->rev);
+        want(d->rev, &d->ron, 0);
         if (!d->shut) {
             shutdown(d->to, SHUT_WR);
             d->shut = 1;
         }
     } else {
-        event_add(d->rev, NULL);
+        want(d->rev, &d->ron, 1);
     }
 }
 
@@ -188,7 +204,7 @@ splicer_start_body(struct worker *w, int from, int to, unsigned long long limit,
     s->d[1].left = limit;
     if (limit == 0) {
         s->d[1].eof = s->d[1].shut = 1;
-        event_del(s->d[1].rev);
+        want(s->d[1].rev, &s->d[1].ron, 0);
     }
     return s;
 }
@@ -232,13 +248,13 @@ splicer_start(struct worker *w, int cfd, int ufd, int cli_eof, int up_eof, splic
         d->eof = i == 0 ? cli_eof : up_eof;
         d->shut = d->eof; /* the bufferevent path passed it on already */
         d->rev = event_new(w->base, d->from, EV_READ | EV_PERSIST, read_cb, d);
-        d->wev = event_new(w->base, d->to, EV_WRITE, write_cb, d);
+        d->wev = event_new(w->base, d->to, EV_WRITE | EV_PERSIST, write_cb, d);
         if (d->rev == NULL || d->wev == NULL) {
             splicer_free(s);
             return NULL;
         }
         if (!d->eof)
-            event_add(d->rev, NULL);
+            want(d->rev, &d->ron, 1);
     }
     return s;
 }
@@ -248,9 +264,9 @@ splicer_stop(struct splicer *s)
 {
     for (int i = 0; s && i < 2; i++) {
         if (s->d[i].rev)
-            event_del(s->d[i].rev);
+            want(s->d[i].rev, &s->d[i].ron, 0);
         if (s->d[i].wev)
-            event_del(s->d[i].wev);
+            want(s->d[i].wev, &s->d[i].won, 0);
     }
 }
 
