@@ -70,7 +70,10 @@ classify(struct conn *c, const char *host)
     return m.platform;
 }
 
-static void
+/* Keeps the decision's rule, roles and identity in the transaction. -1
+ * when out of memory: the caller closes (a transaction without its
+ * identity would count its minutes to no one). */
+static int
 keep(struct txn *t, const struct decision *d)
 {
     t->rule = d->evaluated ? d->rule : -1;
@@ -79,14 +82,15 @@ keep(struct txn *t, const struct decision *d)
     char *who = malloc(rl + il + 2);
     free(t->who);
     t->who = who;
-    if (who == NULL) { /* out of memory: no roles, the anonymous identity */
+    if (who == NULL) {
         t->roles = t->identity = "";
-        return;
+        return -1;
     }
     memcpy(who, d->roles, rl + 1);
     memcpy(who + rl + 1, d->identity, il + 1);
     t->roles = who;
     t->identity = who + rl + 1;
+    return 0;
 }
 
 /* A CONNECT whose requests a rule needs to read ([tls] inspect = auto):
@@ -180,7 +184,8 @@ act(struct conn *c)
         build_in(c, t->platform, &in, &local);
         struct decision d;
         enum verdict v = decision_eval(&in, &d);
-        keep(t, &d);
+        if (keep(t, &d) < 0)
+            return conn_close(c, "out-of-memory");
         if (d.reason && t->reason == NULL)
             t->reason = d.reason;
         if (cluster_on() && !t->cluster_asked) {
@@ -219,7 +224,8 @@ act(struct conn *c)
                 /* Inside a decrypted tunnel nobody can sign in any more
                  * (the identity is the tunnel's): the denial stands. */
                 decision_make(&in, &d);
-                keep(t, &d);
+                if (keep(t, &d) < 0)
+                    return conn_close(c, "out-of-memory");
                 t->reason = NULL;
                 if (d.verdict == VERDICT_QUOTA_PAGE)
                     n = local_quota_page(snap, t->platform, d.quota_rule, t->rq.host, t->identity,
