@@ -115,10 +115,13 @@ def test_sigint_with_checks_in_flight_valgrind_clean(make_sg, env, tmp_path, mon
     monkeypatch.setitem(sgtest.CLEAN_ENV, "SG_VALGRIND_TARGET", str(sgtest.BIN))
     monkeypatch.setitem(sgtest.CLEAN_ENV, "SG_VALGRIND_LOGS", str(logs))
     monkeypatch.setattr(sgtest, "BIN", VALGRIND_WRAP)
-    # cost 10 and a longer connect_timeout: under memcheck a check is several times slower,
-    # and the waiting ones must still be waiting at SIGINT
-    d = auth_daemon(make_sg, tmp_path, cost=10, overrides={"limits": {"connect_timeout": "30s"}})
-    rc, secs = sigint_with_checks_in_flight(d, env, 16, stop_timeout=60)
+    # cost 11 and a longer connect_timeout: under memcheck a check is several times slower,
+    # and the waiting ones must still be waiting at SIGINT. Memcheck runs one thread at a
+    # time: the wrapper's --fair-sched=yes lets the main thread take SIGINT while the two
+    # checking threads spin (without it they could drain the whole queue first), and 48
+    # requests queue far more checks than the time SIGINT takes to arrive.
+    d = auth_daemon(make_sg, tmp_path, cost=11, overrides={"limits": {"connect_timeout": "30s"}})
+    rc, secs = sigint_with_checks_in_flight(d, env, 48, stop_timeout=60)
     vg_path = logs / ("vg.%d.log" % d.proc.pid)
     vg = vg_path.read_text(errors="replace") if vg_path.exists() else "(no log at %s)" % vg_path
     assert rc is not None, "socialgate under memcheck did not exit within 60 s of SIGINT"
