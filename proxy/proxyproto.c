@@ -50,7 +50,9 @@ invalid(const char **why, const char *what)
 static enum proxyproto_status
 parse_v1(const uint8_t *p, size_t len, struct proxyproto_result *out, const char **why)
 {
-    size_t max = len < PROXYPROTO_V1_MAX ? len : PROXYPROTO_V1_MAX;
+    /* The whole line, CRLF included, is at most 107 bytes: its CR is one
+     * of the first 106. */
+    size_t max = len < PROXYPROTO_V1_MAX - 1 ? len : PROXYPROTO_V1_MAX - 1;
     size_t end = 0; /* index of the CR */
     while (end < max && p[end] != '\r') {
         if (p[end] == '\n' || p[end] == '\0')
@@ -58,8 +60,8 @@ parse_v1(const uint8_t *p, size_t len, struct proxyproto_result *out, const char
         end++;
     }
     if (end == max)
-        return len < PROXYPROTO_V1_MAX ? PROXYPROTO_PARTIAL
-                                       : invalid(why, "v1: no CRLF within 107 bytes");
+        return len < PROXYPROTO_V1_MAX - 1 ? PROXYPROTO_PARTIAL
+                                           : invalid(why, "v1: no CRLF within 107 bytes");
     if (end + 1 >= len)
         return PROXYPROTO_PARTIAL;
     if (p[end + 1] != '\n')

@@ -99,6 +99,14 @@ test_v1_tcp6_unknown(void **state)
                     "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n";
     assert_int_equal(strlen(l), PROXYPROTO_V1_MAX);
     assert_int_equal(parse(l, strlen(l), &r, NULL), PROXYPROTO_OK);
+    /* one byte more is too long, even for UNKNOWN, whose rest is not read
+     * (found by fuzz_proxyproto: its CR at index 106 was taken) */
+    const char *l2 = "PROXY UNKNOWN ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
+                     "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 655351\r\n";
+    assert_int_equal(strlen(l2), PROXYPROTO_V1_MAX + 1);
+    assert_int_equal(parse(l2, strlen(l2), &r, NULL), PROXYPROTO_INVALID);
+    assert_int_equal(parse(l2, strlen(l2) - 2, &r, NULL), PROXYPROTO_INVALID);
+    assert_int_equal(parse(l2, 105, &r, NULL), PROXYPROTO_PARTIAL);
 }
 
 static void
@@ -133,7 +141,9 @@ test_v1_invalid(void **state)
     memset(longl, 'x', sizeof(longl));
     memcpy(longl, "PROXY TCP4 ", 11);
     struct proxyproto_result r;
-    assert_int_equal(parse(longl, 106, &r, NULL), PROXYPROTO_PARTIAL);
+    /* 106 bytes without a CR: the CRLF could only end past byte 107 */
+    assert_int_equal(parse(longl, 105, &r, NULL), PROXYPROTO_PARTIAL);
+    assert_int_equal(parse(longl, 106, &r, NULL), PROXYPROTO_INVALID);
     assert_int_equal(parse(longl, 107, &r, NULL), PROXYPROTO_INVALID);
     assert_int_equal(parse(longl, sizeof(longl), &r, NULL), PROXYPROTO_INVALID);
 }
