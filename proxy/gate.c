@@ -115,6 +115,17 @@ static enum conn_rc check_password(struct conn *c);
 
 static enum conn_rc act(struct conn *c);
 
+/* An answer that settled the identity (a password or helper check, the
+ * groups, Redis) has come back: decide again, and go on where the
+ * transaction stopped when the decision allows. */
+static void
+decide_again(struct conn *c)
+{
+    conn_cont_fn resume = c->t.resume;
+    if (act(c) == CONN_GO_ON)
+        (void)resume(c);
+}
+
 static void
 cluster_done(void *arg)
 {
@@ -124,9 +135,7 @@ cluster_done(void *arg)
     if (c->closed || c->closing)
         return;
     t->stage = STAGE_HEAD;
-    conn_cont_fn resume = t->resume;
-    if (act(c) == CONN_GO_ON)
-        (void)resume(c);
+    decide_again(c);
 }
 
 /* In a pool of gateways, before classified traffic is allowed (or warned
@@ -278,9 +287,7 @@ auth_done(void *arg, int ok)
         return;
     t->rq.auth = ok && !t->decoy ? AUTH_OK : AUTH_FAILED;
     t->stage = STAGE_HEAD;
-    conn_cont_fn resume = t->resume;
-    if (act(c) == CONN_GO_ON)
-        (void)resume(c);
+    decide_again(c);
 }
 
 static void
@@ -300,9 +307,7 @@ helper_auth_done(void *arg, const struct helper_answer *a)
     t->rq.auth = v == 1 ? AUTH_OK : AUTH_FAILED;
     if (v == 0 && a->reply.message && t->auth_message == NULL)
         t->auth_message = strdup(a->reply.message);
-    conn_cont_fn resume = t->resume;
-    if (act(c) == CONN_GO_ON)
-        (void)resume(c);
+    decide_again(c);
 }
 
 /* [auth] basic_helper: the helper says yes or no (cache first). */
@@ -381,9 +386,7 @@ groups_finished(struct conn *c)
         return;
     }
     t->groups_state = 2;
-    conn_cont_fn resume = t->resume;
-    if (act(c) == CONN_GO_ON)
-        (void)resume(c);
+    decide_again(c);
 }
 
 static void
@@ -558,7 +561,6 @@ negotiate_done(void *arg, const struct helper_answer *a)
     if (c->closed || c->closing)
         return;
     t->stage = STAGE_HEAD;
-    conn_cont_fn resume = t->resume;
     enum helper_code code = a->result == HELPER_ANSWER ? a->reply.code : HELPER_CODE_BH;
     if (a->result == HELPER_LOST)
         code = HELPER_CODE_ERR; /* the exchange is gone: the client starts again */
@@ -580,8 +582,7 @@ negotiate_done(void *arg, const struct helper_answer *a)
                 return;
             }
             t->rq.auth = AUTH_OK;
-            if (act(c) == CONN_GO_ON)
-                (void)resume(c);
+            decide_again(c);
             return;
         }
         code = HELPER_CODE_ERR; /* a name that cannot be used is no sign-in */
@@ -591,13 +592,11 @@ negotiate_done(void *arg, const struct helper_answer *a)
         free(c->neg_user);
         c->neg_user = NULL;
         t->rq.auth = AUTH_FAILED;
-        if (act(c) == CONN_GO_ON)
-            (void)resume(c);
+        decide_again(c);
         return;
     }
     /* BH, garbage, a timeout, a helper that cannot run: never an allow. */
-    (void)conn_reply_error(c, 503, "auth-unavailable",
-                           "The sign-in service is not available; try again shortly.");
+    (void)auth_unavailable(c);
 }
 
 /* Sends the request's Negotiate token to the helper: suspends, or answers. */
