@@ -73,8 +73,9 @@ header_read(struct conn *c)
     if (!r.local) {
         count = worker_conn_readdress(c->w, (const struct sockaddr *)&c->peer,
                                       (const struct sockaddr *)&r.src);
-        memcpy(&c->peer, &r.src, r.srclen);
-        c->peerlen = r.srclen;
+        socklen_t alen = r.srclen < sizeof(c->peer) ? r.srclen : sizeof(c->peer);
+        memcpy(&c->peer, &r.src, alen); /* AF_INET or AF_INET6 (proxyproto.h) */
+        c->peerlen = alen;
         if (count == 0)
             return conn_close(c, "out-of-memory");
     }

@@ -159,6 +159,28 @@ conn_snapshot_refresh(struct conn *c)
     return 1;
 }
 
+struct sni_watch *
+conn_sni_watch(struct conn *c)
+{
+    if (c->t.sw == NULL) {
+        c->t.sw = calloc(1, sizeof(*c->t.sw));
+        if (c->t.sw)
+            sni_init(&c->t.sw->hello);
+    }
+    return c->t.sw;
+}
+
+void
+conn_sni_watch_free(struct conn *c)
+{
+    if (c->t.sw) {
+        sni_free(&c->t.sw->hello);
+        sni_http_free(&c->t.sw->http);
+        free(c->t.sw);
+        c->t.sw = NULL;
+    }
+}
+
 /* Frees what the transaction owns and zeroes it for the next one. */
 static void
 txn_reset(struct conn *c)
@@ -167,8 +189,7 @@ txn_reset(struct conn *c)
     request_free(&t->rq);
     free(t->sni);
     free(t->sni2);
-    sni_free(&t->hello);
-    sni_http_free(&t->http);
+    conn_sni_watch_free(c);
     if (t->auth_job)
         authpool_cancel(t->auth_job);
     if (t->cluster_ask)
@@ -312,6 +333,16 @@ conn_free_upstream(struct conn *c)
     }
 }
 
+static void
+park_events_free(struct conn *c)
+{
+    for (int i = 0; i < 2; i++) {
+        if (c->park_ev[i])
+            event_free(c->park_ev[i]);
+        c->park_ev[i] = NULL;
+    }
+}
+
 /* The single teardown. Safe to call from any handler; the conn itself is
  * freed from the timer once the current callback has returned. */
 enum conn_rc
@@ -327,6 +358,12 @@ conn_close(struct conn *c, const char *reason)
     splicer_stop(c->spl); /* before its sockets close */
     if (c->gone_ev)
         event_del(c->gone_ev);
+    if (c->parked) {
+        park_events_free(c);
+        close(c->park_fd[0]);
+        close(c->park_fd[1]);
+        c->parked = 0;
+    }
     txn_reset(c);
     conn_free_upstream(c);
     free(c->insp.host);
@@ -371,6 +408,8 @@ conn_free(struct conn *c)
 static evutil_socket_t
 client_fd(struct conn *c)
 {
+    if (c->parked)
+        return c->park_fd[0];
     struct bufferevent *b = c->cbev, *u;
     while ((u = bufferevent_get_underlying(b)) != NULL)
         b = u;
@@ -380,7 +419,8 @@ client_fd(struct conn *c)
 void
 conn_client_shutdown(struct conn *c)
 {
-    SSL *ssl = c->tls_port && !c->tls_handshaking && bufferevent_get_underlying(c->cbev) == NULL
+    SSL *ssl = c->tls_port && !c->tls_handshaking && c->cbev &&
+                       bufferevent_get_underlying(c->cbev) == NULL
                    ? bufferevent_openssl_get_ssl(c->cbev)
                    : NULL;
     if (ssl) {
@@ -424,6 +464,8 @@ conn_close_after_write(struct conn *c)
 {
     if (c->closed || c->closing)
         return CONN_CLOSED;
+    if (c->parked) /* nothing to write, no bufferevent to linger with */
+        return conn_close(c, NULL);
     c->closing = 1;
     c->ops = NULL;
     splicer_stop(c->spl);
@@ -452,6 +494,8 @@ conn_close_denied(struct conn *c, const char *reason)
         return CONN_CLOSED;
     if (c->t.active && c->t.reason == NULL)
         c->t.reason = reason;
+    if (c->parked)
+        return conn_close(c, NULL);
     struct evbuffer *in = bufferevent_get_input(c->cbev);
     evbuffer_drain(in, evbuffer_get_length(in));
     return conn_close_after_write(c);
@@ -545,12 +589,16 @@ conn_keepalive(struct conn *c)
 void
 conn_kick_read(struct conn *c)
 {
+    if (c->parked)
+        return;
     bufferevent_trigger(c->cbev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 int
 conn_buffers_empty(struct conn *c)
 {
+    if (c->parked)
+        return 1;
     return evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0 &&
            evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0 &&
            evbuffer_get_length(bufferevent_get_input(c->ubev)) == 0 &&
@@ -560,6 +608,8 @@ conn_buffers_empty(struct conn *c)
 void
 conn_io_pause(struct conn *c)
 {
+    if (c->parked)
+        return;
     bufferevent_disable(c->cbev, EV_READ | EV_WRITE);
     bufferevent_disable(c->ubev, EV_READ | EV_WRITE);
 }
@@ -567,6 +617,8 @@ conn_io_pause(struct conn *c)
 void
 conn_io_resume(struct conn *c)
 {
+    if (c->parked)
+        return;
     bufferevent_enable(c->cbev, EV_WRITE);
     bufferevent_enable(c->ubev, EV_WRITE);
 }
@@ -622,6 +674,97 @@ conn_attach_upstream(struct conn *c)
     tune_bev(c->ubev);
 }
 
+/* --- a parked tunnel ----------------------------------------------------------
+ * A socket bufferevent with its two buffers and two events is some 800
+ * bytes; an idle tunnel (waiting for its client's first bytes, or relayed
+ * by the kernel) needs neither of its two. */
+
+static void
+park_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->closed || c->closing || !c->parked)
+        return;
+    /* The new bufferevents find the socket readable on the loop's next
+     * turn and the phase reads as if nothing had happened. */
+    if (conn_unpark(c) < 0)
+        conn_close(c, "out-of-memory");
+}
+
+static int
+plain_bev(struct bufferevent *bev)
+{
+    return bev && bufferevent_get_underlying(bev) == NULL &&
+           bufferevent_openssl_get_ssl(bev) == NULL && bufferevent_getfd(bev) >= 0;
+}
+
+static void
+bev_free_keep_fd(struct bufferevent *bev)
+{
+    bufferevent_disable(bev, EV_READ | EV_WRITE);
+    bufferevent_setfd(bev, -1); /* the socket stays open */
+    bufferevent_free(bev);
+}
+
+int
+conn_park(struct conn *c, int watch)
+{
+    if (c->parked || c->closed || c->closing || c->tls_port || !plain_bev(c->cbev) ||
+        !plain_bev(c->ubev) || !conn_buffers_empty(c))
+        return -1;
+    int fd[2] = {bufferevent_getfd(c->cbev), bufferevent_getfd(c->ubev)};
+    if (watch) {
+        for (int i = 0; i < 2; i++) {
+            c->park_ev[i] = event_new(c->w->base, fd[i], EV_READ, park_wake_cb, c);
+            if (c->park_ev[i] == NULL) {
+                park_events_free(c);
+                return -1;
+            }
+        }
+    }
+    if (c->gone_ev) {
+        event_del(c->gone_ev);
+        c->watching = 0;
+    }
+    bev_free_keep_fd(c->cbev);
+    bev_free_keep_fd(c->ubev);
+    c->cbev = c->ubev = NULL;
+    c->park_fd[0] = fd[0];
+    c->park_fd[1] = fd[1];
+    c->parked = 1;
+    for (int i = 0; i < 2 && watch; i++)
+        event_add(c->park_ev[i], NULL);
+    return 0;
+}
+
+int
+conn_unpark(struct conn *c)
+{
+    if (!c->parked)
+        return 0;
+    struct bufferevent *cb =
+        bufferevent_socket_new(c->w->base, c->park_fd[0], BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *ub =
+        cb ? bufferevent_socket_new(c->w->base, c->park_fd[1], BEV_OPT_CLOSE_ON_FREE) : NULL;
+    if (ub == NULL) {
+        if (cb)
+            bev_free_keep_fd(cb);
+        return -1;
+    }
+    park_events_free(c);
+    c->parked = 0;
+    c->cbev = cb;
+    c->ubev = ub;
+    bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
+    tune_bev(c->cbev);
+    conn_attach_upstream(c);
+    bufferevent_enable(c->cbev, (short)((c->cli_eof ? 0 : EV_READ) | EV_WRITE));
+    bufferevent_enable(c->ubev, (short)((c->up_eof ? 0 : EV_READ) | EV_WRITE));
+    return 0;
+}
+
 struct conn *
 conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len, int over_client_limit,
          const struct conn_ops *home, const struct conn_ops *first, SSL *ssl)
@@ -641,6 +784,8 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len, int
     snapshot_ref(c->snap);
     c->cfg = c->snap->cfg;
     c->home = c->ops = home;
+    if (len > sizeof(c->peer))
+        len = sizeof(c->peer); /* cannot happen: listeners are TCP */
     memcpy(&c->peer, sa, len);
     c->peerlen = len;
     c->timer = evtimer_new(w->base, timer_cb, c);
@@ -734,7 +879,7 @@ conn_drain(struct conn *c)
     c->draining = 1;
     if (c->closed)
         return;
-    if (c->ops == c->home && !c->t.active &&
+    if (c->ops == c->home && !c->t.active && c->cbev &&
         evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0)
         conn_close(c, "shutdown");
 }

@@ -130,6 +130,22 @@ int conn_buffers_empty(struct conn *c);
 /* Stops or restarts the bufferevents of both sides (for a splice relay). */
 void conn_io_pause(struct conn *c);
 void conn_io_resume(struct conn *c);
+/* Parks a tunnel whose buffers are empty (plain sockets on both sides,
+ * no TLS layer): frees both bufferevents and keeps the sockets. With
+ * `watch`, the tunnel unparks by itself when either socket turns readable
+ * (bytes, an end) and the phase reads as before; without, the caller (the
+ * splicer) watches the sockets and the tunnel stays parked until it
+ * closes. -1 (still unparked) when it cannot. conn_close and the other
+ * endings cope with a parked tunnel. */
+int conn_park(struct conn *c, int watch);
+/* Makes the bufferevents again, reading both sides that have not ended.
+ * -1 out of memory (still parked). */
+int conn_unpark(struct conn *c);
+/* The transaction's parsers of a tunnel's first bytes, made on first use
+ * (NULL: out of memory); freed with the transaction or by
+ * conn_sni_watch_free. */
+struct sni_watch *conn_sni_watch(struct conn *c);
+void conn_sni_watch_free(struct conn *c);
 /* Fills row (ip holds the client address) for usage_activity. */
 void conn_usage_who(struct conn *c, struct usage_row *row, char *ip, size_t ipsize);
 /* Adds the bytes an open transaction moved since the last call to the

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 #include <sys/queue.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -74,6 +75,14 @@ enum txn_stage {
     STAGE_DECIDING, /* waiting for a password check */
 };
 
+/* The parsers of a tunnel's first bytes (tunnel.c, tlspage.c), made when
+ * the first bytes come (conn_sni_watch): an idle tunnel holds none. */
+struct sni_watch {
+    struct sni_parser hello;
+    struct sni_http http;
+    struct sni_server srv;
+};
+
 struct txn {
     int active;
     enum txn_stage stage;
@@ -120,9 +129,9 @@ struct txn {
     int srv_done;        /* the server answered with other than a HelloRetryRequest */
     size_t peek_fed;     /* bytes of the client's input given to the parser */
     size_t peek_ok;      /* bytes of the client's input decided and to relay */
-    struct sni_parser hello; /* init by tunnel_start; freed with the txn */
-    struct sni_http http;
-    struct sni_server srv;
+    int peek_parked;     /* parked waiting for the first bytes once already (the
+                          * wake-up reads them: never parked again before) */
+    struct sni_watch *sw; /* owned: NULL until the first bytes (conn_sni_watch) */
 
     int decoy; /* an unknown user: checked against the decoy hash */
     struct auth_job *auth_job;
@@ -193,7 +202,11 @@ struct conn {
     const struct conn_ops *home; /* the phase between transactions */
     conn_cont_fn up_ready;       /* runs once the upstream is connected */
     struct bufferevent *cbev, *ubev;
-    struct sockaddr_storage peer;
+    union { /* the client (a TCP peer: IPv4 or IPv6) */
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
     socklen_t peerlen;
     struct event *timer;
     int closed;  /* torn down; freed from the timer */
@@ -215,6 +228,13 @@ struct conn {
      * conn_start_tls). */
     struct ssl_st *tls_after_header;
     struct splicer *spl;   /* the kernel relays (splice) */
+    /* A parked tunnel (conn_park): while nothing is in flight its
+     * bufferevents are freed (cbev and ubev are NULL) and it keeps only its
+     * sockets, park_fd (client, upstream); park_ev wake it when either has
+     * something to say, unless the splicer watches them. */
+    int parked;
+    int park_fd[2];
+    struct event *park_ev[2];
     struct event *gone_ev; /* EV_CLOSED on the client while its reading is off */
     int watching;          /* gone_ev is armed for this request */
     size_t head_scanned;   /* bytes of a partial head parsed so far */

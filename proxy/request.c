@@ -725,8 +725,10 @@ finish_forward(const struct http1_head *h, const struct http1_target *tgp, struc
     req->npath = request_normalize_path(req->path, strlen(req->path), &nl);
     if (req->npath == NULL)
         return out_of_memory(ref);
-    size_t ul = strlen(req->host) + tg.path.len + 32;
-    req->url = malloc(ul);
+    /* The pool key follows the URL in the same allocation. */
+    size_t hl = strlen(req->host);
+    size_t ul = hl + tg.path.len + 32, kl = hl + 32;
+    req->url = malloc(ul + kl);
     if (req->url == NULL)
         return out_of_memory(ref);
     int slash = tg.path.len == 0 || tg.path.p[0] != '/';
@@ -754,14 +756,15 @@ finish_forward(const struct http1_head *h, const struct http1_target *tgp, struc
     if (build_head(req, h, &tg, mf) < 0)
         return out_of_memory(ref);
     /* a TLS connection is never handed to a plain request, nor the reverse */
-    struct out k = {req->poolkey, sizeof(req->poolkey), 0};
+    req->poolkey = req->url + u.len + 1;
+    struct out k = {req->poolkey, kl, 0};
     if (req->tls)
         put(&k, "tls:", 4);
     put_str(&k, req->host);
     put(&k, ":", 1);
     put_u64(&k, req->port);
-    if (k.len >= sizeof(req->poolkey))
-        return out_of_memory(ref); /* cannot happen: a host has at most 255 bytes */
+    if (k.len >= kl)
+        return out_of_memory(ref); /* cannot happen: kl has room for the rest */
     req->poolkey[k.len] = '\0';
     return 0;
 }

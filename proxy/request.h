@@ -75,7 +75,8 @@ struct request {
     int tls;           /* read inside a decrypted tunnel: https to the origin */
     char *uhead;       /* owned: the head to send upstream (REQUEST_FORWARD) */
     size_t uhead_len;
-    char poolkey[280]; /* "host:port", the upstream pool key (REQUEST_FORWARD) */
+    char *poolkey;     /* "host:port", the upstream pool key (REQUEST_FORWARD; in
+                        * url's allocation, not owned), NULL otherwise */
 
     /* owned: the whole answer to an OPTIONS or TRACE with Max-Forwards: 0
      * (RFC 9110 7.6.2), which this proxy gives itself instead of

@@ -244,7 +244,10 @@ read_name(struct conn *c)
         size_t len = v.iov_len < avail - s->fed ? v.iov_len : avail - s->fed;
         size_t used = len;
         struct sni_info info;
-        enum sni_status st = sni_feed(&t->hello, v.iov_base, len, &used, &info);
+        struct sni_watch *sw = conn_sni_watch(c);
+        if (sw == NULL)
+            return conn_close(c, "out-of-memory");
+        enum sni_status st = sni_feed(&sw->hello, v.iov_base, len, &used, &info);
         s->fed += used;
         if (st == SNI_PARTIAL)
             continue;
@@ -412,8 +415,7 @@ tlspage_start(struct conn *c, enum verdict v, int quota_rule)
     conn_watch_client(c, 0);
     t->status = 200;
     t->down += sizeof(ok) - 1;
-    sni_free(&t->hello);
-    sni_init(&t->hello);
+    conn_sni_watch_free(c); /* the hello is read again, from its start */
     bufferevent_write(c->cbev, ok, sizeof(ok) - 1);
     bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
     if (evbuffer_get_length(bufferevent_get_input(c->cbev)))

@@ -72,14 +72,19 @@ relay_n(struct conn *c, struct bufferevent *from, struct bufferevent *to, size_t
  * The parsers are fed each byte once (incremental); held bytes are bounded
  * by SNI_MAX_PEEK and SNI_MAX_HTTP_HEAD. */
 
+static int
+hello_pending(const struct txn *t)
+{
+    return t->sw && sni_pending(&t->sw->hello);
+}
+
 static void
 watch_end(struct conn *c)
 {
     struct txn *t = &c->t;
     t->peek = 0;
     t->peek_fed = t->peek_ok = 0;
-    sni_free(&t->hello);
-    sni_http_free(&t->http);
+    conn_sni_watch_free(c);
 }
 
 /* One verdict of the client's parser acted on. */
@@ -118,10 +123,13 @@ watch_client(struct conn *c)
         struct sni_info info;
         enum sni_status st;
         size_t used = len;
+        struct sni_watch *sw = conn_sni_watch(c);
+        if (sw == NULL)
+            return conn_close(c, "out-of-memory");
         if (t->peek_http) {
-            st = sni_http_feed(&t->http, v.iov_base, len, &info);
+            st = sni_http_feed(&sw->http, v.iov_base, len, &info);
         } else {
-            st = sni_feed(&t->hello, v.iov_base, len, &used, &info);
+            st = sni_feed(&sw->hello, v.iov_base, len, &used, &info);
             if (st == SNI_NOT_TLS) { /* read the same bytes as HTTP */
                 t->peek_http = 1;
                 t->peek_fed = 0;
@@ -134,13 +142,13 @@ watch_client(struct conn *c)
         if (client_verdict(c, st, &info) == CONN_CLOSED)
             return CONN_CLOSED;
     }
-    if (t->peek && t->srv_done && !sni_pending(&t->hello))
+    if (t->peek && t->srv_done && !hello_pending(t))
         watch_end(c); /* the hellos are over */
     if (t->peek && c->cli_eof) {
         /* No more bytes will come: what is held and undecided cannot be
          * classified; nothing held, nothing to decide. */
         int undecided =
-            t->peek_http || t->peek_verdicts == 0 ? t->peek_fed > 0 : sni_pending(&t->hello);
+            t->peek_http || t->peek_verdicts == 0 ? t->peek_fed > 0 : hello_pending(t);
         if (undecided && gate_decide_opaque(c) == CONN_CLOSED)
             return CONN_CLOSED;
         watch_end(c);
@@ -164,6 +172,9 @@ watch_server(struct conn *c)
         watch_end(c);
         return CONN_GO_ON;
     }
+    struct sni_watch *sw = conn_sni_watch(c);
+    if (sw == NULL)
+        return conn_close(c, "out-of-memory");
     struct evbuffer_iovec v[8];
     size_t off = 0, total = evbuffer_get_length(in);
     while (!t->srv_done && off < total) {
@@ -178,7 +189,7 @@ watch_server(struct conn *c)
             size_t len = v[i].iov_len < total - off ? v[i].iov_len : total - off;
             while (len > 0 && !t->srv_done) {
                 size_t used;
-                if (sni_server_feed(&t->srv, p, len, &used) == SNI_SERVER_DONE)
+                if (sni_server_feed(&sw->srv, p, len, &used) == SNI_SERVER_DONE)
                     t->srv_done = 1;
                 p += used;
                 len -= used;
@@ -186,7 +197,7 @@ watch_server(struct conn *c)
             }
         }
     }
-    if (t->srv_done && !sni_pending(&t->hello))
+    if (t->srv_done && !hello_pending(t))
         watch_end(c);
     return CONN_GO_ON;
 }
@@ -261,7 +272,24 @@ try_splice(struct conn *c)
         if (!c->up_eof)
             bufferevent_enable(c->ubev, EV_READ);
         conn_io_resume(c);
+        return;
     }
+    /* The splicer watches the sockets from now on: the bufferevents go
+     * (an idle tunnel then holds little more than its sockets). */
+    (void)conn_park(c, 0);
+}
+
+/* A tunnel whose client has not sent its first byte yet (the 200 is out,
+ * nothing is held): parked until either side speaks. Thousands of
+ * browser tunnels opened ahead of use sit here. */
+static void
+try_park(struct conn *c)
+{
+    struct txn *t = &c->t;
+    if (c->spl == NULL && t->peek && !t->peek_parked && t->peek_fed == 0 &&
+        t->peek_verdicts == 0 && !c->cli_eof && !c->up_eof && !c->insp.on &&
+        conn_park(c, 1) == 0)
+        t->peek_parked = 1;
 }
 
 /* A side said EOF: pass the half-close on once its data is out. */
@@ -308,6 +336,7 @@ side_writable(struct conn *c, struct bufferevent *to)
     bufferevent_setwatermark(to, EV_WRITE, 0, 0);
     bufferevent_enable(from, EV_READ);
     try_splice(c);
+    try_park(c);
     return CONN_GO_ON;
 }
 
@@ -385,8 +414,7 @@ tunnel_start(struct conn *c)
     t->status = 200;
     t->down += sizeof(ok) - 1;
     bufferevent_write(c->cbev, ok, sizeof(ok) - 1);
-    t->peek = 1;
-    sni_init(&t->hello);
+    t->peek = 1; /* its parsers are made when the first bytes come */
     bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
     bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
     if (evbuffer_get_length(bufferevent_get_input(c->cbev)))

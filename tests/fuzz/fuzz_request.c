@@ -101,7 +101,7 @@ check_forward(const struct request *req, const struct http1_head *h, int s)
     free(np);
     FUZZ_CHECK(req->target == NULL);
     FUZZ_CHECK(req->url != NULL && strncmp(req->url, "http://", 7) == 0);
-    FUZZ_CHECK(req->poolkey[0] != '\0');
+    FUZZ_CHECK(req->poolkey != NULL && req->poolkey[0] != '\0');
     FUZZ_CHECK(req->uhead != NULL && req->uhead_len >= h->method.len + 4);
     FUZZ_CHECK(req->uhead[req->uhead_len] == '\0');
     FUZZ_CHECK(memcmp(req->uhead, h->method.p, h->method.len) == 0);
@@ -228,7 +228,7 @@ check_inner(const struct http1_head *h)
         FUZZ_CHECK(req.kind == REQUEST_FORWARD && req.tls == 1 && req.port == 443);
         FUZZ_CHECK(req.host != NULL && strcmp(req.host, host) == 0);
         FUZZ_CHECK(req.url != NULL && strncmp(req.url, "https://www.linkedin.com:443/", 29) == 0);
-        FUZZ_CHECK(strcmp(req.poolkey, "tls:www.linkedin.com:443") == 0);
+        FUZZ_CHECK(req.poolkey != NULL && strcmp(req.poolkey, "tls:www.linkedin.com:443") == 0);
         FUZZ_CHECK(req.path != NULL && req.npath != NULL && req.npath[0] == '/');
         FUZZ_CHECK(req.uhead != NULL && req.uhead[req.uhead_len] == '\0');
         FUZZ_CHECK(!has_field(req.uhead, req.uhead_len, "proxy-authorization"));

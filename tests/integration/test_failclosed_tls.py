@@ -70,11 +70,12 @@ def gate_opaque_ok(make_sg):
 
 class RecordingOrigin:
     """A TCP origin that records every byte it receives. `on_data(buf, sock)`
-    may answer; `banner` is sent as soon as a connection is accepted."""
+    may answer; `banner` is sent `banner_after` seconds after a connection is accepted."""
 
-    def __init__(self, on_data=None, banner=b""):
+    def __init__(self, on_data=None, banner=b"", banner_after=0.0):
         self.on_data = on_data
         self.banner = banner
+        self.banner_after = banner_after
         self.received = b""
         self.connections = 0
         self.lock = threading.Lock()
@@ -103,6 +104,7 @@ class RecordingOrigin:
         buf = b""
         try:
             if self.banner:
+                time.sleep(self.banner_after)
                 s.sendall(self.banner)
             while not self.stop.is_set():
                 try:
@@ -495,6 +497,53 @@ def test_origin_speaking_first_is_opaque(gate, env, recording):
     assert got == b"" and closed, got
     assert_opaque_denied(gate, s, t0)
     s.close()
+
+
+def test_origin_speaking_first_into_an_idle_tunnel_is_opaque(gate, env, recording):
+    """The same banner a while after the tunnel opened, while its client says nothing (a
+    tunnel waiting for its first bytes holds only its sockets): still decided, still
+    withheld, and a client that then speaks reaches nobody."""
+    origin = recording(banner=b"220 mail.example ESMTP\r\n", banner_after=0.8)
+    t0 = time.time()
+    s = open_tunnel(gate, "127.0.0.1:%d" % origin.port)
+    got, closed = recv_all(s, 4)
+    assert got == b"" and closed, got
+    assert_opaque_denied(gate, s, t0)
+    try:
+        s.sendall(b"EHLO client\r\n")
+    except OSError:
+        pass
+    s.close()
+    time.sleep(0.3)
+    assert origin.received == b"", origin.received
+
+
+def test_client_speaking_after_a_long_silence_is_decided(gate_opaque_ok, env, recording):
+    """A tunnel left idle before its first bytes (as browsers open spare ones) is decided
+    when they come, and relays both ways."""
+    def answer(buf, sock):
+        if buf.endswith(b"\n"):
+            sock.sendall(b"pong " + buf)
+    origin = recording(on_data=answer)
+    t0 = time.time()
+    s = open_tunnel(gate_opaque_ok, "127.0.0.1:%d" % origin.port)
+    time.sleep(1.0)
+    s.sendall(b"ping\n")
+    s.settimeout(5)
+    got = b""
+    while not got.endswith(b"\n"):
+        chunk = s.recv(100)
+        assert chunk, got
+        got += chunk
+    assert got == b"pong ping\n"
+    port = port_of(s)
+    s.close()
+    e = gate_opaque_ok.wait_log(ev="tunnel", client="127.0.0.1:%d" % port, since=t0)
+    assert e["category"] == "opaque" and e["action"] == "allow", e.raw
+    target = "127.0.0.1:%d" % origin.port
+    asked = len("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target))
+    answered = len(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    assert e.int("up") == asked + 5 and e.int("down") == answered + len(got), e.raw
 
 
 # --- rules, -t and explain know opaque ------------------------------------------------
