@@ -641,6 +641,14 @@ tune_bev(struct bufferevent *bev)
     bufferevent_set_max_single_write(bev, CONN_IO_CHUNK);
 }
 
+/* Gives c->cbev the core's callbacks and I/O sizes. */
+static void
+attach_client(struct conn *c)
+{
+    bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
+    tune_bev(c->cbev);
+}
+
 void
 conn_replace_client(struct conn *c, struct bufferevent *bev)
 {
@@ -651,8 +659,7 @@ conn_replace_client(struct conn *c, struct bufferevent *bev)
     bufferevent_setfd(c->cbev, -1); /* the socket stays open: bev has it */
     bufferevent_free(c->cbev);
     c->cbev = bev;
-    bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
-    tune_bev(c->cbev);
+    attach_client(c);
 }
 
 void
@@ -663,8 +670,7 @@ conn_wrap_client(struct conn *c, struct bufferevent *bev)
         c->watching = 0;
     }
     c->cbev = bev;
-    bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
-    tune_bev(c->cbev);
+    attach_client(c);
 }
 
 void
@@ -757,8 +763,7 @@ conn_unpark(struct conn *c)
     c->parked = 0;
     c->cbev = cb;
     c->ubev = ub;
-    bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
-    tune_bev(c->cbev);
+    attach_client(c);
     conn_attach_upstream(c);
     bufferevent_enable(c->cbev, (short)((c->cli_eof ? 0 : EV_READ) | EV_WRITE));
     bufferevent_enable(c->ubev, (short)((c->up_eof ? 0 : EV_READ) | EV_WRITE));
@@ -825,8 +830,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t len, int
     }
     TAILQ_INSERT_TAIL(&w->conns, c, link);
     set_tcp_nodelay(fd);
-    bufferevent_setcb(c->cbev, client_read_cb, client_write_cb, client_event_cb, c);
-    tune_bev(c->cbev);
+    attach_client(c);
     conn_touch(c);
     if (first == NULL) {
         conn_admit(c, over_client_limit);
