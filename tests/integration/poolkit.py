@@ -149,25 +149,32 @@ def haproxy_config(port, servers, sock, tls=False):
 
 def start_haproxy(tmp, servers, tls=False):
     """HAProxy in front of servers (as for haproxy_config), checked with -c, all servers UP:
-    (process, frontend port, stats socket). The caller kills the process (kill_group)."""
-    port = free_port()
-    sock = tmp / "haproxy.sock"
-    cfg = tmp / "haproxy.cfg"
-    cfg.write_text(haproxy_config(port, servers, sock, tls))
-    r = subprocess.run([HAPROXY, "-c", "-f", str(cfg)], capture_output=True, timeout=20)
-    assert r.returncode == 0, (r.stdout + r.stderr).decode()
-    with open(tmp / "haproxy.out", "wb") as out:
-        hp = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=out,
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              start_new_session=True)
-    try:
-        assert wait_port("127.0.0.1", port, 10, hp), (tmp / "haproxy.out").read_text()
-        wait_stat(sock, {name: "UP" for name, _, _ in servers},
-                  backend="gateways_tls" if tls else "gateways")
-    except BaseException:
-        kill_group(hp)
-        raise
-    return hp, port, sock
+    (process, frontend port, stats socket). The caller kills the process (kill_group).
+    A port taken between free_port() and HAProxy's bind ends HAProxy at once; that is
+    retried on a new port, twice at most."""
+    for attempt in range(3):
+        port = free_port()
+        sock = tmp / "haproxy.sock"
+        cfg = tmp / "haproxy.cfg"
+        cfg.write_text(haproxy_config(port, servers, sock, tls))
+        r = subprocess.run([HAPROXY, "-c", "-f", str(cfg)], capture_output=True, timeout=20)
+        assert r.returncode == 0, (r.stdout + r.stderr).decode()
+        with open(tmp / "haproxy.out", "wb") as out:
+            hp = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=out,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  start_new_session=True)
+        try:
+            up = wait_port("127.0.0.1", port, 10, hp)
+            if not up and hp.poll() is not None and attempt < 2:
+                continue
+            assert up, (tmp / "haproxy.out").read_text()
+            wait_stat(sock, {name: "UP" for name, _, _ in servers},
+                      backend="gateways_tls" if tls else "gateways", proc=hp)
+        except BaseException:
+            kill_group(hp)
+            raise
+        return hp, port, sock
+    raise AssertionError("unreachable")
 
 
 def haproxy_stat(sock, backend="gateways"):
@@ -191,10 +198,18 @@ def haproxy_stat(sock, backend="gateways"):
     return out
 
 
-def wait_stat(sock, want, timeout=10.0, backend="gateways"):
+def wait_stat(sock, want, timeout=10.0, backend="gateways", proc=None):
+    """Wait until HAProxy's stats socket shows want ({server: status prefix}). The socket
+    may appear a moment after the frontend port listens; proc, when given, must stay up."""
     deadline = time.monotonic() + timeout
     while True:
-        st = haproxy_stat(sock, backend)
+        try:
+            st = haproxy_stat(sock, backend)
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError("HAProxy exited (%s) before its stats socket answered"
+                                     % proc.returncode)
+            st = {"stats socket": str(e)}
         if all(st.get(k, "").startswith(v) for k, v in want.items()):
             return st
         if time.monotonic() > deadline:

@@ -63,11 +63,16 @@ def wait_port(host, port, timeout=10.0, proc=None):
         s.settimeout(0.5)
         try:
             s.connect((host, port))
-            return True
+            # Nothing listening on a port of the ephemeral range can still "answer":
+            # the kernel may pick that very port as the source and connect the
+            # socket to itself (TCP simultaneous open). That is not the server.
+            if s.getsockname() != s.getpeername():
+                return True
         except OSError:
-            time.sleep(0.05)
+            pass
         finally:
             s.close()
+        time.sleep(0.05)
     return False
 
 
