@@ -218,6 +218,50 @@ url_encode(const char *s, char *out, size_t size)
     return *s ? -1 : 0;
 }
 
+/* What a Continue link carries as `r`: the rule's name with show_rule, else
+ * "k" and 16 hex digits of an HMAC of the name under the Continue key, so
+ * a page that must not name its rule does not name it in its link either.
+ * Without a key (no link can work then) an unkeyed SHA-256 stands in. */
+static void
+rule_ref(const struct snapshot *snap, const char *name, char out[18])
+{
+    static const char hex[] = "0123456789abcdef";
+    static const char tag[] = "socialgate-rule-1";
+    unsigned char msg[256], md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    size_t n = strlen(name);
+    if (n > sizeof(msg) - sizeof(tag))
+        n = sizeof(msg) - sizeof(tag);
+    memcpy(msg, tag, sizeof(tag)); /* the tag and its NUL */
+    memcpy(msg + sizeof(tag), name, n);
+    n += sizeof(tag);
+    int ok = snap->has_continue_key
+                 ? HMAC(EVP_sha256(), snap->continue_key, LOCAL_CONTINUE_KEY_LEN, msg, n, md,
+                        &mdlen) != NULL
+                 : EVP_Digest(msg, n, md, &mdlen, EVP_sha256(), NULL) == 1;
+    if (!ok || mdlen < 8)
+        memset(md, 0, 8);
+    out[0] = 'k';
+    for (unsigned i = 0; i < 8; i++) {
+        out[1 + 2 * i] = hex[md[i] >> 4];
+        out[2 + 2 * i] = hex[md[i] & 15];
+    }
+    out[17] = '\0';
+}
+
+/* Whether r is the rule a Continue link names with ref (see rule_ref). */
+static int
+rule_is_ref(const struct snapshot *snap, const struct policy_rule *r, const char *ref)
+{
+    if (strcmp(r->name, ref) == 0)
+        return 1;
+    char k[18];
+    if (ref[0] != 'k' || strlen(ref) != 17)
+        return 0;
+    rule_ref(snap, r->name, k);
+    return strcmp(k, ref) == 0;
+}
+
 /* The warn page, its Continue link at `link` (up to the query), with the
  * page asked for as its `to` when that is a `scheme` URL. */
 static size_t
@@ -230,7 +274,10 @@ warn_page(const struct snapshot *snap, int platform, int rule, const char *url, 
     struct page_vars v;
     page_base(snap, platform, r, host, identity, &v);
     const char *pn = v.platform;
-    url_encode(r ? r->name : "", rn, sizeof(rn));
+    if (r && !(snap->pages && snap->pages->show_rule))
+        rule_ref(snap, r->name, rn);
+    else
+        url_encode(r ? r->name : "", rn, sizeof(rn));
     /* Without a key the link has no token, and /continue refuses it. */
     int64_t expiry = (int64_t)now + LOCAL_CONTINUE_LINK_SECONDS;
     if (snap->has_continue_key && identity &&
@@ -452,14 +499,14 @@ answer_continue(const struct snapshot *snap, const char *identity, const char *q
         return errpage_format(out, size, 400, "This Continue link is not valid.", "");
     }
     const struct policy_rule *r = NULL;
-    for (size_t i = 0; i < policy_rule_count(pol); i++)
-        if (strcmp(policy_rule(pol, i)->name, rn) == 0)
+    for (size_t i = 0; i < policy_rule_count(pol) && r == NULL; i++)
+        if (rule_is_ref(snap, policy_rule(pol, i), rn))
             r = policy_rule(pol, i);
     if (r == NULL || r->action != POLICY_WARN || !policy_rule_has_platform(r, cat, pidx)) {
         *status = 400;
         return errpage_format(out, size, 400, "This Continue link is out of date.", "");
     }
-    if (!continue_token_ok(snap, identity, p, rn, q, now)) {
+    if (!continue_token_ok(snap, identity, p, r->name, q, now)) {
         *status = 403;
         *reason = "bad-continue-token";
         return errpage_format(out, size, 403,

@@ -183,6 +183,12 @@ def test_show_rule_and_contact(make_sg, env, hosts):
     assert_no_path(d, page)
     status, _, page = page_of(d, "http://www.youtube.com:%d/w" % env.nginx_http)
     assert '<p class="rule">video-warn</p>' in page and "extension 4357" in page, page
+    # with show_rule the Continue link names the rule too, and still works
+    m = re.search(r'<a href="([^"]+)" class="button">', page)
+    link = html.unescape(m.group(1))
+    assert "&r=video-warn&" in link, link
+    status, _, _ = get(d, link)
+    assert status == 302, link
     status, _, body = get(d, "http://socialgate.local/quota")
     assert "(rule linkedin-quota)" in body.decode(), body
 

@@ -287,13 +287,15 @@ def test_warn_page_continue_then_allowed(make_sg, env, hosts):
     page = body.decode()
     assert "Video sites are for work use." in page
     assert "<title>Warning: www.youtube.com</title>" in page, page
-    # the rule is named only inside the Continue link, whose token is signed for it
+    # without show_rule the rule is not named, not even inside the Continue link:
+    # the link carries an opaque reference to it, and its token is signed for it
     text = re.sub(r'href="[^"]*"', "", page)
-    assert "Forbidden" not in text and "video-warn" not in text, page
+    assert "Forbidden" not in text and "video-warn" not in page, page
     m = re.search(r'<a href="([^"]+)" class="button">Continue to www.youtube.com</a>', page)
     assert m, page
     link = html.unescape(m.group(1))
     assert link.startswith("http://socialgate.local/continue?"), link
+    assert re.search(r"[?&]r=k[0-9a-f]{16}&", link), link
     e = d.wait_log(since=t0, host="www.youtube.com", path="/u/" + tok)
     assert (e["rule"], e["action"], e["status"], e["platform"]) == \
         ("video-warn", "warn", "403", "youtube"), e.raw

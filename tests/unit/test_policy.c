@@ -1667,6 +1667,11 @@ assert_clean_head(const char *resp)
     assert_int_equal((size_t)atol(cl), strlen(end + 4));
 }
 
+/* What a Continue link carries for the rule video-warn without show_rule: "k" and
+ * the first 8 bytes of HMAC-SHA256(key 00..1f, "socialgate-rule-1\0video-warn"),
+ * computed apart with Python's hmac. */
+#define VIDEO_WARN_REF "kc1d8838950a1f1e0"
+
 /* The Continue link of a warn page: its href, HTML entities undone. */
 static const char *
 continue_link(const char *page)
@@ -1901,13 +1906,13 @@ test_local_pages(void **state)
     assert_clean_head(out);
     assert_non_null(strstr(out, "<title>Warning: www.youtube.com</title>"));
     assert_non_null(strstr(out, "<p>Video is for work.</p>"));
-    assert_null(strstr(out, "video-warn&#39;"));
+    assert_null(strstr(out, "video-warn")); /* not even in the link, without show_rule */
     const char *link = continue_link(out);
     const char *prefix = "http://socialgate.local/continue?";
     assert_true(strncmp(link, prefix, strlen(prefix)) == 0);
     char want_link[2100];
     snprintf(want_link, sizeof(want_link),
-             "p=youtube&r=video-warn&%s&to=http%%3A%%2F%%2Fwww.youtube.com%%3A80%%2Fwatch%%3Fv%%"
+             "p=youtube&r=" VIDEO_WARN_REF "&%s&to=http%%3A%%2F%%2Fwww.youtube.com%%3A80%%2Fwatch%%3Fv%%"
              "3Da%%20b%%26c%%3D%%3Cd%%3E",
              sig);
     assert_string_equal(link + strlen(prefix), want_link);
@@ -1944,6 +1949,20 @@ test_local_pages(void **state)
     assert_true(strncmp(out, "HTTP/1.1 302 Found\r\n", 20) == 0);
     assert_string_equal(header_of(out, "Location"), "http://www.youtube.com:80/watch?v=abc");
     assert_int_equal(usage_continue_ok("alice", "youtube", now + 1), 1);
+
+    /* with show_rule the link names the rule, and works the same */
+    f.snap.pages = &shown;
+    n = warn_into(&f.snap, yt, 0, "http://www.youtube.com:80/", "frank", now, out, sizeof(out));
+    f.snap.pages = NULL;
+    link = continue_link(out);
+    assert_non_null(strstr(link, "?p=youtube&r=video-warn&e="));
+    snprintf(target, sizeof(target), "/continue?%s", link + strlen(prefix));
+    assert_int_equal(local(&f, "frank", target, now, out, sizeof(out)), 302);
+    assert_int_equal(usage_continue_ok("frank", "youtube", now + 1), 1);
+    /* a reference that is no rule's: out of date */
+    assert_int_equal(local(&f, "frank", "/continue?p=youtube&r=k0000000000000000", now, out,
+                           sizeof(out)),
+                     400);
 
     /* the warn page shown inside TLS ([tls] pages): its link is on the warned host,
      * under /.socialgate/continue, and sends the user back to the https page */
@@ -2001,7 +2020,7 @@ test_local_pages(void **state)
                         sizeof(out));
     assert_true(n > 0);
     link = continue_link(out);
-    assert_non_null(strstr(link, "p=unclassified&r=unclassified-warn&e="));
+    assert_non_null(strstr(link, "p=unclassified&r=k05e2dde7502a7564&e="));
     assert_non_null(strstr(link, "&to=http"));
     snprintf(target, sizeof(target), "/continue?%s", link + strlen(prefix));
     assert_int_equal(local(&f, "bob", target, now, out, sizeof(out)), 302);
@@ -2016,7 +2035,7 @@ test_local_pages(void **state)
     assert_true(n > 0);
     link = continue_link(out);
     snprintf(want_link, sizeof(want_link),
-             "http://socialgate.local/continue?p=youtube&r=video-warn&%s", sig);
+             "http://socialgate.local/continue?p=youtube&r=" VIDEO_WARN_REF "&%s", sig);
     assert_string_equal(link, want_link);
     /* the longest address that fits keeps its `to`, whole */
     memset(longurl + 26, 'a', sizeof(longurl) - 27);
