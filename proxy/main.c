@@ -451,6 +451,7 @@ write_usage(void)
     struct tm local;
     localtime_r(&ts.tv_sec, &local);
     usage_interval_flush(timewin_day_number(&local), usage_line, &ts);
+    usage_prune((int64_t)ts.tv_sec);
 }
 
 /* An interval's ev=usage lines wait until every worker has added the bytes

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define USAGE_BUCKETS 4096
@@ -23,6 +24,7 @@ struct entry {
     unsigned shared;     /* quota: the last count read from the shared store, same period */
     int64_t until;       /* continue: expiry, Unix seconds */
     unsigned generation; /* sync: see usage_sync_set */
+    int64_t written;     /* Unix seconds of the last write (see usage_prune) */
     struct usage_acc *acc; /* usage: owned */
     char key[];          /* kind, identity, 0x1f, name */
 };
@@ -59,8 +61,11 @@ lookup(const char *key, int create)
 {
     unsigned b = hash(key);
     for (struct entry *e = table[b]; e; e = e->next)
-        if (strcmp(e->key, key) == 0)
+        if (strcmp(e->key, key) == 0) {
+            if (create)
+                e->written = (int64_t)time(NULL);
             return e;
+        }
     if (!create)
         return NULL;
     size_t n = strlen(key) + 1;
@@ -69,6 +74,7 @@ lookup(const char *key, int create)
         return NULL;
     memcpy(e->key, key, n);
     e->last_minute = -1;
+    e->written = (int64_t)time(NULL);
     e->next = table[b];
     table[b] = e;
     return e;
@@ -350,6 +356,43 @@ usage_interval_flush(int32_t today, void (*fn)(void *arg, const struct usage_row
         }
     }
     pthread_mutex_unlock(&mu);
+}
+
+size_t
+usage_prune(int64_t now)
+{
+    size_t kept = 0;
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < USAGE_BUCKETS; i++) {
+        struct entry **pp = &table[i];
+        while (*pp) {
+            struct entry *e = *pp;
+            int gone = 0;
+            switch (e->key[0]) {
+            case E_CONTINUE:
+                gone = e->until <= now;
+                break;
+            case E_QUOTA: /* a week at most: its period has ended */
+                gone = e->written < now - USAGE_QUOTA_KEEP_SECONDS;
+                break;
+            case E_SYNC: /* asked again on the identity's next request */
+                gone = e->written < now - USAGE_SYNC_KEEP_SECONDS;
+                break;
+            default: /* E_USAGE: usage_interval_flush */
+                break;
+            }
+            if (gone) {
+                *pp = e->next;
+                acc_free(e->acc);
+                free(e);
+            } else {
+                kept++;
+                pp = &e->next;
+            }
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    return kept;
 }
 
 static int

@@ -92,6 +92,17 @@ void usage_set_continue_hook(void (*fn)(const char *identity, const char *platfo
 void usage_sync_set(const char *identity, unsigned generation);
 unsigned usage_sync_get(const char *identity);
 
+/* Forgets what can no longer count, so that the state of a long-running
+ * gateway is bounded by who was active lately, not by who ever was:
+ * Continues that have expired by now, quota counts written to more than
+ * USAGE_QUOTA_KEEP_SECONDS ago (a week is the longest quota period, so
+ * theirs has ended), and shared-store sync marks older than
+ * USAGE_SYNC_KEEP_SECONDS (the identity's counters are then asked again).
+ * Returns the entries kept. */
+#define USAGE_QUOTA_KEEP_SECONDS (8 * 86400)
+#define USAGE_SYNC_KEEP_SECONDS 86400
+size_t usage_prune(int64_t now);
+
 /* Drops everything (tests). */
 void usage_reset(void);
 

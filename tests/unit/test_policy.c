@@ -1598,6 +1598,51 @@ test_state_corrupt(void **state)
     assert_int_equal(d.n, 0);
 }
 
+/* A long-running gateway forgets what can no longer count: expired Continues,
+ * quota counts not written to for over a week (their period has ended) and
+ * day-old shared-store sync marks; what still counts is kept. Entries carry
+ * the real time of their last write, so `now` is taken from the clock. */
+static void
+test_usage_prune(void **state)
+{
+    (void)state;
+    usage_reset();
+    int64_t now = (int64_t)time(NULL);
+    int64_t minute = now / 60;
+    mark("alice", "weekly", 20783, minute);
+    usage_continue_set("alice", "youtube", now + 3600);
+    usage_continue_set("bob", "youtube", now - 1);
+    usage_continue_merge("carol", "youtube", 0); /* the shared store had none */
+    usage_sync_set("alice", 7);
+    assert_int_equal(usage_prune(now), 3); /* alice's quota, Continue and sync mark */
+    assert_int_equal(usage_continue_ok("alice", "youtube", now), 1);
+    assert_int_equal(usage_quota_used("alice", "weekly", 20783), 1);
+    assert_int_equal(usage_sync_get("alice"), 7);
+
+    /* the Continue goes when it expires */
+    assert_int_equal(usage_prune(now + 3600), 2);
+    assert_int_equal(usage_continue_ok("alice", "youtube", now), 0);
+    assert_int_equal(usage_sync_get("alice"), 7);
+    /* a day later: the sync mark goes (the identity is asked again), the quota stays */
+    assert_int_equal(usage_prune(now + USAGE_SYNC_KEEP_SECONDS + 2), 1);
+    assert_int_equal(usage_sync_get("alice"), 0);
+    assert_int_equal(usage_quota_used("alice", "weekly", 20783), 1);
+    /* a quota written to within the week is kept whole, then forgotten */
+    assert_int_equal(usage_prune(now + 7 * 86400), 1);
+    assert_int_equal(usage_quota_used("alice", "weekly", 20783), 1);
+    assert_int_equal(usage_prune(now + USAGE_QUOTA_KEEP_SECONDS + 2), 0);
+    assert_int_equal(usage_quota_used("alice", "weekly", 20783), 0);
+
+    /* a write keeps an entry: a quota counted again is kept from then */
+    mark("dave", "weekly", 20783, minute);
+    assert_int_equal(usage_prune(now + 1), 1);
+    /* usage rows are left to usage_interval_flush, which reports them first */
+    struct usage_row who = {.client = "10.1.2.3", .platform = "youtube", .roles = "everyone"};
+    usage_activity(&who, 20787, minute, 1, 10, 20);
+    assert_int_equal(usage_prune(now + USAGE_QUOTA_KEEP_SECONDS + 2), 1);
+    usage_reset();
+}
+
 /* --- local pages ------------------------------------------------------------ */
 
 static const char LOCAL_POLICY[] = "[rule video-warn]\n"
@@ -2289,6 +2334,7 @@ main(void)
         cmocka_unit_test(test_stricter),
         cmocka_unit_test(test_state_round_trip),
         cmocka_unit_test(test_state_corrupt),
+        cmocka_unit_test(test_usage_prune),
         cmocka_unit_test(test_continue_token),
         cmocka_unit_test(test_continue_key_file),
         cmocka_unit_test(test_local_pages),
