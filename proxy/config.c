@@ -22,6 +22,7 @@ struct load {
     char last_key[80];    /* section/key of the previous line, for continuations */
     uint64_t seen;        /* bit per key (index in keys[]), for duplicates */
     uint64_t failed;      /* bit per key whose value was refused */
+    int key_line[64];     /* line of each key set (index in keys[]), 0: not set */
     int bad_section_line; /* header of the unknown section last reported */
 };
 
@@ -733,7 +734,7 @@ on_key(void *arg, const char *file, int line, int section_line, const char *sect
         if (at != l->bad_section_line)
             diag_error(l->d, file, at,
                        "unknown section [%s] (expected proxy, dns, limits, log, admin, auth, "
-                       "pages or tls)",
+                       "pages, tls or cluster)",
                        section);
         l->bad_section_line = at;
         return -1;
@@ -760,6 +761,16 @@ key_failed(const struct load *l, const char *section, const char *name)
     return 0;
 }
 
+/* The line that set a key, or 0 (a problem of the whole file) when it was not set. */
+static int
+key_line(const struct load *l, const char *section, const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+            return l->key_line[i];
+    return 0;
+}
+
 static int
 set_key(struct load *l, const struct key *k, size_t idx, const char *name, const char *value,
         int continued)
@@ -777,6 +788,7 @@ set_key(struct load *l, const struct key *k, size_t idx, const char *name, const
             return -1;
         }
         l->seen |= (uint64_t)1 << idx;
+        l->key_line[idx] = line;
     }
     char *base = (char *)l->c;
     uint64_t v;
@@ -953,7 +965,7 @@ apply_defaults(struct config *c, struct load *l)
         cidrset_free(&loop);
         if (c->admin_allow.n == 0 && !key_failed(l, "admin", "allow")) {
             if (!loopback)
-                diag_error(d, c->path, 0,
+                diag_error(d, c->path, key_line(l, "admin", "listen"),
                            "[admin] listen = %s is not loopback: set [admin] allow first",
                            c->admin_listen.text);
             add_admin_allow(l, "127.0.0.0/8");
@@ -983,10 +995,10 @@ apply_defaults(struct config *c, struct load *l)
     int users_failed = key_failed(l, "auth", "htpasswd") || key_failed(l, "auth", "basic_helper") ||
                        key_failed(l, "auth", "negotiate_helper");
     if (c->auth_required && !config_has_users(c) && !users_failed)
-        diag_error(d, c->path, 0,
+        diag_error(d, c->path, key_line(l, "auth", "required"),
                    "[auth] required = yes needs [auth] htpasswd, basic_helper or negotiate_helper");
     if (c->auth_groups && !config_has_users(c) && !users_failed)
-        diag_error(d, c->path, 0,
+        diag_error(d, c->path, key_line(l, "auth", "groups"),
                    "[auth] groups needs [auth] htpasswd, basic_helper or negotiate_helper");
     if (c->auth_htpasswd && c->auth_basic_helper)
         diag_error(d, c->path, c->auth_basic_helper_line,
@@ -1001,9 +1013,11 @@ apply_defaults(struct config *c, struct load *l)
     check_proxy_tls(c, l);
     struct stat st;
     if (c->pages_folder && (stat(c->pages_folder, &st) < 0 || !S_ISDIR(st.st_mode)))
-        diag_error(d, c->path, 0, "[pages] folder = %s: not a directory", c->pages_folder);
+        diag_error(d, c->path, key_line(l, "pages", "folder"), "[pages] folder = %s: not a directory",
+                   c->pages_folder);
     if (!key_failed(l, "proxy", "rules") && (stat(c->rules_dir, &st) < 0 || !S_ISDIR(st.st_mode)))
-        diag_error(d, c->path, 0, "rules = %s: not a directory", c->rules_dir);
+        diag_error(d, c->path, key_line(l, "proxy", "rules"), "rules = %s: not a directory",
+                   c->rules_dir);
     return d->errors ? -1 : 0;
 }
 
@@ -1019,7 +1033,7 @@ check_tls(struct config *c, struct load *l)
     if (c->tls_ca_key && !c->tls_ca_cert && !cert_failed)
         diag_error(d, c->path, c->tls_ca_key_line, "[tls] ca_key needs ca_cert");
     if (c->tls_pages == 1 && !c->tls_ca_cert && !cert_failed)
-        diag_error(d, c->path, 0, "[tls] pages = yes needs ca_cert and ca_key");
+        diag_error(d, c->path, key_line(l, "tls", "pages"), "[tls] pages = yes needs ca_cert and ca_key");
     if (c->tls_pages < 0)
         c->tls_pages = c->tls_ca_cert != NULL;
     if (c->tls_ca_cert && c->tls_ca_key) {

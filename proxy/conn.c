@@ -294,7 +294,10 @@ conn_txn_log(struct conn *c)
         .up = t->up,
         .down = t->down,
         .ms = ms,
-        .reason = t->reason,
+        /* An opaque tunnel says so even when a rule let it through
+         * (grep ' reason=opaque ' finds all of them), unless something
+         * more particular ended it. */
+        .reason = t->reason ? t->reason : t->opaque ? "opaque" : NULL,
         .mismatch = t->mismatch ? "sni" : NULL,
         .ech = t->ech ? "yes" : NULL,
         .user = t->rq.user,

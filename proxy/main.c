@@ -55,10 +55,11 @@ static int auth_failed_valid; /* auth_failed_sig holds a failed reload's files *
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: socialgate [-v] [-c FILE]       run in the foreground\n"
+    fprintf(f, "usage: socialgate [-v] [-d] [-c FILE]  run in the foreground; -d: as a daemon\n"
                "       socialgate -t [-c FILE]          check the configuration and exit\n"
-               "       socialgate explain [-c FILE] URL-or-HOST\n"
-               "                                        which platform a host belongs to, and why\n"
+               "       socialgate explain [-c FILE] [--user NAME] [--ip ADDR] [--at \"DATE TIME\"]\n"
+               "                          [--method M] [--opaque] URL-or-HOST\n"
+               "                                        which platform, roles and rule decide, and why\n"
                "       socialgate report [--by user,platform] [--since D] [--until D] [--top N]\n"
                "                         [--format table|csv|json|html] FILE... | -\n"
                "                                        usage summary from usage logs\n"

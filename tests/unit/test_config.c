@@ -501,14 +501,15 @@ static const struct bad bad[] = {
     {"[proxy]\nListen = 127.0.0.1:1\n", "t.ini:2: unknown key 'Listen' in [proxy]"},
     {"[limits]\nworkers = 2\n", "t.ini:2: unknown key 'workers' in [limits]"},
     {"[prxy]\nworkers = 2\n",
-     "t.ini:1: unknown section [prxy] (expected proxy, dns, limits, log, admin, auth, pages "
-     "or tls)"},
+     "t.ini:1: unknown section [prxy] (expected proxy, dns, limits, log, admin, auth, pages, "
+     "tls or cluster)"},
     {"[pages]\nshow_rule = maybe\n", "t.ini:2: show_rule = maybe: expected yes or no"},
-    {"[pages]\nfolder = nowhere\n", "t.ini: [pages] folder = %s/nowhere: not a directory"},
+    {"[pages]\nfolder = nowhere\n", "t.ini:2: [pages] folder = %s/nowhere: not a directory"},
     {"[pages]\nshow_rule = yes\n  no\n", "t.ini:3: show_rule: only lists continue on indented lines"},
     {"[pages]\ncolour = red\n", "t.ini:2: unknown key 'colour' in [pages]"},
     {"[auth]\nusers = x\n", "t.ini:2: unknown key 'users' in [auth]"},
-    {"[auth]\nrequired = yes\n", "t.ini: [auth] required = yes needs [auth] htpasswd, basic_helper or negotiate_helper"},
+    {"[auth]\nrequired = yes\n", "t.ini:2: [auth] required = yes needs [auth] htpasswd, basic_helper or negotiate_helper"},
+    {"[tls]\npages = yes\n", "t.ini:2: [tls] pages = yes needs ca_cert and ca_key"},
     {"[auth]\nbasic_helper = /nonexistent/ldap_auth -b x\n",
      "t.ini:2: basic_helper = /nonexistent/ldap_auth -b x: /nonexistent/ldap_auth: No such file or "
      "directory"},
@@ -527,7 +528,7 @@ static const struct bad bad[] = {
     {"[auth]\nhelper_children = 0\n", "t.ini:2: helper_children = 0: out of range (1 to 100)"},
     {"[auth]\nrealm = a\"b\n", "t.ini:2: realm = a\"b: quotes, backslashes and control characters are not allowed"},
     {"[admin]\nlisten = x\n", "t.ini:2: listen = x: bad or missing port"},
-    {"[admin]\nlisten = 0.0.0.0:3129\n", "t.ini: [admin] listen = 0.0.0.0:3129 is not loopback: set [admin] allow first"},
+    {"[admin]\nlisten = 0.0.0.0:3129\n", "t.ini:2: [admin] listen = 0.0.0.0:3129 is not loopback: set [admin] allow first"},
     {"[admin]\npac_direct = ::1/128\n", "t.ini:2: pac_direct = ::1/128: PAC files can only test IPv4 networks"},
     {"workers = 2\n", "t.ini:1: workers: key outside of a section"},
     {"[proxy]\nworkers = 2\nworkers = 3\n", "t.ini:3: duplicate key 'workers' in [proxy]"},
@@ -580,8 +581,8 @@ static const struct bad bad[] = {
      "t.ini:2: http_ports = http: expected a port 1-65535 or a range LOW-HIGH"},
     {"[proxy]\nhttp_ports = 80\nhttp_ports = 81\n", "t.ini:3: duplicate key 'http_ports' in [proxy]"},
     {"[proxy]\nrules =\n", "t.ini:2: rules = : empty path"},
-    {"[proxy]\nrules = missing\n", "t.ini: rules = %s/missing: not a directory"},
-    {"[proxy]\nrules = zoneinfo/UTC\n", "t.ini: rules = %s/zoneinfo/UTC: not a directory"},
+    {"[proxy]\nrules = missing\n", "t.ini:2: rules = %s/missing: not a directory"},
+    {"[proxy]\nrules = zoneinfo/UTC\n", "t.ini:2: rules = %s/zoneinfo/UTC: not a directory"},
     {"[proxy]\nstate_dir =\n", "t.ini:2: state_dir = : empty path"},
     {"[proxy]\ntimezone = Mars/Olympus_Mons\n",
      "t.ini:2: timezone = Mars/Olympus_Mons: unknown time zone (not in the tz database)"},
@@ -738,7 +739,7 @@ test_every_problem_once(void **state)
     assert_int_equal(d.errors, 4);
     assert_true(has_msg(&d, "t.ini:3: unknown key 'bogus' in [proxy]"));
     assert_true(has_msg(&d, "t.ini:4: unknown section [prxy] (expected proxy, dns, limits, log, "
-                            "admin, auth, pages or tls)"));
+                            "admin, auth, pages, tls or cluster)"));
     assert_true(has_msg(&d, "t.ini:10: [admin] listen = 127.0.0.1:3128 takes the address of the "
                             "proxy's listen = 127.0.0.1:3128 (line 2): give the admin endpoint "
                             "a port of its own"));
