@@ -1003,9 +1003,15 @@ apply_defaults(struct config *c, struct load *l)
     if (c->auth_htpasswd && c->auth_basic_helper)
         diag_error(d, c->path, c->auth_basic_helper_line,
                    "[auth] htpasswd and basic_helper are alternatives: set only one");
-    if (c->auth_groups && c->auth_group_helper)
-        diag_error(d, c->path, c->auth_group_helper_line,
-                   "[auth] groups and group_helper are alternatives: set only one");
+    if (c->auth_groups && c->auth_group_helper) {
+        /* A role's groups are asked of the groups file or, when set, of
+         * the group helper: the file is then not read at all. */
+        diag_warning(d, c->path, key_line(l, "auth", "groups"),
+                     "[auth] groups = %s is not used: group_helper answers a role's groups",
+                     c->auth_groups);
+        free(c->auth_groups);
+        c->auth_groups = NULL;
+    }
     if (c->auth_group_helper && !config_has_users(c) && !users_failed)
         diag_error(d, c->path, c->auth_group_helper_line,
                    "[auth] group_helper needs [auth] htpasswd, basic_helper or negotiate_helper");

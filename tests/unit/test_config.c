@@ -419,6 +419,20 @@ test_helper_keys(void **state)
     assert_int_equal(c->auth_group_helper_line, 3);
     config_free(c);
     diag_free(&d);
+    /* groups and group_helper: the helper answers, the file is not read (a warning) */
+    c = load("[auth]\nbasic_helper = /bin/true\ngroups = g\ngroup_helper = /bin/true\n", &d);
+    assert_non_null(c);
+    assert_null(c->auth_groups);
+    assert_string_equal(c->auth_group_helper, "/bin/true");
+    assert_int_equal(d.errors, 0);
+    assert_int_equal(d.warnings, 1);
+    path_in(p, sizeof(p), "g");
+    char gwant[1400];
+    snprintf(gwant, sizeof(gwant),
+             "t.ini:3: warning: [auth] groups = %s is not used: group_helper answers a role's groups", p);
+    assert_true(has_msg(&d, gwant));
+    config_free(c);
+    diag_free(&d);
     c = load("[auth]\nhtpasswd = x\ngroup_helper = ./nowhere.sh\n  -b x\n", &d);
     assert_null(c);
     char want[1400];
@@ -521,8 +535,6 @@ static const struct bad bad[] = {
      "t.ini:2: basic_helper = \"/bin/true: a quote is not closed"},
     {"[auth]\nhtpasswd = users\nbasic_helper = /bin/true\n",
      "t.ini:3: [auth] htpasswd and basic_helper are alternatives: set only one"},
-    {"[auth]\nbasic_helper = /bin/true\ngroups = g\ngroup_helper = /bin/true\n",
-     "t.ini:4: [auth] groups and group_helper are alternatives: set only one"},
     {"[auth]\ngroup_helper = /bin/true\n",
      "t.ini:2: [auth] group_helper needs [auth] htpasswd, basic_helper or negotiate_helper"},
     {"[auth]\nhelper_children = 0\n", "t.ini:2: helper_children = 0: out of range (1 to 100)"},
