@@ -207,6 +207,24 @@ def test_ldap_passwords_and_groups(make_sg, env, slapd):
     assert e.get("roles") == "sales"
 
 
+@need_ldap
+def test_group_helper_answers_when_a_groups_file_is_set_too(make_sg, env, slapd, tmp_path):
+    """groups are asked of the groups file or, when set, of the group helper: with both, the
+    directory decides (bob is in sales there, in marketing only in the file) and -t warns."""
+    gf = tmp_path / "groups"
+    gf.write_text("marketing: bob\n")
+    gf.chmod(0o644)
+    d = ldap_daemon(make_sg, slapd, extra={"groups": str(gf)})
+    assert get(d, env, basic("bob", "bob-pw"))[0] == 403
+    e = d.wait_log(user="bob", action="deny")
+    assert e.get("roles") == "sales", e.raw
+    assert get(d, env, basic("alice", "alice-pw"))[0] == 200
+    r = run([str(sgtest.BIN), "-t", "-c", str(d.config)], timeout=15)
+    out = r.stderr.decode() + r.stdout.decode()
+    assert r.returncode == 0, out
+    assert "warning: [auth] groups = %s is not used: group_helper answers" % gf in out, out
+
+
 def modify(slapd, group, op, user):
     slapd.ldif("ldapmodify", "dn: cn=%s,ou=groups,%s\nchangetype: modify\n%s: memberUid\n"
                "memberUid: %s\n" % (group, SUFFIX, op, user))
