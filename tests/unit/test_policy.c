@@ -2004,10 +2004,11 @@ test_local_pages(void **state)
     snprintf(target, sizeof(target), "/continue?%s", link + strlen(prefix));
     assert_int_equal(local(&f, "frank", target, now, out, sizeof(out)), 302);
     assert_int_equal(usage_continue_ok("frank", "youtube", now + 1), 1);
-    /* a reference that is no rule's: out of date */
+    /* a reference that is no rule's here (another key made it): not made for this gateway */
     assert_int_equal(local(&f, "frank", "/continue?p=youtube&r=k0000000000000000", now, out,
                            sizeof(out)),
-                     400);
+                     403);
+    assert_string_equal(local_reason, "bad-continue-token");
 
     /* the warn page shown inside TLS ([tls] pages): its link is on the warned host,
      * under /.socialgate/continue, and sends the user back to the https page */
