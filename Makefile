@@ -157,7 +157,7 @@ test: test-deps
 #   make fuzz          clang -fsanitize=fuzzer,address,undefined builds in
 #                      $(FUZZ_BUILD)/, each run FUZZ_SECONDS (default 60);
 #                      fails on a crash, leak, hang or broken check
-#   make fuzz-smoke    make fuzz FUZZ_SECONDS=15 (CI)
+#   make fuzz-smoke    make fuzz FUZZ_SECONDS=10 (CI)
 # New corpus entries, logs and crashing inputs go to $(FUZZ_WORK), never
 # into the repository.
 FUZZ_TARGETS = $(sort $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
@@ -194,7 +194,7 @@ fuzz: fuzz-build
 	@sh tests/fuzz/run.sh fuzz $(FUZZ_BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_WORK) $(FUZZ_TARGETS)
 
 fuzz-smoke:
-	$(MAKE) fuzz FUZZ_SECONDS=15
+	$(MAKE) fuzz FUZZ_SECONDS=10
 
 # Sanitizer build in its own tree; runs the same suites against it.
 asan:
