@@ -1258,22 +1258,31 @@ def nofile(request):
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+def _listen_drops():
+    """The kernel's count of connections a full listen queue dropped (TcpExt ListenDrops): a
+    client then sees an established connection that no accept() returns."""
+    with open("/proc/net/netstat") as f:
+        lines = [l.split() for l in f if l.startswith("TcpExt:")]
+    return int(dict(zip(lines[0], lines[1])).get("ListenDrops", 0))
+
+
 def _open_idle(port, n, sources=8, pid=None):
     """n established, idle connections (non-blocking connects in batches). Returns
     [(socket, established monotonic time)].
 
-    With pid (the daemon's), each batch waits until the daemon holds about as many more
-    descriptors: on a loaded machine connects can outrun accept(), and once a listen queue
-    overflows the kernel answers with SYN cookies and drops the final ACK, so the client
-    sees a connection the daemon never gets."""
+    With pid (the daemon's), each batch of 100 waits until the daemon holds about as many
+    more descriptors: on a loaded machine connects can outrun accept(), and once a listen
+    queue overflows the kernel answers with SYN cookies and drops the final ACK, so the
+    client sees a connection the daemon never gets (counted in TcpExt ListenDrops)."""
     base = _fd_count(pid) if pid else 0
+    drops0 = _listen_drops()
     out = []
     sel = selectors.DefaultSelector()
     try:
         i = 0
         while i < n:
             batch = []
-            for _ in range(min(500, n - i)):
+            for _ in range(min(100, n - i)):
                 s = socket.socket()
                 s.setblocking(False)
                 s.bind(("127.0.0.%d" % (2 + i % sources), 0))
@@ -1299,7 +1308,7 @@ def _open_idle(port, n, sources=8, pid=None):
                 last, still = _fd_count(pid), time.monotonic()
                 while time.monotonic() < deadline:
                     now_count = _fd_count(pid)
-                    if now_count >= base + len(out) - 50:
+                    if now_count >= base + len(out) - (_listen_drops() - drops0) - 10:
                         break
                     if now_count != last:
                         last, still = now_count, time.monotonic()
@@ -1326,17 +1335,29 @@ def test_ten_thousand_idle_connections(make_sg, env, nofile):
     d = make_sg({"limits": {"max_connections": str(n + 100), "max_per_client": str(n),
                             "header_timeout": "%ds" % header_timeout, "idle_timeout": "60s"}})
     base_fds = _fd_count(d.proc.pid)
+    drops0, started = _listen_drops(), time.monotonic()
     socks = _open_idle(d.port, n, pid=d.proc.pid)
     # a sanitizer build accepts (and times out) several times slower
     slack = 1 if FLAVOUR == "plain" else 4
     try:
         opened = time.monotonic()
+        # Connections a full listen queue dropped never reach the daemon (the kernel counts
+        # them), and on a slow machine the first may reach header_timeout before the last is
+        # open: the daemon must hold every other one, each until its header_timeout.
+        lost = _listen_drops() - drops0
+
+        def due():
+            young = sum(1 for _, t in socks if time.monotonic() - t < header_timeout - 0.5)
+            return young - lost - 4  # (a descriptor or two of the daemon's own come and go)
         deadline = opened + 10 * slack
-        # (a descriptor or two of the daemon's own come and go: DNS, pooled upstreams)
-        while _fd_count(d.proc.pid) < base_fds + n - 4 and time.monotonic() < deadline:
+        while _fd_count(d.proc.pid) - base_fds < due() and time.monotonic() < deadline:
             time.sleep(0.1)
-        fds = _fd_count(d.proc.pid)
-        assert fds >= base_fds + n - 4, "the daemon holds %d descriptors for %d clients" % (fds - base_fds, n)
+        fds, want = _fd_count(d.proc.pid), due()
+        assert fds - base_fds >= want, (
+            "the daemon holds %d descriptors for %d clients (%d due: opening took %.1fs, "
+            "%d dropped by the listen queue)" % (fds - base_fds, n, want, opened - started, lost))
+        assert want >= n // 2, "opening %d connections took %.1fs, too long to test them held together" % (
+            n, opened - started)
 
         # responsive while holding them all
         t0 = time.monotonic()
@@ -1380,7 +1401,7 @@ def test_ten_thousand_idle_connections(make_sg, env, nofile):
         # are at most a handful, and the daemon then holds no descriptor for them (beyond one or two
         # of its own that come and go: DNS, a pooled upstream).
         held = _fd_count(d.proc.pid) - base_fds
-        assert held <= 2 and n - closed <= n // 1000, (
+        assert held <= 2 and n - closed <= max(n // 1000, lost), (
             "%d of %d idle connections still open %ds after header_timeout; the daemon holds %d "
             "descriptors over its %d at start" % (n - closed, n, 8 * slack, held, base_fds))
         assert not early, "%d connections closed before header_timeout (first after %.1fs)" % (len(early), min(early))
