@@ -750,25 +750,31 @@ on_key(void *arg, const char *file, int line, int section_line, const char *sect
     return 0;
 }
 
+/* The index in keys[] of [section] name, or -1. */
+static int
+key_index(const char *section, const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
 /* Whether [section] name was given a value that was refused: the checks
  * between keys leave it out rather than report its consequences. */
 static int
 key_failed(const struct load *l, const char *section, const char *name)
 {
-    for (size_t i = 0; i < NKEYS; i++)
-        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
-            return (l->failed >> i) & 1;
-    return 0;
+    int i = key_index(section, name);
+    return i >= 0 && ((l->failed >> i) & 1);
 }
 
 /* The line that set a key, or 0 (a problem of the whole file) when it was not set. */
 static int
 key_line(const struct load *l, const char *section, const char *name)
 {
-    for (size_t i = 0; i < NKEYS; i++)
-        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
-            return l->key_line[i];
-    return 0;
+    int i = key_index(section, name);
+    return i >= 0 ? l->key_line[i] : 0;
 }
 
 static int

@@ -249,6 +249,13 @@ rule_ref(const struct snapshot *snap, const char *name, char out[18])
     out[17] = '\0';
 }
 
+/* Whether ref has the shape of a reference rule_ref makes. */
+static int
+ref_shaped(const char *ref)
+{
+    return ref[0] == 'k' && strlen(ref) == 17 && strspn(ref + 1, "0123456789abcdef") == 16;
+}
+
 /* Whether r is the rule a Continue link names with ref (see rule_ref). */
 static int
 rule_is_ref(const struct snapshot *snap, const struct policy_rule *r, const char *ref)
@@ -256,7 +263,7 @@ rule_is_ref(const struct snapshot *snap, const struct policy_rule *r, const char
     if (strcmp(r->name, ref) == 0)
         return 1;
     char k[18];
-    if (ref[0] != 'k' || strlen(ref) != 17)
+    if (!ref_shaped(ref))
         return 0;
     rule_ref(snap, r->name, k);
     return strcmp(k, ref) == 0;
@@ -504,7 +511,7 @@ answer_continue(const struct snapshot *snap, const char *identity, const char *q
             r = policy_rule(pol, i);
     /* A reference no rule has under this key was made under another key
      * (or for a rule since removed): refused as any link not made here. */
-    int foreign = r == NULL && rn[0] == 'k' && strlen(rn) == 17 && strspn(rn + 1, "0123456789abcdef") == 16;
+    int foreign = r == NULL && ref_shaped(rn);
     if (!foreign &&
         (r == NULL || r->action != POLICY_WARN || !policy_rule_has_platform(r, cat, pidx))) {
         *status = 400;
